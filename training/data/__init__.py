@@ -1,0 +1,1 @@
+"""Training data: study manifests, dataset adapters, image cache, augmentation, datasets."""
