@@ -1,0 +1,129 @@
+"""CXR-CLIP training loss: image-text InfoNCE over four pairings, plus ICL and TCL.
+
+Each study gives two image views (I1, I2; the second is an augmented copy when the
+study has one image) and two report sections (T1, T2). The loss (CXR-CLIP, MICCAI
+2023) is
+
+    i2t = mean over (I, T) in {I1, I2} x {T1, T2} of CE(s * I @ T_all^T, y)
+    t2i = mean over the same pairs of              CE(s * T @ I_all^T, y)
+    clip = (i2t + t2i) / 2
+    i2i  = (CE(s * I1 @ I2_all^T, y) + CE(s * I2 @ I1_all^T, y)) / 2      (ICL)
+    t2t  = (CE(s * T1 @ T2_all^T, y) + CE(s * T2 @ T1_all^T, y)) / 2      (TCL)
+    total = clip + i2i_weight * i2i + t2t_weight * t2t
+
+``s`` is the learned logit scale (already exponentiated) and is shared by all
+terms, as in the published code. ``X_all`` are the embeddings gathered from all
+ranks (just the local ones without DDP) and ``y = arange(B) + rank * B``. Label
+smoothing applies to the image-text terms in training mode only; ICL and TCL use
+hard labels, again matching the published code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cxrclip import distributed
+
+__all__ = ["CXRClipLoss", "LossOutput", "contrastive_pair"]
+
+
+@dataclass
+class LossOutput:
+    """All loss terms of one step; ``total`` is the one to back-propagate."""
+
+    total: torch.Tensor
+    clip: torch.Tensor
+    i2t: torch.Tensor
+    t2i: torch.Tensor
+    i2i: torch.Tensor
+    t2t: torch.Tensor
+
+    def to_dict(self) -> dict[str, float]:
+        """Detached float values, convenient for logging."""
+        return {name: float(getattr(self, name).detach()) for name in
+                ("total", "clip", "i2t", "t2i", "i2i", "t2t")}
+
+
+def contrastive_pair(a: torch.Tensor, b: torch.Tensor, a_all: torch.Tensor,
+                     b_all: torch.Tensor, logit_scale: torch.Tensor | float,
+                     labels: torch.Tensor, label_smoothing: float = 0.0,
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """InfoNCE both ways for one pairing: (CE(s a b_all^T), CE(s b a_all^T)).
+
+    ``a``/``b`` are this rank's rows, ``a_all``/``b_all`` the gathered columns.
+    """
+    a_to_b = F.cross_entropy(logit_scale * a @ b_all.T, labels, label_smoothing=label_smoothing)
+    b_to_a = F.cross_entropy(logit_scale * b @ a_all.T, labels, label_smoothing=label_smoothing)
+    return a_to_b, b_to_a
+
+
+def _check_inputs(tensors: dict[str, torch.Tensor]) -> None:
+    """Raise ValueError unless all embeddings are 2-D and share one shape."""
+    shapes = {name: tuple(t.shape) for name, t in tensors.items()}
+    first = next(iter(shapes.values()))
+    if len(first) != 2 or any(s != first for s in shapes.values()):
+        raise ValueError(f"CXRClipLoss expects four B x D embeddings of one shape, got {shapes}; "
+                         "pass L2-normalised projections of both views and both sections")
+    if first[0] == 0:
+        raise ValueError("CXRClipLoss got an empty batch (B=0); drop empty batches before the loss")
+
+
+class CXRClipLoss(nn.Module):
+    """CLIP loss over two views x two sections, plus image-image (ICL) and text-text (TCL) terms.
+
+    Args:
+        i2i_weight: weight of ICL (paper: 1.0).
+        t2t_weight: weight of TCL (paper: 0.5).
+        label_smoothing: cross-entropy label smoothing of the image-text terms (training mode only).
+        gather: gather embeddings from all DDP ranks (with gradients) to use as negatives.
+    """
+
+    def __init__(self, i2i_weight: float = 1.0, t2t_weight: float = 0.5,
+                 label_smoothing: float = 0.0, gather: bool = True) -> None:
+        super().__init__()
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        if i2i_weight < 0 or t2t_weight < 0:
+            raise ValueError(f"loss weights must be >= 0, got i2i_weight={i2i_weight}, "
+                             f"t2t_weight={t2t_weight}")
+        self.i2i_weight = float(i2i_weight)
+        self.t2t_weight = float(t2t_weight)
+        self.label_smoothing = float(label_smoothing)
+        self.gather = gather
+
+    def forward(self, image_emb: torch.Tensor, image_emb_view2: torch.Tensor,
+                text_emb: torch.Tensor, text_emb_section2: torch.Tensor,
+                logit_scale: torch.Tensor | float) -> LossOutput:
+        """Compute all terms for one (local) batch of L2-normalised B x D embeddings.
+
+        ``logit_scale`` is the multiplier itself, i.e. ``model.logit_scale.exp()``.
+        """
+        local = {"image": image_emb, "image_view2": image_emb_view2,
+                 "text": text_emb, "text_section2": text_emb_section2}
+        _check_inputs(local)
+        use_gather = self.gather and distributed.is_distributed()
+        gathered = {k: distributed.gather_with_grad(v) if use_gather else v for k, v in local.items()}
+        batch = image_emb.shape[0]
+        offset = distributed.rank() * batch if use_gather else 0
+        labels = torch.arange(batch, device=image_emb.device) + offset
+        smoothing = self.label_smoothing if self.training else 0.0
+
+        i2t_terms, t2i_terms = [], []
+        for img in ("image", "image_view2"):
+            for txt in ("text", "text_section2"):
+                i2t, t2i = contrastive_pair(local[img], local[txt], gathered[img], gathered[txt],
+                                            logit_scale, labels, smoothing)
+                i2t_terms.append(i2t)
+                t2i_terms.append(t2i)
+        i2t = torch.stack(i2t_terms).mean()
+        t2i = torch.stack(t2i_terms).mean()
+        clip = (i2t + t2i) / 2
+        i2i = torch.stack(contrastive_pair(local["image"], local["image_view2"], gathered["image"],
+                                           gathered["image_view2"], logit_scale, labels)).mean()
+        t2t = torch.stack(contrastive_pair(local["text"], local["text_section2"], gathered["text"],
+                                           gathered["text_section2"], logit_scale, labels)).mean()
+        total = clip + self.i2i_weight * i2i + self.t2t_weight * t2t
+        return LossOutput(total=total, clip=clip, i2t=i2t, t2i=t2i, i2i=i2i, t2t=t2t)
