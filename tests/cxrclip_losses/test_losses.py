@@ -1,0 +1,164 @@
+"""CXRClipLoss against hand-computed values, and its DDP gather against one process."""
+from __future__ import annotations
+
+import importlib.util
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cxrclip import distributed
+from cxrclip.losses import CXRClipLoss
+
+HERE = Path(__file__).resolve().parent
+
+
+def _ce_row(logits: list[float], target: int, eps: float = 0.0) -> float:
+    """Cross-entropy of one row written out with math.exp/log (label smoothing eps)."""
+    lse = math.log(sum(math.exp(v) for v in logits))
+    nll = [lse - v for v in logits]
+    return (1 - eps) * nll[target] + eps * sum(nll) / len(nll)
+
+
+def _ce(a: list[list[float]], b: list[list[float]], s: float, eps: float = 0.0) -> float:
+    """Mean over rows i of CE(s * a_i . b_j over j, target i), all in plain Python."""
+    rows = [[s * sum(x * y for x, y in zip(ai, bj)) for bj in b] for ai in a]
+    return sum(_ce_row(r, i, eps) for i, r in enumerate(rows)) / len(rows)
+
+
+def _reference(i1, i2, t1, t2, s, w_ii=1.0, w_tt=0.5, eps=0.0) -> dict[str, float]:
+    """The loss formula of docs/losses_prompts.md, spelled out term by term."""
+    pairs = [(i1, t1), (i2, t1), (i1, t2), (i2, t2)]
+    i2t = sum(_ce(i, t, s, eps) for i, t in pairs) / 4
+    t2i = sum(_ce(t, i, s, eps) for i, t in pairs) / 4
+    i2i = (_ce(i1, i2, s) + _ce(i2, i1, s)) / 2
+    t2t = (_ce(t1, t2, s) + _ce(t2, t1, s)) / 2
+    clip = (i2t + t2i) / 2
+    return {"i2t": i2t, "t2i": t2i, "clip": clip, "i2i": i2i, "t2t": t2t,
+            "total": clip + w_ii * i2i + w_tt * t2t}
+
+
+def _unit(rows: list[list[float]]) -> list[list[float]]:
+    return [[v / math.sqrt(sum(x * x for x in r)) for v in r] for r in rows]
+
+
+def _t(rows: list[list[float]]) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+EYE = [[1.0, 0.0], [0.0, 1.0]]
+# Three studies, 2-D embeddings on the unit circle at hand-picked angles.
+I1 = _unit([[1.0, 0.2], [0.1, 1.0], [-1.0, 0.3]])
+I2 = _unit([[0.9, -0.3], [0.4, 1.0], [-0.8, -0.5]])
+T1 = _unit([[1.0, 0.5], [-0.2, 1.0], [-1.0, -0.1]])
+T2 = _unit([[0.7, 0.7], [0.0, 1.0], [-0.6, 0.8]])
+
+
+def test_identity_embeddings_match_closed_form():
+    # Every logit matrix is s * I, so every CE row is log(1 + e^-s) (s = 1 here).
+    out = CXRClipLoss()(_t(EYE), _t(EYE), _t(EYE), _t(EYE), 1.0)
+    per_row = math.log(1 + math.exp(-1.0))
+    for name in ("i2t", "t2i", "clip", "i2i", "t2t"):
+        assert getattr(out, name).item() == pytest.approx(per_row, abs=1e-12)
+    assert out.total.item() == pytest.approx(per_row * (1 + 1.0 + 0.5), abs=1e-12)
+
+
+def test_three_by_two_matches_python_reference():
+    out = CXRClipLoss()(_t(I1), _t(I2), _t(T1), _t(T2), 2.5)
+    ref = _reference(I1, I2, T1, T2, 2.5)
+    for name, value in ref.items():
+        assert getattr(out, name).item() == pytest.approx(value, rel=1e-10), name
+    assert out.to_dict()["total"] == pytest.approx(ref["total"])
+
+
+def test_weights_enter_total_linearly():
+    out = CXRClipLoss(i2i_weight=0.3, t2t_weight=2.0)(_t(I1), _t(I2), _t(T1), _t(T2), 4.0)
+    ref = _reference(I1, I2, T1, T2, 4.0, w_ii=0.3, w_tt=2.0)
+    assert out.total.item() == pytest.approx(ref["total"], rel=1e-10)
+    plain = CXRClipLoss(i2i_weight=0.0, t2t_weight=0.0)(_t(I1), _t(I2), _t(T1), _t(T2), 4.0)
+    assert plain.total.item() == pytest.approx(out.clip.item(), rel=1e-12)
+
+
+def test_label_smoothing_only_on_image_text_terms_and_only_in_training():
+    eps = 0.2
+    loss = CXRClipLoss(label_smoothing=eps)
+    out = loss(_t(EYE), _t(EYE), _t(EYE), _t(EYE), 1.0)
+    # Smoothed row: (1-eps) * log(1+e^-1) + eps/2 * (log(1+e^-1) + log(1+e^1)).
+    hard = math.log(1 + math.exp(-1.0))
+    smoothed = (1 - eps) * hard + eps / 2 * (hard + math.log(1 + math.exp(1.0)))
+    assert out.clip.item() == pytest.approx(smoothed, abs=1e-12)
+    assert out.i2i.item() == pytest.approx(hard, abs=1e-12)
+    assert out.t2t.item() == pytest.approx(hard, abs=1e-12)
+    ref = _reference(I1, I2, T1, T2, 3.0, eps=eps)
+    assert loss(_t(I1), _t(I2), _t(T1), _t(T2), 3.0).total.item() == pytest.approx(ref["total"])
+    loss.eval()
+    assert loss(_t(EYE), _t(EYE), _t(EYE), _t(EYE), 1.0).clip.item() == pytest.approx(hard)
+
+
+def test_aligned_embeddings_with_large_scale_give_near_zero_loss():
+    emb = torch.nn.functional.normalize(torch.randn(6, 16, generator=torch.Generator().manual_seed(0)))
+    emb = torch.linalg.qr(emb.T)[0].T  # orthonormal rows: off-diagonal similarity exactly 0
+    out = CXRClipLoss()(emb, emb, emb, emb, 100.0)
+    assert out.total.item() < 1e-12
+
+
+def test_logit_scale_tensor_gets_gradient():
+    scale = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    CXRClipLoss()(_t(I1), _t(I2), _t(T1), _t(T2), scale).total.backward()
+    eps = 1e-6
+    up = _reference(I1, I2, T1, T2, 2.0 + eps)["total"]
+    down = _reference(I1, I2, T1, T2, 2.0 - eps)["total"]
+    assert scale.grad.item() == pytest.approx((up - down) / (2 * eps), rel=1e-5)
+
+
+@pytest.mark.parametrize("shapes", [((3, 2), (3, 2), (2, 2), (3, 2)), ((3,), (3,), (3,), (3,))])
+def test_bad_shapes_raise_value_error(shapes):
+    tensors = [torch.zeros(s) for s in shapes]
+    with pytest.raises(ValueError, match="B x D"):
+        CXRClipLoss()(*tensors, 1.0)
+
+
+def test_bad_settings_raise_value_error():
+    with pytest.raises(ValueError, match="label_smoothing"):
+        CXRClipLoss(label_smoothing=1.5)
+    with pytest.raises(ValueError, match="weights"):
+        CXRClipLoss(i2i_weight=-1)
+
+
+def test_single_process_helpers():
+    x = torch.ones(2, 3)
+    assert not distributed.is_distributed()
+    assert distributed.rank() == 0 and distributed.world_size() == 1
+    assert distributed.gather_with_grad(x) is x
+
+
+def _load_ddp_check():
+    spec = importlib.util.spec_from_file_location("cxrclip_ddp_check", HERE / "ddp_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_two_process_gloo_matches_one_process(tmp_path):
+    check = _load_ddp_check()
+    result = subprocess.run([sys.executable, str(HERE / "ddp_check.py"), str(tmp_path)],
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
+
+    inputs, layer, logit_scale = check.make_problem()
+    full = {k: v.clone().requires_grad_(True) for k, v in inputs.items()}
+    out = check.run_loss(full, layer, logit_scale, label_smoothing=0.1)
+    out.total.backward()
+    terms = torch.stack([out.total, out.clip, out.i2t, out.t2i, out.i2i, out.t2t]).detach()
+    torch.testing.assert_close(ddp["terms"], terms, rtol=1e-5, atol=1e-6)
+    param_grads = torch.cat([layer.weight.grad.flatten(), layer.bias.grad, logit_scale.grad.view(1)])
+    # DDP averages parameter gradients over ranks: equal to the one-process gradient.
+    torch.testing.assert_close(ddp["param_grads"], param_grads, rtol=1e-4, atol=1e-6)
+    # Each rank's input gradient is d(sum of rank losses)/dx = world_size * d(mean loss)/dx.
+    input_grads = torch.stack([full[k].grad for k in check.STREAMS])
+    torch.testing.assert_close(ddp["input_grads"], check.WORLD * input_grads, rtol=1e-4, atol=1e-6)
