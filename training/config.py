@@ -1,0 +1,233 @@
+"""Training configuration: dataclasses, YAML loading with ``base`` files and dotted overrides.
+
+The dataclasses are the schema: OmegaConf merges the YAML and the ``key=value``
+overrides onto them, so an unknown key or a value of the wrong type fails before
+any data is read, with a message naming the key, the value and what is allowed.
+Choices (precision, device, ...) are checked in ``__post_init__``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from cxrclip.config import ModelConfig
+
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+DEVICES = ("auto", "cuda", "cpu")
+SCHEDULES = ("cosine", "constant")
+PKG_PREFIX = "pkg:"
+
+
+class ConfigError(ValueError):
+    """A training config key or value is not allowed."""
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}={value!r} is not allowed; choose one of {list(allowed)}")
+
+
+def _at_least(key: str, value: float, low: float) -> None:
+    if value < low:
+        raise ConfigError(f"{key}={value!r} must be >= {low}")
+
+
+@dataclass
+class DataConfig:
+    """Which manifests to read and how to turn studies into pairs."""
+
+    train: list[str] = field(default_factory=list)
+    val: list[str] = field(default_factory=list)
+    train_split: str = "train"
+    val_split: str = "validate"
+    num_workers: int = 4
+    shuffle_sentences: bool = True
+    max_replacement_tries: int = 10
+
+    def __post_init__(self) -> None:
+        _at_least("data.num_workers", self.num_workers, 0)
+        _at_least("data.max_replacement_tries", self.max_replacement_tries, 1)
+
+
+@dataclass
+class AugmentConfig:
+    """Training augmentation (evaluation uses ``cxrclip.preprocess`` only)."""
+
+    crop_scale_min: float = 0.8
+    crop_scale_max: float = 1.1
+    crop_ratio_min: float = 0.75
+    crop_ratio_max: float = 1.333
+    clahe: bool = True
+    clahe_probability: float = 0.5
+    clahe_clip_limit: float = 2.0
+    clahe_tile: int = 8
+    brightness: float = 0.1
+    contrast: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0 < self.crop_scale_min <= self.crop_scale_max:
+            raise ConfigError(f"augment.crop_scale_min={self.crop_scale_min} and crop_scale_max="
+                              f"{self.crop_scale_max} must satisfy 0 < min <= max")
+        if not 0 <= self.clahe_probability <= 1:
+            raise ConfigError(f"augment.clahe_probability={self.clahe_probability} must be in [0, 1]")
+
+
+@dataclass
+class LossConfig:
+    """Weights of the CXR-CLIP loss terms (paper: ICL 1.0, TCL 0.5)."""
+
+    i2i_weight: float = 1.0
+    t2t_weight: float = 0.5
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class OptimConfig:
+    """AdamW and the learning-rate schedule."""
+
+    lr: float = 5e-5
+    weight_decay: float = 1e-4
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+    warmup_ratio: float = 0.05
+    min_lr_ratio: float = 0.0
+    max_grad_norm: float = 0.0
+    fused: bool = True
+
+    def __post_init__(self) -> None:
+        _choice("optim.schedule", self.schedule, SCHEDULES)
+        if self.lr <= 0:
+            raise ConfigError(f"optim.lr={self.lr} must be > 0")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"optim.warmup_ratio={self.warmup_ratio} must be in [0, 1)")
+
+
+@dataclass
+class TrainSection:
+    """Loop length, batch, precision, checkpointing and logging."""
+
+    epochs: int = 15
+    batch_size: int = 128
+    grad_accum_steps: int = 1
+    max_steps: int | None = None
+    stop_after_steps: int | None = None
+    precision: str = "auto"
+    device: str = "auto"
+    gradient_checkpointing: bool = False
+    channels_last: bool = True
+    compile: bool = False
+    seed: int = 42
+    log_every: int = 10
+    ckpt_every_steps: int = 1000
+    keep_best: bool = True
+    max_consecutive_nonfinite: int = 20
+    max_logit_scale: float = 100.0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        _choice("train.precision", self.precision, PRECISIONS)
+        _choice("train.device", self.device, DEVICES)
+        for key in ("epochs", "batch_size", "grad_accum_steps", "log_every",
+                    "max_consecutive_nonfinite"):
+            _at_least(f"train.{key}", getattr(self, key), 1)
+        _at_least("train.ckpt_every_steps", self.ckpt_every_steps, 0)
+
+
+@dataclass
+class ExperimentConfig:
+    """The whole training run."""
+
+    output_dir: str = "runs/cxrclip"
+    model: dict[str, Any] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainSection = field(default_factory=TrainSection)
+
+    def model_config(self) -> ModelConfig:
+        """The ``model`` section as a validated ``cxrclip`` ModelConfig."""
+        try:
+            return ModelConfig.from_dict(self.model)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"model: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (for saving next to checkpoints and in the model card)."""
+        return dataclasses.asdict(self)
+
+
+def resolve_text_path(path: str) -> str:
+    """Turn ``pkg:module`` into the directory the module's ``get_model_path()`` returns."""
+    if not path.startswith(PKG_PREFIX):
+        return path
+    module_name = path[len(PKG_PREFIX):]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"model.text.path={path!r}: package {module_name!r} is not installed; "
+                          f"pip install {module_name.replace('_', '-')}") from exc
+    getter = getattr(module, "get_model_path", None)
+    if getter is None:
+        raise ConfigError(f"model.text.path={path!r}: {module_name} has no get_model_path()")
+    return str(getter())
+
+
+def _load_yaml_with_bases(path: Path, seen: tuple[Path, ...] = ()) -> DictConfig:
+    """Load YAML; a top-level ``base`` (str or list, relative to the file) is merged first."""
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"config base cycle: {' -> '.join(map(str, seen + (path,)))}")
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; see training/configs/ for examples")
+    raw = OmegaConf.load(path)
+    bases = raw.pop("base", None)
+    merged = OmegaConf.create()
+    for base in [bases] if isinstance(bases, str) else list(bases or []):
+        merged = OmegaConf.merge(merged, _load_yaml_with_bases(path.parent / base, seen + (path,)))
+    return OmegaConf.merge(merged, raw)
+
+
+def _explain(exc: OmegaConfBaseException) -> ConfigError:
+    key = getattr(exc, "full_key", None) or "?"
+    obj_type = getattr(exc, "object_type", None)
+    if isinstance(exc, ConfigKeyError) and obj_type is not None and dataclasses.is_dataclass(obj_type):
+        allowed = [f.name for f in dataclasses.fields(obj_type)]
+        return ConfigError(f"unknown config key {key!r}; allowed keys here: {allowed}")
+    first_line = str(exc).splitlines()[0]
+    return ConfigError(f"bad config value for {key!r}: {first_line}")
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Schema ← YAML (with bases) ← ``key=value`` overrides, validated."""
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise ConfigError(f"override {bad[0]!r} must look like key=value, e.g. train.batch_size=64")
+    try:
+        cfg = OmegaConf.structured(ExperimentConfig)
+        if path is not None:
+            cfg = OmegaConf.merge(cfg, _load_yaml_with_bases(Path(path)))
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+        exp = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ConfigError):
+            raise cause from exc
+        raise _explain(exc) from exc
+    if not isinstance(exp, ExperimentConfig):
+        raise ConfigError(f"config {path} did not produce an ExperimentConfig")
+    text = dict(exp.model.get("text") or {})
+    if "path" in text:
+        text["path"] = resolve_text_path(str(text["path"]))
+        exp.model["text"] = text
+    exp.model_config()
+    return exp
