@@ -1,0 +1,1 @@
+"""Pure-Python models of the viewer (no Qt): events, study tree, display state."""

@@ -1,0 +1,13 @@
+"""Pixel pipeline: modality -> VOI (window or VOI LUT) -> presentation -> uint8."""
+from viewer.render.pipeline import (
+    data_range,
+    default_display_uint8,
+    display_range,
+    downsample_for_display,
+    pixel_value_at,
+    render_uint8,
+    voi_lut_table,
+)
+
+__all__ = ["data_range", "default_display_uint8", "display_range", "downsample_for_display",
+           "pixel_value_at", "render_uint8", "voi_lut_table"]
