@@ -1,0 +1,226 @@
+"""Report text → clean, de-duplicated sentences, and readers for report sources.
+
+Radiology reports mix section headers ("FINDINGS:"), numbered impressions
+("1. ... 2. ..."), abbreviations ("e.g.", "approx.") and decimals ("1.5 cm");
+a naive split on "." breaks all of these. This module splits them into
+sentences that make sense on their own, which is what a sentence bank needs.
+
+Source readers (CSV, TXT, OpenI/IU-Xray XML folders) return report texts;
+`collect_sentences` turns any list of texts into `(sentence, count)` pairs.
+"""
+from __future__ import annotations
+
+import csv
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+# Words after which a period does not end the sentence (compared lower-case,
+# without the final period).
+_NON_BREAKING = frozenset(
+    {"e.g", "i.e", "eg", "ie", "approx", "vs", "cf", "dr", "mr", "mrs", "ms", "incl", "resp", "fig", "prox", "ca"}
+)
+# Breaking only when the next word starts upper-case ("etc. The heart ..." ends,
+# "etc. and" does not).
+_SOFT_BREAKING = frozenset({"etc", "al"})
+
+_HEADER_RE = re.compile(
+    r"(?:(?<=^)|(?<=[\s.;]))(?:[A-Z][A-Z/&]*(?:[ \t][A-Z/&]+){0,6})[ \t]*:[ \t]*",
+    re.MULTILINE,
+)
+# A list marker "1." / "2)" at the start, after a newline or after ". " / ": ".
+_LIST_MARKER_RE = re.compile(r"(?:^|(?<=[\n\x1e.:;!?]))[ \t]*\(?\d{1,2}[.)](?=[ \t]+\S)(?!\d)", re.MULTILINE)
+_BREAK_RE = re.compile(r"[.!?]+(?=\s|$)")
+_WORD_BEFORE_RE = re.compile(r"([A-Za-z][A-Za-z.]*)$")
+_SPACE_RE = re.compile(r"\s+")
+_PARAGRAPH_RE = re.compile(r"\n[ \t]*\n")
+# Hard sentence break inserted for headers, list markers and blank lines; single
+# newlines are only line wrapping (reports are often hard-wrapped).
+_BREAK = "\x1e"
+_EDGE_JUNK = " \t\n\x1e-*•,;:"
+
+DEFAULT_MIN_LETTERS = 4
+TEXT_COLUMNS = ("report", "text", "findings", "impression")
+
+
+class ReportSourceError(ValueError):
+    """A report source (CSV/TXT/XML) cannot be read as asked."""
+
+
+@dataclass(frozen=True)
+class SentenceCount:
+    """One distinct sentence and how often it occurred in the source."""
+
+    text: str
+    count: int
+
+
+def strip_headers(text: str) -> str:
+    """Remove upper-case section headers such as ``FINDINGS:`` or ``IMPRESSION:``.
+
+    The header is replaced by a sentence break so that text before it does
+    not run into the section that follows.
+    """
+    return _HEADER_RE.sub(_BREAK, text)
+
+
+def _mark_list_items(text: str) -> str:
+    """Turn numbered list markers into sentence breaks ("1. A. 2. B" → "A. | B")."""
+    return _LIST_MARKER_RE.sub(_BREAK, text)
+
+
+def _ends_sentence(text: str, dot_start: int, dot_end: int) -> bool:
+    """Whether the punctuation run text[dot_start:dot_end] ends a sentence."""
+    if text[dot_start] != ".":
+        return True
+    match = _WORD_BEFORE_RE.search(text, 0, dot_start)
+    word = match.group(1).lower().rstrip(".") if match else ""
+    if word in _NON_BREAKING:
+        return False
+    if word in _SOFT_BREAKING:
+        rest = text[dot_end:].lstrip()
+        return not rest or rest[0].isupper()
+    return True
+
+
+def _split_plain(text: str) -> list[str]:
+    """Split text (no headers, no list markers) at sentence-ending punctuation."""
+    pieces: list[str] = []
+    start = 0
+    for match in _BREAK_RE.finditer(text):
+        if _ends_sentence(text, match.start(), match.end()):
+            pieces.append(text[start : match.end()])
+            start = match.end()
+    pieces.append(text[start:])
+    return pieces
+
+
+def normalize_sentence(sentence: str) -> str:
+    """Collapse whitespace and trim bullets/separators; keep the original case."""
+    return _SPACE_RE.sub(" ", sentence).strip(_EDGE_JUNK)
+
+
+def sentence_key(sentence: str) -> str:
+    """Key used for case-insensitive de-duplication ("No effusion." == "no effusion")."""
+    return normalize_sentence(sentence).lower().rstrip(".!? ")
+
+
+def _letter_count(sentence: str) -> int:
+    return sum(ch.isalpha() for ch in sentence)
+
+
+def split_sentences(text: str, min_letters: int = DEFAULT_MIN_LETTERS) -> list[str]:
+    """Split one report into normalised sentences.
+
+    Handles section headers, numbered items ("1. ... 2. ..."), abbreviations
+    ("e.g.", "approx.") and decimals ("1.5 cm"). Sentences with fewer than
+    `min_letters` letters (e.g. "No.", "___.") are dropped.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"report text must be str, got {type(text).__name__}")
+    prepared = _PARAGRAPH_RE.sub(_BREAK, _mark_list_items(strip_headers(text)))
+    sentences: list[str] = []
+    for block in prepared.split(_BREAK):
+        for piece in _split_plain(block):
+            sentence = normalize_sentence(piece)
+            if _letter_count(sentence) >= min_letters:
+                sentences.append(sentence)
+    return sentences
+
+
+def collect_sentences(texts: Iterable[str], min_letters: int = DEFAULT_MIN_LETTERS) -> list[SentenceCount]:
+    """Split all texts and de-duplicate case-insensitively, counting occurrences.
+
+    The first spelling seen is kept. Result is sorted by count (descending),
+    ties in order of first appearance.
+    """
+    first_text: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for text in texts:
+        for sentence in split_sentences(text, min_letters=min_letters):
+            key = sentence_key(sentence)
+            if key not in counts:
+                first_text[key] = sentence
+                counts[key] = 0
+            counts[key] += 1
+    order = {key: i for i, key in enumerate(counts)}
+    keys = sorted(counts, key=lambda k: (-counts[k], order[k]))
+    return [SentenceCount(first_text[k], counts[k]) for k in keys]
+
+
+def read_csv_reports(path: Path, column: str | None = None) -> list[str]:
+    """Read report texts from one column of a CSV file.
+
+    Without `column`, the first of report/text/findings/impression present
+    (case-insensitive) is used. Empty cells are skipped.
+    """
+    with Path(path).open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        fields = reader.fieldnames or []
+        name = _choose_column(fields, column, path)
+        return [row[name] for row in reader if row.get(name) and row[name].strip()]
+
+
+def _choose_column(fields: list[str], column: str | None, path: Path) -> str:
+    by_lower = {f.lower(): f for f in fields}
+    wanted = [column] if column else list(TEXT_COLUMNS)
+    for name in wanted:
+        if name.lower() in by_lower:
+            return by_lower[name.lower()]
+    hint = f"column {column!r}" if column else f"any of the columns {list(TEXT_COLUMNS)}"
+    raise ReportSourceError(
+        f"{path}: CSV has no {hint}; its columns are {fields}. Choose one with --column NAME."
+    )
+
+
+def read_txt_reports(path: Path) -> list[str]:
+    """Read a text file with one report (or one sentence) per non-empty line."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _xml_sections(file: Path, wanted: set[str]) -> list[str]:
+    """Texts of the `<AbstractText Label=...>` nodes of one OpenI XML file whose label is wanted."""
+    try:
+        root = ET.parse(file).getroot()
+    except ET.ParseError as exc:
+        raise ReportSourceError(f"{file}: not valid XML ({exc}); remove it or fix the file") from exc
+    texts = []
+    for node in root.iter("AbstractText"):
+        if node.get("Label", "").upper() in wanted:
+            text = "".join(node.itertext()).strip()
+            if text:
+                texts.append(text)
+    return texts
+
+
+def read_openi_xml(path: Path, labels: tuple[str, ...] = ("FINDINGS", "IMPRESSION")) -> list[str]:
+    """Read the FINDINGS/IMPRESSION sections of an OpenI (IU-Xray) XML file or folder.
+
+    Each non-empty `<AbstractText Label="...">` section becomes one text.
+    """
+    path = Path(path)
+    files = sorted(path.rglob("*.xml")) if path.is_dir() else [path]
+    if not files:
+        raise ReportSourceError(f"{path}: no .xml files found; expected the OpenI/IU-Xray report folder")
+    wanted = {label.upper() for label in labels}
+    return [text for file in files for text in _xml_sections(file, wanted)]
+
+
+def read_report_source(path: Path, column: str | None = None) -> list[str]:
+    """Read report texts from a CSV file, a TXT file, or an OpenI XML file/folder."""
+    path = Path(path)
+    if path.is_dir():
+        return read_openi_xml(path)
+    if not path.is_file():
+        raise ReportSourceError(f"report source {path} does not exist; pass a .csv, a .txt or an XML folder")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return read_csv_reports(path, column)
+    if suffix in {".txt", ".text"}:
+        return read_txt_reports(path)
+    if suffix == ".xml":
+        return read_openi_xml(path)
+    raise ReportSourceError(f"{path}: unsupported report source type {suffix!r}; use .csv, .txt or an XML folder")
