@@ -1,0 +1,159 @@
+"""The ``cxrclip`` command line.
+
+Owns ``convert-official`` and ``info``; ``score`` and ``bank`` come from
+``cxrclip.engine_cli``; further commands (``train``, ``eval``, ``prepare``,
+``phantom``) are discovered from the entry-point group ``cxrclip.commands``.
+Each provider is a function ``register(subparsers)`` that adds a sub-parser
+whose ``func`` default is a handler ``(args) -> int``. A provider that fails
+to import only makes its command unavailable, reported when it is asked for.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib.metadata import entry_points
+from typing import Callable, Sequence
+
+ENTRY_POINT_GROUP = "cxrclip.commands"
+# Errors that mean "the user asked for something that cannot be done": one line, no traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, FileExistsError, ValueError,
+                                                 PermissionError, NotADirectoryError)
+
+
+def _cmd_convert_official(args: argparse.Namespace) -> int:
+    import torch
+
+    from cxrclip.convert_official import convert_official
+
+    dtype = torch.float16 if args.fp16 else None
+    model_id = convert_official(args.checkpoint, args.out_dir, args.text_encoder, args.backbone, dtype)
+    print(f"wrote {args.out_dir} (model id {model_id})")
+    return 0
+
+
+def _info_dict(model_dir: str) -> dict:
+    from cxrclip.checkpoint import read_card, read_config
+
+    data = read_config(model_dir)
+    return {"path": model_dir, "model_id": data.get("model_id"),
+            "format_version": data["format_version"], "dtype": data.get("dtype"),
+            "created": data.get("created"), "text_encoder_source": data.get("text_encoder", {}).get("source"),
+            "model": data["model"], "card": read_card(model_dir).to_dict()}
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    info = _info_dict(args.model_dir)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    model, card = info["model"], info["card"]
+    rows = [("model id", info["model_id"]), ("format", f"v{info['format_version']} ({info['dtype']})"),
+            ("created", info["created"]), ("image encoder", model["image"]["name"]),
+            ("text encoder", f"{info['text_encoder_source']} (pooling {model['text']['pooling']})"),
+            ("projection", f"{model['projection']['kind']} -> {model['projection']['dim']}"),
+            ("preprocess", f"shorter side {model['preprocess']['resize_shorter']}, crop "
+                           f"{model['preprocess']['image_size']}, mean {model['preprocess']['mean']}, "
+                           f"std {model['preprocess']['std']}"),
+            ("card", card["title"]), ("source", card["source"]), ("data", card["data"])]
+    rows += [(f"metric {k}", v) for k, v in card["metrics"].items()]
+    for label, value in rows:
+        if value not in (None, ""):
+            print(f"{label:>14}: {value}")
+    return 0
+
+
+def _add_core_commands(sub: argparse._SubParsersAction) -> None:
+    conv = sub.add_parser("convert-official", help="convert a published CXR-CLIP .tar checkpoint",
+                          description="Convert r50_*/swint_*.tar to a cxrclip model directory.")
+    conv.add_argument("checkpoint", help="official checkpoint file (e.g. r50_mcc.tar)")
+    conv.add_argument("out_dir", help="output model directory")
+    conv.add_argument("--text-encoder", required=True,
+                      help="local transformers directory of Bio_ClinicalBERT (config + tokenizer)")
+    conv.add_argument("--backbone", choices=["auto", "r50", "swint"], default="auto")
+    conv.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
+    conv.set_defaults(func=_cmd_convert_official)
+    info = sub.add_parser("info", help="show a model directory's config and card")
+    info.add_argument("model_dir")
+    info.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    info.set_defaults(func=_cmd_info)
+
+
+CORE_COMMANDS = ("convert-official", "info")
+ENGINE_COMMANDS = ("score", "bank")
+
+
+def _providers(command: str | None) -> list[tuple[str, Callable[[], Callable]]]:
+    """Providers to import: only the one that owns ``command``, or all (for help)."""
+    if command in CORE_COMMANDS:
+        return []
+    everything = [("score", _engine_register)]
+    everything += [(ep.name, ep.load) for ep in entry_points(group=ENTRY_POINT_GROUP)]
+    if command in ENGINE_COMMANDS:
+        return everything[:1]
+    chosen = [p for p in everything if p[0] == command]
+    return chosen or everything
+
+
+def _register_providers(sub: argparse._SubParsersAction, command: str | None) -> dict[str, str]:
+    """Call the needed ``register(subparsers)`` functions; returns {command: reason} for failures."""
+    unavailable: dict[str, str] = {}
+    for name, load in _providers(command):
+        try:
+            load()(sub)
+        # A broken optional part must not take the whole CLI down; its reason is
+        # shown when (and only when) its command is requested.
+        except Exception as exc:  # noqa: BLE001
+            unavailable[name] = f"{type(exc).__name__}: {exc}"
+            if name == "score":
+                unavailable["bank"] = unavailable[name]
+    return unavailable
+
+
+def _engine_register() -> Callable:
+    from cxrclip.engine_cli import register
+
+    return register
+
+
+def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, str]]:
+    """The parser and the commands that could not be registered.
+
+    With ``command`` only its provider is imported (fast start); without, all are.
+    """
+    parser = argparse.ArgumentParser(prog="cxrclip", description="CXR-CLIP model tools")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_core_commands(sub)
+    unavailable = _register_providers(sub, command)
+    for name in unavailable:
+        if name not in sub.choices:
+            sub.add_parser(name, help="(unavailable)", add_help=False)
+    return parser, unavailable
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 = success)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, unavailable = build_parser(argv[0] if argv else None)
+    if argv and argv[0] in unavailable:
+        print(f"cxrclip: the {argv[0]!r} command is unavailable: {unavailable[argv[0]]}", file=sys.stderr)
+        return 2
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help and on usage errors
+        return int(exc.code or 0)
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as exc:
+        print(f"cxrclip: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("cxrclip: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""Convert a published CXR-CLIP checkpoint (``r50_*.tar`` / ``swint_*.tar``) to our format.
+
+The published files are ``torch.save`` dicts ``{model, optimizer, scheduler,
+config, epoch, train_loss}``. They are read with ``weights_only=True`` only: a
+file that needs code to unpickle is refused, never executed. Keys are mapped to
+the current module names (legacy transformers 4.x Swin names are renamed,
+legacy buffers dropped) and every remaining weight must match the model
+exactly, or the conversion fails listing the differences.
+"""
+from __future__ import annotations
+
+import pickle
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from cxrclip.checkpoint import CheckpointError, ModelCard, check_state_dict, save_model
+from cxrclip.config import ImageEncoderConfig, ModelConfig, PreprocessConfig, ProjectionConfig, TextEncoderConfig
+
+BACKBONES = {"r50": "resnet50", "swint": "swin_tiny"}
+_PREFIX = {"r50": "image_encoder.resnet.", "swint": "image_encoder.image_encoder."}
+_SWIN_BLOCK = re.compile(r"^(image_encoder\.image_encoder\.encoder\.layers\.\d+\.blocks\.\d+\.)(.+)$")
+# transformers 4.x Swin block names -> transformers 5 names (order matters: specific first).
+_SWIN_RENAMES = (
+    ("attention.self.query.", "attention.q_proj."),
+    ("attention.self.key.", "attention.k_proj."),
+    ("attention.self.value.", "attention.v_proj."),
+    ("attention.self.relative_position_bias_table", "attention.relative_position_bias.relative_position_bias_table"),
+    ("attention.output.dense.", "attention.o_proj."),
+    ("intermediate.dense.", "mlp.fc1."),
+    ("output.dense.", "mlp.fc2."),
+)
+_LEGACY_BUFFERS = (
+    re.compile(r"^text_encoder\.text_encoder\.embeddings\.(position_ids|token_type_ids)$"),
+    re.compile(r"\.relative_position_index$"),
+    re.compile(r"\.relative_coords_table$"),
+)
+_DATA = {
+    "m": "MIMIC-CXR",
+    "mc": "MIMIC-CXR + CheXpert",
+    "mcc": "MIMIC-CXR + CheXpert + ChestX-ray14",
+}
+
+
+class ConversionError(ValueError):
+    """The file is not a convertible CXR-CLIP checkpoint; the message says why."""
+
+
+def read_official(path: str | Path) -> dict[str, Any]:
+    """``torch.load`` with ``weights_only=True``; refuse pickles that need code."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConversionError(
+            f"refused to load {path}: it contains pickled objects that would need code to be "
+            f"executed ({first}). Nothing from it was run. If you trust the file, re-save only "
+            "plain data in a separate Python session, e.g. `ckpt = torch.load(p, weights_only=False); "
+            "torch.save({'model': ckpt['model'], 'config': <plain dict>}, 'clean.tar')`, "
+            "then convert clean.tar."
+        ) from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise ConversionError(f"cannot read {path} as a torch checkpoint: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise ConversionError(f"{path} holds a {type(data).__name__}, expected a dict with a 'model' entry")
+    return dict(data)
+
+
+def _state_dict(data: Mapping[str, Any], path: Path) -> dict[str, torch.Tensor]:
+    state = data.get("model", data)
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConversionError(f"{path}: the 'model' entry is not a state dict of tensors")
+    state = dict(state)
+    if state and all(k.startswith("module.") for k in state):
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+    return state
+
+
+def detect_backbone(state: Mapping[str, torch.Tensor]) -> str:
+    """``r50`` or ``swint`` from the state-dict key layout."""
+    found = [name for name, prefix in _PREFIX.items() if any(k.startswith(prefix) for k in state)]
+    if len(found) != 1:
+        raise ConversionError(
+            "cannot tell the backbone from the weights (expected keys starting with "
+            f"{list(_PREFIX.values())}); pass --backbone r50 or --backbone swint"
+        )
+    return found[0]
+
+
+def map_keys(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Rename legacy Swin keys and drop legacy buffers; returns (mapped, dropped keys)."""
+    mapped: dict[str, torch.Tensor] = {}
+    dropped: list[str] = []
+    for key, value in state.items():
+        if any(p.search(key) for p in _LEGACY_BUFFERS):
+            dropped.append(key)
+            continue
+        match = _SWIN_BLOCK.match(key)
+        if match:
+            head, rest = match.groups()
+            for old, new in _SWIN_RENAMES:
+                if rest.startswith(old):
+                    rest = new + rest[len(old):]
+                    break
+            key = head + rest
+        mapped[key] = value
+    return mapped, dropped
+
+
+def _find(config: Any, key: str) -> Any:
+    """First value stored under ``key`` anywhere in a nested plain dict."""
+    if isinstance(config, Mapping):
+        if key in config:
+            return config[key]
+        for value in config.values():
+            found = _find(value, key)
+            if found is not None:
+                return found
+    return None
+
+
+def build_config(backbone: str, state: Mapping[str, torch.Tensor], official_config: Any,
+                 text_dir: str, name: str) -> ModelConfig:
+    """Our ModelConfig for an official checkpoint (dims read from the weights)."""
+    dim = int(state["image_projection.projection.weight"].shape[0])
+    kind = "mlp" if "image_projection.fc.weight" in state else "linear"
+    pooling = _find(official_config, "pooling") or "eos"
+    encoder = BACKBONES[backbone]
+    return ModelConfig(
+        image=ImageEncoderConfig(name=encoder),
+        text=TextEncoderConfig(path=text_dir, pooling=str(pooling)),
+        projection=ProjectionConfig(kind=kind, dim=dim),
+        preprocess=PreprocessConfig.for_backbone(encoder),
+        name=f"cxrclip-{name}",
+    )
+
+
+def _card(path: Path, backbone: str, data: Mapping[str, Any]) -> ModelCard:
+    suffix = path.stem.split("_")[-1]
+    extra = {k: data[k] for k in ("epoch", "train_loss") if isinstance(data.get(k), (int, float))}
+    return ModelCard(
+        title=f"CXR-CLIP {path.stem} (converted)",
+        description=f"converted from official CXR-CLIP checkpoint {path.name}",
+        source=f"converted from official CXR-CLIP checkpoint {path.name} "
+               "(Park/You et al., MICCAI 2023, arXiv 2310.13292)",
+        data=_DATA.get(suffix, "see the CXR-CLIP paper"),
+        training=f"backbone {BACKBONES[backbone]}; trained by the CXR-CLIP authors",
+        extra={"official checkpoint": ", ".join(f"{k}={v}" for k, v in extra.items())} if extra else {},
+    )
+
+
+def convert_official(ckpt_path: str | Path, out_dir: str | Path, text_encoder_dir: str | Path,
+                     backbone: str = "auto", dtype: torch.dtype | None = None) -> str:
+    """Convert ``ckpt_path`` into a cxrclip checkpoint directory; returns the model id.
+
+    ``text_encoder_dir`` is the local transformers directory of the text encoder the
+    checkpoint was trained with (Bio_ClinicalBERT); its config and tokenizer are copied.
+    """
+    from transformers import AutoConfig
+
+    from cxrclip.model import CXRClip
+    from cxrclip.text_encoder import load_tokenizer
+
+    ckpt_path = Path(ckpt_path)
+    data = read_official(ckpt_path)
+    state, _dropped = map_keys(_state_dict(data, ckpt_path))
+    detected = detect_backbone(state)
+    if backbone not in ("auto", detected):
+        raise ConversionError(f"--backbone {backbone} given but the weights are a {detected} model")
+    config = build_config(detected, state, data.get("config"), str(text_encoder_dir), ckpt_path.stem)
+    tokenizer = load_tokenizer(text_encoder_dir)
+    model = CXRClip(config, text_model_config=AutoConfig.from_pretrained(str(text_encoder_dir)))
+    try:
+        check_state_dict(model.state_dict(), state, str(ckpt_path))
+    except CheckpointError as exc:
+        raise ConversionError(
+            f"{exc}. Check that --text-encoder points at the text model the checkpoint was "
+            "trained with (Bio_ClinicalBERT for the published ones)"
+        ) from None
+    model.load_state_dict(state, strict=True)
+    return save_model(model, tokenizer, out_dir, card=_card(ckpt_path, detected, data), dtype=dtype)
