@@ -1,0 +1,194 @@
+"""The one function that turns pixels into model input, and the way back for heatmaps.
+
+Steps of :func:`preprocess_image` (used by the training eval path and by inference):
+
+1. :func:`to_uint8`: RGB(A) -> grey by ITU-R 601 luminance; uint8 stays as is, any
+   other dtype is min-max scaled to 0..255 and rounded.
+2. Resize so the shorter side is ``config.resize_shorter`` (bicubic with PIL's
+   antialiasing, computed in float32, clipped to 0..255).
+3. Centre crop ``config.image_size`` square (odd margins: the extra pixel goes to
+   the bottom/right).
+4. Repeat to 3 channels and normalise: ``(x / 255 - mean) / std`` per channel.
+
+:func:`crop_geometry` and :func:`map_to_image` invert steps 2-3 for maps computed in
+model space (e.g. a 7 x 7 similarity grid over the crop).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cxrclip.config import PreprocessConfig
+
+__all__ = ["CropGeometry", "crop_geometry", "map_to_image", "preprocess_batch",
+           "preprocess_image", "to_uint8"]
+
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)
+
+
+def _to_gray(pixels: np.ndarray) -> np.ndarray:
+    """2-D array from 2-D, HxWx1, HxWx3 or HxWx4 input (alpha dropped, luminance for colour)."""
+    if pixels.ndim == 2:
+        return pixels
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        return pixels[:, :, 0]
+    if pixels.ndim == 3 and pixels.shape[2] in (3, 4):
+        return pixels[:, :, :3].astype(np.float64) @ _LUMA
+    raise ValueError(f"expected a 2-D grey image or H x W x 3 RGB, got shape {pixels.shape}")
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """2-D uint8 grey image from any grey or RGB array.
+
+    uint8 input passes through unchanged (RGB is converted by luminance and
+    rounded). Other dtypes are min-max scaled to 0..255 over their finite
+    values; a constant image becomes all zeros; NaN/inf become 0.
+    """
+    pixels = np.asarray(pixels)
+    if pixels.size == 0:
+        raise ValueError(f"cannot preprocess an empty image, got shape {pixels.shape}")
+    gray = _to_gray(pixels)
+    if pixels.dtype == np.uint8:
+        return gray if gray.dtype == np.uint8 else np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+    values = gray.astype(np.float64)
+    finite = np.isfinite(values)
+    if not finite.any():
+        return np.zeros(values.shape, dtype=np.uint8)
+    lo, hi = values[finite].min(), values[finite].max()
+    scaled = np.zeros_like(values) if hi <= lo else (values - lo) * (255.0 / (hi - lo))
+    scaled[~finite] = 0.0
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class CropGeometry:
+    """Where the model's input crop sits in the original image.
+
+    The image (``height`` x ``width``) is resized to ``resized_height`` x
+    ``resized_width``, then the ``size`` x ``size`` crop starts at (``top``,
+    ``left``) in resized pixels.
+    """
+
+    height: int
+    width: int
+    resized_height: int
+    resized_width: int
+    top: int
+    left: int
+    size: int
+
+    @property
+    def scale_y(self) -> float:
+        """Resized pixels per original pixel, vertically."""
+        return self.resized_height / self.height
+
+    @property
+    def scale_x(self) -> float:
+        """Resized pixels per original pixel, horizontally."""
+        return self.resized_width / self.width
+
+    def crop_box(self) -> tuple[float, float, float, float]:
+        """The crop in original pixel coordinates: (y0, x0, y1, x1), edges not centres."""
+        return (self.top / self.scale_y, self.left / self.scale_x,
+                (self.top + self.size) / self.scale_y, (self.left + self.size) / self.scale_x)
+
+
+def _round_half_up(x: float) -> int:
+    return int(math.floor(x + 0.5))
+
+
+def crop_geometry(height: int, width: int, config: PreprocessConfig) -> CropGeometry:
+    """Resize and crop geometry that :func:`preprocess_image` applies to an H x W image."""
+    if height < 1 or width < 1:
+        raise ValueError(f"image size must be positive, got {height} x {width}")
+    short = config.resize_shorter
+    if height <= width:
+        new_h, new_w = short, max(short, _round_half_up(width * short / height))
+    else:
+        new_h, new_w = max(short, _round_half_up(height * short / width)), short
+    size = config.image_size
+    return CropGeometry(height, width, new_h, new_w, (new_h - size) // 2, (new_w - size) // 2, size)
+
+
+def _resize_float(gray: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Antialiased bicubic resize of a 2-D array, in float32, clipped to 0..255."""
+    if gray.shape == (height, width):
+        return gray.astype(np.float32)
+    image = Image.fromarray(gray.astype(np.float32))  # float32 -> mode "F"
+    resized = image.resize((width, height), resample=Image.Resampling.BICUBIC)
+    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 255.0)
+
+
+def preprocess_image(pixels: np.ndarray, config: PreprocessConfig) -> torch.Tensor:
+    """Model input (3 x S x S float32) from a grey or RGB image; see the module docstring."""
+    gray = to_uint8(pixels)
+    geo = crop_geometry(*gray.shape, config)
+    resized = _resize_float(gray, geo.resized_height, geo.resized_width)
+    crop = resized[geo.top:geo.top + geo.size, geo.left:geo.left + geo.size]
+    x = torch.from_numpy(np.ascontiguousarray(crop)).div_(255.0).expand(3, -1, -1)
+    mean = torch.tensor(config.mean, dtype=torch.float32).view(3, 1, 1)
+    std = torch.tensor(config.std, dtype=torch.float32).view(3, 1, 1)
+    return ((x - mean) / std).contiguous()
+
+
+def preprocess_batch(images: Sequence[np.ndarray], config: PreprocessConfig) -> torch.Tensor:
+    """Stack :func:`preprocess_image` of each image into B x 3 x S x S."""
+    if len(images) == 0:
+        raise ValueError("preprocess_batch needs at least one image, got an empty sequence")
+    return torch.stack([preprocess_image(image, config) for image in images])
+
+
+def _axis_weights(n_out: int, scale: float, offset: int, size: int, cells: int,
+                  interpolation: str) -> tuple[np.ndarray, np.ndarray]:
+    """Interpolation weights (n_out x cells) from grid cells to original pixels along one axis.
+
+    Returns the weights and a mask of pixels whose centre falls inside the crop.
+    """
+    centre = (np.arange(n_out) + 0.5) * scale - offset  # pixel centre in crop pixels
+    inside = (centre >= 0) & (centre < size)
+    pos = centre * cells / size - 0.5  # in grid-cell-centre units
+    weights = np.zeros((n_out, cells), dtype=np.float64)
+    rows = np.arange(n_out)
+    if interpolation == "nearest":
+        weights[rows, np.clip(np.floor(pos + 0.5), 0, cells - 1).astype(int)] = 1.0
+        return weights, inside
+    pos = np.clip(pos, 0, cells - 1)
+    low = np.floor(pos).astype(int)
+    high = np.minimum(low + 1, cells - 1)
+    frac = pos - low
+    np.add.at(weights, (rows, low), 1.0 - frac)
+    np.add.at(weights, (rows, high), frac)
+    return weights, inside
+
+
+def map_to_image(grid: np.ndarray, height: int, width: int, config: PreprocessConfig,
+                 interpolation: Literal["bilinear", "nearest"] = "bilinear",
+                 outside: Literal["nan", "edge"] = "nan") -> np.ndarray:
+    """Resample a model-space map (gh x gw over the input crop) to the original H x W image.
+
+    Cell (i, j) covers the crop's i-th row band and j-th column band. ``bilinear``
+    interpolates between cell centres, ``nearest`` gives flat cells. Pixels outside
+    the crop are NaN (``outside="nan"``) or take the nearest edge value (``"edge"``).
+    Returns float32.
+    """
+    grid = np.asarray(grid, dtype=np.float64)
+    if grid.ndim != 2 or min(grid.shape) < 1:
+        raise ValueError(f"grid must be a non-empty 2-D array, got shape {grid.shape}")
+    if interpolation not in ("bilinear", "nearest"):
+        raise ValueError(f"interpolation must be 'bilinear' or 'nearest', got {interpolation!r}")
+    if outside not in ("nan", "edge"):
+        raise ValueError(f"outside must be 'nan' or 'edge', got {outside!r}")
+    geo = crop_geometry(height, width, config)
+    wy, in_y = _axis_weights(height, geo.scale_y, geo.top, geo.size, grid.shape[0], interpolation)
+    wx, in_x = _axis_weights(width, geo.scale_x, geo.left, geo.size, grid.shape[1], interpolation)
+    out = (wy @ grid @ wx.T).astype(np.float32)
+    if outside == "nan":
+        out[~in_y, :] = np.nan
+        out[:, ~in_x] = np.nan
+    return out
