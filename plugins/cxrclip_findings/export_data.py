@@ -1,0 +1,90 @@
+"""Plain data handed to the exporters (JSON and DICOM SR).
+
+The panels fill these from the viewer's `Study` and the engine's results; the
+exporters only read them, so they are tested without Qt, torch or files.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PatientInfo:
+    """Patient identifiers: exported only when the user asks for them."""
+
+    name: str = ""
+    patient_id: str = ""
+    birth_date: str = ""
+    sex: str = ""
+    age: str = ""
+
+
+@dataclass(frozen=True)
+class ViewRef:
+    """One view of the study as the export refers to it."""
+
+    view_id: str
+    label: str = ""
+    modality: str = ""
+    view_position: str = ""
+    laterality: str = ""
+    source: str = "dicom"  # "dicom" | "image"
+    sop_class_uid: str = ""
+    sop_instance_uid: str = ""
+    series_instance_uid: str = ""
+    file_name: str = ""
+
+
+@dataclass(frozen=True)
+class StudyRef:
+    """The study the results belong to."""
+
+    study_instance_uid: str
+    views: tuple[ViewRef, ...]
+    study_date: str = ""
+    study_description: str = ""
+    accession_number: str = ""
+    patient: PatientInfo = field(default_factory=PatientInfo)
+
+
+@dataclass(frozen=True)
+class ViewScore:
+    """Score of one prompt or finding on one view."""
+
+    view_id: str
+    probability: float
+    similarity: float
+
+
+@dataclass(frozen=True)
+class ScoreEntry:
+    """Study-level score of a finding or prompt, with its per-view breakdown."""
+
+    name: str
+    probability: float
+    similarity: float
+    negative: str = ""
+    views: tuple[ViewScore, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Which model produced the scores."""
+
+    name: str
+    model_id: str
+    backbone: str = ""
+    device: str = ""
+    synthetic: bool = False
+
+
+@dataclass(frozen=True)
+class ExportContent:
+    """Everything one export holds."""
+
+    study: StudyRef
+    model: ModelInfo
+    findings: tuple[ScoreEntry, ...] = ()
+    prompts: tuple[ScoreEntry, ...] = ()
+    draft: str = ""
+    contradictions: tuple[str, ...] = ()
