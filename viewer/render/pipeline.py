@@ -1,38 +1,190 @@
-"""Stub signatures; filled in next."""
+"""Stored pixels -> uint8 display through one precomputed lookup table.
+
+Order (DICOM PS3.3 C.11 / PS3.4 grayscale pipeline):
+1. Modality LUT (Rescale Slope/Intercept or Modality LUT Sequence), tabulated
+   per stored value by ``viewer.io.values``;
+2. VOI: a window (LINEAR, LINEAR_EXACT or SIGMOID per C.11.2.1.2/3) or, when
+   no window is chosen and the file has none, the file's VOI LUT Sequence;
+   with neither, the full data range as a LINEAR window;
+3. Presentation: MONOCHROME1 or Presentation LUT Shape INVERSE turn the
+   output so that air/lungs are dark; the user's ``invert`` toggles on top.
+The three steps are composed into one uint8 table per (window, function,
+invert) and applied with ``np.take`` on the stored values.
+"""
 from __future__ import annotations
+
+import math
+from collections import OrderedDict
 
 import numpy as np
 
 from viewer.io.decode import DecodedImage
+from viewer.model.display import relative_presets, validate_window
 from viewer.model.study import WindowPreset
+
+_LUT_CACHE_SIZE = 8
+_VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+
+
+def voi_lut_table(values: np.ndarray, center: float, width: float,
+                  function: str = "LINEAR") -> np.ndarray:
+    """VOI output in [0, 1] (float64) for ``values`` under a window.
+
+    LINEAR (C.11.2.1.2.1): ``((x - (c - 0.5)) / (w - 1) + 0.5)`` clamped,
+    requires ``w >= 1``; LINEAR_EXACT (C.11.2.1.3.2): ``(x - c) / w + 0.5``
+    clamped; SIGMOID (C.11.2.1.3.1): ``1 / (1 + exp(-4 (x - c) / w))``.
+    """
+    center, width = validate_window(center, width)
+    x = np.asarray(values, dtype=np.float64)
+    function = (function or "LINEAR").upper()
+    if function == "LINEAR":
+        if width < 1:
+            raise ValueError(f"LINEAR window width must be >= 1, got {width}; "
+                             "use LINEAR_EXACT for narrower windows")
+        y = (x - (center - 0.5)) / (width - 1) + 0.5 if width > 1 else \
+            (x > center - 0.5).astype(np.float64)
+    elif function == "LINEAR_EXACT":
+        y = (x - center) / width + 0.5
+    elif function == "SIGMOID":
+        y = 1.0 / (1.0 + np.exp(np.clip(-4.0 * (x - center) / width, -700, 700)))
+    else:
+        raise ValueError(f"VOI LUT Function must be one of {_VOI_FUNCTIONS}, got {function!r}")
+    return np.clip(y, 0.0, 1.0)
+
+
+def _to_uint8(unit: np.ndarray, inverted: bool) -> np.ndarray:
+    if inverted:
+        unit = 1.0 - unit
+    return np.rint(unit * 255.0).astype(np.uint8)
+
+
+def data_range(image: DecodedImage) -> tuple[float, float]:
+    """(min, max) modality value present in the image (cached)."""
+    if "range" not in image.cache:
+        image.cache["range"] = image.values.modality_range()
+    return image.cache["range"]
+
+
+def display_range(image: DecodedImage) -> tuple[float, float]:
+    """``data_range`` ordered (value shown darkest, value shown brightest).
+
+    For MONOCHROME1/INVERSE images high values are dark, so the pair is
+    reversed; relative presets ("lung = dark part of the range") use it.
+    """
+    lo, hi = data_range(image)
+    return (hi, lo) if image.lut.inverted else (lo, hi)
+
+
+def window_presets(image: DecodedImage) -> list[WindowPreset]:
+    """File windows, then full range, lung, mediastinum and bone presets."""
+    modality = image.view.modality if image.view is not None else ""
+    return list(image.lut.windows) + relative_presets(display_range(image), modality)
+
+
+def default_window(image: DecodedImage) -> WindowPreset | None:
+    """The file's first window, or None when the VOI LUT / full range is used."""
+    return image.lut.windows[0] if image.lut.windows else None
+
+
+def _as_window(window) -> tuple[float, float] | None:
+    if window is None:
+        return None
+    if isinstance(window, WindowPreset):
+        return window.center, window.width
+    center, width = window
+    return float(center), float(width)
+
+
+def _voi_unit(image: DecodedImage, window, function: str | None) -> np.ndarray:
+    """VOI output in [0, 1] per table index."""
+    table = image.values.table
+    chosen = _as_window(window) or _as_window(default_window(image))
+    if chosen is None and image.lut.voi_luts:
+        voi = image.lut.voi_luts[0]
+        return voi.apply(table) / float(voi.max_output)
+    if chosen is None:
+        lo, hi = data_range(image)
+        return voi_lut_table(table, (lo + hi) / 2, max(hi - lo, 1.0), "LINEAR_EXACT")
+    func = function or image.lut.voi_function
+    if func == "LINEAR" and chosen[1] < 1:
+        func = "LINEAR_EXACT"
+    return voi_lut_table(table, chosen[0], chosen[1], func)
+
+
+def display_lut(image: DecodedImage, window=None, invert: bool = False,
+                function: str | None = None) -> np.ndarray:
+    """uint8 table indexed like ``image.values`` (cached, last few settings)."""
+    cache: OrderedDict = image.cache.setdefault("luts", OrderedDict())
+    key = (_as_window(window), invert, function)
+    lut = cache.get(key)
+    if lut is None:
+        lut = _to_uint8(_voi_unit(image, window, function), image.lut.inverted != bool(invert))
+        cache[key] = lut
+        if len(cache) > _LUT_CACHE_SIZE:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(key)
+    return lut
 
 
 def render_uint8(image: DecodedImage, window: WindowPreset | tuple[float, float] | None = None,
                  invert: bool = False, function: str | None = None,
                  max_side: int | None = None) -> np.ndarray:
-    raise NotImplementedError
+    """HxW uint8 display image.
+
+    ``window`` None = file default (first window, else VOI LUT Sequence, else
+    full range). ``invert`` flips on top of the presentation. ``max_side``
+    renders from a cached area-averaged copy no larger than that (for
+    zoomed-out views), which makes W/L changes proportionally cheaper.
+    """
+    stored = image.stored if max_side is None else display_pixels(image, max_side)
+    lut = display_lut(image, window, invert, function)
+    return np.take(lut, image.values.index(stored))
 
 
 def default_display_uint8(image: DecodedImage) -> np.ndarray:
-    raise NotImplementedError
+    """The file's default display (air dark), full resolution: the input handed to models."""
+    return render_uint8(image, None, False)
+
+
+def display_pixels(image: DecodedImage, max_side: int) -> np.ndarray:
+    """Cached ``downsample_for_display(image.stored, max_side)``."""
+    key = ("pyramid", int(max_side))
+    if key not in image.cache:
+        image.cache[key] = downsample_for_display(image.stored, max_side)
+    return image.cache[key]
 
 
 def downsample_for_display(arr: np.ndarray, max_side: int) -> np.ndarray:
-    raise NotImplementedError
+    """Area-average ``arr`` by the smallest integer factor that fits ``max_side``.
+
+    Integer input stays integer (rounded mean) so the LUT path still applies.
+    Edge rows/columns that do not fill a whole block are averaged on their own.
+    """
+    if max_side < 1:
+        raise ValueError(f"max_side must be >= 1, got {max_side}")
+    factor = math.ceil(max(arr.shape[0], arr.shape[1]) / max_side)
+    if factor <= 1:
+        return arr
+    h, w = arr.shape[:2]
+    ph, pw = (-h) % factor, (-w) % factor
+    acc_type = np.float64 if arr.dtype.kind == "f" else np.int64
+    padded = np.pad(arr, ((0, ph), (0, pw)) + ((0, 0),) * (arr.ndim - 2), mode="edge") \
+        if ph or pw else arr
+    blocks = padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor,
+                            factor, *arr.shape[2:])
+    total = blocks.sum(axis=(1, 3), dtype=acc_type)
+    if arr.dtype.kind == "f":
+        return (total / (factor * factor)).astype(arr.dtype)
+    half = (factor * factor) // 2
+    return ((total + half) // (factor * factor)).astype(arr.dtype)
 
 
 def pixel_value_at(image: DecodedImage, row: int, col: int) -> tuple[float, float]:
-    raise NotImplementedError
-
-
-def data_range(image: DecodedImage) -> tuple[float, float]:
-    raise NotImplementedError
-
-
-def display_range(image: DecodedImage) -> tuple[float, float]:
-    raise NotImplementedError
-
-
-def voi_lut_table(values: np.ndarray, center: float, width: float,
-                  function: str = "LINEAR") -> np.ndarray:
-    raise NotImplementedError
+    """(stored, modality) value at ``(row, col)`` for the status bar."""
+    h, w = image.shape
+    if not (0 <= row < h and 0 <= col < w):
+        raise IndexError(f"pixel ({row}, {col}) is outside the {h}x{w} image")
+    stored = image.stored[row, col]
+    modality = image.values.modality_of(np.asarray([stored]))[0]
+    return (int(stored) if image.stored.dtype.kind in "iu" else float(stored)), float(modality)

@@ -1,0 +1,194 @@
+"""DICOM header helpers shared by scan and decode: reading, windows, LUTs, View fields."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from viewer.io.sniff import sniff
+from viewer.model.study import Patient, Series, Study, View, WindowPreset
+
+# Modalities whose instances never carry a displayable image.
+NON_IMAGE_MODALITIES = frozenset({"SR", "PR", "KO", "REG", "SEG", "RTSTRUCT", "RTPLAN",
+                                  "RTDOSE", "RTRECORD", "DOC", "ECG", "AU", "HD", "FID",
+                                  "PLAN", "RWV", "IVOCT"})
+DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+
+# Tags the scan needs; reading only these (plus pixel-data presence) keeps scans fast.
+HEADER_KEYWORDS = (
+    "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "PatientID",
+    "PatientName", "PatientSex", "PatientBirthDate", "PatientAge", "StudyDate", "StudyTime",
+    "StudyDescription", "AccessionNumber", "SeriesNumber", "SeriesDescription", "Modality",
+    "InstanceNumber", "ViewPosition", "ImageLaterality", "Laterality", "ViewCodeSequence",
+    "Rows", "Columns", "NumberOfFrames", "SamplesPerPixel", "PhotometricInterpretation",
+    "BitsAllocated", "BitsStored", "PixelSpacing", "ImagerPixelSpacing", "WindowCenter",
+    "WindowWidth", "WindowCenterWidthExplanation", "DirectoryRecordSequence",
+)
+
+
+class HeaderProblem(ValueError):
+    """A header that cannot become a View; the message is the user-facing reason."""
+
+
+def read_dataset(path: str | Path, **kwargs):
+    """``pydicom.dcmread`` that forces parsing only for DICOM files without preamble."""
+    import pydicom
+
+    kind = sniff(path)
+    if kind not in ("dicom", "dicom-raw"):
+        raise HeaderProblem("not a DICOM file (no 'DICM' marker and no DICOM data elements)")
+    ds = pydicom.dcmread(path, force=kind == "dicom-raw", **kwargs)
+    _ensure_transfer_syntax(ds)
+    return ds
+
+
+def _ensure_transfer_syntax(ds) -> None:
+    """Files without File Meta need a Transfer Syntax UID before pixels decode."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        return
+    implicit, little = ds.original_encoding
+    if implicit is None:
+        implicit, little = True, True
+    uid = ImplicitVRLittleEndian if implicit else (
+        ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+    if meta is None:
+        ds.file_meta = meta = FileMetaDataset()
+    meta.TransferSyntaxUID = uid
+
+
+def _text(ds, keyword: str) -> str:
+    value = ds.get(keyword, "")
+    return "" if value is None else str(value).strip()
+
+
+def _multi(value) -> list:
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return list(value)
+    return [value]
+
+
+def window_presets(ds) -> list[WindowPreset]:
+    """Each Window Center/Width pair of the file, with its explanation.
+
+    Pairs with a non-positive width are dropped (they cannot be applied).
+    """
+    centers = _multi(ds.get("WindowCenter"))
+    widths = _multi(ds.get("WindowWidth"))
+    explanations = [str(e) for e in _multi(ds.get("WindowCenterWidthExplanation"))]
+    presets = []
+    for i, (center, width) in enumerate(zip(centers, widths)):
+        try:
+            c, w = float(center), float(width)
+        except (TypeError, ValueError):
+            continue
+        if w > 0:
+            label = explanations[i] if i < len(explanations) else f"File window {i + 1}"
+            presets.append(WindowPreset(c, w, label.strip() or f"File window {i + 1}"))
+    return presets
+
+
+def read_lut_sequence(item):
+    """A ``VoiLut`` from a Modality/VOI LUT Sequence item, or None when malformed."""
+    from viewer.io.decode import VoiLut
+
+    descriptor = _multi(item.get("LUTDescriptor"))
+    if len(descriptor) != 3 or "LUTData" not in item:
+        return None
+    entries, first, bits = (int(v) for v in descriptor)
+    data = item["LUTData"]
+    table = _lut_data_array(data.value, data.VR, bits)
+    entries = entries or 65536
+    if table.size < entries:
+        return None
+    return VoiLut(first, bits, table[:entries].astype(np.int64),
+                  str(item.get("LUTExplanation", "") or ""))
+
+
+def _lut_data_array(value, vr: str, bits: int) -> np.ndarray:
+    if isinstance(value, (bytes, bytearray)):
+        dtype = np.uint8 if bits <= 8 and vr == "OB" else np.dtype("<u2")
+        return np.frombuffer(bytes(value), dtype=dtype)
+    return np.asarray(_multi(value), dtype=np.int64)
+
+
+def pixel_spacing(ds) -> tuple[tuple[float, float] | None, str]:
+    """(row, column) spacing in mm and its source; None when missing or zero.
+
+    Pixel Spacing is preferred; Imager Pixel Spacing (detector plane, not
+    corrected for magnification) is the fallback.
+    """
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        values = _multi(ds.get(keyword))
+        try:
+            pair = tuple(float(v) for v in values[:2])
+        except (TypeError, ValueError):
+            continue
+        if len(pair) == 2 and all(v > 0 for v in pair):
+            return (pair[0], pair[1]), keyword
+    return None, ""
+
+
+def _int(ds, keyword: str, default: int | None = 0) -> int | None:
+    try:
+        value = ds.get(keyword, default)
+        return default if value in (None, "") else int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def view_code_meaning(ds) -> str:
+    seq = ds.get("ViewCodeSequence") or []
+    return str(seq[0].get("CodeMeaning", "") or "") if len(seq) else ""
+
+
+def check_image_header(ds, has_pixels: bool) -> None:
+    """Raise HeaderProblem with the reason when ``ds`` is no displayable image."""
+    sop_class = _text(ds, "SOPClassUID")
+    modality = _text(ds, "Modality").upper()
+    if modality in NON_IMAGE_MODALITIES:
+        raise HeaderProblem(f"not an image (Modality {modality}); nothing to display")
+    if not has_pixels:
+        raise HeaderProblem("no pixel data in this DICOM file "
+                            f"(SOP Class {sop_class or 'unknown'})")
+    missing = [k for k in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+               if not _text(ds, k)]
+    if missing:
+        raise HeaderProblem(f"missing {', '.join(missing)}; cannot place the image in a study")
+    if not _int(ds, "Rows") or not _int(ds, "Columns"):
+        raise HeaderProblem("Rows/Columns missing or zero")
+
+
+def header_to_nodes(ds, path: Path) -> tuple[View, Patient, Study, Series]:
+    """Build the View and prototype Patient/Study/Series from a checked header."""
+    spacing, spacing_source = pixel_spacing(ds)
+    meta = getattr(ds, "file_meta", None)
+    view = View(
+        view_id=_text(ds, "SOPInstanceUID"), path=path, source="dicom",
+        modality=_text(ds, "Modality").upper(), view_position=_text(ds, "ViewPosition").upper(),
+        laterality=(_text(ds, "ImageLaterality") or _text(ds, "Laterality")).upper(),
+        series_description=_text(ds, "SeriesDescription"), rows=_int(ds, "Rows") or 0,
+        columns=_int(ds, "Columns") or 0, frames=_int(ds, "NumberOfFrames", 1) or 1,
+        photometric=_text(ds, "PhotometricInterpretation").upper(),
+        bits_stored=_int(ds, "BitsStored") or 0,
+        transfer_syntax_uid=str(getattr(meta, "TransferSyntaxUID", "") or ""),
+        pixel_spacing=spacing, window_presets=window_presets(ds),
+        study_uid=_text(ds, "StudyInstanceUID"), series_uid=_text(ds, "SeriesInstanceUID"),
+        patient_id=_text(ds, "PatientID"), instance_number=_int(ds, "InstanceNumber", None),
+        view_code=view_code_meaning(ds), pixel_spacing_source=spacing_source,
+        samples_per_pixel=_int(ds, "SamplesPerPixel", 1) or 1,
+    )
+    patient = Patient(view.patient_id, _text(ds, "PatientName"), _text(ds, "PatientSex"),
+                      _text(ds, "PatientBirthDate"), _text(ds, "PatientAge"))
+    study = Study(view.study_uid, view.patient_id, _text(ds, "StudyDate"),
+                  _text(ds, "StudyTime"), _text(ds, "StudyDescription"),
+                  _text(ds, "AccessionNumber"))
+    series = Series(view.series_uid, _int(ds, "SeriesNumber", None), view.series_description,
+                    view.modality)
+    return view, patient, study, series

@@ -1,0 +1,98 @@
+"""Map stored pixel values to small table indices, so every per-pixel step is a lookup.
+
+Rendering a 7.5 MP image must take milliseconds, so the modality LUT, the VOI
+window and the presentation inversion are composed into one table over the
+possible stored values and applied with a single ``np.take``. ``ValueIndex``
+says how to turn stored pixels into indices of that table without copying
+where possible:
+
+- ``direct``: unsigned 8/16-bit; the stored value is the index (no copy).
+- ``view16``: signed 8/16-bit; the bits reinterpreted as unsigned (no copy).
+- ``offset``: other integers with a modest span; ``stored - minimum``.
+- ``quantised``: float data; 4096 evenly spaced levels between min and max.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+QUANT_LEVELS = 4096
+MAX_OFFSET_SPAN = 1 << 20
+
+
+@dataclass(frozen=True)
+class ValueIndex:
+    """How stored values become indices, and the modality value of each index."""
+
+    kind: str  # direct | view16 | offset | quantised
+    table: np.ndarray  # float32 modality value per index
+    offset: float = 0.0
+    scale: float = 1.0  # quantised: index = (x - offset) * scale
+    stored_min: float = 0.0
+    stored_max: float = 0.0
+
+    def index(self, stored: np.ndarray) -> np.ndarray:
+        """Table indices for ``stored`` (a view when possible)."""
+        if self.kind == "direct":
+            return stored
+        if self.kind == "view16":
+            return stored.view(np.uint16 if stored.dtype == np.int16 else np.uint8)
+        if self.kind == "offset":
+            shifted = stored.astype(np.int64) - int(self.offset)
+            return np.clip(shifted, 0, len(self.table) - 1).astype(np.uint32)
+        scaled = np.rint((stored.astype(np.float32) - self.offset) * self.scale)
+        return np.clip(scaled, 0, len(self.table) - 1).astype(np.uint16)
+
+    def modality_of(self, stored: np.ndarray) -> np.ndarray:
+        """float32 modality values of ``stored`` pixels (one table lookup)."""
+        return np.take(self.table, self.index(stored))
+
+    def present_indices(self) -> np.ndarray:
+        """Indices of the table that lie within the stored min..max of the image."""
+        if self.kind == "quantised":
+            return np.arange(len(self.table))
+        values = np.arange(int(self.stored_min), int(self.stored_max) + 1)
+        if self.kind == "direct":
+            return values
+        if self.kind == "view16":
+            return values.astype(np.int64) & (len(self.table) - 1)
+        return values - int(self.offset)
+
+    def modality_range(self) -> tuple[float, float]:
+        """(min, max) modality value over the stored values present in the image."""
+        used = self.table[self.present_indices()]
+        return float(used.min()), float(used.max())
+
+
+def build_value_index(stored: np.ndarray, modality: Callable[[np.ndarray], np.ndarray],
+                      ) -> ValueIndex:
+    """Choose the index scheme for ``stored`` and tabulate ``modality`` over it."""
+    lo, hi = (float(stored.min()), float(stored.max())) if stored.size else (0.0, 0.0)
+    dtype = stored.dtype
+    if dtype in (np.uint8, np.uint16):
+        domain = np.arange(int(hi) + 1, dtype=np.int64)
+        return ValueIndex("direct", _table(modality, domain, dtype), 0, 1, lo, hi)
+    if dtype in (np.int8, np.int16):
+        unsigned = np.uint16 if dtype == np.int16 else np.uint8
+        domain = np.arange(np.iinfo(unsigned).max + 1, dtype=np.int64).astype(unsigned).view(dtype)
+        return ValueIndex("view16", _table(modality, domain, dtype), 0, 1, lo, hi)
+    if np.issubdtype(dtype, np.integer) and hi - lo < MAX_OFFSET_SPAN:
+        domain = np.arange(int(lo), int(hi) + 1, dtype=np.int64)
+        return ValueIndex("offset", _table(modality, domain, dtype), lo, 1, lo, hi)
+    return _quantised(stored, modality, lo, hi)
+
+
+def _quantised(stored: np.ndarray, modality: Callable[[np.ndarray], np.ndarray],
+               lo: float, hi: float) -> ValueIndex:
+    span = hi - lo if hi > lo else 1.0
+    levels = lo + np.arange(QUANT_LEVELS, dtype=np.float64) * (span / (QUANT_LEVELS - 1))
+    table = np.asarray(modality(levels.astype(stored.dtype if stored.dtype.kind == "f"
+                                              else np.float64)), dtype=np.float32)
+    return ValueIndex("quantised", table, lo, (QUANT_LEVELS - 1) / span, lo, hi)
+
+
+def _table(modality: Callable[[np.ndarray], np.ndarray], domain: np.ndarray,
+           dtype: np.dtype) -> np.ndarray:
+    return np.asarray(modality(domain.astype(dtype)), dtype=np.float32)
