@@ -1,0 +1,129 @@
+"""The one preprocessing function: known pixel values, geometry, dtypes, and the way back."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cxrclip.config import PreprocessConfig
+from cxrclip.preprocess import (crop_geometry, map_to_image, preprocess_batch, preprocess_image,
+                                to_uint8)
+
+SMALL = PreprocessConfig(image_size=10, resize_shorter=10, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+
+
+def _expected(value: float, config: PreprocessConfig) -> torch.Tensor:
+    mean = torch.tensor(config.mean, dtype=torch.float64)
+    std = torch.tensor(config.std, dtype=torch.float64)
+    return ((value / 255.0 - mean) / std).float()
+
+
+@pytest.mark.parametrize("config", [PreprocessConfig.imagenet(), PreprocessConfig.half()])
+def test_constant_image_gives_exact_normalised_value(config):
+    out = preprocess_image(np.full((300, 410), 128, dtype=np.uint8), config)
+    assert out.shape == (3, 224, 224) and out.dtype == torch.float32
+    expected = _expected(128, config).view(3, 1, 1).expand_as(out)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
+
+
+def test_already_right_size_image_is_only_normalised():
+    image = np.arange(100, dtype=np.uint8).reshape(10, 10)
+    out = preprocess_image(image, SMALL)
+    torch.testing.assert_close(out[0], torch.from_numpy(image / 127.5 - 1.0).float())
+    torch.testing.assert_close(out[0], out[2])
+
+
+def test_shorter_side_resize_and_centre_crop_on_wide_image():
+    geo = crop_geometry(20, 40, SMALL)
+    assert (geo.resized_height, geo.resized_width, geo.top, geo.left) == (10, 20, 0, 5)
+    assert geo.crop_box() == (0.0, 10.0, 20.0, 30.0)
+    image = np.zeros((20, 40), dtype=np.uint8)
+    image[4:6, 20:22] = 255  # lands on resized pixel (2, 10) -> crop pixel (2, 5)
+    image[8:10, 0:2] = 255  # left margin: cropped away
+    out = preprocess_image(image, SMALL)[0]
+    assert divmod(int(out.argmax()), 10) == (2, 5)
+    assert out[4, 0] == pytest.approx(-1.0, abs=0.02)  # no trace of the cropped marker
+
+
+def test_tall_image_crops_top_and_bottom():
+    geo = crop_geometry(45, 15, PreprocessConfig(image_size=4, resize_shorter=5))
+    assert (geo.resized_height, geo.resized_width, geo.top, geo.left) == (15, 5, 5, 0)
+    image = np.zeros((45, 15), dtype=np.uint8)
+    image[21:24, 6:9] = 255  # centre block -> resized (7, 2) -> crop (2, 2)
+    out = preprocess_image(image, PreprocessConfig(image_size=4, resize_shorter=5, mean=(0.5,) * 3,
+                                                   std=(0.5,) * 3))[0]
+    assert divmod(int(out.argmax()), 4) == (2, 2)
+
+
+def test_uint16_is_min_max_scaled():
+    image = np.array([[1000, 2000], [3000, 3000]], dtype=np.uint16)
+    np.testing.assert_array_equal(to_uint8(image), [[0, 128], [255, 255]])
+    np.testing.assert_array_equal(to_uint8(np.full((3, 3), 7.5)), np.zeros((3, 3), np.uint8))
+    float_image = np.array([[-1.0, np.nan], [1.0, 0.0]])
+    np.testing.assert_array_equal(to_uint8(float_image), [[0, 0], [255, 128]])
+    assert to_uint8(np.full((2, 2), 9, np.uint8)).tolist() == [[9, 9], [9, 9]]
+
+
+def test_rgb_input_uses_luminance():
+    rgb = np.zeros((10, 10, 3), dtype=np.uint8)
+    rgb[..., 0] = 255  # pure red: 0.299 * 255 = 76.2 -> 76
+    np.testing.assert_array_equal(to_uint8(rgb), np.full((10, 10), 76, np.uint8))
+    grey_rgb = np.repeat(np.arange(100, dtype=np.uint8).reshape(10, 10, 1), 3, axis=2)
+    torch.testing.assert_close(preprocess_image(grey_rgb, SMALL), preprocess_image(grey_rgb[..., 0], SMALL))
+    rgba = np.concatenate([grey_rgb, np.zeros((10, 10, 1), np.uint8)], axis=2)
+    np.testing.assert_array_equal(to_uint8(rgba), grey_rgb[..., 0])
+
+
+def test_bad_shapes_raise():
+    with pytest.raises(ValueError, match=r"\(4, 4, 2\)"):
+        to_uint8(np.zeros((4, 4, 2)))
+    with pytest.raises(ValueError, match="empty"):
+        to_uint8(np.zeros((0, 4)))
+    with pytest.raises(ValueError, match="empty"):
+        preprocess_batch([], SMALL)
+
+
+def test_batch_stacks_images():
+    images = [np.full((12, 30), 0, np.uint8), np.full((40, 11), 255, np.uint8)]
+    batch = preprocess_batch(images, SMALL)
+    assert batch.shape == (2, 3, 10, 10)
+    assert batch[0].max().item() == pytest.approx(-1.0) and batch[1].min().item() == pytest.approx(1.0)
+
+
+def test_map_to_image_hot_cell_lands_in_its_region():
+    config = PreprocessConfig(image_size=8, resize_shorter=8)
+    grid = np.zeros((2, 2))
+    grid[0, 1] = 1.0  # top-right quarter of the crop; crop spans x 100..300 of a 200 x 400 image
+    out = map_to_image(grid, 200, 400, config, interpolation="nearest")
+    assert out.shape == (200, 400) and out.dtype == np.float32
+    hot = np.argwhere(out == 1.0)
+    assert hot.min(0).tolist() == [0, 200] and hot.max(0).tolist() == [99, 299]
+    assert np.isnan(out[:, :100]).all() and np.isnan(out[:, 300:]).all()
+    assert np.nansum(out) == 100 * 100
+    edge = map_to_image(grid, 200, 400, config, interpolation="nearest", outside="edge")
+    assert not np.isnan(edge).any()
+    assert (edge[:100, 300:] == 1.0).all() and (edge[:, :100] == 0.0).all()
+
+
+def test_map_to_image_bilinear_is_smooth_and_peaks_at_the_cell():
+    config = PreprocessConfig(image_size=8, resize_shorter=8)
+    grid = np.zeros((7, 7))
+    grid[3, 5] = 1.0
+    out = map_to_image(grid, 300, 300, config)
+    y, x = np.unravel_index(np.nanargmax(out), out.shape)
+    assert abs(y - 150) <= 22 and abs(x - (5.5 / 7) * 300) <= 22
+    assert np.nanmax(out) <= 1.0 and np.nanmin(out) >= 0.0
+    constant = map_to_image(np.full((7, 7), 0.3), 300, 300, config)
+    np.testing.assert_allclose(constant, 0.3, rtol=1e-6)
+
+
+def test_map_to_image_round_trip_through_preprocess():
+    # A bright square in the image shows up at the same place after preprocess -> 2x2 pooling -> back.
+    config = PreprocessConfig(image_size=8, resize_shorter=8, mean=(0.0,) * 3, std=(1.0,) * 3)
+    image = np.zeros((160, 240), dtype=np.uint8)
+    image[0:80, 120:200] = 255  # crop spans x 40..200, so this is its top-right quarter
+    crop = preprocess_image(image, config)[0].numpy()
+    pooled = crop.reshape(2, 4, 2, 4).mean(axis=(1, 3))
+    assert np.unravel_index(pooled.argmax(), pooled.shape) == (0, 1)
+    back = map_to_image(pooled, 160, 240, config, interpolation="nearest")
+    assert back[40, 160] == pytest.approx(pooled.max()) and back[120, 80] == pytest.approx(pooled.min())
