@@ -151,6 +151,9 @@ def view_code_meaning(ds) -> str:
 def check_image_header(ds, has_pixels: bool) -> None:
     """Raise HeaderProblem with the reason when ``ds`` is no displayable image."""
     sop_class = _text(ds, "SOPClassUID")
+    if not (sop_class or _text(ds, "SOPInstanceUID") or _int(ds, "Rows")):
+        raise HeaderProblem("DICOM header is damaged or empty: no SOP Class, SOP Instance UID "
+                            "or image size found")
     modality = _text(ds, "Modality").upper()
     if modality in NON_IMAGE_MODALITIES:
         raise HeaderProblem(f"not an image (Modality {modality}); nothing to display")

@@ -97,50 +97,45 @@ def validate_window(center: float, width: float) -> tuple[float, float]:
 
 def drag_to_window(center: float, width: float, dx: float, dy: float,
                    data_range: tuple[float, float], sensitivity: float = 1.0,
-                   ) -> tuple[float, float]:
+                   inverted: bool = False) -> tuple[float, float]:
     """Map a right-drag of ``(dx, dy)`` widget pixels to a new ``(center, width)``.
 
-    Horizontal: right widens the window (less contrast); vertical: down raises
-    the centre (darker image). The step is proportional to the data range so
-    8-bit PNGs and 16-bit DICOMs feel the same: a drag of
-    ``DRAG_PIXELS_PER_RANGE`` pixels changes the value by the full range.
-    Width never drops below 1 (or 1/1000 of the range for float data < 1).
+    Horizontal: right widens the window (less contrast). Vertical: down
+    darkens the image, i.e. raises the centre, or lowers it when the image is
+    shown inverted (MONOCHROME1 / INVERSE, ``inverted=True``). The step is
+    proportional to the data range so 8-bit PNGs and 16-bit DICOMs feel the
+    same: ``DRAG_PIXELS_PER_RANGE`` pixels change a value by the full range.
+    Width never drops below 1 (or 1/1000 of the range for data spanning < 1000).
     """
-    lo, hi = data_range
-    span = max(float(hi) - float(lo), 1e-6)
+    lo, hi = sorted((float(data_range[0]), float(data_range[1])))
+    span = max(hi - lo, 1e-6)
     step = span / DRAG_PIXELS_PER_RANGE * sensitivity
     min_width = min(1.0, span / 1000.0)
     new_width = max(width + dx * step, min_width)
-    return center + dy * step, new_width
+    return center + (-dy if inverted else dy) * step, new_width
 
 
 def relative_presets(data_range: tuple[float, float], modality: str = "",
                      ) -> list[WindowPreset]:
     """Full-range plus lung / mediastinum / bone presets.
 
-    CT data are in Hounsfield units, so the classic absolute windows apply.
-    For projection radiographs (CR/DX/PNG) values are not calibrated, so the
-    presets are placed on the data range (0 = darkest displayed value):
-    lung = centre at 35 % of the range, width 50 %; mediastinum = centre 60 %,
-    width 40 %; bone = centre 75 %, width 30 %. ``data_range`` is in
-    *display order* (low = dark), see ``viewer.render.display_range``.
+    CT data are in Hounsfield units, so the classic absolute windows apply
+    (lung -600/1500, mediastinum 40/400, bone 400/1800). Projection
+    radiographs (CR/DX/PNG) are not calibrated, so the presets sit on the
+    data range given in *display order* ``(darkest, brightest)`` (see
+    ``viewer.render.display_range``; reversed for MONOCHROME1): lung = centre
+    at 35 % of the way from dark to bright, width 50 % of the range;
+    mediastinum = 60 % / 40 %; bone = 75 % / 30 %.
     """
-    lo, hi = float(data_range[0]), float(data_range[1])
-    span = max(hi - lo, 1e-6)
-    presets = [WindowPreset((lo + hi) / 2, span, "Full range")]
+    dark, bright = float(data_range[0]), float(data_range[1])
+    span = max(abs(bright - dark), 1e-6)
+    presets = [WindowPreset((dark + bright) / 2, span, "Full range")]
     if modality.upper() == "CT":
         return presets + [WindowPreset(-600, 1500, "Lung"), WindowPreset(40, 400, "Mediastinum"),
                           WindowPreset(400, 1800, "Bone")]
     for name, c, w in (("Lung", 0.35, 0.5), ("Mediastinum", 0.6, 0.4), ("Bone", 0.75, 0.3)):
-        presets.append(WindowPreset(lo + c * span, w * span, name))
+        presets.append(WindowPreset(dark + c * (bright - dark), w * span, name))
     return presets
-
-
-def mirror_presets(presets: list[WindowPreset], data_range: tuple[float, float],
-                   ) -> list[WindowPreset]:
-    """Mirror centres within ``data_range`` (for MONOCHROME1, where high = dark)."""
-    lo, hi = data_range
-    return [WindowPreset(lo + hi - p.center, p.width, p.explanation) for p in presets]
 
 
 class DisplayState:
@@ -196,10 +191,14 @@ class DisplayState:
         self.changed.emit("window")
 
     def drag_window(self, dx: float, dy: float, data_range: tuple[float, float],
-                    start: tuple[float, float] | None = None) -> None:
-        """Apply a right-drag step; ``start`` is (centre, width) when none is set yet."""
+                    start: tuple[float, float] | None = None, inverted: bool = False) -> None:
+        """Apply a right-drag step; ``start`` is (centre, width) when none is set yet.
+
+        ``inverted`` is whether the image is shown inverted (MONOCHROME1 XOR
+        the user's invert), so that dragging down always darkens.
+        """
         center, width = self._current_window(start, data_range)
-        self.set_window(*drag_to_window(center, width, dx, dy, data_range))
+        self.set_window(*drag_to_window(center, width, dx, dy, data_range, inverted=inverted))
 
     def _current_window(self, start: tuple[float, float] | None,
                         data_range: tuple[float, float]) -> tuple[float, float]:
@@ -207,7 +206,7 @@ class DisplayState:
             return self.window_center, self.window_width
         if start is not None:
             return start
-        lo, hi = data_range
+        lo, hi = sorted(data_range)
         return (lo + hi) / 2, max(hi - lo, 1e-6)
 
     def set_invert(self, invert: bool) -> None:
