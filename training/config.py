@@ -129,6 +129,7 @@ class TrainSection:
     log_every: int = 10
     ckpt_every_steps: int = 1000
     keep_best: bool = True
+    keep_last: int = 2
     max_consecutive_nonfinite: int = 20
     max_logit_scale: float = 100.0
     progress: bool = True

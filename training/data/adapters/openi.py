@@ -1,0 +1,58 @@
+"""Open-I / IU X-ray: XML reports with FINDINGS/IMPRESSION and their PNG images.
+
+Expected under ``--root``: XML reports in ``ecgen-radiology/`` (or any ``*.xml`` under
+the root) with ``<AbstractText Label="FINDINGS">``, ``<AbstractText Label="IMPRESSION">``
+and ``<parentImage id="CXR1_1_IM-0001-3001">``, and the images as
+``NLMCXR_png/<id>.png``. Every study goes to the ``test`` split (Open-I is an
+evaluation set in the paper).
+"""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+from training.data.adapters.common import LayoutError, PreparedStudy, require_dir
+from training.data.manifest import StudyRecord
+
+NAME = "openi"
+
+
+def _xml_files(root: Path) -> list[Path]:
+    folder = root / "ecgen-radiology"
+    files = sorted((folder if folder.is_dir() else root).rglob("*.xml"))
+    if not files:
+        raise LayoutError(f"{folder} is missing: no XML reports (ecgen-radiology/*.xml) under {root}")
+    return files
+
+
+def _text(node: ET.Element | None) -> str | None:
+    if node is None:
+        return None
+    text = " ".join("".join(node.itertext()).split())
+    return text or None
+
+
+def parse_report(path: Path) -> tuple[str, str | None, str | None, list[str]]:
+    """(study id, findings, impression, image ids) of one Open-I XML report."""
+    try:
+        tree = ET.parse(path)
+    except ET.ParseError as exc:
+        raise LayoutError(f"{path} is not a readable Open-I XML report: {exc}") from exc
+    sections = {n.get("Label", "").upper(): _text(n) for n in tree.iter("AbstractText")}
+    uid = tree.find(".//uId")
+    study = uid.get("id") if uid is not None and uid.get("id") else path.stem
+    ids = [n.get("id") for n in tree.iter("parentImage") if n.get("id")]
+    return study, sections.get("FINDINGS"), sections.get("IMPRESSION"), ids
+
+
+def studies(root: Path) -> Iterator[PreparedStudy]:
+    png_dir = require_dir(root, ["NLMCXR_png", "images"], "the Open-I PNG images (NLMCXR_png/*.png)")
+    for xml in _xml_files(root):
+        study, findings, impression, ids = parse_report(xml)
+        if not ids or not (findings or impression):
+            continue
+        record = StudyRecord(study_id=study, images=[f"{i}.png" for i in ids],
+                             view_positions=[None] * len(ids), findings=findings,
+                             impression=impression, labels=None, split="test", dataset=NAME)
+        yield PreparedStudy(record, [png_dir / f"{i}.png" for i in ids])

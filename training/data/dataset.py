@@ -1,0 +1,177 @@
+"""Datasets over study manifests: training pairs (two views x two texts) and evaluation items.
+
+Randomness of a sample depends only on (seed, epoch, index), never on the worker
+that loads it, so a resumed run sees exactly the same augmentations. The sampler
+therefore hands ``(index, epoch)`` pairs to the dataset (``EpochTaggedSampler``).
+A missing or unreadable image makes the dataset try another study (a fixed,
+index-derived sequence) and report how many it skipped, so batches keep their
+size (needed by the DDP gather) and training never stops on a bad file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, DistributedSampler
+
+from cxrclip.config import PreprocessConfig
+from training.data.augment import TrainAugment
+from training.data.image_cache import read_gray_uint8
+from training.data.manifest import Manifest, StudyRecord
+from training.data.text import study_texts
+
+log = logging.getLogger(__name__)
+FRONTAL = ("PA", "AP", "FRONTAL", "AP AXIAL", "PA LLD")
+LOAD_ERRORS = (OSError, ValueError, cv2.error)
+
+
+def _preprocess(pixels: np.ndarray, config: PreprocessConfig) -> torch.Tensor:
+    from cxrclip.preprocess import preprocess_image
+
+    return preprocess_image(pixels, config)
+
+
+class StudyPairDataset(Dataset):
+    """Training samples from one or more manifests (one split); ``augment=None`` for validation."""
+
+    def __init__(self, manifests: Sequence[Manifest], split: str, preprocess: PreprocessConfig,
+                 augment: TrainAugment | None, seed: int = 0, shuffle_sentences: bool = True,
+                 max_tries: int = 10) -> None:
+        self.items: list[tuple[Manifest, StudyRecord]] = [
+            (m, r) for m in manifests for r in m.split(split)]
+        if not self.items:
+            names = [str(m.root) for m in manifests]
+            raise ValueError(f"no studies with split {split!r} in manifests {names}; "
+                             "check data.train / data.train_split")
+        self.preprocess = preprocess
+        self.post = dataclasses.replace(preprocess, resize_shorter=preprocess.image_size)
+        self.augment = augment
+        self.seed = seed
+        self.shuffle_sentences = shuffle_sentences
+        self.max_tries = max_tries
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _rng(self, index: int, epoch: int, attempt: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, epoch, index, attempt])
+
+    def _view(self, manifest: Manifest, rel: str, rng: np.random.Generator) -> torch.Tensor:
+        pixels = read_gray_uint8(manifest.image_path(rel))
+        if self.augment is None:  # validation: the evaluation preprocessing only
+            return _preprocess(pixels, self.preprocess)
+        return _preprocess(self.augment(pixels, rng), self.post)
+
+    def load(self, index: int, rng: np.random.Generator) -> dict[str, Any]:
+        """One sample without the skip logic (raises on an unreadable image)."""
+        manifest, record = self.items[index]
+        if len(record.images) >= 2:
+            first, second = rng.choice(len(record.images), size=2, replace=False)
+            paths = [record.images[first], record.images[second]]
+        else:
+            paths = [record.images[0], record.images[0]]
+        text1, text2 = study_texts(record, rng, self.shuffle_sentences)
+        return {"image": self._view(manifest, paths[0], rng),
+                "image2": self._view(manifest, paths[1], rng),
+                "text": text1, "text2": text2, "study_id": record.study_id}
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
+        failures: list[str] = []
+        for attempt in range(self.max_tries):
+            rng = self._rng(index, epoch, attempt)
+            candidate = index if attempt == 0 else int(rng.integers(len(self.items)))
+            try:
+                sample = self.load(candidate, rng)
+            except LOAD_ERRORS as exc:
+                failures.append(f"{self.items[candidate][1].study_id}: {exc}")
+                log.debug("skipping study %s: %s", self.items[candidate][1].study_id, exc)
+                continue
+            sample["skipped"] = len(failures)
+            return sample
+        raise RuntimeError(f"{self.max_tries} studies in a row could not be loaded "
+                           f"(last: {failures[-1]}); is the image cache complete? "
+                           "Re-run `cxrclip prepare` or raise data.max_replacement_tries")
+
+
+class EvalDataset(Dataset):
+    """One preprocessed frontal image per study, with its retrieval text and labels."""
+
+    def __init__(self, manifests: Sequence[Manifest], split: str,
+                 preprocess: PreprocessConfig) -> None:
+        self.items = [(m, r) for m in manifests for r in m.split(split)]
+        self.preprocess = preprocess
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @staticmethod
+    def pick_image(record: StudyRecord) -> str:
+        """The first frontal image, else the first image."""
+        for rel, view in zip(record.images, record.view_positions):
+            if view and view.upper() in FRONTAL:
+                return rel
+        return record.images[0]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        manifest, record = self.items[index]
+        try:
+            pixels = read_gray_uint8(manifest.image_path(self.pick_image(record)))
+            image = _preprocess(pixels, self.preprocess)
+            ok = True
+        except LOAD_ERRORS as exc:
+            log.warning("evaluation image of %s unreadable: %s", record.study_id, exc)
+            image = torch.zeros(3, self.preprocess.image_size, self.preprocess.image_size)
+            ok = False
+        return {"image": image, "ok": ok, "index": index}
+
+
+class EpochTaggedSampler(DistributedSampler):
+    """DistributedSampler that yields ``(index, epoch)`` and can start mid-epoch.
+
+    ``start`` skips that many of this rank's samples of the current epoch (resume).
+    Works without a process group when ``num_replicas`` and ``rank`` are given.
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int, seed: int,
+                 shuffle: bool = True) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle,
+                         seed=seed, drop_last=True)
+        self.start = 0
+
+    def set_start(self, start: int) -> None:
+        """Skip the first ``start`` samples of the next iteration only."""
+        self.start = int(start)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        indices = list(super().__iter__())[self.start:]
+        self.start = 0
+        return iter([(i, self.epoch) for i in indices])
+
+
+class TrainCollate:
+    """Stack images; tokenize both texts, each padded to the longest in the batch."""
+
+    def __init__(self, tokenizer: Any, max_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def _tokens(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        enc = self.tokenizer(texts, padding="longest", truncation=True,
+                             max_length=self.max_length, return_tensors="pt")
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+    def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
+        t1 = self._tokens([s["text"] for s in samples])
+        t2 = self._tokens([s["text2"] for s in samples])
+        return {"image": torch.stack([s["image"] for s in samples]),
+                "image2": torch.stack([s["image2"] for s in samples]),
+                "input_ids": t1["input_ids"], "attention_mask": t1["attention_mask"],
+                "input_ids2": t2["input_ids"], "attention_mask2": t2["attention_mask"],
+                "skipped": sum(int(s["skipped"]) for s in samples),
+                "study_ids": [s["study_id"] for s in samples]}

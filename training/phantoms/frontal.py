@@ -1,0 +1,205 @@
+"""The frontal (PA/AP) view: base anatomy layers.
+
+Image left is the patient's right. ``side_x`` maps a distance from the midline on a
+given side to the image ``u`` coordinate.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from training.phantoms.anatomy import Anatomy
+from training.phantoms.draw import Canvas, bezier, blur, grid, smooth, soft_ellipse
+from training.phantoms.layers import Layers
+from training.phantoms.vessels import vessel_tree
+
+EDGE = 0.006
+
+
+def side_sign(side: str) -> float:
+    """-1 for the patient's right (image left), +1 for the left."""
+    return -1.0 if side == "right" else 1.0
+
+
+def side_x(anat: Anatomy, side: str, d: float | np.ndarray) -> float | np.ndarray:
+    """Image ``u`` of a point ``d`` from the midline on ``side``."""
+    return anat.cx + side_sign(side) * d
+
+
+def costophrenic_v(anat: Anatomy, side: str) -> float:
+    """Height of the lateral costophrenic angle."""
+    return anat.dome(side) + anat.dome_depth
+
+
+def lung_lateral(anat: Anatomy, side: str, v: np.ndarray | float) -> np.ndarray:
+    """Distance of the lateral lung border from the midline at height ``v``."""
+    w = anat.half_width
+    c = 0.42 * w
+    t = np.clip((np.asarray(v) - anat.v_apex) / (costophrenic_v(anat, side) - anat.v_apex), 0, 1)
+    return c + (w - c) * np.sqrt(1.0 - (1.0 - t) ** 2)
+
+
+def lung_medial(anat: Anatomy, side: str, v: np.ndarray | float) -> np.ndarray:
+    """Distance of the medial lung border from the midline (mediastinum, then heart)."""
+    w = anat.half_width
+    c = 0.42 * w
+    v = np.asarray(v)
+    t = np.clip((v - anat.v_apex) / (costophrenic_v(anat, side) - anat.v_apex), 0, 1)
+    r = np.clip((v - anat.v_apex - 0.24) / 0.1, 0, 1)
+    m = anat.mediastinum * 0.95 + (0.035 - anat.mediastinum * 0.95) * r * r * (3 - 2 * r)
+    return c - (c - m) * np.sqrt(1.0 - (1.0 - t) ** 2)
+
+
+def diaphragm_v(anat: Anatomy, side: str, d: np.ndarray) -> np.ndarray:
+    """Height of the hemidiaphragm at distance ``d`` from the midline."""
+    w = anat.half_width
+    peak = 0.45 * w
+    lateral = anat.dome_depth * ((d - peak) / (w - peak)) ** 2
+    medial = 0.02 * ((peak - d) / peak) ** 2
+    return anat.dome(side) + np.where(d > peak, lateral, medial)
+
+
+def lung_sd(anat: Anatomy, side: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Approximate signed distance to one lung field (positive inside)."""
+    d = (u - anat.cx) * side_sign(side)
+    s = np.minimum(lung_lateral(anat, side, v) - d, d - lung_medial(anat, side, v))
+    s = np.minimum(s, diaphragm_v(anat, side, d) - v)
+    return np.minimum(s, (v - anat.v_apex) * 0.7)
+
+
+def _body(anat: Anatomy, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    rise = np.clip((v - 0.0) / 0.14, 0, 1)
+    rise = rise * rise * (3 - 2 * rise)
+    half = 0.09 + (anat.half_width + anat.body_margin + 0.07 - 0.09) * rise
+    half = half - 0.05 * np.clip((v - 0.2) / 0.6, 0, 1)
+    half = np.maximum(half, anat.half_width + anat.body_margin)
+    d = np.abs(u - anat.cx)
+    body = np.sqrt(np.clip(1.0 - (d / half) ** 2, 0, 1))
+    if anat.breasts:
+        for s in ("right", "left"):
+            body = body + 0.12 * soft_ellipse(u, v, side_x(anat, s, 0.55 * anat.half_width),
+                                              anat.v_dome - 0.03, 0.17, 0.12, 0.05)
+    return body.astype(np.float32)
+
+
+def _heart(anat: Anatomy, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    wh = anat.ctr * 2 * anat.half_width
+    r_right, r_left = 0.33 * wh, 0.67 * wh
+    base = anat.dome_right + 0.01
+    main = soft_ellipse(u, v, anat.cx + (r_left - r_right) / 2, base, wh / 2,
+                        anat.heart_height, EDGE, angle_deg=-8)
+    atrium = soft_ellipse(u, v, anat.cx - r_right + 0.05, base - 0.05, 0.05,
+                          anat.heart_height * 0.6, EDGE)
+    above = smooth(diaphragm_v(anat, "left", np.abs(u - anat.cx)) + 0.01 - v, 0.015)
+    return np.maximum(main, atrium) * above
+
+
+def _mediastinum(anat: Anatomy, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    du = u - anat.cx
+    narrow = np.clip((v - anat.v_apex) / 0.1, 0, 1) * 0.2 + 0.8
+    right, left = anat.mediastinum * 0.9 * narrow, anat.mediastinum * narrow
+    band = smooth(np.minimum(right + du, left - du), 0.01)
+    pos = np.clip((du + right) / (right + left), 0, 1)
+    band = band * np.sqrt(np.clip(1 - (2 * pos - 1) ** 2, 0, 1)) ** 0.5
+    band = band * smooth(anat.dome_right + 0.02 - v, EDGE) * smooth(v - anat.v_apex + 0.06, 0.05)
+    knob = soft_ellipse(u, v, anat.cx + anat.mediastinum * 0.95, anat.v_apex + 0.135,
+                        anat.knob, anat.knob * 1.1, EDGE)
+    hila = sum(soft_ellipse(u, v, side_x(anat, s, 0.1), anat.v_apex + (0.25 if s == "right" else 0.23),
+                            0.03, 0.05, 0.02) for s in ("right", "left"))
+    return np.maximum(band, knob) + 0.35 * hila
+
+
+def _airways(anat: Anatomy, size: int) -> np.ndarray:
+    c = Canvas(size)
+    carina = anat.v_apex + 0.17
+    c.polyline(np.array([[anat.cx, 0.0], [anat.cx + 0.004, carina]]), 0.026)
+    for s in ("right", "left"):
+        steep = 0.05 if s == "right" else 0.035
+        c.polyline(np.array([[anat.cx, carina],
+                             [side_x(anat, s, 0.045), carina + steep]]), 0.018)
+    return blur(c.read(), 0.003)
+
+
+def _rib_curves(anat: Anatomy, side: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior and anterior centre lines of rib ``k`` (1-based) on one side."""
+    v0 = anat.v_apex - 0.005 + anat.rib_spacing * (k - 1) * (1 + 0.035 * (k - 1))
+    lat = float(lung_lateral(anat, side, v0 + 0.06)) + 0.012
+    xs = lambda d: side_x(anat, side, d)  # noqa: E731
+    post = bezier([(xs(0.03), v0), (xs(0.4 * lat), v0 - 0.018), (xs(0.85 * lat), v0 - 0.005),
+                   (xs(lat + 0.012), v0 + 0.04), (xs(lat), v0 + 0.085)], 40)
+    ant = bezier([(xs(lat), v0 + 0.085), (xs(0.75 * lat), v0 + 0.1),
+                  (xs(0.3 * lat + 0.03), v0 + 0.16)], 24)
+    return post, ant
+
+
+def _rib_image(mask: np.ndarray) -> np.ndarray:
+    rim = mask - cv2.erode(mask, np.ones((3, 3), np.uint8))
+    return 0.55 * blur(mask, 0.002) + 0.6 * np.clip(rim, 0, 1)
+
+
+def _bones(anat: Anatomy, size: int, u: np.ndarray, v: np.ndarray,
+           fracture: dict | None) -> np.ndarray:
+    post, ant, clav = Canvas(size), Canvas(size), Canvas(size)
+    w = anat.rib_width
+    for side in ("right", "left"):
+        for k in range(1, 11):
+            p, a = _rib_curves(anat, side, k)
+            if fracture and fracture["side"] == side and fracture["rib"] == k:
+                cut = int(len(p) * fracture.get("at", 0.72))
+                step = np.array([0.0, fracture.get("step", 0.008)])
+                post.polyline(p[: cut - 1], w)
+                post.polyline(p[cut + 1:] + step, w)
+            else:
+                post.polyline(p, w)
+            if k <= 8:
+                ant.polyline(a, w * 1.15)
+        v_cl = anat.v_apex + (0.02 if anat.projection == "AP" else 0.05)
+        xs = lambda d: side_x(anat, side, d)  # noqa: E731
+        clav.polyline(bezier([(xs(0.035), v_cl + 0.035), (xs(0.15), v_cl + 0.01),
+                              (xs(0.26), v_cl - 0.03), (xs(0.36), v_cl - 0.02)], 30), 0.024)
+    bone = 0.13 * _rib_image(post.read()) + 0.055 * _rib_image(ant.read())
+    bone = bone + 0.16 * _rib_image(clav.read())
+    return bone + _spine(anat, size, u, v)
+
+
+def _spine(anat: Anatomy, size: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    du = np.abs(u - anat.cx)
+    column = smooth(0.032 - du, 0.004)
+    h = 0.042
+    phase = np.mod((v - anat.v_apex + 0.02) / (h * (1 + 0.35 * v)), 1.0)
+    bodies = smooth(0.42 - np.abs(phase - 0.5), 0.04)
+    c = Canvas(size)
+    vv = anat.v_apex - 0.04
+    while vv < 1.0:
+        hh = h * (1 + 0.35 * vv)
+        for s in (-1, 1):
+            c.ellipse(anat.cx + s * 0.024, vv + 0.35 * hh, 0.006, 0.01)
+        c.ellipse(anat.cx, vv + 0.7 * hh, 0.005, 0.012)
+        vv += hh
+    pedicles = _rib_image(c.read())
+    return (0.12 * column * (0.7 + 0.3 * bodies) + 0.06 * pedicles).astype(np.float32)
+
+
+def frontal_layers(anat: Anatomy, size: int, fracture: dict | None = None) -> Layers:
+    """Base layers of the frontal view for this anatomy."""
+    u, v = grid(size)
+    lungs, depth, vessels = {}, {}, {}
+    rng = np.random.default_rng(anat.vessel_seed)
+    for side in ("right", "left"):
+        lungs[side] = smooth(lung_sd(anat, side, u, v), EDGE)
+        t = np.clip((v - anat.v_apex) / (anat.dome(side) - anat.v_apex), 0, 1)
+        depth[side] = (0.72 + 0.28 * t).astype(np.float32)
+        hv = anat.v_apex + 0.25
+        s = side_sign(side)
+        angles = [np.arctan2(dy, s * dx) for dx, dy in
+                  ((0.2, -1.0), (0.7, -0.8), (1.0, -0.2), (1.0, 0.3), (0.7, 0.8), (0.25, 1.0))]
+        vessels[side] = vessel_tree(size, rng, (side_x(anat, side, 0.09), hv), angles,
+                                    anat.half_width * 1.0)
+    airway = _airways(anat, size)
+    body = _body(anat, u, v) - 0.2 * airway
+    stomach = soft_ellipse(u, v, side_x(anat, "left", 0.45 * anat.half_width),
+                           anat.dome_left + 0.06, 0.06, 0.035, 0.01)
+    body = body - 0.25 * stomach
+    return Layers(size=size, body=body, lungs=lungs, lung_depth=depth,
+                  heart=_heart(anat, u, v), mediastinum=_mediastinum(anat, u, v),
+                  bone=_bones(anat, size, u, v, fracture), vessels=vessels)

@@ -1,0 +1,1 @@
+"""The training loop and its parts: runtime (DDP, precision), optimiser, checkpoint state."""

@@ -1,0 +1,437 @@
+"""The CXR-CLIP training loop: DDP, autocast, accumulation, checkpoints, resume, logging."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from cxrclip.losses import CXRClipLoss
+from cxrclip.model import CXRClip
+from training.config import ExperimentConfig
+from training.data.augment import TrainAugment
+from training.data.dataset import EpochTaggedSampler, StudyPairDataset, TrainCollate
+from training.data.manifest import read_manifest
+from training.trainer import state as ckpt
+from training.trainer.optim import build_optimizer, build_scheduler
+from training.trainer.runtime import (Runtime, all_reduce_sum, autocast_dtype, resolve_precision,
+                                      seed_everything, setup_runtime, worker_init)
+
+log = logging.getLogger(__name__)
+
+
+class TrainingAborted(RuntimeError):
+    """Training stopped on purpose (too many non-finite losses, OOM)."""
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in ``trainer_state.pt``."""
+
+    step: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0
+    nonfinite_total: int = 0
+    nonfinite_run: int = 0
+    skipped_images: int = 0
+    best_val: float = math.inf
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _move(batch: dict[str, Any], device: torch.device, channels_last: bool) -> dict[str, Any]:
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    out = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor):
+            value = value.to(device, non_blocking=True)
+            if value.ndim == 4:
+                value = value.contiguous(memory_format=fmt)
+        out[key] = value
+    return out
+
+
+class Trainer:
+    """Build everything from an ``ExperimentConfig`` and run ``fit()``."""
+
+    def __init__(self, config: ExperimentConfig, resume: bool = False,
+                 runtime: Runtime | None = None) -> None:
+        self.cfg = config
+        self.rt = runtime or setup_runtime(config.train.device)
+        self.out = Path(config.output_dir)
+        self.precision = resolve_precision(config.train.precision, self.rt.device)
+        seed_everything(config.train.seed + self.rt.rank)
+        self.model = self._build_model()
+        self.loss_fn = CXRClipLoss(config.loss.i2i_weight, config.loss.t2t_weight,
+                                   config.loss.label_smoothing)
+        self.train_loader = self._build_loader()
+        self.val_dataset = self._build_val_dataset()
+        self.micro_per_epoch = len(self.train_loader)
+        if self.micro_per_epoch < config.train.grad_accum_steps:
+            raise ValueError(f"only {self.micro_per_epoch} batches per epoch for "
+                             f"train.grad_accum_steps={config.train.grad_accum_steps}; lower it "
+                             "or train.batch_size")
+        self.steps_per_epoch = self.micro_per_epoch // config.train.grad_accum_steps
+        self.total_steps = config.train.max_steps or config.train.epochs * self.steps_per_epoch
+        self.optimizer = build_optimizer(self.model, config.optim, self.rt.device)
+        self.scheduler = build_scheduler(self.optimizer, config.optim, self.total_steps)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
+        self.progress = Progress()
+        self.ddp_model: nn.Module = self._wrap(self.model)
+        self.writer = self._writer()
+        if resume:
+            self.resume()
+
+    # ----- building -----------------------------------------------------------------------
+    def _build_model(self) -> CXRClip:
+        from cxrclip.text_encoder import load_tokenizer
+
+        model_cfg = self.cfg.model_config()
+        if self.cfg.train.gradient_checkpointing:
+            model_cfg.image.gradient_checkpointing = True
+            model_cfg.text.gradient_checkpointing = True
+        model = CXRClip(model_cfg, pretrained_text=True)
+        model.tokenizer = load_tokenizer(model_cfg.text.path)
+        for name, param in model.named_parameters():
+            if ".pooler." in name:  # BERT pooler: unused by our pooling, would break DDP
+                param.requires_grad_(False)
+        if self.rt.distributed and not model_cfg.image.name.startswith("swin"):
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model.to(self.rt.device)
+        if self.cfg.train.channels_last and self.rt.device.type == "cuda":
+            model.to(memory_format=torch.channels_last)
+        return model
+
+    def _datasets(self, paths: list[str], split: str, augment: TrainAugment | None) -> StudyPairDataset:
+        if not paths:
+            raise ValueError("data.train is empty: list one or more manifest directories "
+                             "(written by `cxrclip prepare` or `cxrclip phantom`)")
+        manifests = [read_manifest(p) for p in paths]
+        return StudyPairDataset(manifests, split, self.model.config.preprocess, augment,
+                                seed=self.cfg.train.seed,
+                                shuffle_sentences=self.cfg.data.shuffle_sentences,
+                                max_tries=self.cfg.data.max_replacement_tries)
+
+    def _build_loader(self) -> DataLoader:
+        cfg = self.cfg
+        augment = TrainAugment(cfg.augment, self.model.config.preprocess.image_size)
+        dataset = self._datasets(cfg.data.train, cfg.data.train_split, augment)
+        self.sampler = EpochTaggedSampler(dataset, self.rt.world_size, self.rt.rank, cfg.train.seed)
+        workers = cfg.data.num_workers
+        generator = torch.Generator().manual_seed(cfg.train.seed)
+        return DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=self.sampler,
+                          num_workers=workers, drop_last=True, generator=generator,
+                          collate_fn=TrainCollate(self.model.tokenizer, self.model.config.text.max_length),
+                          pin_memory=self.rt.device.type == "cuda",
+                          persistent_workers=workers > 0, worker_init_fn=worker_init,
+                          prefetch_factor=4 if workers > 0 else None)
+
+    def _build_val_dataset(self) -> StudyPairDataset | None:
+        if not self.cfg.data.val:
+            return None
+        try:
+            return self._datasets(self.cfg.data.val, self.cfg.data.val_split, None)
+        except ValueError as exc:
+            log.warning("no validation data: %s", exc)
+            return None
+
+    def _wrap(self, model: nn.Module) -> nn.Module:
+        wrapped: nn.Module = model
+        if self.rt.distributed:
+            ids = [self.rt.device.index] if self.rt.device.type == "cuda" else None
+            wrapped = DistributedDataParallel(model, device_ids=ids)
+        if self.cfg.train.compile:
+            wrapped = torch.compile(wrapped)
+        return wrapped
+
+    def _writer(self) -> Any:
+        if not self.rt.is_main:
+            return None
+        from torch.utils.tensorboard import SummaryWriter
+
+        return SummaryWriter(log_dir=str(self.out / "tb"))
+
+    # ----- one step -------------------------------------------------------------------------
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        dtype = autocast_dtype(self.precision)
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.rt.device.type, dtype=dtype)
+
+    def compute_loss(self, batch: dict[str, Any]):
+        """Forward pass and loss for one (micro-)batch on this rank."""
+        with self._autocast():
+            out = self.ddp_model(images=batch["image"], input_ids=batch["input_ids"],
+                                 attention_mask=batch["attention_mask"],
+                                 images_view2=batch["image2"], input_ids_section2=batch["input_ids2"],
+                                 attention_mask_section2=batch["attention_mask2"])
+        emb = {k: v.float() for k, v in out.items()}
+        return self.loss_fn(emb["image_emb"], emb["image_emb_view2"], emb["text_emb"],
+                            emb["text_emb_section2"], emb["logit_scale"])
+
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        finite = torch.isfinite(loss.detach()).float()
+        if self.rt.distributed:
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        return bool(finite.item() > 0)
+
+    def _optimizer_step(self) -> float:
+        self.scaler.unscale_(self.optimizer)
+        norm = 0.0
+        if self.cfg.optim.max_grad_norm > 0:
+            norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(),
+                                                        self.cfg.optim.max_grad_norm))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            self.model.logit_scale.clamp_(0.0, math.log(self.cfg.train.max_logit_scale))
+        return norm
+
+    def _micro_step(self, batch: dict[str, Any], sync: bool) -> dict[str, float] | None:
+        """Forward/backward one micro-batch; None when its loss was not finite."""
+        no_sync = getattr(self.ddp_model, "no_sync", None)
+        ctx = no_sync() if (no_sync is not None and not sync) else contextlib.nullcontext()
+        with ctx:
+            losses = self.compute_loss(batch)
+            if not self._all_finite(losses.total):
+                return None
+            self.scaler.scale(losses.total / self.cfg.train.grad_accum_steps).backward()
+        return losses.to_dict()
+
+    # ----- the loop ---------------------------------------------------------------------------
+    def fit(self) -> Progress:
+        """Train until ``total_steps`` (or ``train.stop_after_steps``); returns the progress."""
+        try:
+            while self.progress.step < self.total_steps:
+                if self._run_epoch():
+                    break
+        except torch.OutOfMemoryError as exc:
+            raise TrainingAborted(
+                f"CUDA out of memory at train.batch_size={self.cfg.train.batch_size}: lower it "
+                f"and raise train.grad_accum_steps (now {self.cfg.train.grad_accum_steps}) to keep "
+                "the effective batch, or set train.gradient_checkpointing=true") from exc
+        finally:
+            if self.writer is not None:
+                self.writer.flush()
+        return self.progress
+
+    def _should_stop(self) -> bool:
+        stop = self.cfg.train.stop_after_steps
+        return self.progress.step >= self.total_steps or (stop is not None and self.progress.step >= stop)
+
+    def _run_epoch(self) -> bool:
+        """One (possibly partial) epoch; True when training must stop now."""
+        p, accum = self.progress, self.cfg.train.grad_accum_steps
+        self.sampler.set_epoch(p.epoch)
+        self.sampler.set_start(p.batches_in_epoch * self.cfg.train.batch_size)
+        self.model.train()
+        bar = self._bar(p.batches_in_epoch)
+        window: list[dict[str, float]] = []
+        t_wait, t_last = 0.0, time.perf_counter()
+        skipped_epoch = 0
+        bad_step = False
+        for batch in self.train_loader:
+            t_wait += time.perf_counter() - t_last
+            if p.batches_in_epoch >= (self.micro_per_epoch // accum) * accum:
+                break  # leftover micro-batches that do not fill an accumulation step
+            skipped_epoch += int(batch.pop("skipped"))
+            batch.pop("study_ids")
+            p.batches_in_epoch += 1
+            boundary = p.batches_in_epoch % accum == 0
+            result = self._micro_step(_move(batch, self.rt.device, self.cfg.train.channels_last),
+                                      sync=boundary)
+            if result is None:
+                bad_step = True
+            else:
+                window.append(result)
+            if boundary:
+                self._finish_step(bad_step, window, t_wait)
+                bad_step, t_wait = False, 0.0
+                if bar is not None:
+                    bar.update(accum)
+                if self._should_stop():
+                    self._save(mid_epoch=True, skipped=skipped_epoch)
+                    return True
+            t_last = time.perf_counter()
+        if bar is not None:
+            bar.close()
+        self._end_epoch(skipped_epoch)
+        return self._should_stop()
+
+    def _finish_step(self, bad_step: bool, window: list[dict[str, float]], t_wait: float) -> None:
+        p = self.progress
+        if bad_step:
+            self.optimizer.zero_grad(set_to_none=True)
+            p.nonfinite_total += 1
+            p.nonfinite_run += 1
+            log.warning("non-finite loss at step %d: step skipped (%d in a row)", p.step, p.nonfinite_run)
+            if p.nonfinite_run >= self.cfg.train.max_consecutive_nonfinite:
+                raise TrainingAborted(
+                    f"{p.nonfinite_run} non-finite losses in a row (train.max_consecutive_nonfinite="
+                    f"{self.cfg.train.max_consecutive_nonfinite}); lower optim.lr or use "
+                    "train.precision=bf16/fp32")
+        else:
+            p.nonfinite_run = 0
+            self._optimizer_step()
+        p.step += 1
+        if p.step % self.cfg.train.log_every == 0 and window:
+            self._log(window, t_wait)
+            window.clear()
+        every = self.cfg.train.ckpt_every_steps
+        if every and p.step % every == 0 and not self._should_stop():
+            self._save(mid_epoch=True)
+
+    def _log(self, window: list[dict[str, float]], t_wait: float) -> None:
+        if self.writer is None:
+            return
+        mean = {k: sum(w[k] for w in window) / len(window) for k in window[0]}
+        for key, value in mean.items():
+            self.writer.add_scalar(f"loss/{key}", value, self.progress.step)
+        self.writer.add_scalar("train/logit_scale", float(self.model.logit_scale.exp()), self.progress.step)
+        self.writer.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.progress.step)
+        self.writer.add_scalar("train/data_wait_s", t_wait, self.progress.step)
+        now = time.perf_counter()
+        last = getattr(self, "_last_log_time", None)
+        if last is not None:
+            samples = len(window) * self.cfg.train.batch_size * self.rt.world_size
+            self.writer.add_scalar("train/samples_per_s", samples / max(now - last, 1e-9),
+                                   self.progress.step)
+        self._last_log_time = now
+        log.info("step %d: total %.4f i2t %.4f t2i %.4f", self.progress.step, mean["total"],
+                 mean["i2t"], mean["t2i"])
+
+    def _bar(self, start: int):
+        if not (self.rt.is_main and self.cfg.train.progress):
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.micro_per_epoch, initial=start, desc=f"epoch {self.progress.epoch}",
+                    unit="batch", dynamic_ncols=True)
+
+    def _end_epoch(self, skipped_epoch: int) -> None:
+        p = self.progress
+        skipped = int(all_reduce_sum(skipped_epoch, self.rt.device))
+        p.skipped_images += skipped
+        if skipped and self.rt.is_main:
+            log.warning("epoch %d: %d unreadable studies were replaced by others", p.epoch, skipped)
+        val = self.validate()
+        record = {"epoch": float(p.epoch), "step": float(p.step), "skipped": float(skipped)}
+        if val is not None:
+            record["val_loss"] = val
+            if self.writer is not None:
+                self.writer.add_scalar("val/loss", val, p.step)
+        p.history.append(record)
+        p.epoch += 1
+        p.batches_in_epoch = 0
+        self._save(mid_epoch=False)
+        if val is not None and val < p.best_val:
+            p.best_val = val
+            if self.cfg.train.keep_best and self.rt.is_main:
+                ckpt.write_model_dir(self.model, self.model.tokenizer, self.out / "best",
+                                     self._card(val))
+
+    @torch.no_grad()
+    def validate(self) -> float | None:
+        """Mean total loss over the validation split (every rank sees a shard)."""
+        if self.val_dataset is None:
+            return None
+        self.model.eval()
+        n = len(self.val_dataset)
+        idx = list(range(self.rt.rank, n, self.rt.world_size))
+        collate = TrainCollate(self.model.tokenizer, self.model.config.text.max_length)
+        total, count = 0.0, 0
+        bs = self.cfg.train.batch_size
+        for start in range(0, len(idx), bs):
+            batch = collate([self.val_dataset[(i, 0)] for i in idx[start:start + bs]])
+            batch.pop("skipped"), batch.pop("study_ids")
+            if batch["image"].shape[0] < 2:
+                continue
+            with self._no_gather():
+                losses = self.compute_loss(_move(batch, self.rt.device, False))
+            total += float(losses.total) * batch["image"].shape[0]
+            count += batch["image"].shape[0]
+        self.model.train()
+        total = all_reduce_sum(total, self.rt.device)
+        count = all_reduce_sum(count, self.rt.device)
+        return total / count if count else None
+
+    @contextlib.contextmanager
+    def _no_gather(self):
+        previous, self.loss_fn.gather = self.loss_fn.gather, False
+        model = self.ddp_model
+        self.ddp_model = self.model  # plain forward: ranks may have different batch counts
+        try:
+            yield
+        finally:
+            self.loss_fn.gather, self.ddp_model = previous, model
+
+    # ----- checkpoints ---------------------------------------------------------------------
+    def _card(self, val: float | None) -> dict[str, Any]:
+        return {"title": self.model.config.name, "training": (
+            f"cxrclip train, step {self.progress.step}, epoch {self.progress.epoch}, "
+            f"data {self.cfg.data.train}"), "metrics": {"val_loss": val} if val is not None else {}}
+
+    def trainer_state(self) -> dict[str, Any]:
+        p = self.progress
+        return {"version": 1, "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "step": p.step, "epoch": p.epoch, "batches_in_epoch": p.batches_in_epoch,
+                "nonfinite_total": p.nonfinite_total, "nonfinite_run": p.nonfinite_run,
+                "skipped_images": p.skipped_images, "best_val": p.best_val,
+                "history": p.history, "world_size": self.rt.world_size,
+                "batch_size": self.cfg.train.batch_size, "total_steps": self.total_steps}
+
+    def _barrier(self) -> None:
+        if self.rt.distributed:
+            torch.distributed.barrier()
+
+    def _save(self, mid_epoch: bool, skipped: int = 0) -> None:
+        pending = ckpt.pending_dir(self.out, self.progress.step)
+        if self.rt.is_main:
+            ckpt.write_model_dir(self.model, self.model.tokenizer, pending, self._card(None))
+        self._barrier()
+        ckpt.atomic_torch_save(ckpt.rng_state(), pending / f"rng_rank{self.rt.rank}.pt")
+        self._barrier()
+        if self.rt.is_main:
+            final = ckpt.finalize(self.out, self.progress.step, self.trainer_state(),
+                                  self.cfg.to_dict(), self.cfg.train.keep_last)
+            log.info("saved checkpoint %s", final)
+        self._barrier()
+
+    def resume(self) -> bool:
+        """Continue from the newest checkpoint under ``output_dir``; False when there is none."""
+        found = ckpt.latest_checkpoint(self.out)
+        if found is None:
+            log.warning("--resume: no checkpoint under %s; starting from scratch", self.out)
+            return False
+        state = ckpt.load_trainer_state(found)
+        if state["world_size"] != self.rt.world_size or state["batch_size"] != self.cfg.train.batch_size:
+            log.warning("resuming with world size/batch %d/%d instead of %d/%d: the data order differs",
+                        self.rt.world_size, self.cfg.train.batch_size, state["world_size"],
+                        state["batch_size"])
+        ckpt.load_model_weights(self.model, found)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        p = self.progress
+        p.step, p.epoch, p.batches_in_epoch = state["step"], state["epoch"], state["batches_in_epoch"]
+        p.nonfinite_total, p.nonfinite_run = state["nonfinite_total"], state["nonfinite_run"]
+        p.skipped_images, p.best_val, p.history = state["skipped_images"], state["best_val"], state["history"]
+        rng_file = found / f"rng_rank{self.rt.rank}.pt"
+        if rng_file.is_file():
+            ckpt.set_rng_state(torch.load(rng_file, weights_only=True))
+        log.info("resumed from %s (step %d, epoch %d)", found, p.step, p.epoch)
+        return True
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
