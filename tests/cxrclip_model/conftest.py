@@ -1,0 +1,142 @@
+"""Fixtures for the model tests: local BERT directories (no download), tiny configs,
+and fake published CXR-CLIP checkpoints built from the reference key manifest."""
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import torch
+
+WORDS = ("left right pleural effusion no small large pneumonia heart the is normal size "
+         "there mild cardiomegaly lungs are clear of focal consolidation").split()
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+CLINICALBERT = dict(vocab_size=28996, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                    intermediate_size=3072, max_position_embeddings=512)
+TINYBERT = dict(vocab_size=28996, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                intermediate_size=64, max_position_embeddings=128)
+LEGACY_SWIN = (("attention.q_proj.", "attention.self.query."), ("attention.k_proj.", "attention.self.key."),
+               ("attention.v_proj.", "attention.self.value."),
+               ("attention.relative_position_bias.relative_position_bias_table",
+                "attention.self.relative_position_bias_table"),
+               ("attention.o_proj.", "attention.output.dense."), ("mlp.fc1.", "intermediate.dense."),
+               ("mlp.fc2.", "output.dense."))
+
+
+def write_bert_dir(directory: Path, shape: dict) -> Path:
+    """A transformers BERT directory (config + 28996-token tokenizer), no weights."""
+    from transformers import BertConfig, BertTokenizer
+
+    directory.mkdir(parents=True, exist_ok=True)
+    BertConfig(**shape).save_pretrained(str(directory))
+    words = SPECIAL + WORDS
+    words += [f"w{i}" for i in range(shape["vocab_size"] - len(words))]
+    BertTokenizer(vocab={w: i for i, w in enumerate(words)}).save_pretrained(str(directory))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def clinicalbert_dir(tmp_path_factory) -> Path:
+    return write_bert_dir(tmp_path_factory.mktemp("clinicalbert"), CLINICALBERT)
+
+
+@pytest.fixture(scope="session")
+def tinybert_dir(tmp_path_factory) -> Path:
+    return write_bert_dir(tmp_path_factory.mktemp("tinybert"), TINYBERT)
+
+
+@pytest.fixture(scope="session")
+def manifest() -> dict:
+    """Key names and shapes of the published checkpoints' ``model`` entry (r50, swint)."""
+    return json.loads((Path(__file__).parent / "official_cxrclip_checkpoint_keys.json").read_text())
+
+
+@pytest.fixture
+def tiny_config(tinybert_dir) -> Callable:
+    """ModelConfig factory: small images, tiny BERT text encoder."""
+    from cxrclip.config import ImageEncoderConfig, ModelConfig, PreprocessConfig, TextEncoderConfig
+
+    def make(backbone: str = "resnet18", image_size: int = 64, **kw) -> ModelConfig:
+        return ModelConfig(image=ImageEncoderConfig(name=backbone, image_size=image_size),
+                           text=TextEncoderConfig(path=str(tinybert_dir)),
+                           preprocess=PreprocessConfig(image_size, image_size), **kw)
+
+    return make
+
+
+def random_state(shapes: dict[str, list[int]], seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random but sane tensors for every key (BN statistics positive, counters int)."""
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, shape in shapes.items():
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.tensor(7, dtype=torch.long)
+        elif key.endswith("running_var"):
+            state[key] = torch.rand(shape, generator=gen) + 0.5
+        elif key == "logit_scale":
+            state[key] = torch.tensor(math.log(1 / 0.07))
+        elif re.search(r"(bn\d|downsample\.1|LayerNorm|layernorm\w*|norm)\.weight$", key):
+            state[key] = 1.0 + 0.1 * torch.randn(shape, generator=gen)
+        else:
+            state[key] = 0.05 * torch.randn(shape, generator=gen)
+    return state
+
+
+def official_shapes(manifest: dict, backbone: str, text_dir: Path | None = None) -> dict[str, list[int]]:
+    """Manifest shapes; with ``text_dir`` the text keys/shapes come from that (smaller) BERT."""
+    shapes = dict(manifest[backbone])
+    if text_dir is None:
+        return shapes
+    from transformers import AutoConfig, AutoModel
+
+    with torch.device("meta"):
+        bert = AutoModel.from_config(AutoConfig.from_pretrained(str(text_dir)))
+    shapes = {k: v for k, v in shapes.items() if not k.startswith("text_encoder.")}
+    shapes.update({f"text_encoder.text_encoder.{k}": list(v.shape) for k, v in bert.state_dict().items()})
+    hidden = bert.config.hidden_size
+    shapes["text_projection.projection.weight"] = [shapes["text_projection.projection.weight"][0], hidden]
+    return shapes
+
+
+def to_legacy(state: dict[str, torch.Tensor], add_buffers: bool = True, legacy_names: bool = False
+              ) -> dict[str, torch.Tensor]:
+    """Add the buffers old transformers saved and (optionally) the 4.x Swin names."""
+    out = {}
+    for key, value in state.items():
+        m = re.match(r"^(image_encoder\.image_encoder\.encoder\.layers\.\d+\.blocks\.\d+\.)(.+)$", key)
+        if m and legacy_names:
+            head, rest = m.groups()
+            for new, old in LEGACY_SWIN:
+                if rest.startswith(new):
+                    rest = old + rest[len(new):]
+                    break
+            key = head + rest
+        out[key] = value
+        if add_buffers and m and key.endswith("relative_position_bias_table"):
+            out[m.group(1) + "attention.self.relative_position_index"] = torch.zeros(49, 49, dtype=torch.long)
+    if add_buffers:
+        out["text_encoder.text_encoder.embeddings.position_ids"] = torch.arange(512).unsqueeze(0)
+    return out
+
+
+def save_official(path: Path, model_state: dict[str, torch.Tensor], backbone: str) -> Path:
+    """Write a file shaped like the published checkpoints (plain-data dict)."""
+    config = {"model": {"image_encoder": {"name": "resnet50" if backbone == "r50" else "swin"},
+                        "text_encoder": {"name": "emilyalsentzer/Bio_ClinicalBERT", "pooling": "eos"},
+                        "projection_head": {"name": "linear", "proj_dim": 512}}}
+    torch.save({"model": model_state, "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4}]},
+                "scheduler": {"last_epoch": 3}, "config": config, "epoch": 3, "train_loss": 1.25}, path)
+    return path
+
+
+@pytest.fixture
+def helpers():
+    """Module-level helpers for tests (test files cannot import each other)."""
+    return type("Helpers", (), {"random_state": staticmethod(random_state),
+                                "official_shapes": staticmethod(official_shapes),
+                                "to_legacy": staticmethod(to_legacy),
+                                "save_official": staticmethod(save_official),
+                                "write_bert_dir": staticmethod(write_bert_dir)})
