@@ -1,0 +1,90 @@
+"""Pixels for one image view: the decoded image, a display-size copy, and renderings.
+
+`ViewPixels` is prepared in a worker (decode, downsample, first render) and
+handed to the `ImageView` on the UI thread. Later window/level changes render
+the display-size copy on the UI thread (a few ms); a full-resolution rendering
+is only made when the user zooms in past the copy's resolution.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtGui import QImage
+
+from viewer.io.decode import DecodedImage, load_image
+from viewer.model.study import View, WindowPreset
+from viewer.render import data_range, render_uint8
+
+# Longest side of the display copy: covers a fitted view on a 4K screen half.
+DISPLAY_MAX_SIDE = 1536
+
+WindowKey = tuple[float | None, float | None, str | None, bool]
+
+
+def window_key(window: WindowPreset | None, function: str | None, invert: bool) -> WindowKey:
+    """Hashable identity of one rendering's VOI settings."""
+    if window is None:
+        return (None, None, function, invert)
+    return (float(window.center), float(window.width), function, invert)
+
+
+def render(image: DecodedImage, key: WindowKey, max_side: int | None = None) -> np.ndarray:
+    """uint8 rendering of ``image`` for ``key`` (see `window_key`).
+
+    ``max_side`` renders from the cached display-size copy (area-averaged).
+    """
+    center, width, function, invert = key
+    window = None if center is None or width is None else WindowPreset(center, width)
+    return render_uint8(image, window, invert, function, max_side=max_side)
+
+
+def to_qimage(arr: np.ndarray) -> QImage:
+    """Wrap a uint8 HxW (gray) or HxWx3/4 array as a QImage that owns a copy of the data."""
+    arr = np.ascontiguousarray(arr)
+    if arr.ndim == 2:
+        fmt, h, w = QImage.Format.Format_Grayscale8, arr.shape[0], arr.shape[1]
+    elif arr.ndim == 3 and arr.shape[2] == 3:
+        fmt, h, w = QImage.Format.Format_RGB888, arr.shape[0], arr.shape[1]
+    elif arr.ndim == 3 and arr.shape[2] == 4:
+        fmt, h, w = QImage.Format.Format_RGBA8888, arr.shape[0], arr.shape[1]
+    else:
+        raise ValueError(f"cannot show an array of shape {arr.shape} as an image; "
+                         "expected HxW, HxWx3 or HxWx4 uint8")
+    if arr.dtype != np.uint8:
+        raise ValueError(f"image arrays must be uint8, got {arr.dtype}")
+    return QImage(arr.data, w, h, arr.strides[0], fmt).copy()
+
+
+@dataclass
+class ViewPixels:
+    """Decoded image plus the first display-size rendering (built in a worker)."""
+
+    view: View
+    image: DecodedImage
+    small_key: WindowKey
+    small_uint8: np.ndarray
+    data_range: tuple[float, float]
+
+    @property
+    def full_size(self) -> tuple[int, int]:
+        """(width, height) of the full-resolution image."""
+        rows, cols = self.image.shape
+        return cols, rows
+
+    @property
+    def is_downsampled(self) -> bool:
+        """True when the display copy is smaller than the image."""
+        return self.small_uint8.shape[:2] != self.image.shape
+
+    def render_small(self, key: WindowKey) -> np.ndarray:
+        """Display-size rendering for ``key`` (a few ms: one table lookup)."""
+        return render(self.image, key, DISPLAY_MAX_SIDE)
+
+
+def prepare_view(view: View, image: DecodedImage | None = None,
+                 key: WindowKey = (None, None, None, False)) -> ViewPixels:
+    """Decode (unless given) and render the display copy: the worker part of opening."""
+    image = image if image is not None else load_image(view)
+    small = render(image, key, DISPLAY_MAX_SIDE)
+    return ViewPixels(view, image, key, small, data_range(image))

@@ -1,0 +1,617 @@
+"""The main window: menus, toolbar, docks, and the open-folder → study → views flow.
+
+Disk, decoding and rendering of new images happen in workers
+(`viewer.qt.workers.run_in_pool`); results come back through signals and are
+dropped when a newer request (another folder or study) superseded them.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox,
+                               QProgressBar, QPushButton, QWidget)
+
+from viewer.io.scan import ScanResult, scan_folder
+from viewer.model.display import WindowSync
+from viewer.model.study import Study, View
+from viewer.plugin_api import ExportFormat, StudyHandle, ViewHandle
+from viewer.plugin_host import DiscoveredPlugin, discover_plugins
+from viewer.qt.dialogs import ShortcutsDialog
+from viewer.qt.image_source import ViewPixels, prepare_view
+from viewer.qt.image_view import ImageView
+from viewer.qt.phi import ANONYMOUS
+from viewer.qt.plugin_host_qt import QtPluginHost
+from viewer.qt.problems_panel import ProblemsPanel
+from viewer.qt.shortcuts import ACTIONS, ActionSpec
+from viewer.qt.study_browser import THUMB_SIZE, StudyBrowser, patient_label, study_label
+from viewer.qt.tag_browser import TagBrowserDialog
+from viewer.qt.theme import icon
+from viewer.qt.views_panel import ViewsPanel
+from viewer.qt.workers import CancelToken, run_in_pool
+from viewer.render import default_display_uint8, downsample_for_display
+
+log = logging.getLogger(__name__)
+
+APP_TITLE = "CXR-CLIP Viewer"
+MAX_RECENT = 10
+MAX_BACKGROUND_THUMBS = 300
+
+
+def _thumbnail(uint8: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(downsample_for_display(uint8, THUMB_SIZE).astype(np.uint8))
+
+
+def _thumbnail_job(view: View) -> np.ndarray:
+    from viewer.io.decode import load_image
+
+    return _thumbnail(default_display_uint8(load_image(view)))
+
+
+class MainWindow(QMainWindow):
+    """The viewer window. ``study_ready(study_uid)`` fires once every view of the
+    shown study has pixels (or failed); ``scan_finished(n_studies)`` after a scan."""
+
+    study_ready = Signal(str)
+    scan_finished = Signal(int)
+
+    def __init__(self, settings: QSettings | None = None, load_plugins: bool = True,
+                 plugin_entry_points: list | None = None) -> None:
+        super().__init__()
+        self.settings = settings or QSettings("cxrclip", "viewer")
+        self.hide_phi = False
+        self.scan: ScanResult | None = None
+        self.current_study: StudyHandle | None = None
+        self.selected_view_id: str | None = None
+        self.sync = WindowSync(enabled=False)
+        self.actions_by_key: dict[str, QAction] = {}
+        self._menus: dict[str, QMenu] = {}
+        self._scan_token: CancelToken | None = None
+        self._scan_gen = 0
+        self._study_gen = 0
+        self._pending_views: set[str] = set()
+        self._tag_dialog: TagBrowserDialog | None = None
+        self.setWindowTitle(APP_TITLE)
+        self.resize(1500, 950)
+        self.setAcceptDrops(True)
+        self.views_panel = ViewsPanel(self)
+        self.setCentralWidget(self.views_panel)
+        self._build_docks()
+        self._build_status_bar()
+        self._build_actions()
+        self._build_recent_menu()
+        self.plugin_host = QtPluginHost(self)
+        if load_plugins:
+            self.plugin_host.load(self._discover(plugin_entry_points))
+        else:
+            self.plugin_host.plugins_settled.emit()
+
+    @staticmethod
+    def _discover(entry_points: list | None) -> list[DiscoveredPlugin]:
+        return discover_plugins(entry_points=entry_points)
+
+    # --- construction ---------------------------------------------------
+    def _build_docks(self) -> None:
+        self.study_browser = StudyBrowser(self)
+        self.study_browser.study_activated.connect(self._on_study_activated)
+        self.study_browser.view_activated.connect(self._on_view_activated)
+        self.browser_dock = self._dock("Studies", self.study_browser, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.problems = ProblemsPanel(self)
+        self.problems_dock = self._dock("Problems", self.problems, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.resizeDocks([self.browser_dock], [260], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.problems_dock], [130], Qt.Orientation.Vertical)
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock-{title}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.cursor_label = QLabel("", self)
+        self.progress = QProgressBar(self)
+        self.progress.setMaximumWidth(220)
+        self.progress.setTextVisible(True)
+        self.cancel_button = QPushButton(icon("mdi6.cancel"), "Cancel", self)
+        self.cancel_button.clicked.connect(self.cancel_scan)
+        bar.addPermanentWidget(self.cursor_label)
+        bar.addPermanentWidget(self.progress)
+        bar.addPermanentWidget(self.cancel_button)
+        self._set_busy(False)
+
+    def menu_named(self, name: str) -> QMenu:
+        """The top-level menu called ``name`` (created before Help if new)."""
+        menu = self._menus.get(name)
+        if menu is None:
+            menu = QMenu(name.replace("&", ""), self)
+            help_menu = self._menus.get("Help")
+            if help_menu is not None:
+                self.menuBar().insertMenu(help_menu.menuAction(), menu)
+            else:
+                self.menuBar().addMenu(menu)
+            self._menus[name] = menu
+        return menu
+
+    def _build_actions(self) -> None:
+        toolbar = self.addToolBar("Main")
+        toolbar.setObjectName("toolbar-main")
+        toolbar.setMovable(False)
+        for name in ("File", "View", "Window", "Tools", "Plugins", "Help"):
+            self.menu_named(name)
+        self.recent_menu = QMenu("Open Recent", self)
+        self.export_menu = QMenu("Export", self)
+        self.panels_menu = QMenu("Panels", self)
+        for spec in ACTIONS:
+            action = self._make_action(spec)
+            self.menu_named(spec.menu).addAction(action)
+            if spec.key == "open_file":
+                self.menu_named("File").addMenu(self.recent_menu)
+            if spec.key == "export_png":
+                self.menu_named("File").addMenu(self.export_menu)
+            if spec.toolbar:
+                toolbar.addAction(action)
+        view_menu = self.menu_named("View")
+        view_menu.addSeparator()
+        view_menu.addMenu(self.panels_menu)
+        self.panels_menu.addAction(self.browser_dock.toggleViewAction())
+        self.panels_menu.addAction(self.problems_dock.toggleViewAction())
+        self.actions_by_key["overlays"].setChecked(True)
+
+    def _make_action(self, spec: ActionSpec) -> QAction:
+        action = QAction(spec.text, self)
+        if spec.icon:
+            action.setIcon(icon(spec.icon))
+        if spec.shortcut:
+            action.setShortcut(QKeySequence(spec.shortcut))
+            action.setToolTip(f"{spec.text.rstrip('…')} ({spec.shortcut})")
+        action.setCheckable(spec.checkable)
+        handler = getattr(self, f"_on_{spec.key}")
+        if spec.checkable:
+            action.toggled.connect(handler)
+        else:
+            action.triggered.connect(lambda _checked=False, h=handler: h())
+        self.actions_by_key[spec.key] = action
+        return action
+
+    def _build_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for path in self.recent_folders():
+            action = self.recent_menu.addAction(path)
+            action.triggered.connect(lambda _checked=False, p=path: self.open_path(p))
+        self.recent_menu.setEnabled(bool(self.recent_folders()))
+
+    # --- public API -----------------------------------------------------
+    def recent_folders(self) -> list[str]:
+        """Most recent first."""
+        value = self.settings.value("recent_folders", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def open_path(self, path: str | Path) -> None:
+        """Scan a folder (recursive) or one file in a worker, then show its first study."""
+        path = Path(path).expanduser()
+        self.cancel_scan()
+        self._scan_gen += 1
+        gen, token = self._scan_gen, CancelToken()
+        self._scan_token = token
+        self._set_busy(True, f"Scanning {path.name}…")
+        run_in_pool(lambda progress: scan_folder(path, progress=progress, cancel=token),
+                    lambda result: self._scan_done(gen, path, result),
+                    lambda exc: self._scan_failed(gen, path, exc),
+                    lambda done, total: self._scan_progress(gen, done, total))
+
+    def cancel_scan(self) -> None:
+        """Stop a running scan (its partial result is dropped)."""
+        if self._scan_token is not None:
+            self._scan_token.cancel()
+            self._scan_token = None
+            self._scan_gen += 1
+            self._set_busy(False)
+            self.statusBar().showMessage("Loading cancelled", 4000)
+
+    def show_study(self, study: Study) -> None:
+        """Close the current study and show ``study``'s views side by side (reading order)."""
+        self.close_study()
+        self._study_gen += 1
+        gen = self._study_gen
+        handles = [ViewHandle(v) for v in study.views()]
+        self.current_study = StudyHandle(study, handles)
+        image_views = [self._make_image_view(v, study) for v in study.views()]
+        self.views_panel.set_views(image_views)
+        self._pending_views = {v.view_id for v in image_views}
+        for view, handle in zip(study.views(), handles):
+            run_in_pool(lambda v=view, h=handle: prepare_view(v, h.decoded()),
+                        lambda pixels, g=gen: self._view_ready(g, pixels),
+                        lambda exc, g=gen, v=view: self._view_failed(g, v, exc))
+        self.study_browser.select_study(study.study_uid)
+        self._update_title()
+        self.plugin_host.registry.study_opened(self.current_study)
+        if image_views:
+            self.select_view(image_views[0].view_id)
+
+    def close_study(self) -> None:
+        """Tell plugins, drop the views and their pixels."""
+        if self.current_study is None:
+            return
+        closing = self.current_study
+        self.current_study = None
+        self.selected_view_id = None
+        for view in self.views_panel.views:
+            self.sync.remove(view.state)
+        self.views_panel.clear()
+        self.plugin_host.overlays.clear()
+        self.plugin_host.registry.study_closed(closing)
+        self._update_title()
+
+    def image_views(self) -> list[ImageView]:
+        """The image views of the shown study, in reading order."""
+        return list(self.views_panel.views)
+
+    def image_view(self, view_id: str) -> ImageView | None:
+        return next((v for v in self.views_panel.views if v.view_id == view_id), None)
+
+    def selected_image_view(self) -> ImageView | None:
+        return self.image_view(self.selected_view_id) if self.selected_view_id else None
+
+    def selected_view_handle(self) -> ViewHandle | None:
+        if self.current_study is None or self.selected_view_id is None:
+            return None
+        return next((h for h in self.current_study.views if h.view_id == self.selected_view_id), None)
+
+    def select_view(self, view_id: str) -> None:
+        """Make ``view_id`` the selected view (tools and plugins follow it)."""
+        if view_id == self.selected_view_id:
+            return
+        self.selected_view_id = view_id
+        for view in self.views_panel.views:
+            view.set_selected(view.view_id == view_id)
+        handle = self.selected_view_handle()
+        if handle is not None:
+            self.plugin_host.registry.view_selected(handle)
+        if self._tag_dialog is not None and self._tag_dialog.isVisible():
+            self._load_tags()
+
+    def report_problem(self, where: str, reason: str) -> None:
+        """Add a Problems row and flash the status bar (never a modal dialog)."""
+        self.problems.add(where, reason)
+        self.statusBar().showMessage(f"Problem: {where}: {reason}", 6000)
+
+    def set_hide_phi(self, hide: bool) -> None:
+        """Hide or show names/IDs everywhere (title, browser, overlays, tag browser)."""
+        action = self.actions_by_key["hide_phi"]
+        if action.isChecked() != hide:
+            action.setChecked(hide)  # re-enters through the toggled signal
+            return
+        self.hide_phi = hide
+        self.study_browser.set_hide_phi(hide)
+        for view in self.views_panel.views:
+            view.set_hide_phi(hide)
+        if self._tag_dialog is not None:
+            self._tag_dialog.browser.set_hide_phi(hide)
+        self._update_title()
+
+    def export_view_png(self, path: str | Path, on_done=None) -> None:
+        """Save the selected view as shown (W/L, rotation, flips, overlays) at full resolution."""
+        view = self.selected_image_view()
+        if view is None or view.pixels is None:
+            self.statusBar().showMessage("Nothing to export: no view is shown yet", 4000)
+            return
+        from viewer.qt.image_view import compose_export
+        from viewer.qt.image_source import render
+
+        image, key = view.pixels.image, view.current_key()
+        layers = [layer for layer in view.layers.values() if layer.visible]
+        state = view.state
+        rotation, flip_h, flip_v = state.rotation, state.flip_h, state.flip_v
+        path = Path(path)
+
+        def job() -> Path:
+            from PIL import Image
+
+            arr = compose_export(render(image, key), layers, rotation, flip_h, flip_v)
+            Image.fromarray(arr).save(path)
+            return path
+
+        def done(saved: Path) -> None:
+            self.statusBar().showMessage(f"Saved {saved}", 5000)
+            if on_done is not None:
+                on_done(saved)
+
+        run_in_pool(job, done, lambda exc: self.report_problem(str(path), f"export failed: {exc}"))
+
+    def add_export_action(self, fmt: ExportFormat) -> None:
+        """A plugin export format in File ▸ Export."""
+        action = self.export_menu.addAction(f"{fmt.name} (*{fmt.suffix})…")
+        action.triggered.connect(lambda _checked=False, f=fmt: self._run_export(f))
+
+    # --- scan and decode results -----------------------------------------
+    def _set_busy(self, busy: bool, text: str = "") -> None:
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        if busy:
+            self.progress.setRange(0, 0)
+            self.statusBar().showMessage(text)
+
+    def _scan_progress(self, gen: int, done: int, total: int) -> None:
+        if gen == self._scan_gen and total > 0:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+            self.progress.setFormat(f"{done}/{total} files")
+
+    def _scan_failed(self, gen: int, path: Path, exc: BaseException) -> None:
+        if gen != self._scan_gen:
+            return
+        self._scan_token = None
+        self._set_busy(False)
+        self.report_problem(str(path), f"cannot scan: {exc}")
+
+    def _scan_done(self, gen: int, path: Path, result: ScanResult) -> None:
+        if gen != self._scan_gen:
+            return
+        self._scan_token = None
+        self._set_busy(False)
+        self.close_study()
+        self.scan = result
+        for problem in result.problems:
+            self.report_problem(str(problem.path), problem.reason)
+        self.study_browser.set_studies(result.studies)
+        self._remember_recent(path)
+        studies = result.studies.studies()
+        self.statusBar().showMessage(
+            f"{len(result.studies)} image(s) in {len(studies)} study(ies), "
+            f"{len(result.problems)} problem(s)", 6000)
+        if studies:
+            self.show_study(studies[0])
+            self._queue_background_thumbnails(gen, studies[1:])
+        self.scan_finished.emit(len(studies))
+
+    def _queue_background_thumbnails(self, gen: int, studies: list[Study]) -> None:
+        views = [v for s in studies for v in s.views()][:MAX_BACKGROUND_THUMBS]
+        for view in views:
+            def job(v: View = view) -> np.ndarray | None:
+                return None if gen != self._scan_gen else _thumbnail_job(v)
+
+            run_in_pool(job, lambda thumb, v=view: self._thumb_ready(gen, v.view_id, thumb),
+                        lambda exc: log.debug("thumbnail failed: %s", exc))
+
+    def _thumb_ready(self, gen: int, view_id: str, thumb: np.ndarray | None) -> None:
+        if gen == self._scan_gen and thumb is not None:
+            self.study_browser.set_thumbnail(view_id, thumb)
+
+    def _view_ready(self, gen: int, pixels: ViewPixels) -> None:
+        if gen != self._study_gen:
+            return
+        view = self.image_view(pixels.view.view_id)
+        if view is None:
+            return
+        view.set_pixels(pixels)
+        for layer in self.plugin_host.overlays.get(view.view_id, {}).values():
+            view.set_overlay(layer)
+        self.study_browser.set_thumbnail(view.view_id, _thumbnail(pixels.small_uint8))
+        self._view_settled(view.view_id)
+
+    def _view_failed(self, gen: int, view: View, exc: BaseException) -> None:
+        if gen != self._study_gen:
+            return
+        widget = self.image_view(view.view_id)
+        if widget is not None:
+            widget.set_error(f"Cannot show this image:\n{exc}")
+        self.report_problem(str(view.path), str(exc))
+        self._view_settled(view.view_id)
+
+    def _view_settled(self, view_id: str) -> None:
+        self._pending_views.discard(view_id)
+        if not self._pending_views and self.current_study is not None:
+            self.study_ready.emit(self.current_study.study_uid)
+
+    def _make_image_view(self, view: View, study: Study) -> ImageView:
+        widget = ImageView(view)
+        widget.set_context(study, study.patient)
+        widget.set_hide_phi(self.hide_phi)
+        widget.set_show_overlays(self.actions_by_key["overlays"].isChecked())
+        widget.selected.connect(self.select_view)
+        widget.cursor_info.connect(self.cursor_label.setText)
+        widget.window_changed.connect(self._on_window_changed)
+        self.sync.add(widget.state)
+        return widget
+
+    def _on_window_changed(self, view_id: str, center: float, width: float) -> None:
+        self.plugin_host.registry.window_changed(view_id, center, width)
+
+    def _remember_recent(self, path: Path) -> None:
+        text = str(path.resolve())
+        recent = [text] + [p for p in self.recent_folders() if p != text]
+        self.settings.setValue("recent_folders", recent[:MAX_RECENT])
+        self._build_recent_menu()
+
+    def _update_title(self) -> None:
+        if self.current_study is None:
+            self.setWindowTitle(APP_TITLE)
+            return
+        study = self.current_study.study
+        who = patient_label(study.patient, self.hide_phi) if study.patient else ANONYMOUS
+        self.setWindowTitle(f"{who} — {study_label(study, self.hide_phi)} — {APP_TITLE}")
+
+    def _on_study_activated(self, study_uid: str) -> None:
+        if self.scan is None:
+            return
+        study = self.scan.studies.study(study_uid)
+        if study is not None and (self.current_study is None or
+                                  self.current_study.study_uid != study_uid):
+            self.show_study(study)
+
+    def _on_view_activated(self, study_uid: str, view_id: str) -> None:
+        self._on_study_activated(study_uid)
+        self.select_view(view_id)
+
+    # --- action handlers (names from viewer.qt.shortcuts.ACTIONS) -------------
+    def _targets(self) -> list[ImageView]:
+        view = self.selected_image_view()
+        return [view] if view is not None else []
+
+    def _on_open_folder(self) -> None:
+        start = self.recent_folders()[0] if self.recent_folders() else str(Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Open Folder", start)
+        if folder:
+            self.open_path(folder)
+
+    def _on_open_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open File", "", "Images (*.dcm *.DCM *.dicom *.png *.jpg *.jpeg);;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def _on_cancel_scan(self) -> None:
+        self.cancel_scan()
+
+    def _on_export_png(self) -> None:
+        view = self.selected_image_view()
+        if view is None:
+            return
+        suggested = Path(str(view.view.path)).with_suffix(".png").name
+        path, _ = QFileDialog.getSaveFileName(self, "Export View as PNG", suggested, "PNG (*.png)")
+        if path:
+            self.export_view_png(path)
+
+    def _run_export(self, fmt: ExportFormat) -> None:
+        handle = self.selected_view_handle()
+        if handle is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {fmt.name}", "", f"{fmt.name} (*{fmt.suffix})")
+        if path:
+            self.plugin_host._safe(f"export {fmt.name}", lambda: fmt.write(handle, Path(path)))
+
+    def _on_close_study(self) -> None:
+        self.close_study()
+
+    def _on_quit(self) -> None:
+        self.close()
+
+    def _on_fit(self) -> None:
+        for view in self._targets():
+            view.state.set_fit(True)
+
+    def _on_one_to_one(self) -> None:
+        for view in self._targets():
+            view.state.set_zoom(1.0)
+
+    def _zoom(self, factor: float) -> None:
+        for view in self._targets():
+            if view.image_size() is not None:
+                w, h = view.widget_size()
+                view.state.zoom_at(factor, (w / 2, h / 2), view.image_size(), (w, h))
+
+    def _on_zoom_in(self) -> None:
+        self._zoom(1.25)
+
+    def _on_zoom_out(self) -> None:
+        self._zoom(0.8)
+
+    def _on_rotate_cw(self) -> None:
+        for view in self._targets():
+            view.state.rotate(1)
+
+    def _on_rotate_ccw(self) -> None:
+        for view in self._targets():
+            view.state.rotate(-1)
+
+    def _on_flip_h(self) -> None:
+        for view in self._targets():
+            view.state.flip_horizontal()
+
+    def _on_flip_v(self) -> None:
+        for view in self._targets():
+            view.state.flip_vertical()
+
+    def _on_invert(self) -> None:
+        for view in self._targets():
+            view.state.toggle_invert()
+
+    def _on_reset(self) -> None:
+        for view in self._targets():
+            view.state.reset()
+
+    def _on_sync_wl(self, enabled: bool) -> None:
+        self.sync.enabled = enabled
+
+    def _on_hide_phi(self, hide: bool) -> None:
+        self.set_hide_phi(hide)
+
+    def _on_overlays(self, show: bool) -> None:
+        for view in self.views_panel.views:
+            view.set_show_overlays(show)
+
+    def _on_next_view(self) -> None:
+        views = self.views_panel.views
+        if views:
+            ids = [v.view_id for v in views]
+            index = ids.index(self.selected_view_id) if self.selected_view_id in ids else -1
+            self.select_view(ids[(index + 1) % len(ids)])
+
+    def _preset(self, name: str) -> None:
+        for view in self._targets():
+            view.apply_preset(name)
+
+    def _on_preset_file(self) -> None:
+        self._preset("file")
+
+    def _on_preset_full(self) -> None:
+        self._preset("full")
+
+    def _on_preset_lung(self) -> None:
+        self._preset("lung")
+
+    def _on_preset_mediastinum(self) -> None:
+        self._preset("mediastinum")
+
+    def _on_preset_bone(self) -> None:
+        self._preset("bone")
+
+    def _on_tag_browser(self) -> None:
+        if self._tag_dialog is None:
+            self._tag_dialog = TagBrowserDialog(self)
+            self._tag_dialog.browser.set_hide_phi(self.hide_phi)
+        self._tag_dialog.show()
+        self._tag_dialog.raise_()
+        self._load_tags()
+
+    def _load_tags(self) -> None:
+        handle = self.selected_view_handle()
+        browser = self._tag_dialog.browser
+        if handle is None:
+            return
+        if handle.meta.source != "dicom":
+            browser.title.setText(f"{Path(handle.meta.path).name}: not a DICOM file (no tags)")
+            browser.model.removeRows(0, browser.model.rowCount())
+            return
+        browser.load_file(handle.meta.path, handle.meta.display_label)
+
+    def _on_shortcuts(self) -> None:
+        ShortcutsDialog(self.plugin_host.actions, self).exec()
+
+    def _on_about(self) -> None:
+        QMessageBox.about(self, "About", f"{APP_TITLE}\nChest X-ray viewer with CXR-CLIP plugins.\n"
+                          "Not for clinical use.")
+
+    # --- Qt events --------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.open_path(paths[0])
+            event.acceptProposedAction()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.cancel_scan()
+        self.close_study()
+        self.plugin_host.shutdown()
+        super().closeEvent(event)

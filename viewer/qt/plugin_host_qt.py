@@ -1,0 +1,182 @@
+"""The Qt side of the plugin host: what `viewer.plugin_api.PluginHost` promises, on a main window.
+
+Activation: manifests come from `viewer.plugin_host.discover_plugins`; each
+plugin's factory module is imported in a worker thread (torch and friends load
+there), then the factory and ``activate(host)`` run on the UI thread, where
+widgets may be created. Every failure becomes a Problems row.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QWidget
+
+from viewer.plugin_api import ExportFormat, OverlayLayer, PluginManifest, StudyHandle, ViewHandle
+from viewer.plugin_host import ActivePlugin, DiscoveredPlugin, PluginRegistry, import_factory
+from viewer.qt.workers import run_in_pool
+
+if TYPE_CHECKING:
+    from viewer.qt.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+DOCK_AREAS = {
+    "right": Qt.DockWidgetArea.RightDockWidgetArea,
+    "left": Qt.DockWidgetArea.LeftDockWidgetArea,
+    "bottom": Qt.DockWidgetArea.BottomDockWidgetArea,
+    "top": Qt.DockWidgetArea.TopDockWidgetArea,
+}
+
+
+class QtPluginHost(QObject):
+    """Implements the `PluginHost` protocol for `MainWindow`; owns the `PluginRegistry`.
+
+    ``plugin_ready(name)`` fires after a plugin activated; ``plugins_settled``
+    after every discovered plugin either activated or failed.
+    """
+
+    plugin_ready = Signal(str)
+    plugins_settled = Signal()
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self._window = window
+        self.registry = PluginRegistry(self.report_problem)
+        self.docks: dict[str, QDockWidget] = {}
+        self.actions: list[tuple[str, str, str]] = []  # (menu, text, shortcut) for Help
+        self.export_formats: list[ExportFormat] = []
+        self.overlays: dict[str, dict[str, OverlayLayer]] = {}
+        self._waiting = 0
+
+    # --- PluginHost protocol -------------------------------------------
+    @property
+    def main_window(self) -> MainWindow:
+        return self._window
+
+    @property
+    def current_study(self) -> StudyHandle | None:
+        return self._window.current_study
+
+    @property
+    def selected_view(self) -> ViewHandle | None:
+        return self._window.selected_view_handle()
+
+    @property
+    def phi_hidden(self) -> bool:
+        """True while the user hides patient identifiers: plugins should mask them too."""
+        return self._window.hide_phi
+
+    def add_dock_panel(self, title: str, widget: QWidget, area: str = "right") -> QDockWidget:
+        """Wrap ``widget`` in a dock on the given side and list it in View ▸ Panels."""
+        if area not in DOCK_AREAS:
+            raise ValueError(f"dock area must be one of {sorted(DOCK_AREAS)}, got {area!r}")
+        dock = QDockWidget(title, self._window)
+        dock.setObjectName(f"plugin-dock-{title}")
+        dock.setWidget(widget)
+        self._window.addDockWidget(DOCK_AREAS[area], dock)
+        self._window.panels_menu.addAction(dock.toggleViewAction())
+        self.docks[title] = dock
+        return dock
+
+    def set_overlay(self, view_id: str, layer: OverlayLayer) -> None:
+        """Show ``layer`` over the view (kept and re-applied if the view is shown later)."""
+        if not isinstance(layer, OverlayLayer):
+            raise TypeError(f"set_overlay needs an OverlayLayer, got {type(layer).__name__}")
+        self.overlays.setdefault(view_id, {})[layer.name] = layer
+        view = self._window.image_view(view_id)
+        if view is not None:
+            view.set_overlay(layer)
+
+    def remove_overlay(self, view_id: str, name: str) -> None:
+        """Remove the layer ``name`` from the view; unknown names are ignored."""
+        self.overlays.get(view_id, {}).pop(name, None)
+        view = self._window.image_view(view_id)
+        if view is not None:
+            view.remove_overlay(name)
+
+    def add_menu_action(self, menu: str, text: str, callback: Callable[[], None],
+                        shortcut: str | None = None) -> QAction:
+        """Add ``text`` to the menu named ``menu`` (created if new); errors go to Problems."""
+        action = QAction(text, self._window)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda _checked=False: self._safe(f"menu {menu} ▸ {text}", callback))
+        self._window.menu_named(menu).addAction(action)
+        self.actions.append((menu, text, shortcut or ""))
+        return action
+
+    def add_export_format(self, fmt: ExportFormat) -> None:
+        """List ``fmt`` in File ▸ Export; it is called with the selected view and a path."""
+        self.export_formats.append(fmt)
+        self._window.add_export_action(fmt)
+
+    def report_problem(self, where: str, reason: str) -> None:
+        """Add a Problems row."""
+        self._window.report_problem(where, reason)
+
+    def status_message(self, text: str) -> None:
+        """Show ``text`` in the status bar for a few seconds."""
+        self._window.statusBar().showMessage(text, 5000)
+
+    def current_window(self, view_id: str) -> tuple[float, float] | None:
+        """(center, width) shown in the view now, in modality values; None if not shown."""
+        view = self._window.image_view(view_id)
+        return None if view is None else view.effective_window()
+
+    # --- activation -----------------------------------------------------
+    def load(self, discovered: list[DiscoveredPlugin]) -> None:
+        """Report broken manifests and activate the rest (imports in workers)."""
+        for item in discovered:
+            if item.manifest is None:
+                self.report_problem(f"plugin {item.name}", item.error or "unknown error")
+        good = [d.manifest for d in discovered if d.manifest is not None]
+        self._waiting = len(good)
+        if not good:
+            self.plugins_settled.emit()
+        for manifest in good:
+            self._start_import(manifest)
+
+    def _start_import(self, manifest: PluginManifest) -> None:
+        run_in_pool(lambda: import_factory(manifest),
+                    lambda factory: self._activate(manifest, factory),
+                    lambda exc: self._import_failed(manifest, exc))
+
+    def _import_failed(self, manifest: PluginManifest, exc: BaseException) -> None:
+        self.report_problem(f"plugin {manifest.name}", f"{type(exc).__name__}: {exc}")
+        self._settle_one()
+
+    def _activate(self, manifest: PluginManifest, factory: Callable[[], Any]) -> None:
+        active = self.registry.activate(manifest, factory, self)
+        if active is not None:
+            self._catch_up(active)
+            self.plugin_ready.emit(manifest.name)
+        self._settle_one()
+
+    def _settle_one(self) -> None:
+        self._waiting -= 1
+        if self._waiting <= 0:
+            self.plugins_settled.emit()
+
+    def _catch_up(self, active: ActivePlugin) -> None:
+        """A plugin that activated after a study opened gets the current state."""
+        study = self.current_study
+        if study is not None:
+            self.registry.study_opened(study, only=active)
+            view = self.selected_view
+            if view is not None:
+                self.registry.view_selected(view, only=active)
+
+    def _safe(self, where: str, callback: Callable[[], None]) -> None:
+        try:
+            callback()
+        except Exception as exc:  # plugin callback: report, keep running
+            log.error("%s failed", where, exc_info=True)
+            self.report_problem(where, f"{type(exc).__name__}: {exc}")
+
+    def shutdown(self) -> None:
+        """Deactivate every plugin."""
+        self.registry.deactivate_all()
