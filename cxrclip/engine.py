@@ -1,0 +1,402 @@
+"""Inference engine: cached image/text embeddings, prompt scores, zero-shot, similarity maps.
+
+This is the logic behind the viewer's CXR-CLIP plugin, usable headless:
+
+    engine = Engine.load("assets/models/demo")
+    study = StudyInput("s1", [ViewInput("pa", pa_uint8), ViewInput("lat", lat_uint8)])
+    result = engine.score(study, ["small left pleural effusion"])
+
+Scoring follows CXR-CLIP's (and CheXzero's) binary evaluation: the probability
+of "X" is softmax(logit_scale * [cos(image, "no X"), cos(image, "X")])[1].
+All public methods are thread-safe (the plugin calls them from a worker thread).
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+Aggregate = Literal["mean", "max"]
+MapKind = Literal["similarity", "probability"]
+MAX_LOGIT_SCALE = 100.0
+
+
+@dataclass(frozen=True)
+class ViewInput:
+    """One image to score: a stable id (SOPInstanceUID or file path), 2-D pixels, label."""
+
+    view_id: str
+    pixels: np.ndarray
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class StudyInput:
+    """The views of one study, scored together."""
+
+    study_id: str
+    views: list[ViewInput]
+
+
+@dataclass(frozen=True)
+class ViewScore:
+    """A prompt's score on one view."""
+
+    view_id: str
+    label: str
+    similarity: float
+    probability: float
+    negative_similarity: float
+
+
+@dataclass(frozen=True)
+class PromptScore:
+    """A prompt's scores on every view and on the study as a whole."""
+
+    prompt: str
+    negative: str
+    similarity: float
+    probability: float
+    views: list[ViewScore]
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """Result of `Engine.score`: one `PromptScore` per prompt, in input order."""
+
+    study_id: str
+    aggregate: str
+    logit_scale: float
+    prompts: list[PromptScore]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict, ready for JSON."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FindingScore:
+    """Zero-shot result for one finding (prompt ensembles vs negative ensembles)."""
+
+    finding: str
+    similarity: float
+    probability: float
+    views: list[ViewScore] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """Counters of an `LRUCache`."""
+
+    hits: int
+    misses: int
+    size: int
+    maxsize: int
+
+
+class LRUCache:
+    """A size-bounded least-recently-used mapping with hit/miss counters (not locked)."""
+
+    def __init__(self, maxsize: int):
+        if maxsize < 1:
+            raise ValueError(f"cache maxsize must be >= 1, got {maxsize}")
+        self.maxsize = int(maxsize)
+        self._data: OrderedDict[Hashable, Any] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Hashable) -> Any | None:
+        """The value for `key` (marking it most recent), or None, counting a hit or miss."""
+        if key in self._data:
+            self._data.move_to_end(key)
+            self.hits += 1
+            return self._data[key]
+        self.misses += 1
+        return None
+
+    def put(self, key: Hashable, value: Any) -> None:
+        """Store `value`, evicting the least recently used entries beyond `maxsize`."""
+        self._data[key] = value
+        self._data.move_to_end(key)
+        while len(self._data) > self.maxsize:
+            self._data.popitem(last=False)
+
+    def keys(self) -> list[Hashable]:
+        """Keys from least to most recently used."""
+        return list(self._data)
+
+    def clear(self) -> None:
+        self._data.clear()
+
+    def info(self) -> CacheInfo:
+        return CacheInfo(self.hits, self.misses, len(self._data), self.maxsize)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' → CUDA when available, else CPU; anything else is passed to torch.device."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def binary_probability(positive: np.ndarray, negative: np.ndarray, logit_scale: float) -> np.ndarray:
+    """softmax(logit_scale * [negative, positive])[1], computed stably as a sigmoid."""
+    diff = logit_scale * (np.asarray(positive, np.float64) - np.asarray(negative, np.float64))
+    return 1.0 / (1.0 + np.exp(-diff))
+
+
+def _unit(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), 1e-12)
+
+
+class Engine:
+    """CXR-CLIP inference with embedding caches; see the module docstring."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, model_id: str,
+                 device: str | torch.device = "cpu", image_cache_size: int = 256,
+                 text_cache_size: int = 4096, batch_size: int = 16):
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.model_id = str(model_id)
+        self.config = model.config
+        self.batch_size = int(batch_size)
+        self._image_cache = LRUCache(image_cache_size)
+        self._text_cache = LRUCache(text_cache_size)
+        self._cache_lock = threading.Lock()
+        self._model_lock = threading.Lock()
+
+    @classmethod
+    def load(cls, model_dir: str | Path, device: str | torch.device = "auto", **kwargs: Any) -> Engine:
+        """Load a checkpoint directory written by `cxrclip.checkpoint.save_model`."""
+        from cxrclip.checkpoint import load_model
+
+        model_dir = Path(model_dir)
+        if not model_dir.is_dir():
+            raise FileNotFoundError(f"model directory {model_dir} does not exist; pass a folder made by "
+                                    "`cxrclip train` or `cxrclip convert-official`")
+        target = resolve_device(device)
+        loaded = load_model(model_dir, target)
+        return cls(loaded.model, loaded.tokenizer, loaded.model_id, target, **kwargs)
+
+    @property
+    def logit_scale(self) -> float:
+        """The multiplier exp(logit_scale), clamped at 100 as in CLIP."""
+        return float(min(self.model.logit_scale.detach().exp().item(), MAX_LOGIT_SCALE))
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.config.projection.dim)
+
+    def cache_info(self) -> dict[str, CacheInfo]:
+        """Hit/miss counters of the image and text caches."""
+        with self._cache_lock:
+            return {"image": self._image_cache.info(), "text": self._text_cache.info()}
+
+    def clear_caches(self) -> None:
+        with self._cache_lock:
+            self._image_cache.clear()
+            self._text_cache.clear()
+
+    # ----- images -----------------------------------------------------------------
+    def _preprocess(self, pixels: np.ndarray) -> torch.Tensor:
+        from cxrclip.preprocess import preprocess_image
+
+        array = np.asarray(pixels)
+        if array.ndim not in (2, 3) or array.size == 0:
+            raise ValueError(f"view pixels must be a non-empty H x W (or H x W x 3) array, got shape {array.shape}")
+        return preprocess_image(array, self.config.preprocess)
+
+    def _forward_images(self, batch: list[np.ndarray]) -> np.ndarray:
+        outputs = []
+        for start in range(0, len(batch), self.batch_size):
+            tensor = torch.stack([self._preprocess(p) for p in batch[start:start + self.batch_size]])
+            with self._model_lock, torch.inference_mode():
+                emb = self.model.encode_image(tensor.to(self.device), normalize=True)
+            outputs.append(emb.float().cpu().numpy())
+        return np.concatenate(outputs)
+
+    def encode_views(self, views: Sequence[ViewInput]) -> np.ndarray:
+        """L2-normalised image embeddings (N, D), cached by (model_id, view_id)."""
+        found: dict[str, np.ndarray] = {}
+        with self._cache_lock:
+            for view in views:
+                if view.view_id not in found:
+                    cached = self._image_cache.get((self.model_id, view.view_id))
+                    if cached is not None:
+                        found[view.view_id] = cached
+        todo = list({v.view_id: v for v in views if v.view_id not in found}.values())
+        if todo:
+            embeddings = self._forward_images([v.pixels for v in todo])
+            with self._cache_lock:
+                for view, emb in zip(todo, embeddings):
+                    self._image_cache.put((self.model_id, view.view_id), emb)
+                    found[view.view_id] = emb
+        if not views:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        return np.stack([found[v.view_id] for v in views])
+
+    # ----- text -------------------------------------------------------------------
+    def embed_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """L2-normalised text embeddings (N, D) without touching the cache (for bank building)."""
+        max_length = int(self.config.text.max_length)
+        outputs = []
+        for start in range(0, len(texts), batch_size):
+            tokens = self.tokenizer(list(texts[start:start + batch_size]), padding="longest",
+                                    truncation=True, max_length=max_length, return_tensors="pt")
+            with self._model_lock, torch.inference_mode():
+                emb = self.model.encode_text(tokens["input_ids"].to(self.device),
+                                             tokens["attention_mask"].to(self.device), normalize=True)
+            outputs.append(emb.float().cpu().numpy())
+        if not outputs:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        return np.concatenate(outputs)
+
+    def encode_text(self, prompts: Sequence[str] | str) -> np.ndarray:
+        """L2-normalised text embeddings (N, D), LRU-cached per prompt string."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        for prompt in prompts:
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise ValueError(f"prompts must be non-empty strings, got {prompt!r}")
+        found: dict[str, np.ndarray] = {}
+        with self._cache_lock:
+            for prompt in dict.fromkeys(prompts):
+                cached = self._text_cache.get(prompt)
+                if cached is not None:
+                    found[prompt] = cached
+        todo = [p for p in dict.fromkeys(prompts) if p not in found]
+        if todo:
+            embeddings = self.embed_texts(todo)
+            with self._cache_lock:
+                for prompt, emb in zip(todo, embeddings):
+                    self._text_cache.put(prompt, emb)
+                    found[prompt] = emb
+        if not prompts:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        return np.stack([found[p] for p in prompts])
+
+    def encode_ensemble(self, prompts: Sequence[str]) -> np.ndarray:
+        """Mean of the normalised embeddings of `prompts`, re-normalised (D,)."""
+        if not prompts:
+            raise ValueError("a prompt ensemble needs at least one prompt")
+        return _unit(self.encode_text(prompts).mean(axis=0))
+
+    # ----- scoring ----------------------------------------------------------------
+    def _study_embedding(self, view_emb: np.ndarray) -> np.ndarray:
+        return _unit(view_emb.mean(axis=0))
+
+    def _score_vectors(self, study: StudyInput, view_emb: np.ndarray, pos: np.ndarray, neg: np.ndarray,
+                       aggregate: Aggregate) -> tuple[float, float, list[ViewScore]]:
+        """(study similarity, study probability, per-view scores) of one pos/neg text pair."""
+        scale = self.logit_scale
+        sims, neg_sims = view_emb @ pos, view_emb @ neg
+        probs = binary_probability(sims, neg_sims, scale)
+        views = [ViewScore(v.view_id, v.label, float(s), float(p), float(n))
+                 for v, s, p, n in zip(study.views, sims, probs, neg_sims)]
+        if aggregate == "max":
+            return float(sims.max()), float(probs.max()), views
+        study_emb = self._study_embedding(view_emb)
+        sim, neg_sim = float(study_emb @ pos), float(study_emb @ neg)
+        return sim, float(binary_probability(sim, neg_sim, scale)), views
+
+    def _check_study(self, study: StudyInput, aggregate: str) -> None:
+        if aggregate not in ("mean", "max"):
+            raise ValueError(f"aggregate must be 'mean' or 'max', got {aggregate!r}")
+        if not study.views:
+            raise ValueError(f"study {study.study_id!r} has no views to score")
+
+    def score(self, study: StudyInput, prompts: Sequence[str] | str,
+              negatives: Sequence[str] | str | None = None, aggregate: Aggregate = "mean") -> ScoreResult:
+        """Score free-text prompts against every view and the whole study.
+
+        `negatives` gives one negative per prompt (or one for all); by default
+        the negative of "X" is `cxrclip.prompts.negative_prompt("X")`.
+        Study level: "mean" scores the re-normalised mean view embedding; "max"
+        takes the highest view similarity and the highest view probability.
+        """
+        self._check_study(study, aggregate)
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        negs = self._negatives_for(prompts, negatives)
+        view_emb = self.encode_views(study.views)
+        pos_emb, neg_emb = self.encode_text(prompts), self.encode_text(negs)
+        results = []
+        for prompt, neg, p_emb, n_emb in zip(prompts, negs, pos_emb, neg_emb):
+            sim, prob, views = self._score_vectors(study, view_emb, p_emb, n_emb, aggregate)
+            results.append(PromptScore(prompt, neg, sim, prob, views))
+        return ScoreResult(study.study_id, aggregate, self.logit_scale, results)
+
+    @staticmethod
+    def _negatives_for(prompts: list[str], negatives: Sequence[str] | str | None) -> list[str]:
+        if negatives is None:
+            from cxrclip.prompts import negative_prompt
+
+            return [negative_prompt(p) for p in prompts]
+        if isinstance(negatives, str):
+            return [negatives] * len(prompts)
+        negatives = list(negatives)
+        if len(negatives) != len(prompts):
+            raise ValueError(f"got {len(negatives)} negatives for {len(prompts)} prompts; "
+                             "give one negative per prompt, a single string, or None")
+        return negatives
+
+    def zero_shot(self, study: StudyInput, findings: Sequence[str] | None = None,
+                  aggregate: Aggregate = "mean", max_prompts: int | None = None) -> list[FindingScore]:
+        """Zero-shot probability of each finding (default: CheXpert-14), highest first.
+
+        Each finding is an ensemble: the re-normalised mean embedding of its
+        class prompts, against the same ensemble of their negatives.
+        `max_prompts` limits each ensemble to a fixed subset (faster first call).
+        """
+        from cxrclip import prompts as prompt_lib
+
+        self._check_study(study, aggregate)
+        names = list(prompt_lib.CHEXPERT_14 if findings is None else findings)
+        view_emb = self.encode_views(study.views)
+        scores = []
+        for finding in names:
+            positives = list(prompt_lib.class_prompts(finding, max_prompts=max_prompts))
+            pos = self.encode_ensemble(positives)
+            neg = self.encode_ensemble([prompt_lib.negative_prompt(p) for p in positives])
+            sim, prob, views = self._score_vectors(study, view_emb, pos, neg, aggregate)
+            scores.append(FindingScore(finding, sim, prob, views))
+        return sorted(scores, key=lambda s: s.probability, reverse=True)
+
+    # ----- maps -------------------------------------------------------------------
+    def similarity_map(self, view: ViewInput, prompt: str, negative: str | None = None,
+                       kind: MapKind = "similarity") -> np.ndarray:
+        """Per-pixel map (H, W) float32 in the view's original geometry; NaN outside the crop.
+
+        "similarity": cosine between each projected feature-map location and
+        the prompt (`negative` is not used). "probability": softmax of
+        logit_scale * [cos(negative), cos(prompt)] per location, with the
+        negative defaulting to "no X". The coarse map is upsampled bilinearly
+        through the model's resize + centre crop back onto the original pixels.
+        """
+        if kind not in ("similarity", "probability"):
+            raise ValueError(f"kind must be 'similarity' or 'probability', got {kind!r}")
+        coarse = self._coarse_map(view, prompt, negative, kind)
+        from cxrclip.preprocess import map_to_image
+
+        height, width = np.asarray(view.pixels).shape[:2]
+        return np.asarray(map_to_image(coarse, height, width, self.config.preprocess), dtype=np.float32)
+
+    def _coarse_map(self, view: ViewInput, prompt: str, negative: str | None, kind: MapKind) -> np.ndarray:
+        """The (h, w) map on the model's feature grid."""
+        tensor = self._preprocess(view.pixels).unsqueeze(0).to(self.device)
+        with self._model_lock, torch.inference_mode():
+            fmap = self.model.image_feature_map(tensor)[0]  # (D, h, w)
+        fmap = F.normalize(fmap.float(), dim=0).cpu().numpy()
+        pos = self.encode_text([prompt])[0]
+        sim = np.einsum("dhw,d->hw", fmap, pos)
+        if kind == "similarity":
+            return sim.astype(np.float32)
+        neg_text = negative if negative is not None else self._negatives_for([prompt], None)[0]
+        neg_sim = np.einsum("dhw,d->hw", fmap, self.encode_text([neg_text])[0])
+        return binary_probability(sim, neg_sim, self.logit_scale).astype(np.float32)
