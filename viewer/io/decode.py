@@ -180,7 +180,8 @@ def _load_dicom(view: View) -> DecodedImage:
 
     ds = read_dataset(view.path)
     if not any(tag in ds for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009)):
-        raise DecodeError(f"{view.path} has no Pixel Data element; nothing to display")
+        raise DecodeError(f"{view.path} has no readable Pixel Data element (transfer syntax "
+                          f"{_syntax_label(ds)}); the file may be truncated or not an image")
     arr, decoder, itk_rescaled = _decode_first_frame(ds, view)
     lut = _lut_info(ds)
     rgb = None
@@ -228,12 +229,19 @@ def _sitk_first_frame(path: Path) -> np.ndarray:
     return arr
 
 
+def _syntax_label(ds) -> str:
+    """``"JPEG 2000 Image Compression (Lossless Only) (1.2.840.10008.1.2.4.90)"``."""
+    uid = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if not uid:
+        return "unknown (no Transfer Syntax UID)"
+    return f"{getattr(uid, 'name', str(uid))} ({uid})"
+
+
 def _no_decoder_message(ds, path: Path, first: Exception, second: Exception) -> str:
     uid = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
-    name = getattr(getattr(ds.file_meta, "TransferSyntaxUID", None), "name", uid) if uid else "unknown"
     packages = _SYNTAX_PACKAGES.get(uid, "no known package; convert the file to an uncompressed "
                                          "transfer syntax (e.g. with dcmdjpeg or gdcmconv)")
-    return (f"cannot decode pixels of {path}: transfer syntax {name} ({uid or 'missing'}); "
+    return (f"cannot decode pixels of {path}: transfer syntax {_syntax_label(ds)}; "
             f"decodable with: {packages}. pydicom said: {first}; SimpleITK said: "
             f"{str(second).strip().splitlines()[-1] if str(second).strip() else second}")
 
