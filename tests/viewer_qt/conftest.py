@@ -41,6 +41,10 @@ def write_view(path: Path, pixels: np.ndarray, study_uid: str, series_uid: str,
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
     ds.WindowCenter, ds.WindowWidth = 15000, 30000
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator = "R-10214", "SRT"
+    code.CodeMeaning = "postero-anterior" if position == "PA" else "left lateral"
+    ds.ViewCodeSequence = [code]
     ds.PixelData = np.ascontiguousarray(pixels).tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path
@@ -87,3 +91,12 @@ def opened(qtbot, window, study_dir):
     qtbot.waitUntil(lambda: window.current_study is not None and len(window.image_views()) == 2
                     and all(v.pixels is not None for v in window.image_views()), timeout=15000)
     return window
+
+
+@pytest.fixture(scope="session")
+def facts():
+    """Constants of the test study (conftest modules are not importable by tests)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(rows=ROWS, cols=COLS, patient_id=PATIENT_ID, patient_name=PATIENT_NAME,
+                           gradient=gradient, make_study=make_study)

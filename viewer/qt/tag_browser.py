@@ -23,8 +23,9 @@ def _value_text(elem: pydicom.DataElement, hide_phi: bool) -> str:
     if hide_phi and elem.keyword in PHI_KEYWORDS:
         return MASK
     if elem.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN") or elem.tag == 0x7FE00010:
-        length = elem.length if elem.length != 0xFFFFFFFF else "undefined"
-        return f"<binary, {length} bytes>"
+        value = elem.value
+        size = len(value) if isinstance(value, (bytes, bytearray)) else "?"
+        return f"<binary, {size} bytes>"
     text = str(elem.value)
     return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + "…"
 
