@@ -1,0 +1,91 @@
+"""One phantom study: anatomy + findings -> two rendered views + report + labels.
+
+Every random choice comes from generators seeded by ``(seed, index, purpose)``,
+so a study is reproducible on its own, independent of worker scheduling.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from training.phantoms.anatomy import Anatomy, adapt_anatomy, sample_anatomy
+from training.phantoms.devices import draw_devices
+from training.phantoms.findings import Finding, sample_findings
+from training.phantoms.frontal import frontal_layers
+from training.phantoms.lateral import lateral_layers
+from training.phantoms.layers import Layers, compose
+from training.phantoms.lesions import DRAWERS
+from training.phantoms.render import to_display
+from training.phantoms.report import Report, write_report
+
+GENERATOR_VERSION = "1.0"
+VIEWS = ("frontal", "lateral")
+
+
+@dataclass
+class PhantomStudy:
+    """A generated study before it is written to disk."""
+
+    seed: int
+    index: int
+    anatomy: Anatomy
+    findings: list[Finding]
+    report: Report
+    images: dict[str, np.ndarray] = field(default_factory=dict)   # view -> float [0, 1]
+
+    @property
+    def study_id(self) -> str:
+        return f"phantom-{self.seed}-{self.index:06d}"
+
+    @property
+    def frontal_position(self) -> str:
+        return self.anatomy.projection
+
+
+def _rng(seed: int, index: int, purpose: int) -> np.random.Generator:
+    return np.random.default_rng([seed, index, purpose])
+
+
+def draw_findings(layers: Layers, anat: Anatomy, findings: list[Finding], view: str,
+                  seed: int, index: int) -> None:
+    """Draw every finding into one view's layers."""
+    for k, f in enumerate(findings):
+        rng = _rng(seed, index, 100 + k)
+        if f.name == "Support Devices":
+            draw_devices(layers, anat, f, view, rng)
+        else:
+            DRAWERS[f.name](layers, anat, f, view, rng)
+
+
+def render_views(anat: Anatomy, findings: list[Finding], size: int, seed: int,
+                 index: int) -> dict[str, np.ndarray]:
+    """Render the frontal and lateral views (float32 in [0, 1], 1 = white)."""
+    fracture = None
+    for f in findings:
+        if f.name == "Fracture":
+            fracture = {"side": f.side, "rib": f.params.get("rib", 6), "at": 0.75,
+                        "step": 0.004 + 0.003 * f.level}
+    out = {}
+    for view in VIEWS:
+        layers = (frontal_layers(anat, size, fracture) if view == "frontal"
+                  else lateral_layers(anat, size))
+        draw_findings(layers, anat, findings, view, seed, index)
+        out[view] = to_display(compose(layers), anat, _rng(seed, index, 3 + len(view)),
+                               lateral=view == "lateral")
+    return out
+
+
+def generate_study(seed: int, index: int, size: int = 512,
+                   findings: list[Finding] | None = None,
+                   anatomy: Anatomy | None = None) -> PhantomStudy:
+    """Generate one study; ``findings``/``anatomy`` force the ground truth when given."""
+    if size < 64:
+        raise ValueError(f"image size must be at least 64 pixels, got {size}")
+    base = anatomy or sample_anatomy(_rng(seed, index, 1))
+    gt = sample_findings(_rng(seed, index, 2)) if findings is None else list(findings)
+    anat = adapt_anatomy(base, gt)
+    report = write_report(gt, _rng(seed, index, 9))
+    images = render_views(anat, gt, size, seed, index)
+    return PhantomStudy(seed=seed, index=index, anatomy=anat, findings=gt, report=report,
+                        images=images)
