@@ -1,0 +1,128 @@
+"""`cxrclip score` and `cxrclip bank build`: the engine from the command line.
+
+`register(subparsers)` is called by `cxrclip.cli`; each sub-parser's `func`
+default is a handler `(args) -> int`. Heavy imports (torch) happen inside the
+handlers, so `cxrclip --help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `score` and `bank` sub-commands."""
+    _add_score(subparsers)
+    _add_bank(subparsers)
+
+
+def _add_score(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "score", help="score free-text prompts against an image or study folder",
+        description="Score prompts against each view of a DICOM/PNG/JPEG file or study folder and the "
+                    "study as a whole. Probability = softmax(logit_scale * [cos(negative), cos(prompt)])[1].")
+    parser.add_argument("path", type=Path, help="DICOM/PNG/JPEG file, or a folder with one study's images")
+    parser.add_argument("--prompt", action="append", required=True, metavar="TEXT",
+                        help="prompt to score (repeat for several)")
+    parser.add_argument("--negative", action="append", metavar="TEXT",
+                        help="negative prompt: once for all prompts or once per prompt (default: 'no <prompt>')")
+    parser.add_argument("--model", required=True, type=Path, metavar="DIR", help="model directory")
+    parser.add_argument("--aggregate", choices=["mean", "max"], default="mean",
+                        help="study level: score of the mean view embedding, or max over views")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(func=_cmd_score)
+
+
+def _add_bank(subparsers: argparse._SubParsersAction) -> None:
+    bank = subparsers.add_parser("bank", help="sentence banks for nearest-sentence lookup",
+                                 description="Build sentence banks (report sentences + embeddings).")
+    bank_sub = bank.add_subparsers(dest="bank_command", metavar="ACTION")
+    build = bank_sub.add_parser(
+        "build", help="split reports into sentences and embed them",
+        description="SOURCE is a CSV (report column), a TXT (one report or sentence per line) or an "
+                    "OpenI/IU-Xray XML folder. Sentences are de-duplicated with counts and embedded.")
+    build.add_argument("source", type=Path, help="CSV file, TXT file or OpenI XML folder")
+    build.add_argument("-o", "--output", required=True, type=Path, metavar="BANK", help="output bank directory")
+    build.add_argument("--model", required=True, type=Path, metavar="DIR", help="model directory")
+    build.add_argument("--column", help="CSV column with report text (default: report/text/findings/impression)")
+    build.add_argument("--batch-size", type=int, default=128, help="sentences per forward pass")
+    build.add_argument("--float32", action="store_true", help="store float32 embeddings (default float16)")
+    build.add_argument("--min-letters", type=int, default=4, help="drop sentences with fewer letters")
+    build.add_argument("--device", default="auto")
+    build.add_argument("--no-progress", action="store_true", help="no progress bar")
+    build.set_defaults(func=_cmd_bank_build)
+    bank.set_defaults(func=lambda args: _usage(bank))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _load_engine(model_dir: Path, device: str):
+    from cxrclip.engine import Engine
+
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"model directory {model_dir} does not exist; pass --model with a folder "
+                                "made by `cxrclip train` or `cxrclip convert-official`")
+    return Engine.load(model_dir, device=device)
+
+
+def score_payload(path: Path, prompts: list[str], negatives: list[str] | None, model_dir: Path,
+                  aggregate: str = "mean", device: str = "auto") -> dict[str, Any]:
+    """Read `path`, score `prompts`, and return the JSON-ready result of `cxrclip score`."""
+    from cxrclip.engine import StudyInput, ViewInput
+    from cxrclip.image_io import read_study
+
+    folder = read_study(path)
+    engine = _load_engine(model_dir, device)
+    views = [ViewInput(im.view_id, im.pixels, im.label) for im in folder.images]
+    negs: list[str] | str | None = negatives[0] if negatives and len(negatives) == 1 else negatives
+    result = engine.score(StudyInput(folder.study_id, views), prompts, negs, aggregate=aggregate)
+    payload = {"model_id": engine.model_id, **result.to_dict()}
+    payload["files"] = [{"view_id": im.view_id, "label": im.label, "path": str(im.path)} for im in folder.images]
+    payload["skipped"] = [{"path": str(p), "reason": reason} for p, reason in folder.skipped]
+    return payload
+
+
+def format_table(payload: dict[str, Any]) -> str:
+    """Human-readable table of a `score_payload`."""
+    lines = [f"study {payload['study_id']}  model {payload['model_id']}  "
+             f"aggregate {payload['aggregate']}  logit scale {payload['logit_scale']:.2f}"]
+    for prompt in payload["prompts"]:
+        lines.append("")
+        lines.append(f"prompt: {prompt['prompt']!r}   negative: {prompt['negative']!r}")
+        lines.append(f"  {'view':<40} {'cosine':>8} {'prob':>7}")
+        for view in prompt["views"]:
+            name = view["label"] or view["view_id"]
+            lines.append(f"  {name[:40]:<40} {view['similarity']:>8.4f} {view['probability']:>7.3f}")
+        lines.append(f"  {'STUDY':<40} {prompt['similarity']:>8.4f} {prompt['probability']:>7.3f}")
+    for skipped in payload["skipped"]:
+        lines.append(f"skipped {skipped['path']}: {skipped['reason']}")
+    return "\n".join(lines)
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    payload = score_payload(args.path, args.prompt, args.negative, args.model, args.aggregate, args.device)
+    print(json.dumps(payload, indent=2) if args.json else format_table(payload))
+    return 0
+
+
+def _cmd_bank_build(args: argparse.Namespace) -> int:
+    from cxrclip.sentence_bank import SentenceBank
+    from cxrclip.sentences import collect_sentences, read_report_source
+
+    texts = read_report_source(args.source, column=args.column)
+    sentences = collect_sentences(texts, min_letters=args.min_letters)
+    engine = _load_engine(args.model, args.device)
+    bank = SentenceBank.build(sentences, lambda batch: engine.embed_texts(batch, batch_size=args.batch_size),
+                              engine.model_id, batch_size=args.batch_size, progress=not args.no_progress,
+                              source=str(args.source))
+    bank.save(args.output, dtype="float32" if args.float32 else "float16")
+    print(f"wrote {args.output}: {len(bank)} sentences from {len(texts)} texts, "
+          f"dim {bank.dim}, model {bank.model_id}")
+    return 0
