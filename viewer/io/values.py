@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 QUANT_LEVELS = 4096
+_CHUNK = 1 << 16
 MAX_OFFSET_SPAN = 1 << 20
 
 
@@ -47,7 +48,7 @@ class ValueIndex:
 
     def modality_of(self, stored: np.ndarray) -> np.ndarray:
         """float32 modality values of ``stored`` pixels (one table lookup)."""
-        return np.take(self.table, self.index(stored))
+        return take_chunked(self.table, self.index(stored))
 
     def present_indices(self) -> np.ndarray:
         """Indices of the table that lie within the stored min..max of the image."""
@@ -64,6 +65,20 @@ class ValueIndex:
         """(min, max) modality value over the stored values present in the image."""
         used = self.table[self.present_indices()]
         return float(used.min()), float(used.max())
+
+
+def take_chunked(table: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """``table[indices]`` computed in chunks of 64 K pixels.
+
+    ``np.take`` converts the indices to intp first; on a 7.5 MP image that
+    temporary is 60 MB and makes the lookup 3-4x slower than the memory
+    traffic needs. Chunks keep the temporary in cache.
+    """
+    flat = np.ascontiguousarray(indices).reshape(-1)
+    out = np.empty(flat.shape, dtype=table.dtype)
+    for start in range(0, flat.size, _CHUNK):
+        np.take(table, flat[start:start + _CHUNK], out=out[start:start + _CHUNK])
+    return out.reshape(indices.shape)
 
 
 def build_value_index(stored: np.ndarray, modality: Callable[[np.ndarray], np.ndarray],

@@ -19,6 +19,7 @@ from collections import OrderedDict
 import numpy as np
 
 from viewer.io.decode import DecodedImage
+from viewer.io.values import take_chunked
 from viewer.model.display import relative_presets, validate_window
 from viewer.model.study import WindowPreset
 
@@ -139,7 +140,12 @@ def render_uint8(image: DecodedImage, window: WindowPreset | tuple[float, float]
     """
     stored = image.stored if max_side is None else display_pixels(image, max_side)
     lut = display_lut(image, window, invert, function)
-    return np.take(lut, image.values.index(stored))
+    return apply_lut(lut, image.values.index(stored))
+
+
+def apply_lut(lut: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """``lut[indices]`` in cache-sized chunks (see ``viewer.io.values.take_chunked``)."""
+    return take_chunked(lut, indices)
 
 
 def default_display_uint8(image: DecodedImage) -> np.ndarray:
@@ -159,25 +165,40 @@ def downsample_for_display(arr: np.ndarray, max_side: int) -> np.ndarray:
     """Area-average ``arr`` by the smallest integer factor that fits ``max_side``.
 
     Integer input stays integer (rounded mean) so the LUT path still applies.
-    Edge rows/columns that do not fill a whole block are averaged on their own.
+    Blocks at the right/bottom edge that are cut short average the pixels
+    they have. Implemented as a sum of ``factor**2`` strided slices, which is
+    several times faster than reshape-and-sum on large images.
     """
     if max_side < 1:
         raise ValueError(f"max_side must be >= 1, got {max_side}")
-    factor = math.ceil(max(arr.shape[0], arr.shape[1]) / max_side)
+    h, w = arr.shape[:2]
+    factor = math.ceil(max(h, w) / max_side)
     if factor <= 1:
         return arr
-    h, w = arr.shape[:2]
-    ph, pw = (-h) % factor, (-w) % factor
-    acc_type = np.float64 if arr.dtype.kind == "f" else np.int64
-    padded = np.pad(arr, ((0, ph), (0, pw)) + ((0, 0),) * (arr.ndim - 2), mode="edge") \
-        if ph or pw else arr
-    blocks = padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor,
-                            factor, *arr.shape[2:])
-    total = blocks.sum(axis=(1, 3), dtype=acc_type)
+    out_h, out_w = -(-h // factor), -(-w // factor)
+    acc = np.zeros((out_h, out_w) + arr.shape[2:], dtype=_accumulator(arr.dtype, factor))
+    for i in range(factor):
+        for j in range(factor):
+            part = arr[i::factor, j::factor]
+            acc[:part.shape[0], :part.shape[1]] += part
+    rows = np.minimum(factor, h - np.arange(out_h) * factor)
+    cols = np.minimum(factor, w - np.arange(out_w) * factor)
     if arr.dtype.kind == "f":
-        return (total / (factor * factor)).astype(arr.dtype)
-    half = (factor * factor) // 2
-    return ((total + half) // (factor * factor)).astype(arr.dtype)
+        count = np.outer(rows, cols).reshape((out_h, out_w) + (1,) * (arr.ndim - 2))
+        return (acc / count).astype(arr.dtype)
+    if h % factor == 0 and w % factor == 0:
+        n = factor * factor
+        return ((acc + n // 2) // n).astype(arr.dtype)
+    count = np.outer(rows, cols).astype(acc.dtype).reshape((out_h, out_w) + (1,) * (arr.ndim - 2))
+    return ((acc + count // 2) // count).astype(arr.dtype)
+
+
+def _accumulator(dtype: np.dtype, factor: int) -> type:
+    if dtype.kind == "f":
+        return np.float64
+    if dtype.itemsize <= 2 and factor <= 256:
+        return np.uint32 if dtype.kind == "u" else np.int32
+    return np.int64
 
 
 def pixel_value_at(image: DecodedImage, row: int, col: int) -> tuple[float, float]:
