@@ -1,6 +1,7 @@
 """Fixtures for training tests: a tiny random BERT directory and tiny PNG manifests."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,11 @@ import pytest
 from PIL import Image
 
 from training.data.manifest import ManifestHeader, StudyRecord, write_manifest
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+import tiny_encoder  # noqa: E402  (needs HERE on sys.path)
 
 SENTENCES = ["The heart is normal in size.", "There is a small left pleural effusion.",
              "No pneumothorax is seen.", "Lungs are clear.", "Mild pulmonary edema is present.",
@@ -66,10 +72,10 @@ def toy_manifest(tmp_path) -> Path:
 
 
 def tiny_overrides(text_dir: Path, data: Path, out: Path, **extra) -> list[str]:
-    """Dotted overrides for a resnet18@32px + tiny-BERT run on CPU."""
+    """Dotted overrides for a tiny-CNN@32px + tiny-BERT run on CPU."""
     base = {
         "output_dir": str(out),
-        "model.image.name": "resnet18", "model.image.image_size": 32,
+        "model.image.name": tiny_encoder.NAME, "model.image.image_size": 32,
         "model.text.path": str(text_dir), "model.text.max_length": 32,
         "model.projection.dim": 16, "model.projection.dropout": 0.0,
         "model.preprocess.image_size": 32, "model.preprocess.resize_shorter": 32,
@@ -80,6 +86,11 @@ def tiny_overrides(text_dir: Path, data: Path, out: Path, **extra) -> list[str]:
     }
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tiny_encoder_registered() -> None:
+    tiny_encoder.register()
 
 
 @pytest.fixture

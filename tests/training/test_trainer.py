@@ -20,3 +20,32 @@ def test_loss_decreases_on_fixed_batch(overrides_for, toy_manifest, tmp_path):
         losses.append(float(out.total.detach()))
     assert losses[-1] < losses[0] * 0.8, losses
     trainer.close()
+
+
+def _params(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+
+
+def test_kill_and_resume_matches_uninterrupted(overrides_for, toy_manifest, tmp_path):
+    # 8 train studies, batch 2 → 4 steps per epoch; 2 epochs = 8 steps. Stop at step 3
+    # (mid-epoch) then resume to the end, and compare with one uninterrupted run.
+    extra = {"train.batch_size": 2, "model.projection.dropout": 0.1, "train.ckpt_every_steps": 0}
+    full = Trainer(load_config(None, overrides_for(toy_manifest, tmp_path / "full", **extra)))
+    full.fit()
+    ref = _params(full)
+    full.close()
+
+    cut = overrides_for(toy_manifest, tmp_path / "cut", **extra)
+    first = Trainer(load_config(None, cut + ["train.stop_after_steps=3"]))
+    assert first.fit().step == 3
+    first.close()
+    second = Trainer(load_config(None, cut), resume=True)
+    assert second.progress.step == 3 and second.progress.batches_in_epoch == 3
+    progress = second.fit()
+    assert progress.step == 8 and progress.epoch == 2
+    got = _params(second)
+    second.close()
+    for key in ref:
+        torch.testing.assert_close(got[key], ref[key], rtol=1e-5, atol=1e-6, msg=key)
+    assert (tmp_path / "cut" / "best" / "model.safetensors").is_file()
+    assert len(progress.history) == 2 and "val_loss" in progress.history[-1]

@@ -259,7 +259,9 @@ class Trainer:
                 if bar is not None:
                     bar.update(accum)
                 if self._should_stop():
-                    self._save(mid_epoch=True, skipped=skipped_epoch)
+                    if p.batches_in_epoch >= (self.micro_per_epoch // accum) * accum:
+                        break  # the epoch is complete: finish it (validation, checkpoint)
+                    self._save()
                     return True
             t_last = time.perf_counter()
         if bar is not None:
@@ -288,7 +290,7 @@ class Trainer:
             window.clear()
         every = self.cfg.train.ckpt_every_steps
         if every and p.step % every == 0 and not self._should_stop():
-            self._save(mid_epoch=True)
+            self._save()
 
     def _log(self, window: list[dict[str, float]], t_wait: float) -> None:
         if self.writer is None:
@@ -296,7 +298,7 @@ class Trainer:
         mean = {k: sum(w[k] for w in window) / len(window) for k in window[0]}
         for key, value in mean.items():
             self.writer.add_scalar(f"loss/{key}", value, self.progress.step)
-        self.writer.add_scalar("train/logit_scale", float(self.model.logit_scale.exp()), self.progress.step)
+        self.writer.add_scalar("train/logit_scale", float(self.model.logit_scale.detach().exp()), self.progress.step)
         self.writer.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.progress.step)
         self.writer.add_scalar("train/data_wait_s", t_wait, self.progress.step)
         now = time.perf_counter()
@@ -332,7 +334,7 @@ class Trainer:
         p.history.append(record)
         p.epoch += 1
         p.batches_in_epoch = 0
-        self._save(mid_epoch=False)
+        self._save()
         if val is not None and val < p.best_val:
             p.best_val = val
             if self.cfg.train.keep_best and self.rt.is_main:
@@ -394,7 +396,7 @@ class Trainer:
         if self.rt.distributed:
             torch.distributed.barrier()
 
-    def _save(self, mid_epoch: bool, skipped: int = 0) -> None:
+    def _save(self) -> None:
         pending = ckpt.pending_dir(self.out, self.progress.step)
         if self.rt.is_main:
             ckpt.write_model_dir(self.model, self.model.tokenizer, pending, self._card(None))
