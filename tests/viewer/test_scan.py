@@ -145,3 +145,20 @@ def test_missing_path_is_a_problem(tmp_path):
 def test_real_headers(pydicom_data_dir, name):
     view, = scan_folder(pydicom_data_dir / name).studies.views()
     assert view.rows > 0 and view.columns > 0 and view.transfer_syntax_uid
+
+
+def test_fast_header_path_matches_dcmread(pydicom_data_dir, monkeypatch):
+    """The raw fast path and pydicom's dcmread give identical views for every sample file."""
+    from viewer.io import scan
+
+    fast = scan_folder(pydicom_data_dir)
+    monkeypatch.setattr(scan, "read_header_fast", lambda handle, keywords: None)
+    slow = scan_folder(pydicom_data_dir)
+    assert [(p.path, p.reason) for p in fast.problems] == [(p.path, p.reason) for p in slow.problems]
+    assert len(fast.studies) == len(slow.studies) > 30
+    for view in slow.studies.views():
+        assert fast.studies.view(view.view_id) == view
+    assert [s.display_label for s in fast.studies.studies()] == \
+        [s.display_label for s in slow.studies.studies()]
+    assert [p.display_label for p in fast.studies.patients] == \
+        [p.display_label for p in slow.studies.patients]

@@ -24,6 +24,7 @@ HEADER_KEYWORDS = (
     "Rows", "Columns", "NumberOfFrames", "SamplesPerPixel", "PhotometricInterpretation",
     "BitsAllocated", "BitsStored", "PixelSpacing", "ImagerPixelSpacing", "WindowCenter",
     "WindowWidth", "WindowCenterWidthExplanation", "DirectoryRecordSequence",
+    "SpecificCharacterSet",
 )
 
 

@@ -14,8 +14,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydicom.datadict import tag_for_keyword
+
 from viewer.io.dicom import (DICOMDIR_SOP_CLASS, HEADER_KEYWORDS, HeaderProblem,
                              check_image_header, header_to_nodes)
+from viewer.io.fast_header import read_header_fast
 from viewer.io.sniff import IMAGE_SUFFIXES, sniff_bytes
 from viewer.model.study import Patient, Series, Study, StudyTree, View
 
@@ -25,6 +28,7 @@ _PIXEL_TAG_BYTES = (b"\xe0\x7f\x10\x00", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00
 _PIXEL_TAG_BYTES_BE = (b"\x7f\xe0\x00\x10", b"\x7f\xe0\x00\x08", b"\x7f\xe0\x00\x09")
 _SEQ_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 _LONG_VRS = (b"OB", b"OW", b"OD", b"OF", b"OL", b"OV", b"UN")
+_SCAN_TAGS = [tag_for_keyword(k) for k in HEADER_KEYWORDS]
 
 
 @dataclass(frozen=True)
@@ -129,10 +133,7 @@ def _read_entry(path: Path) -> tuple[View, Patient, Study, Series] | None:
 
 
 def _dicom_entry(path: Path, handle, force: bool) -> tuple[View, Patient, Study, Series] | None:
-    import pydicom
-
-    ds = pydicom.dcmread(handle, force=force, stop_before_pixels=True,
-                         specific_tags=list(HEADER_KEYWORDS))
+    ds = _read_header(handle, force)
     meta = getattr(ds, "file_meta", None)
     sop_class = str(ds.get("SOPClassUID", "") or getattr(meta, "MediaStorageSOPClassUID", ""))
     if sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
@@ -140,6 +141,23 @@ def _dicom_entry(path: Path, handle, force: bool) -> tuple[View, Patient, Study,
     has_pixels = _check_pixel_element(handle, path)
     check_image_header(ds, has_pixels)
     return header_to_nodes(ds, path)
+
+
+def _read_header(handle, force: bool):
+    """Header via the fast raw path, else ``pydicom.dcmread`` (no pixels, scan tags only)."""
+    import pydicom
+
+    if not force:
+        try:
+            header = read_header_fast(handle, HEADER_KEYWORDS)
+        except Exception:  # noqa: BLE001 - any oddity: let dcmread judge the file
+            log.debug("fast header read failed for %s", handle.name, exc_info=True)
+            header = None
+        if header is not None:
+            return header
+        handle.seek(0)
+    return pydicom.dcmread(handle, force=force, stop_before_pixels=True,
+                           specific_tags=_SCAN_TAGS)
 
 
 def _check_pixel_element(handle, path: Path) -> bool:
