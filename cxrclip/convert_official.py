@@ -37,6 +37,7 @@ _LEGACY_BUFFERS = (
     re.compile(r"\.relative_position_index$"),
     re.compile(r"\.relative_coords_table$"),
 )
+_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 _DATA = {
     "m": "MIMIC-CXR",
     "mc": "MIMIC-CXR + CheXpert",
@@ -56,19 +57,28 @@ def read_official(path: str | Path) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConversionError(
-            f"refused to load {path}: it contains pickled objects that would need code to be "
-            f"executed ({first}). Nothing from it was run. If you trust the file, re-save only "
-            "plain data in a separate Python session, e.g. `ckpt = torch.load(p, weights_only=False); "
-            "torch.save({'model': ckpt['model'], 'config': <plain dict>}, 'clean.tar')`, "
-            "then convert clean.tar."
-        ) from None
+        raise _unpickling_error(path, str(exc)) from None
     except (RuntimeError, EOFError, OSError) as exc:
         raise ConversionError(f"cannot read {path} as a torch checkpoint: {exc}") from None
     if not isinstance(data, Mapping):
         raise ConversionError(f"{path} holds a {type(data).__name__}, expected a dict with a 'model' entry")
     return dict(data)
+
+
+def _unpickling_error(path: Path, message: str) -> ConversionError:
+    """Explain a ``weights_only`` refusal: code-needing globals vs. an unreadable file."""
+    found = _GLOBAL.search(message)
+    if found is None:
+        detail = message.strip().splitlines()[-1] if message.strip() else "unknown error"
+        return ConversionError(f"cannot read {path} as a torch checkpoint (corrupt or not a checkpoint?): "
+                               f"{detail[:200]}")
+    return ConversionError(
+        f"refused to load {path}: it contains a pickled object ({found.group(1)}) that would need "
+        "code to be executed. Nothing from it was run. If you trust the file, re-save only plain "
+        "data in a separate Python session, e.g. `ckpt = torch.load(p, weights_only=False); "
+        "torch.save({'model': ckpt['model'], 'config': <plain dict>}, 'clean.tar')`, "
+        "then convert clean.tar."
+    )
 
 
 def _state_dict(data: Mapping[str, Any], path: Path) -> dict[str, torch.Tensor]:
