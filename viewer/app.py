@@ -67,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     from viewer.qt.main_window import MainWindow
     from viewer.qt.theme import apply_dark_theme
 
+    from viewer.qt.pyside_guard import ensure_guard
+
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    ensure_guard()
     app.setApplicationName("CXR-CLIP Viewer")
     app.setOrganizationName("cxrclip")
     apply_dark_theme(app)

@@ -154,3 +154,15 @@ def test_overlay_for_a_view_shown_later_is_applied(qtbot, window, study_dir):
     qtbot.waitUntil(lambda: all(v.pixels is not None for v in window.image_views()), timeout=10000)
     assert "x" in window.image_view(view_id).layers
     assert window.image_view(view_id).image_point(QPointF(0, 0)) is not None
+
+
+def test_many_qt_calls_do_not_abort(window):
+    """Guards against PySide6 builds that drop a None reference per void call."""
+    import sys as _sys
+
+    from PySide6.QtWidgets import QLabel
+
+    label = QLabel()
+    for _ in range(50_000):
+        label.setText("x")
+    assert _sys.getrefcount(None) > 1000

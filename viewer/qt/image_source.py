@@ -16,8 +16,10 @@ from viewer.io.decode import DecodedImage, load_image
 from viewer.model.study import View, WindowPreset
 from viewer.render import data_range, render_uint8
 
-# Longest side of the display copy: covers a fitted view on a 4K screen half.
-DISPLAY_MAX_SIDE = 1536
+# Longest side of the display copy (area-averaged by an integer factor, so a
+# 3000-row image gives 1000 rows): enough for a fitted view on a 1080p-class
+# screen; when the view needs more, a full-resolution render is made in a worker.
+DISPLAY_MAX_SIDE = 1024
 
 WindowKey = tuple[float | None, float | None, str | None, bool]
 

@@ -1,0 +1,117 @@
+"""Viewer speed, offscreen: open → both views painted, and W/L change → repaint.
+
+Builds a two-view study of uncompressed 2,500 x 3,000 16-bit (12 bits stored)
+CR images in a temp dir, then in one process:
+- open: ``MainWindow.open_path`` until both image views have painted pixels
+  (scan + decode + display-copy render in workers + first paint); the first
+  run is a warm-up (imports, page cache) and is excluded from the median;
+- W/L: ``DisplayState.set_window`` + synchronous ``repaint()`` of one view
+  (LUT on the display copy + pixmap + paint), median over many steps.
+Targets: open ≤ 300 ms, W/L ≤ 16 ms.
+
+Usage: QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/viewer_open.py [--runs 7]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def write_study(folder: Path, rows: int = 3000, cols: int = 2500) -> None:
+    """Two CR views (PA, LL) of smooth 12-bit content, explicit VR little endian."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    study = generate_uid()
+    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    base = 2000 + 1500 * np.sin(xx / 300) * np.cos(yy / 400)
+    for position, number in (("PA", 1), ("LL", 2)):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, generate_uid()
+        ds.PatientID, ds.PatientName, ds.Modality = "B1", "Bench^Mark", "CR"
+        ds.ViewPosition, ds.InstanceNumber = position, number
+        ds.Rows, ds.Columns = rows, cols
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+        ds.WindowCenter, ds.WindowWidth = 2000, 3000
+        ds.PixelData = np.clip(base + number * 50, 0, 4095).astype(np.uint16).tobytes()
+        ds.save_as(folder / f"{position}.dcm", enforce_file_format=True)
+
+
+def time_open(app, window, folder: Path) -> float:
+    """Seconds from open_path to both views painted with pixels."""
+    window.close_study()  # drop the previous run's views
+    app.processEvents()
+    start = time.perf_counter()
+    window.open_path(folder)
+    while True:
+        app.processEvents()
+        views = window.image_views()
+        if len(views) == 2 and all(v.image_paints > 0 for v in views):
+            return time.perf_counter() - start
+        if time.perf_counter() - start > 60:
+            raise TimeoutError("views were not painted within 60 s")
+        time.sleep(0.0005)
+
+
+def time_window_changes(view, steps: int = 40) -> list[float]:
+    """Seconds per set_window + synchronous repaint."""
+    out = []
+    for i in range(steps):
+        start = time.perf_counter()
+        view.state.set_window(1800 + 10 * i, 2500 + 15 * i)
+        view.repaint()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from viewer.qt.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([])
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "study"
+        folder.mkdir()
+        write_study(folder)
+        settings = QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat)
+        window = MainWindow(settings=settings, load_plugins=False)
+        window.resize(1600, 1000)
+        window.show()
+        app.processEvents()
+        opens = [time_open(app, window, folder) for _ in range(args.runs + 1)][1:]
+        view = window.image_views()[0]
+        print(f"view widget {view.width()}x{view.height()}, display copy "
+              f"{view.pixels.small_uint8.shape[1]}x{view.pixels.small_uint8.shape[0]}")
+        wl = time_window_changes(view)
+        view.state.set_zoom(1.0)  # 1:1 — full-resolution render happens in a worker
+        wl_zoomed = time_window_changes(view, 20)
+    print(f"open two 2500x3000 16-bit views -> both painted: median {statistics.median(opens) * 1e3:.0f} ms "
+          f"(min {min(opens) * 1e3:.0f}, max {max(opens) * 1e3:.0f}, {len(opens)} runs)")
+    print(f"W/L change -> re-render + repaint (fitted view): median {statistics.median(wl) * 1e3:.1f} ms "
+          f"(p90 {np.percentile(wl, 90) * 1e3:.1f})")
+    print(f"W/L change -> re-render + repaint (1:1 zoom, display copy drawn until the worker's "
+          f"full-res render lands): median {statistics.median(wl_zoomed) * 1e3:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
