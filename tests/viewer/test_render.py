@@ -126,3 +126,23 @@ def test_png_8_16_bit_and_rgb(tmp_path):
     assert default_display_uint8(gray)[0].tolist() == [0, 4, 255]
     colour = load_image(views["b.png"])
     assert colour.rgb is not None and colour.stored[0, 0] == 76  # BT.601 luma of pure red
+
+
+def test_value_index_schemes():
+    from viewer.io.values import build_value_index
+
+    def shift(x):
+        return x.astype("float32") + 0.5
+
+    floats = np.array([[0.0, 0.25, 1.0]], np.float32)
+    quant = build_value_index(floats, shift)
+    assert quant.kind == "quantised"
+    assert quant.modality_of(floats) == pytest.approx(floats + 0.5, abs=1 / 4095)
+    wide = np.array([[-70000, 5, 70000]], np.int32)
+    offset = build_value_index(wide, shift)
+    assert offset.kind == "offset" and offset.modality_of(wide).tolist() == [[-69999.5, 5.5, 70000.5]]
+    assert offset.modality_range() == (-69999.5, 70000.5)
+    signed = np.array([[-3, 2]], np.int16)
+    view16 = build_value_index(signed, shift)
+    assert view16.kind == "view16" and view16.modality_of(signed).tolist() == [[-2.5, 2.5]]
+    assert view16.modality_range() == (-2.5, 2.5)

@@ -125,8 +125,7 @@ def load_image(view: View) -> DecodedImage:
         return _load_dicom(view)
     except DecodeError:
         raise
-    except (OSError, ValueError, TypeError, AttributeError, KeyError, IndexError,
-            RuntimeError, NotImplementedError) as exc:
+    except Exception as exc:  # noqa: BLE001 - the contract: any failure is a DecodeError
         raise DecodeError(f"cannot decode {view.path}: {type(exc).__name__}: {exc}") from exc
 
 
@@ -141,7 +140,7 @@ def _load_picture(view: View) -> DecodedImage:
             arr, rgb = _picture_arrays(img)
     except (UnidentifiedImageError, OSError) as exc:
         raise DecodeError(f"cannot read image {view.path}: {exc}") from exc
-    values = build_value_index(arr, lambda x: x.astype(np.float32))
+    values = build_value_index(arr, _identity)
     return DecodedImage(arr, LutInfo(photometric="RGB" if rgb is not None else "MONOCHROME2"),
                         values, rgb=rgb, view=view, decoder="Pillow")
 
@@ -155,12 +154,17 @@ def _picture_arrays(img) -> tuple[np.ndarray, np.ndarray | None]:
         if arr.min() >= 0 and arr.max() < 65536:
             return arr.astype(np.uint16), None
         return arr.astype(np.int32), None
-    if img.mode in ("L", "1", "P") and img.mode != "P":
+    if img.mode in ("L", "1"):
         return np.asarray(img.convert("L")), None
     rgb = np.asarray(img.convert("RGB"))
     if _is_gray(rgb):
         return np.ascontiguousarray(rgb[..., 0]), None
     return _luminance(rgb), rgb
+
+
+def _identity(values: np.ndarray) -> np.ndarray:
+    """Modality = stored, for pictures and already-rescaled ITK output."""
+    return values.astype(np.float32)
 
 
 def _is_gray(rgb: np.ndarray) -> bool:
@@ -191,10 +195,10 @@ def _load_dicom(view: View) -> DecodedImage:
         rgb = _to_rgb_uint8(arr, ds)
         arr = _luminance(rgb)
         lut = LutInfo(photometric="RGB")
-        modality_fn = lambda x: x.astype(np.float32)  # noqa: E731
+        modality_fn = _identity
     elif itk_rescaled:
         lut.rescale_slope, lut.rescale_intercept, lut.modality_lut = 1.0, 0.0, None
-        modality_fn = lambda x: x.astype(np.float32)  # noqa: E731
+        modality_fn = _identity
     else:
         modality_fn = _modality_function(ds)
     values = build_value_index(arr, modality_fn)
