@@ -14,6 +14,7 @@ invert) and applied with ``np.take`` on the stored values.
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -24,6 +25,7 @@ from viewer.model.display import relative_presets, validate_window
 from viewer.model.study import WindowPreset
 
 _LUT_CACHE_SIZE = 8
+_CACHE_LOCK = threading.Lock()
 _VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 
 
@@ -115,16 +117,18 @@ def _voi_unit(image: DecodedImage, window, function: str | None) -> np.ndarray:
 def display_lut(image: DecodedImage, window=None, invert: bool = False,
                 function: str | None = None) -> np.ndarray:
     """uint8 table indexed like ``image.values`` (cached, last few settings)."""
-    cache: OrderedDict = image.cache.setdefault("luts", OrderedDict())
     key = (_as_window(window), invert, function)
-    lut = cache.get(key)
-    if lut is None:
-        lut = _to_uint8(_voi_unit(image, window, function), image.lut.inverted != bool(invert))
+    with _CACHE_LOCK:  # the Qt layer renders from worker threads
+        cache: OrderedDict = image.cache.setdefault("luts", OrderedDict())
+        lut = cache.get(key)
+        if lut is not None:
+            cache.move_to_end(key)
+            return lut
+    lut = _to_uint8(_voi_unit(image, window, function), image.lut.inverted != bool(invert))
+    with _CACHE_LOCK:
         cache[key] = lut
-        if len(cache) > _LUT_CACHE_SIZE:
+        while len(cache) > _LUT_CACHE_SIZE:
             cache.popitem(last=False)
-    else:
-        cache.move_to_end(key)
     return lut
 
 
