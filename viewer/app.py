@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", default="1500x950", help="window size WxH (default 1500x950)")
     parser.add_argument("--hide-phi", action="store_true", help="start with patient identifiers hidden")
     parser.add_argument("--no-plugins", action="store_true", help="do not load plugins")
+    parser.add_argument("--plugin", action="append", metavar="NAME",
+                        help="load only this plugin entry point (repeatable), e.g. --plugin histogram")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -56,6 +58,21 @@ def _arm_screenshot(app, window, target: Path, timeout: float, delay: float) -> 
     QTimer.singleShot(int(timeout * 1000), save)
 
 
+def _selected_entry_points(names: list[str] | None) -> list | None:
+    """Installed plugin entry points restricted to ``names`` (None = all)."""
+    if not names:
+        return None
+    from importlib.metadata import entry_points
+
+    from viewer.plugin_api import ENTRY_POINT_GROUP
+
+    found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name in names]
+    missing = sorted(set(names) - {ep.name for ep in found})
+    if missing:
+        log.warning("no installed plugin named %s", ", ".join(missing))
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the viewer; returns the Qt exit code."""
     args = build_parser().parse_args(argv)
@@ -74,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName("CXR-CLIP Viewer")
     app.setOrganizationName("cxrclip")
     apply_dark_theme(app)
-    window = MainWindow(load_plugins=not args.no_plugins)
+    window = MainWindow(load_plugins=not args.no_plugins,
+                        plugin_entry_points=_selected_entry_points(args.plugin))
     hook = ExceptHook(window.report_problem).install()
     window.resize(*_parse_size(args.size))
     if args.hide_phi:

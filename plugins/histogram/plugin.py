@@ -106,7 +106,7 @@ class HistogramWidget(QWidget):
         right = min(self._x(center + width / 2, plot), plot.right())
         if right > left:
             painter.fillRect(QRectF(left, plot.top(), right - left, plot.height()),
-                             QColor(255, 200, 60, 50))
+                             QColor(255, 200, 60, 28))
         x = self._x(center, plot)
         if plot.left() <= x <= plot.right():
             painter.setPen(QPen(QColor(255, 200, 60), 1.5))

@@ -32,7 +32,7 @@ from viewer.qt.study_browser import THUMB_SIZE, StudyBrowser, patient_label, stu
 from viewer.qt.tag_browser import TagBrowserDialog
 from viewer.qt.theme import icon
 from viewer.qt.views_panel import ViewsPanel
-from viewer.qt.workers import CancelToken, run_in_pool
+from viewer.qt.workers import CancelToken, run_in_pool, shutdown_pool
 from viewer.render import default_display_uint8, downsample_for_display
 
 log = logging.getLogger(__name__)
@@ -616,4 +616,5 @@ class MainWindow(QMainWindow):
         self.cancel_scan()
         self.close_study()
         self.plugin_host.shutdown()
+        shutdown_pool()
         super().closeEvent(event)

@@ -80,11 +80,21 @@ class _Job(QRunnable):
 
     def run(self) -> None:
         try:
-            result = self._fn(self._relay.progress.emit) if self._with_progress else self._fn()
+            result = self._fn(self._progress) if self._with_progress else self._fn()
         except Exception as exc:  # reported to the UI thread, never lost
-            self._relay.failed.emit(exc)
+            self._deliver(self._relay.failed, exc)
             return
-        self._relay.finished.emit(result)
+        self._deliver(self._relay.finished, result)
+
+    def _progress(self, done: int, total: int) -> None:
+        self._deliver(self._relay.progress, done, total)
+
+    @staticmethod
+    def _deliver(signal, *args: Any) -> None:
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # the relay was deleted: the app is shutting down, drop the result
+            log.debug("dropping a background result: receiver deleted")
 
 
 def run_in_pool(fn: Callable[..., Any], on_done: Callable[[Any], None] | None = None,
@@ -105,3 +115,10 @@ def run_in_pool(fn: Callable[..., Any], on_done: Callable[[Any], None] | None = 
 def pending_jobs() -> int:
     """Number of jobs whose results have not been delivered yet (tests wait on 0)."""
     return len(_PENDING)
+
+
+def shutdown_pool(timeout_ms: int = 3000, pool: QThreadPool | None = None) -> bool:
+    """Drop queued jobs and wait for running ones (call when the main window closes)."""
+    pool = pool or QThreadPool.globalInstance()
+    pool.clear()
+    return pool.waitForDone(timeout_ms)
