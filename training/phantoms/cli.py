@@ -18,7 +18,7 @@ def _progress(done: int, total: int) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     """Handler of ``phantom generate``."""
     opts = GenerateOptions(out=Path(args.out), seed=args.seed, size=args.size,
-                           dicom_size=args.dicom_size, png=args.png or not args.no_dicom,
+                           dicom_size=args.dicom_size, png=args.png or args.no_dicom,
                            dicom=not args.no_dicom, split=args.split)
     start = time.perf_counter()
     generate_dataset(opts, args.studies, workers=args.workers, progress=_progress)

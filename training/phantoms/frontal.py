@@ -86,8 +86,10 @@ def _heart(anat: Anatomy, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     wh = anat.ctr * 2 * anat.half_width
     r_right, r_left = 0.33 * wh, 0.67 * wh
     base = anat.dome_right + 0.01
-    main = soft_ellipse(u, v, anat.cx + (r_left - r_right) / 2, base, wh / 2,
-                        anat.heart_height, EDGE, angle_deg=-8)
+    b, tilt = anat.heart_height, np.deg2rad(22)
+    a = np.sqrt(max((wh / 2) ** 2 - (b * np.sin(tilt)) ** 2, (0.8 * b) ** 2)) / np.cos(tilt)
+    main = soft_ellipse(u, v, anat.cx + (r_left - r_right) / 2, base - 0.02, a, b, EDGE,
+                        angle_deg=22)
     atrium = soft_ellipse(u, v, anat.cx - r_right + 0.05, base - 0.05, 0.05,
                           anat.heart_height * 0.6, EDGE)
     above = smooth(diaphragm_v(anat, "left", np.abs(u - anat.cx)) + 0.01 - v, 0.015)
@@ -148,7 +150,7 @@ def _bones(anat: Anatomy, size: int, u: np.ndarray, v: np.ndarray,
                 cut = int(len(p) * fracture.get("at", 0.72))
                 step = np.array([0.0, fracture.get("step", 0.008)])
                 post.polyline(p[: cut - 1], w)
-                post.polyline(p[cut + 1:] + step, w)
+                post.polyline(p[cut + 2:] + step, w)
             else:
                 post.polyline(p, w)
             if k <= 8:
@@ -177,7 +179,7 @@ def _spine(anat: Anatomy, size: int, u: np.ndarray, v: np.ndarray) -> np.ndarray
         c.ellipse(anat.cx, vv + 0.7 * hh, 0.005, 0.012)
         vv += hh
     pedicles = _rib_image(c.read())
-    return (0.12 * column * (0.7 + 0.3 * bodies) + 0.06 * pedicles).astype(np.float32)
+    return (0.07 * column * (0.7 + 0.3 * bodies) + 0.05 * pedicles).astype(np.float32)
 
 
 def frontal_layers(anat: Anatomy, size: int, fracture: dict | None = None) -> Layers:
@@ -192,7 +194,8 @@ def frontal_layers(anat: Anatomy, size: int, fracture: dict | None = None) -> La
         hv = anat.v_apex + 0.25
         s = side_sign(side)
         angles = [np.arctan2(dy, s * dx) for dx, dy in
-                  ((0.2, -1.0), (0.7, -0.8), (1.0, -0.2), (1.0, 0.3), (0.7, 0.8), (0.25, 1.0))]
+                  ((0.15, -1.0), (0.5, -0.9), (0.9, -0.6), (1.0, -0.15), (1.0, 0.25),
+                   (0.8, 0.65), (0.45, 0.95), (0.1, 1.0))]
         vessels[side] = vessel_tree(size, rng, (side_x(anat, side, 0.09), hv), angles,
                                     anat.half_width * 1.0)
     airway = _airways(anat, size)

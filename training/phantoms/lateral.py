@@ -109,7 +109,7 @@ def _bones(anat: Anatomy, size: int, u: np.ndarray, v: np.ndarray) -> np.ndarray
         vv += h
     sternum.polyline(np.array([[anat.lat_front + 0.01, anat.v_apex + 0.06],
                                [anat.lat_front + 0.003, anat.dome_right - 0.08]]), 0.02)
-    sternum.ellipse(anat.lat_front + 0.02, anat.v_apex + 0.06, 0.025, 0.035)
+    sternum.ellipse(anat.lat_front + 0.015, anat.v_apex + 0.07, 0.014, 0.03)
     for k in range(10):
         v0 = anat.v_apex + k * anat.rib_spacing
         ribs.polyline(bezier([(anat.lat_back - 0.02, v0), (0.55, v0 + 0.06),
@@ -137,6 +137,10 @@ def lateral_layers(anat: Anatomy, size: int) -> Layers:
     stomach = soft_ellipse(u, v, anat.lat_front + 0.22, anat.dome_left + 0.06, 0.06, 0.03, 0.01)
     body = body - 0.25 * stomach
     hilum = soft_ellipse(u, v, hu, hv, 0.05, 0.06, 0.03)
+    widening = float(np.clip((anat.mediastinum - 0.066) / 0.05, 0, 1))
+    if widening > 0:   # anterior mediastinal fullness fills the retrosternal space
+        hilum = hilum + 2.0 * widening * soft_ellipse(
+            u, v, anat.lat_front + 0.1, anat.v_apex + 0.16, 0.06 + 0.04 * widening, 0.12, 0.02)
     return Layers(size=size, body=body, lungs=lungs, lung_depth=depth,
-                  heart=_heart(anat, u, v), mediastinum=np.clip(0.45 * aorta + 0.4 * hilum, 0, 1),
+                  heart=_heart(anat, u, v), mediastinum=np.clip(0.3 * aorta + 0.4 * hilum, 0, 1),
                   bone=_bones(anat, size, u, v), vessels=vessels)

@@ -17,8 +17,8 @@ SIDES = ("right", "left")
 BODY_W = 1.0
 LUNG_DEFICIT = 0.62
 HEART_W = 0.30
-MEDIASTINUM_W = 0.22
-VESSEL_W = 0.07
+MEDIASTINUM_W = 0.18
+VESSEL_W = 0.13
 
 
 @dataclass

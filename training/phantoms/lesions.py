@@ -129,7 +129,7 @@ def draw_effusion(layers: Layers, anat: Anatomy, f: Finding, view: str,
             a, p = la.anterior_border(anat), la.posterior_border(anat)
             bottom = anat.dome(side) + 1.6 * anat.dome_depth
             rel = np.clip((u - a) / (p - a), 0, 1)
-            surface = bottom - height * (0.3 + 0.9 * rel) - 0.04 * rel ** 2 + 0.03
+            surface = bottom - height * (0.5 + 0.9 * rel) - 0.04 * rel ** 2 + 0.03
         fluid = smooth(v - surface, 0.012)
         layers.add_fill(side, 0.97 * fluid)
 
@@ -158,8 +158,8 @@ def draw_pneumothorax(layers: Layers, anat: Anatomy, f: Finding, view: str,
     space = smooth(-beyond, 0.003) * lung
     line = np.exp(-((beyond - 0.001) / 0.0022) ** 2) * lung
     strength = 0.09 if view == "frontal" else 0.05
-    layers.add += strength * line - 0.07 * space
-    layers.add_fill(side, 0.08 * f.level * smooth(beyond, 0.01))
+    layers.add += strength * line - 0.12 * space
+    layers.add_fill(side, 0.01 * f.level * smooth(beyond, 0.01))
 
 
 def draw_atelectasis(layers: Layers, anat: Anatomy, f: Finding, view: str,
@@ -220,17 +220,24 @@ def draw_pleural_other(layers: Layers, anat: Anatomy, f: Finding, view: str,
             la.posterior_border(anat) - u
         lung = layers.lungs[side]
         span = smooth(v - anat.v_apex - 0.15, 0.03) * smooth(anat.dome(side) - 0.02 - v, 0.03)
-        thick = (0.008, 0.013, 0.02)[f.level - 1]
+        thick = (0.014, 0.02, 0.028)[f.level - 1]
         band = smooth(thick - wall, 0.003) * span * lung
         if plaques:
             mottle = np.zeros_like(band)
             for _ in range(4 + 2 * f.level):
                 pv = rng.uniform(anat.v_apex + 0.2, anat.dome(side) - 0.05)
                 mottle = np.maximum(mottle, smooth(0.025 - np.abs(v - pv), 0.006))
-            layers.add += 0.3 * band * mottle
+            layers.add += 0.5 * band * mottle
+            for _ in range(1 + f.level):   # en-face plaques: irregular "holly leaf" densities
+                cu, cv = frontal_center(anat, f, side) if view == "frontal" else \
+                    lateral_center(anat, f, side)
+                cu += rng.normal(0, 0.04)
+                cv += rng.normal(0, 0.08)
+                leaf = _patch(layers.size, rng, cu, cv, 0.03 + 0.008 * f.level, 4, 0.004)
+                layers.add += 0.12 * leaf * lung
         else:
             layers.add_fill(side, band)
-            layers.add += 0.05 * band
+            layers.add += 0.1 * band
 
 
 def draw_nothing(layers: Layers, anat: Anatomy, f: Finding, view: str,

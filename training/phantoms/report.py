@@ -270,7 +270,11 @@ def write_report(findings: list[Finding], rng: np.random.Generator) -> Report:
     if not pathology:
         w.impression = [i for i in w.impression if "device" in i.lower() or "tubes" in i.lower()]
         w.impression.append(_pick(rng, NORMAL_IMPRESSIONS))
-    impression = w.impression
+    devices = [i for i in w.impression if "device" in i.lower() or "tubes" in i.lower()]
+    impression = [i for i in w.impression if i not in devices]
+    if not impression:   # only chronic or incidental findings stated above
+        impression.append(_pick(rng, NORMAL_IMPRESSIONS[:2]))
+    impression += devices
     if len(impression) > 2 and rng.random() < 0.4:
         text = " ".join(f"{i + 1}. {s}" for i, s in enumerate(impression))
     else:

@@ -65,7 +65,7 @@ def render_views(anat: Anatomy, findings: list[Finding], size: int, seed: int,
     for f in findings:
         if f.name == "Fracture":
             fracture = {"side": f.side, "rib": f.params.get("rib", 6), "at": 0.75,
-                        "step": 0.004 + 0.003 * f.level}
+                        "step": 0.008 + 0.004 * f.level}
     out = {}
     for view in VIEWS:
         layers = (frontal_layers(anat, size, fracture) if view == "frontal"

@@ -26,17 +26,17 @@ def _branch(canvas: Canvas, rng: np.random.Generator, p: np.ndarray, angle: floa
     for k in range(2):
         child_at = arr[int(rng.integers(2, n + 1))]
         da = (0.35 + rng.uniform(0, 0.35)) * (1 if k == 0 else -1)
-        _branch(canvas, rng, child_at, a + da, length * rng.uniform(0.55, 0.75),
-                width * 0.7, depth - 1)
+        _branch(canvas, rng, child_at, a + da, length * rng.uniform(0.6, 0.8),
+                width * 0.72, depth - 1)
 
 
 def vessel_tree(size: int, rng: np.random.Generator, root: tuple[float, float],
                 angles: list[float], length: float, width: float = 0.0055,
-                depth: int = 3) -> np.ndarray:
+                depth: int = 4) -> np.ndarray:
     """Vessel markings fanning out from ``root`` along ``angles`` (radians, image axes)."""
     canvas = Canvas(size)
     base = np.asarray(root, np.float64)
     for ang in angles:
-        _branch(canvas, rng, base, ang + rng.normal(0, 0.08), length * rng.uniform(0.4, 0.55),
+        _branch(canvas, rng, base, ang + rng.normal(0, 0.08), length * rng.uniform(0.38, 0.48),
                 width, depth)
     return blur(canvas.read(), 0.0015)
