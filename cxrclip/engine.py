@@ -174,17 +174,32 @@ class Engine:
         self._model_lock = threading.Lock()
 
     @classmethod
-    def load(cls, model_dir: str | Path, device: str | torch.device = "auto", **kwargs: Any) -> Engine:
-        """Load a checkpoint directory written by `cxrclip.checkpoint.save_model`."""
+    def load(cls, model_dir: str | Path, device: str | torch.device = "auto", num_threads: int | None = None,
+             **kwargs: Any) -> Engine:
+        """Load a checkpoint directory written by `cxrclip.checkpoint.save_model`.
+
+        `num_threads` calls `torch.set_num_threads` (process-wide) only when given.
+        Other keyword arguments go to `Engine(...)` (cache sizes, batch size).
+        """
         from cxrclip.checkpoint import load_model
 
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
             raise FileNotFoundError(f"model directory {model_dir} does not exist; pass a folder made by "
                                     "`cxrclip train` or `cxrclip convert-official`")
+        if num_threads is not None:
+            if num_threads < 1:
+                raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+            torch.set_num_threads(int(num_threads))
         target = resolve_device(device)
         loaded = load_model(model_dir, target)
         return cls(loaded.model, loaded.tokenizer, loaded.model_id, target, **kwargs)
+
+    def load_bank(self, bank_dir: str | Path, strict: bool = True):
+        """Load a `SentenceBank`, checking it was built with this engine's model."""
+        from cxrclip.sentence_bank import SentenceBank
+
+        return SentenceBank.load(bank_dir, expected_model_id=self.model_id, strict=strict)
 
     @property
     def logit_scale(self) -> float:
@@ -291,6 +306,12 @@ class Engine:
     # ----- scoring ----------------------------------------------------------------
     def _study_embedding(self, view_emb: np.ndarray) -> np.ndarray:
         return _unit(view_emb.mean(axis=0))
+
+    def study_embedding(self, study: StudyInput) -> np.ndarray:
+        """Re-normalised mean of the study's view embeddings (D,): the query for `SentenceBank.nearest`."""
+        if not study.views:
+            raise ValueError(f"study {study.study_id!r} has no views")
+        return self._study_embedding(self.encode_views(study.views))
 
     def _score_vectors(self, study: StudyInput, view_emb: np.ndarray, pos: np.ndarray, neg: np.ndarray,
                        aggregate: Aggregate) -> tuple[float, float, list[ViewScore]]:

@@ -202,3 +202,17 @@ def test_engine_is_thread_safe(engine: Engine) -> None:
 def test_load_missing_dir_message(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         Engine.load(tmp_path / "nope")
+
+
+def test_study_embedding_and_bank_check(engine: Engine, tmp_path) -> None:
+    from cxrclip.sentence_bank import BankModelMismatchError, SentenceBank
+
+    study = _study(2)
+    emb = engine.encode_views(study.views)
+    expected = emb.mean(0) / np.linalg.norm(emb.mean(0))
+    np.testing.assert_allclose(engine.study_embedding(study), expected, atol=1e-6)
+    SentenceBank(["a", "b"], [1, 1], np.eye(2, 32), engine.model_id).save(tmp_path / "ok")
+    assert len(engine.load_bank(tmp_path / "ok")) == 2
+    SentenceBank(["a"], [1], np.ones((1, 32)), "other-model").save(tmp_path / "bad")
+    with pytest.raises(BankModelMismatchError, match="other-model"):
+        engine.load_bank(tmp_path / "bad")
