@@ -1,0 +1,71 @@
+"""Metric functions on embeddings and scores (no model, no I/O), so tests can check them by hand.
+
+Definitions follow the CXR-CLIP evaluation code:
+- multi-class zero-shot: class score = mean cosine similarity between the image and
+  every prompt of the class; prediction = arg-max class.
+- binary zero-shot: softmax over the scaled similarities to ["No X", "X"]; the
+  probability of "X" is the score; threshold 0.5 for F1/accuracy.
+- retrieval: recall@k = share of queries whose paired item is among the k most
+  similar (ties count against the query: rank = number of other items scoring >= it).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+
+def class_scores(image_emb: torch.Tensor, prompt_embs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(N, C) mean cosine over each class's prompts; inputs L2-normalised (N, D), (P_c, D)."""
+    return torch.stack([(image_emb @ p.T).mean(dim=1) for p in prompt_embs], dim=1)
+
+
+def multiclass_accuracy(scores: torch.Tensor, targets: np.ndarray) -> float:
+    """Share of rows whose arg-max column equals the target index."""
+    pred = scores.argmax(dim=1).cpu().numpy()
+    return float(accuracy_score(np.asarray(targets), pred))
+
+
+def binary_probabilities(image_emb: torch.Tensor, negative: torch.Tensor, positive: torch.Tensor,
+                         logit_scale: float) -> torch.Tensor:
+    """P(positive) from softmax(scale * [cos(img, neg), cos(img, pos)]); neg/pos are (D,)."""
+    logits = logit_scale * torch.stack([image_emb @ negative, image_emb @ positive], dim=1)
+    return logits.softmax(dim=1)[:, 1]
+
+
+def binary_metrics(probs: np.ndarray, targets: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """AUROC, F1 and accuracy of positive-class probabilities against 0/1 targets."""
+    probs, targets = np.asarray(probs, dtype=np.float64), np.asarray(targets).astype(int)
+    if len(np.unique(targets)) < 2:
+        raise ValueError("binary_metrics needs both classes among the targets, "
+                         f"got only {np.unique(targets).tolist()}")
+    pred = (probs >= threshold).astype(int)
+    return {"auroc": float(roc_auc_score(targets, probs)), "f1": float(f1_score(targets, pred)),
+            "accuracy": float(accuracy_score(targets, pred)), "n": int(len(targets))}
+
+
+def recall_at_k(query_emb: torch.Tensor, gallery_emb: torch.Tensor,
+                ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """Recall@k where query i's correct item is gallery i (both L2-normalised)."""
+    if query_emb.shape[0] != gallery_emb.shape[0]:
+        raise ValueError(f"recall_at_k pairs query i with gallery i; got {query_emb.shape[0]} "
+                         f"queries and {gallery_emb.shape[0]} gallery items")
+    sims = query_emb @ gallery_emb.T
+    correct = sims.diagonal().unsqueeze(1)
+    ranks = (sims >= correct).sum(dim=1) - 1
+    return {f"R@{k}": float((ranks < k).float().mean()) for k in ks}
+
+
+def linear_probe_auroc(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
+                       test_y: np.ndarray, c: float = 1.0, seed: int = 0) -> dict[str, float]:
+    """Logistic regression on frozen features for one binary target; AUROC on the test set."""
+    if len(np.unique(train_y)) < 2 or len(np.unique(test_y)) < 2:
+        raise ValueError("linear probe needs both classes in the train and the test split")
+    clf = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+    clf.fit(train_x, train_y)
+    probs = clf.predict_proba(test_x)[:, 1]
+    return {"auroc": float(roc_auc_score(test_y, probs)),
+            "accuracy": float(accuracy_score(test_y, (probs >= 0.5).astype(int))), "n": int(len(test_y))}
