@@ -1,0 +1,306 @@
+"""The plugin's UI-thread brain: state, requests to the engine worker, results to the panels.
+
+Panels call methods (`request_prompt`, `select_finding`, ...) and listen to
+signals. Every request is a `Job` for the single `EngineWorker`, tagged with
+the study generation and its own topic generation; results whose generation
+is no longer current (the study was switched, the prompt changed) are dropped
+and counted in ``dropped``. The model loads lazily in the worker at activation.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from plugins.cxrclip_findings.overlays import LAYER_NAME, heatmap_layers, restyle
+from plugins.cxrclip_findings.requests import Generations, Job
+from plugins.cxrclip_findings.worker import EngineWorker, JobResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StudyState:
+    """The open study: the viewer's handle, the views the model may read, prepared input."""
+
+    handle: Any
+    views: list[Any]
+    generation: int
+    prepared: Any = None
+
+    def ensure_prepared(self, service: Any) -> Any:
+        """Read the views once (on the worker thread) and keep the model input."""
+        if self.prepared is None:
+            self.prepared = service.prepare(self.handle.study_uid, self.views)
+        return self.prepared
+
+
+@dataclass(frozen=True)
+class HeatmapTarget:
+    """What the heatmap shows: a finding or a prompt, and the text drawn."""
+
+    kind: str  # "finding" | "prompt"
+    label: str
+    prompt: str
+
+
+class FindingsController(QObject):
+    """See the module docstring. ``host`` is the viewer's `PluginHost` (or None in tests)."""
+
+    model_loading = Signal(str)
+    model_ready = Signal(object)
+    model_failed = Signal(str)
+    study_changed = Signal(object, str)  # handle or None, idle reason ("" when active)
+    view_problems = Signal(object)
+    findings_ready = Signal(object)
+    findings_failed = Signal(str)
+    prompt_ready = Signal(object)
+    prompt_failed = Signal(str)
+    sentences_ready = Signal(object)
+    sentences_failed = Signal(str)
+    heatmap_ready = Signal(object)  # HeatmapTarget
+    heatmap_failed = Signal(str)
+    heatmap_style = Signal(bool, float)
+    busy_changed = Signal(bool)
+    job_timing = Signal(str, float)
+
+    def __init__(self, host: Any = None, manifest: Any = None,
+                 service_factory: Callable[[Path], Any] | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.host, self.manifest = host, manifest
+        self._service_factory = service_factory
+        self.gens = Generations()
+        self.worker = EngineWorker(self)
+        self.worker.finished_job.connect(self._on_result)
+        self.worker.busy.connect(self.busy_changed)
+        self.service: Any = None
+        self.model_dir: Path | None = None
+        self.model_error = ""
+        self.study: StudyState | None = None
+        self.selected_view_id: str | None = None
+        self.findings: list[Any] = []
+        self.prompt_scores: dict[str, Any] = {}
+        self.last_prompt: tuple[str, str | None] | None = None
+        self.heatmap_target: HeatmapTarget | None = None
+        self.heatmap_visible, self.opacity = True, 0.5
+        self.layers: dict[str, Any] = {}
+        self.sentence_scope_view: str | None = None
+        self.sentence_k = 8
+        self.dropped = 0
+
+    # ----- model ------------------------------------------------------------------
+    def load_model(self, model_dir: str | Path) -> None:
+        """Load a model directory in the worker; on success re-run the open study."""
+        model_dir = Path(model_dir)
+        gen = self.gens.bump("model")
+        self.model_loading.emit(str(model_dir))
+        factory = self._service_factory or _default_service_factory
+
+        def run() -> Any:
+            service = factory(model_dir)
+            service.warm_up()
+            return service
+
+        self._submit(Job("model", run, "model", gen), self._model_done, self._model_failed)
+
+    def _model_done(self, service: Any) -> None:
+        self.service, self.model_error = service, ""
+        self.model_dir = Path(service.model_dir)
+        self.model_ready.emit(service.summary())
+        if self.study is not None:
+            self.study.prepared = None
+            self._start_study_jobs()
+
+    def _model_failed(self, exc: BaseException) -> None:
+        self.service, self.model_error = None, str(exc)
+        self.model_failed.emit(str(exc))
+        if self.host is not None:
+            self.host.report_problem("CXR-CLIP model", str(exc))
+
+    # ----- study lifecycle ----------------------------------------------------------
+    def open_study(self, handle: Any) -> None:
+        """A study opened: drop the old one's work and schedule findings and sentences."""
+        self._clear_overlays()
+        gen = self.gens.bump("study")
+        self.worker.queue.discard(lambda j: j.meta.get("study_gen", gen) != gen)
+        views = [v for v in handle.views
+                 if self.manifest is None or self.manifest.applies_to_view(v.meta)]
+        self.study = StudyState(handle, views, gen)
+        self.findings, self.prompt_scores, self.selected_view_id = [], {}, None
+        self.heatmap_target = None
+        self.study_changed.emit(handle, "")
+        if self.service is not None:
+            self._start_study_jobs()
+
+    def study_not_applicable(self, handle: Any, reason: str) -> None:
+        """A study the plugin does not handle: stay idle and say why."""
+        self.close_study()
+        self.study_changed.emit(handle, reason)
+
+    def close_study(self) -> None:
+        """Forget the study; late results for it are dropped."""
+        self._clear_overlays()
+        self.gens.bump("study")
+        self.worker.queue.discard(lambda j: "study_gen" in j.meta)
+        self.study, self.findings, self.prompt_scores = None, [], {}
+        self.heatmap_target = None
+        self.study_changed.emit(None, "no study open")
+
+    def select_view(self, view_id: str) -> None:
+        """Remember the selected view (sentences may follow it)."""
+        self.selected_view_id = view_id
+        if self.sentence_scope_view is not None:
+            self.request_sentences(view_id, self.sentence_k)
+
+    def _start_study_jobs(self) -> None:
+        self._submit_study("findings", lambda s, p: s.zero_shot(p), self._findings_done,
+                           self.findings_failed.emit)
+        self.request_sentences(self.sentence_scope_view, self.sentence_k)
+        if self.last_prompt:
+            self.request_prompt(*self.last_prompt)
+
+    def _findings_done(self, result: tuple[Any, list[Any]]) -> None:
+        prepared, findings = result
+        self.findings = findings
+        self.view_problems.emit(prepared.problems)
+        self.findings_ready.emit(findings)
+
+    # ----- prompts, sentences, heatmaps ----------------------------------------------
+    def request_prompt(self, text: str, negative: str | None = None) -> None:
+        """Score a free-text prompt on the open study (latest request wins)."""
+        text = text.strip()
+        negative = (negative or "").strip() or None
+        self.last_prompt = (text, negative) if text else None
+        if not text or self.study is None or self.service is None:
+            self.gens.bump("prompt")
+            return
+        self._submit_study("prompt", lambda s, p: s.score(p, text, negative),
+                           lambda r: self._prompt_done(r[1]), self.prompt_failed.emit)
+
+    def _prompt_done(self, score: Any) -> None:
+        if score is not None:
+            self.prompt_scores[score.prompt] = score
+        self.prompt_ready.emit(score)
+
+    def request_sentences(self, view_id: str | None, k: int) -> None:
+        """Nearest bank sentences to the study (view_id None) or to one view."""
+        self.sentence_scope_view, self.sentence_k = view_id, int(k)
+        if self.study is None or self.service is None:
+            return
+        self._submit_study("sentences", lambda s, p: s.nearest_sentences(p, view_id, int(k)),
+                           lambda r: self.sentences_ready.emit(r[1]), self.sentences_failed.emit)
+
+    def select_finding(self, finding: str) -> None:
+        """Show the heatmap of a finding on each view."""
+        positive, _ = self._finding_prompt(finding)
+        self.show_heatmap(HeatmapTarget("finding", finding, positive))
+
+    def _finding_prompt(self, finding: str) -> tuple[str, str]:
+        from plugins.cxrclip_findings.service import FindingsService
+
+        return FindingsService.finding_prompt(finding)
+
+    def show_heatmap(self, target: HeatmapTarget) -> None:
+        """Compute and show the heatmap of ``target`` on every readable view."""
+        self.heatmap_target = target
+        if self.study is None or self.service is None:
+            return
+        opacity, visible = self.opacity, self.heatmap_visible
+
+        def run(service: Any, prepared: Any) -> dict[str, Any]:
+            maps = service.heatmaps(prepared, target.prompt)
+            return heatmap_layers(maps, target.prompt, opacity, visible)
+
+        self._submit_study("heatmap", run, lambda r: self._heatmap_done(target, r[1]),
+                           self.heatmap_failed.emit)
+
+    def _heatmap_done(self, target: HeatmapTarget, layers: dict[str, Any]) -> None:
+        self._clear_overlays()
+        self.layers = restyle(layers, self.opacity, self.heatmap_visible)
+        self._apply_layers()
+        self.heatmap_ready.emit(target)
+
+    def set_heatmap_visible(self, visible: bool) -> None:
+        """Show or hide the heatmap layers (no recomputation)."""
+        self.heatmap_visible = bool(visible)
+        self.layers = restyle(self.layers, visible=self.heatmap_visible)
+        self._apply_layers()
+        self.heatmap_style.emit(self.heatmap_visible, self.opacity)
+
+    def toggle_heatmap(self) -> None:
+        """Flip heatmap visibility (the H key)."""
+        self.set_heatmap_visible(not self.heatmap_visible)
+
+    def set_opacity(self, opacity: float) -> None:
+        """Change the heatmap opacity (0..1)."""
+        self.opacity = min(1.0, max(0.0, float(opacity)))
+        self.layers = restyle(self.layers, opacity=self.opacity)
+        self._apply_layers()
+        self.heatmap_style.emit(self.heatmap_visible, self.opacity)
+
+    def _apply_layers(self) -> None:
+        if self.host is None:
+            return
+        for view_id, layer in self.layers.items():
+            self.host.set_overlay(view_id, layer)
+
+    def _clear_overlays(self) -> None:
+        if self.host is not None:
+            for view_id in self.layers:
+                self.host.remove_overlay(view_id, LAYER_NAME)
+        self.layers = {}
+
+    # ----- job plumbing --------------------------------------------------------------
+    def _submit_study(self, key: str, fn: Callable[[Any, Any], Any],
+                      done: Callable[[Any], None], fail: Callable[[str], None]) -> None:
+        state, service = self.study, self.service
+        if state is None or service is None:
+            return
+        gen = self.gens.bump(key)
+
+        def run() -> tuple[Any, Any]:
+            prepared = state.ensure_prepared(service)
+            return prepared, fn(service, prepared)
+
+        job = Job(key, run, key, gen, {"study_gen": state.generation})
+        self._submit(job, done, lambda exc: fail(f"{type(exc).__name__}: {exc}"))
+
+    def _submit(self, job: Job, done: Callable[[Any], None],
+                fail: Callable[[BaseException], None]) -> None:
+        job.meta.update(done=done, fail=fail)
+        self.worker.submit(job)
+
+    def _is_current(self, job: Job) -> bool:
+        if not self.gens.is_current(job.topic, job.generation):
+            return False
+        study_gen = job.meta.get("study_gen")
+        return study_gen is None or self.gens.is_current("study", study_gen)
+
+    def _on_result(self, result: JobResult) -> None:
+        job = result.job
+        if not self._is_current(job):
+            self.dropped += 1
+            log.debug("dropped stale %s result (generation %s)", job.key, job.generation)
+            return
+        self.job_timing.emit(job.key, result.seconds)
+        if result.error is not None:
+            job.meta["fail"](result.error)
+        else:
+            job.meta["done"](result.value)
+
+    def shutdown(self) -> None:
+        """Stop the worker thread (called on deactivate)."""
+        self._clear_overlays()
+        self.worker.stop()
+
+
+def _default_service_factory(model_dir: Path) -> Any:
+    from plugins.cxrclip_findings.service import FindingsService
+    from plugins.cxrclip_findings.settings import resolve_bank_dir
+
+    return FindingsService.load(model_dir, bank_dir=resolve_bank_dir())

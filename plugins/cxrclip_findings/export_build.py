@@ -1,0 +1,69 @@
+"""Collect the export data (`ExportContent`) from the viewer's study and the engine's results.
+
+Pure functions: they read attributes of the viewer's `Study`/`View` and of the
+engine's `FindingScore`/`PromptScore`, so tests can pass simple objects.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from plugins.cxrclip_findings.contradictions import find_contradictions, split_sentences
+from plugins.cxrclip_findings.export_data import (
+    ExportContent, ModelInfo, PatientInfo, ScoreEntry, StudyRef, ViewRef, ViewScore)
+
+
+def view_ref(view: Any, sop_class_uid: str = "") -> ViewRef:
+    """A `ViewRef` from a viewer `View` (DICOM views are named by their SOP Instance UID)."""
+    dicom = getattr(view, "source", "dicom") == "dicom"
+    return ViewRef(view_id=view.view_id, label=getattr(view, "display_label", ""),
+                   modality=view.modality, view_position=view.view_position,
+                   laterality=view.laterality, source="dicom" if dicom else "image",
+                   sop_class_uid=sop_class_uid, sop_instance_uid=view.view_id if dicom else "",
+                   series_instance_uid=view.series_uid if dicom else "",
+                   file_name=Path(view.path).name)
+
+
+def study_ref(study: Any, views: Sequence[Any], sop_classes: dict[str, str] | None = None
+              ) -> StudyRef:
+    """A `StudyRef` from a viewer `Study` and its views (patient details from `Study.patient`)."""
+    patient = getattr(study, "patient", None)
+    info = PatientInfo(
+        name=str(getattr(patient, "name", "") or ""),
+        patient_id=str(getattr(patient, "patient_id", "") or getattr(study, "patient_id", "")),
+        birth_date=str(getattr(patient, "birth_date", "") or ""),
+        sex=str(getattr(patient, "sex", "") or ""), age=str(getattr(patient, "age", "") or ""))
+    classes = sop_classes or {}
+    return StudyRef(study_instance_uid=study.study_uid,
+                    views=tuple(view_ref(v, classes.get(v.view_id, "")) for v in views),
+                    study_date=getattr(study, "date", ""),
+                    study_description=getattr(study, "description", ""),
+                    accession_number=getattr(study, "accession_number", ""), patient=info)
+
+
+def score_entries(scores: Iterable[Any]) -> tuple[ScoreEntry, ...]:
+    """`ScoreEntry`s from engine `FindingScore` or `PromptScore` objects."""
+    out = []
+    for s in scores:
+        name = getattr(s, "finding", None) or getattr(s, "prompt", "")
+        views = tuple(ViewScore(v.view_id, float(v.probability), float(v.similarity))
+                      for v in getattr(s, "views", ()))
+        out.append(ScoreEntry(name, float(s.probability), float(s.similarity),
+                              getattr(s, "negative", "") or "", views))
+    return tuple(out)
+
+
+def draft_contradictions(draft: str) -> tuple[str, ...]:
+    """Readable lines for the contradictions of the draft (for the export)."""
+    sentences = split_sentences(draft)
+    return tuple(f"{sentences[c.first]!r} / {sentences[c.second]!r}: {c.reason}"
+                 for c in find_contradictions(sentences))
+
+
+def export_content(study: Any, views: Sequence[Any], model: ModelInfo, findings: Iterable[Any],
+                   prompts: Iterable[Any], draft: str,
+                   sop_classes: dict[str, str] | None = None) -> ExportContent:
+    """Everything one export holds, ready for `export_json` / `export_sr`."""
+    return ExportContent(study_ref(study, views, sop_classes), model, score_entries(findings),
+                         score_entries(prompts), draft, draft_contradictions(draft))

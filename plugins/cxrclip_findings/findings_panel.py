@@ -1,0 +1,142 @@
+"""Findings panel: CheXpert-14 zero-shot probabilities, per view, and the heatmap controls."""
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox, QHBoxLayout, QHeaderView, QLabel, QSlider, QTreeWidget, QTreeWidgetItem,
+    QVBoxLayout, QWidget)
+
+from plugins.cxrclip_findings.controller import FindingsController, HeatmapTarget
+from plugins.cxrclip_findings.ui_common import SCORE_ROLE, ScoreBarDelegate, StatusLine
+
+
+class FindingsPanel(QWidget):
+    """Findings sorted by study probability with a column per view; click to see its heatmap."""
+
+    def __init__(self, controller: FindingsController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.status = StatusLine(self)
+        self.tree = QTreeWidget(self)
+        self.tree.setRootIsDecorated(False)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setItemDelegate(ScoreBarDelegate(self.tree))
+        self.tree.itemClicked.connect(self._clicked)
+        self._set_columns([])
+        self.heatmap_label = QLabel("Heatmap: click a finding", self)
+        self.show_box = QCheckBox("Show (Shift+H)", self)
+        self.show_box.setChecked(controller.heatmap_visible)
+        self.show_box.toggled.connect(controller.set_heatmap_visible)
+        self.opacity = QSlider(Qt.Orientation.Horizontal, self)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(round(controller.opacity * 100))
+        self.opacity.setToolTip("Heatmap opacity")
+        self.opacity.valueChanged.connect(lambda v: controller.set_opacity(v / 100.0))
+        self._layout()
+        self._connect()
+        self.status.show_message("Waiting for a study.")
+
+    def _layout(self) -> None:
+        controls = QHBoxLayout()
+        controls.addWidget(self.show_box)
+        controls.addWidget(QLabel("Opacity", self))
+        controls.addWidget(self.opacity, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.status)
+        layout.addWidget(self.tree, 1)
+        layout.addWidget(self.heatmap_label)
+        layout.addLayout(controls)
+
+    def _connect(self) -> None:
+        c = self.controller
+        c.study_changed.connect(self._study_changed)
+        c.model_loading.connect(lambda _d: self._busy_if_study("Loading the model…"))
+        c.model_ready.connect(lambda _s: self._busy_if_study("Computing findings…"))
+        c.model_failed.connect(lambda msg: self.status.show_message(
+            f"Model not available: {msg}", error=True))
+        c.findings_ready.connect(self.show_findings)
+        c.findings_failed.connect(lambda msg: self.status.show_message(
+            f"Could not compute findings: {msg}", error=True))
+        c.view_problems.connect(self._view_problems)
+        c.heatmap_ready.connect(self._heatmap_ready)
+        c.heatmap_failed.connect(lambda msg: self.heatmap_label.setText(f"Heatmap failed: {msg}"))
+        c.heatmap_style.connect(self._style_changed)
+
+    def _set_columns(self, view_labels: list[str]) -> None:
+        self.tree.setColumnCount(2 + len(view_labels))
+        self.tree.setHeaderLabels(["Finding", "Study"] + view_labels)
+        header = self.tree.header()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        for col in range(1, 2 + len(view_labels)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch)
+
+    def _busy_if_study(self, text: str) -> None:
+        if self.controller.study is not None:
+            self.status.show_message(text, busy=True)
+
+    def _study_changed(self, handle: Any, reason: str) -> None:
+        self.tree.clear()
+        self.heatmap_label.setText("Heatmap: click a finding")
+        if handle is None or reason:
+            self.status.show_message(f"Idle: {reason}." if reason else "Waiting for a study.")
+            return
+        labels = [v.meta.display_label for v in self.controller.study.views]
+        self._set_columns(labels)
+        if self.controller.service is None:
+            text = (f"Model not available: {self.controller.model_error}"
+                    if self.controller.model_error else "Loading the model…")
+            self.status.show_message(text, busy=not self.controller.model_error,
+                                     error=bool(self.controller.model_error))
+        else:
+            self.status.show_message("Computing findings…", busy=True)
+
+    def show_findings(self, findings: list[Any]) -> None:
+        """Fill the table (findings arrive sorted by probability)."""
+        self.tree.clear()
+        state = self.controller.study
+        view_ids = [v.view_id for v in state.views] if state else []
+        for f in findings:
+            item = QTreeWidgetItem([f.finding, ""] + [""] * len(view_ids))
+            item.setData(0, Qt.ItemDataRole.UserRole, f.finding)
+            item.setData(1, SCORE_ROLE, float(f.probability))
+            item.setToolTip(1, f"study probability {f.probability:.3f}, cosine {f.similarity:.3f}")
+            per_view = {v.view_id: v for v in f.views}
+            for col, view_id in enumerate(view_ids, start=2):
+                if view_id in per_view:
+                    item.setData(col, SCORE_ROLE, float(per_view[view_id].probability))
+            self.tree.addTopLevelItem(item)
+        if not self.status.label.text().startswith("Some views"):
+            self.status.show_message("" if findings else "No readable views in this study.")
+
+    def _view_problems(self, problems: list[Any]) -> None:
+        if problems:
+            text = "; ".join(f"{p.label}: {p.reason}" for p in problems)
+            self.status.show_message(f"Some views could not be read by the model: {text}",
+                                     error=True)
+
+    def _clicked(self, item: QTreeWidgetItem, _column: int) -> None:
+        finding = item.data(0, Qt.ItemDataRole.UserRole)
+        if finding:
+            self.heatmap_label.setText(f"Heatmap: computing {finding}…")
+            self.controller.select_finding(finding)
+
+    def _heatmap_ready(self, target: HeatmapTarget) -> None:
+        self.heatmap_label.setText(f"Heatmap: {target.label} (\u201c{target.prompt}\u201d)")
+
+    def _style_changed(self, visible: bool, opacity: float) -> None:
+        if self.show_box.isChecked() != visible:
+            self.show_box.blockSignals(True)
+            self.show_box.setChecked(visible)
+            self.show_box.blockSignals(False)
+        if self.opacity.value() != round(opacity * 100):
+            self.opacity.blockSignals(True)
+            self.opacity.setValue(round(opacity * 100))
+            self.opacity.blockSignals(False)
+
+    def row_findings(self) -> list[str]:
+        """Finding names in display order (for tests)."""
+        return [self.tree.topLevelItem(i).text(0) for i in range(self.tree.topLevelItemCount())]

@@ -1,0 +1,36 @@
+"""Heatmap overlay layers: similarity maps -> RGBA `OverlayLayer`s with one shared colour bar."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from plugins.cxrclip_findings.colormap import get_colormap, robust_range, to_rgba
+from viewer.plugin_api import ColorBar, OverlayLayer
+
+LAYER_NAME = "cxrclip-heatmap"
+
+
+def heatmap_layers(maps: dict[str, np.ndarray], label: str, opacity: float = 0.5,
+                   visible: bool = True, colormap: str = "ember") -> dict[str, OverlayLayer]:
+    """One overlay per view; all views share one colour range so they compare directly."""
+    if not maps:
+        return {}
+    cmap = get_colormap(colormap)
+    values = np.concatenate([np.asarray(m, np.float32).ravel() for m in maps.values()])
+    vmin, vmax = robust_range(values)
+    bar = ColorBar(cmap.name, vmin, vmax, f"cosine similarity: {label}",
+                   colors=cmap.rgba_table(64))
+    return {view_id: OverlayLayer(LAYER_NAME, to_rgba(m, vmin, vmax, cmap), opacity, visible, bar)
+            for view_id, m in maps.items()}
+
+
+def restyle(layers: dict[str, OverlayLayer], opacity: float | None = None,
+            visible: bool | None = None) -> dict[str, OverlayLayer]:
+    """Copies of ``layers`` with a new opacity and/or visibility (pixels are shared)."""
+    changes: dict[str, object] = {}
+    if opacity is not None:
+        changes["opacity"] = float(opacity)
+    if visible is not None:
+        changes["visible"] = bool(visible)
+    return {view_id: replace(layer, **changes) for view_id, layer in layers.items()}

@@ -1,0 +1,240 @@
+"""Headless logic of the plugin: turns viewer studies into engine calls (no Qt).
+
+`FindingsService` wraps a `cxrclip.Engine` with what the panels need: model
+summary from the card, reading views into model input (per-view errors kept,
+not raised), zero-shot findings, prompt scores, heatmaps for each view, and
+the report sentences nearest to the study or a view (sentence bank loaded for
+the model, or built in memory from ``sentences.txt``). Every method runs on
+the plugin's worker thread; the engine serialises model calls itself.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cxrclip.engine import Engine, FindingScore, PromptScore, StudyInput, ViewInput
+from cxrclip.sentence_bank import Neighbour, SentenceBank
+from plugins.cxrclip_findings.text_cache import CachedTextEngine, PromptEmbeddingStore
+
+log = logging.getLogger(__name__)
+
+SYNTHETIC_WORDS = ("synthetic", "phantom", "demo model")
+
+
+class ModelLoadError(RuntimeError):
+    """The model directory could not be loaded; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """What the Model panel shows (from the config and the model card)."""
+
+    name: str
+    model_id: str
+    backbone: str
+    text_encoder: str
+    image_size: int
+    data: str
+    intended_use: str
+    description: str
+    synthetic: bool
+    device: str
+    path: str
+
+
+@dataclass(frozen=True)
+class ViewProblem:
+    """A view the model could not read."""
+
+    view_id: str
+    label: str
+    reason: str
+
+
+@dataclass
+class PreparedStudy:
+    """Model input of one study: the readable views plus problems of the others."""
+
+    study_id: str
+    inputs: StudyInput
+    problems: list[ViewProblem] = field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        """True when at least one view can be scored."""
+        return bool(self.inputs.views)
+
+
+def _card_is_synthetic(card: Any) -> bool:
+    extra = getattr(card, "extra", {}) or {}
+    if isinstance(extra, dict) and "synthetic" in extra:
+        return bool(extra["synthetic"])
+    text = " ".join(str(getattr(card, f, "") or "") for f in ("title", "description", "data"))
+    return any(word in text.lower() for word in SYNTHETIC_WORDS)
+
+
+def to_gray(pixels: np.ndarray) -> np.ndarray:
+    """A 2D array from a grey or RGB(A) image (the engine takes 2D pixels)."""
+    arr = np.asarray(pixels)
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):
+        return arr[..., :3].mean(axis=2).astype(arr.dtype, copy=False)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        return arr[..., 0]
+    if arr.ndim != 2:
+        raise ValueError(f"cannot use an image of shape {arr.shape} as model input")
+    return arr
+
+
+class FindingsService:
+    """The plugin's model-facing logic; see the module docstring."""
+
+    def __init__(self, engine: Engine, model_dir: Path, card: Any = None,
+                 bank_dir: Path | None = None) -> None:
+        self.engine = engine
+        self.model_dir = Path(model_dir)
+        self.card = card
+        self.bank_dir = bank_dir
+        self._bank: SentenceBank | None = None
+        self._bank_lock = threading.Lock()
+
+    @classmethod
+    def load(cls, model_dir: str | Path, device: str = "auto",
+             bank_dir: Path | None = None) -> FindingsService:
+        """Load the engine and card; `ModelLoadError` with a readable reason on failure."""
+        from cxrclip.checkpoint import read_card
+
+        model_dir = Path(model_dir)
+        if not model_dir.is_dir():
+            raise ModelLoadError(f"model directory {model_dir} does not exist; choose a folder "
+                                 "made by `cxrclip train` or `cxrclip convert-official`, or set "
+                                 "CXRCLIP_MODEL")
+        try:
+            engine = CachedTextEngine.load(model_dir, device=device)
+            card = read_card(model_dir)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelLoadError(f"cannot load model {model_dir}: {exc}") from exc
+        engine.store = PromptEmbeddingStore.for_model(engine.model_id)
+        return cls(engine, model_dir, card, bank_dir)
+
+    # ----- model info -------------------------------------------------------------
+    def summary(self) -> ModelSummary:
+        """Name, backbone, data, intended use, synthetic flag and device of the model."""
+        cfg, card = self.engine.config, self.card
+        return ModelSummary(
+            name=str(getattr(card, "title", "") or cfg.name or self.model_dir.name),
+            model_id=self.engine.model_id, backbone=cfg.image.name,
+            text_encoder=Path(cfg.text.path).name or "text encoder",
+            image_size=int(cfg.preprocess.image_size),
+            data=str(getattr(card, "data", "") or "not stated"),
+            intended_use=str(getattr(card, "intended_use", "") or "not stated"),
+            description=str(getattr(card, "description", "") or ""),
+            synthetic=_card_is_synthetic(card), device=str(self.engine.device),
+            path=str(self.model_dir))
+
+    def warm_up(self, findings: Sequence[str] | None = None) -> None:
+        """Encode the zero-shot prompt ensembles once (then kept on disk per model id),
+        so the first study opened gets its findings quickly."""
+        from cxrclip import prompts as prompt_lib
+
+        for finding in findings or prompt_lib.CHEXPERT_14:
+            positives = list(prompt_lib.class_prompts(finding))
+            self.engine.encode_text(positives)
+            self.engine.encode_text([prompt_lib.negative_prompt(p) for p in positives])
+        store = getattr(self.engine, "store", None)
+        if store is not None:
+            try:
+                store.save()
+            except OSError as exc:  # a read-only cache folder only costs speed next time
+                log.info("prompt embedding cache not saved: %s", exc)
+
+    # ----- studies ----------------------------------------------------------------
+    def prepare(self, study_id: str, views: Sequence[Any]) -> PreparedStudy:
+        """Read each view handle's display pixels; unreadable views become problems."""
+        inputs, problems = [], []
+        for handle in views:
+            label = getattr(handle.meta, "display_label", "") or handle.view_id
+            try:
+                pixels = to_gray(handle.display_uint8())
+            except Exception as exc:  # decoder errors of any kind: report per view, go on
+                log.info("view %s unreadable for the model", handle.view_id, exc_info=True)
+                problems.append(ViewProblem(handle.view_id, label, f"{type(exc).__name__}: {exc}"))
+                continue
+            inputs.append(ViewInput(handle.view_id, pixels, label))
+        return PreparedStudy(study_id, StudyInput(study_id, inputs), problems)
+
+    def zero_shot(self, prepared: PreparedStudy) -> list[FindingScore]:
+        """CheXpert-14 findings sorted by study probability (empty without usable views)."""
+        return self.engine.zero_shot(prepared.inputs) if prepared.usable else []
+
+    def score(self, prepared: PreparedStudy, prompt: str, negative: str | None = None
+              ) -> PromptScore | None:
+        """One prompt against each view and the study ("no X" negative by default)."""
+        if not prepared.usable:
+            return None
+        return self.engine.score(prepared.inputs, [prompt], negatives=negative).prompts[0]
+
+    @staticmethod
+    def finding_prompt(finding: str) -> tuple[str, str]:
+        """(positive, negative) text used to draw a finding's heatmap."""
+        from cxrclip.prompts import binary_prompts
+
+        negative, positive = binary_prompts(finding)
+        return positive, negative
+
+    def heatmaps(self, prepared: PreparedStudy, prompt: str) -> dict[str, np.ndarray]:
+        """Cosine-similarity map of ``prompt`` on every usable view (image geometry, NaN outside)."""
+        return {view.view_id: self.engine.similarity_map(view, prompt)
+                for view in prepared.inputs.views}
+
+    # ----- sentences --------------------------------------------------------------
+    def nearest_sentences(self, prepared: PreparedStudy, view_id: str | None = None,
+                          k: int = 8) -> list[Neighbour]:
+        """Bank sentences nearest to the study embedding, or to one view's embedding."""
+        if not prepared.usable:
+            return []
+        views = prepared.inputs.views
+        if view_id is not None:
+            views = [v for v in views if v.view_id == view_id] or views
+        emb = self.engine.encode_views(views).mean(axis=0)
+        return self.bank().nearest(emb / max(float(np.linalg.norm(emb)), 1e-12), k)
+
+    def bank(self) -> SentenceBank:
+        """The sentence bank for this model: a saved one with matching model id, else built."""
+        with self._bank_lock:
+            if self._bank is None:
+                self._bank = self._find_bank() or self._build_bank()
+            return self._bank
+
+    def _bank_dirs(self) -> list[Path]:
+        root = self.bank_dir
+        if root is None or not root.is_dir():
+            return []
+        return [root] + sorted(p for p in root.iterdir() if p.is_dir())
+
+    def _find_bank(self) -> SentenceBank | None:
+        for directory in self._bank_dirs():
+            if not (directory / "bank.json").is_file():
+                continue
+            try:
+                return SentenceBank.load(directory, expected_model_id=self.engine.model_id)
+            except ValueError as exc:
+                log.info("sentence bank %s skipped: %s", directory, exc)
+        return None
+
+    def _build_bank(self) -> SentenceBank:
+        from cxrclip.sentences import collect_sentences, read_txt_reports
+
+        source = (self.bank_dir or Path()) / "sentences.txt"
+        if not source.is_file():
+            raise FileNotFoundError(f"no sentence bank for model {self.engine.model_id} and no "
+                                    f"{source} to build one from; build one with `cxrclip bank "
+                                    "build SOURCE -o DIR --model MODEL_DIR`")
+        sentences = collect_sentences(read_txt_reports(source))
+        return SentenceBank.build(sentences, self.engine.embed_texts, self.engine.model_id,
+                                  progress=False, source=str(source))

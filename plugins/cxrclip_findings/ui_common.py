@@ -1,0 +1,70 @@
+"""Small widgets shared by the plugin's panels: status line with busy bar, score bars."""
+from __future__ import annotations
+
+from PySide6.QtCore import QModelIndex, QRect, Qt
+from PySide6.QtGui import QColor, QPainter
+from PySide6.QtWidgets import (
+    QHBoxLayout, QLabel, QProgressBar, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget)
+
+SCORE_ROLE = Qt.ItemDataRole.UserRole + 1
+BAR_LOW, BAR_HIGH = QColor(70, 110, 160), QColor(235, 120, 40)
+ERROR_STYLE = "color: #ff7b72;"
+MUTED_STYLE = "color: #9aa0a6;"
+
+
+class StatusLine(QWidget):
+    """A one-line message with an indeterminate progress bar shown while busy."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.label = QLabel(self)
+        self.label.setWordWrap(True)
+        self.bar = QProgressBar(self)
+        self.bar.setRange(0, 0)
+        self.bar.setMaximumWidth(90)
+        self.bar.setMaximumHeight(10)
+        self.bar.setTextVisible(False)
+        self.bar.hide()
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.bar)
+
+    def show_message(self, text: str, busy: bool = False, error: bool = False) -> None:
+        """Show ``text``; ``busy`` adds the moving bar, ``error`` paints it red."""
+        self.label.setText(text)
+        self.label.setStyleSheet(ERROR_STYLE if error else MUTED_STYLE)
+        self.bar.setVisible(busy)
+        self.setVisible(bool(text) or busy)
+
+    @property
+    def busy(self) -> bool:
+        """True while the busy bar is shown."""
+        return not self.bar.isHidden()
+
+
+def bar_color(value: float) -> QColor:
+    """Bar colour from blue (0) to orange (1)."""
+    t = min(1.0, max(0.0, value))
+    return QColor(*(round(a + (b - a) * t) for a, b in zip(BAR_LOW.getRgb()[:3], BAR_HIGH.getRgb()[:3])))
+
+
+class ScoreBarDelegate(QStyledItemDelegate):
+    """Paints the probability in ``SCORE_ROLE`` as a bar with the number on top."""
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        value = index.data(SCORE_ROLE)
+        if value is None:
+            super().paint(painter, option, index)
+            return
+        painter.save()
+        if option.state & QStyle.StateFlag.State_Selected:
+            painter.fillRect(option.rect, option.palette.highlight())
+        inner = option.rect.adjusted(3, 4, -3, -4)
+        width = round(inner.width() * min(1.0, max(0.0, float(value))))
+        painter.fillRect(QRect(inner.left(), inner.top(), width, inner.height()), bar_color(value))
+        painter.setPen(option.palette.text().color())
+        painter.drawText(inner.adjusted(4, 0, -2, 0),
+                         int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft),
+                         f"{float(value):.2f}")
+        painter.restore()

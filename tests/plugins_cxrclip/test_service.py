@@ -1,0 +1,103 @@
+"""FindingsService (headless plugin logic) on the tiny random model."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from plugins.cxrclip_findings.service import FindingsService, ModelLoadError, to_gray
+
+
+@pytest.fixture(scope="module")
+def service(tiny_model_dir, bank_dir):
+    return FindingsService.load(tiny_model_dir, device="cpu", bank_dir=bank_dir)
+
+
+def test_summary_reads_card(service, tiny_model_dir):
+    s = service.summary()
+    assert s.name == "Tiny plugin test model"
+    assert s.backbone == "resnet18" and s.image_size == 64
+    assert s.synthetic is True and s.device == "cpu" and s.path == str(tiny_model_dir)
+
+
+def test_zero_shot_heatmaps_and_problem_views(service, tmp_path, helpers):
+    handle = helpers.study_handle(helpers.make_study(tmp_path / "s", shape=(60, 90)))
+
+    class Broken:
+        view_id = "broken-view"
+        meta = type("M", (), {"display_label": "BROKEN"})()
+
+        def display_uint8(self):
+            raise OSError("truncated pixel data")
+
+    prepared = service.prepare("s", handle.views + [Broken()])
+    assert [p.view_id for p in prepared.problems] == ["broken-view"]
+    assert "truncated pixel data" in prepared.problems[0].reason
+    assert len(prepared.inputs.views) == 2
+    findings = service.zero_shot(prepared)
+    assert len(findings) == 14
+    probs = [f.probability for f in findings]
+    assert probs == sorted(probs, reverse=True)
+    assert {v.view_id for v in findings[0].views} == {h.view_id for h in handle.views}
+    maps = service.heatmaps(prepared, "right pleural effusion")
+    assert set(maps) == {h.view_id for h in handle.views}
+    assert all(m.shape == (60, 90) and m.dtype == np.float32 for m in maps.values())
+    # wide image: centre crop leaves the left/right edges outside the model's view
+    some = next(iter(maps.values()))
+    assert np.isnan(some[:, 0]).all() and np.isfinite(some[:, 45]).all()
+
+
+def test_prompt_score_uses_custom_negative(service, tmp_path, helpers):
+    handle = helpers.study_handle(helpers.make_study(tmp_path / "s"))
+    prepared = service.prepare("s", handle.views)
+    default = service.score(prepared, "large right pneumothorax")
+    custom = service.score(prepared, "large right pneumothorax", "normal chest")
+    assert default.negative.startswith("no ") and custom.negative == "normal chest"
+    assert 0.0 <= default.probability <= 1.0
+
+
+def test_nearest_sentences_built_from_source(service, tmp_path, helpers):
+    handle = helpers.study_handle(helpers.make_study(tmp_path / "s"))
+    prepared = service.prepare("s", handle.views)
+    top = service.nearest_sentences(prepared, k=3)
+    assert len(top) == 3
+    sims = [n.similarity for n in top]
+    assert sims == sorted(sims, reverse=True)
+    # by view: the query is that view's own embedding
+    view_id = handle.views[1].view_id
+    by_view = service.nearest_sentences(prepared, view_id=view_id, k=6)
+    emb = service.engine.encode_views([v for v in prepared.inputs.views if v.view_id == view_id])[0]
+    bank = service.bank()
+    expected = bank.sentences[int(np.argmax(bank.embeddings @ emb))]
+    assert by_view[0].sentence == expected
+
+
+def test_missing_model_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        FindingsService.load(tmp_path / "nope")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="cannot load model"):
+        FindingsService.load(broken)
+
+
+def test_to_gray():
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    rgb[..., 0] = 90
+    assert to_gray(rgb).tolist() == [[30, 30], [30, 30]]
+    with pytest.raises(ValueError, match="shape"):
+        to_gray(np.zeros((2, 2, 2, 2)))
+
+
+def test_warm_up_persists_prompt_embeddings(service, tmp_path):
+    from plugins.cxrclip_findings.text_cache import PromptEmbeddingStore
+
+    service.warm_up(["Pneumothorax", "Edema"])
+    store = PromptEmbeddingStore.for_model(service.engine.model_id)
+    assert store.path.is_file() and len(store) >= 12  # 3 prompts + 3 negatives each
+    from cxrclip.prompts import class_prompts
+
+    prompt = class_prompts("Edema")[0]
+    direct = service.engine.embed_texts([prompt])[0]
+    assert np.allclose(store.get(prompt), direct, atol=2e-3)  # float16 on disk
+    assert np.allclose(service.engine.encode_text([prompt])[0], direct, atol=2e-3)
