@@ -1,0 +1,105 @@
+"""Data pipeline: augmentation geometry, text pairs, collate padding, unreadable images skipped."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from cxrclip.config import PreprocessConfig
+from training.config import AugmentConfig
+from training.data.augment import TrainAugment, random_resized_crop
+from training.data.dataset import EpochTaggedSampler, StudyPairDataset, TrainCollate
+from training.data.image_cache import CacheJob, build_cache, read_gray_uint8
+from training.data.manifest import read_manifest
+from training.data.text import shuffle_sentences, split_sentences, study_texts
+
+
+def test_zoom_out_crop_pads_with_black():
+    img = np.full((40, 40), 200, np.uint8)
+    rng = np.random.default_rng(0)
+    out = random_resized_crop(img, 20, rng, scale=(1.44, 1.44), ratio=(1.0, 1.0))
+    assert out.shape == (20, 20)
+    assert (out == 0).any() and (out == 200).any()  # window 48 px > 40 px image → black border
+    same = random_resized_crop(img, 20, np.random.default_rng(0), scale=(1.0, 1.0), ratio=(1.0, 1.0))
+    assert (same == 200).all()
+
+
+def test_augment_is_deterministic_per_rng():
+    aug = TrainAugment(AugmentConfig(), 24)
+    img = np.random.default_rng(1).integers(0, 256, (50, 60), dtype=np.uint8)
+    a = aug(img, np.random.default_rng(5))
+    b = aug(img, np.random.default_rng(5))
+    assert a.shape == (24, 24) and a.dtype == np.uint8 and np.array_equal(a, b)
+
+
+def test_text_pairs():
+    assert split_sentences("A b. C d? E!") == ["A b.", "C d?", "E!"]
+    shuffled = shuffle_sentences("One. Two. Three. Four.", np.random.default_rng(0))
+    assert sorted(split_sentences(shuffled)) == sorted(["One.", "Two.", "Three.", "Four."])
+
+
+def test_study_texts_sections_and_labels(toy_manifest):
+    m = read_manifest(toy_manifest)
+    by_id = {r.study_id: r for r in m.records}
+    both = by_id["train002"]  # has findings and impression
+    t1, t2 = study_texts(both, np.random.default_rng(0), shuffle=False)
+    assert {t1, t2} == {both.findings, both.impression}
+    label_only = by_id["train000"]
+    t1, t2 = study_texts(label_only, np.random.default_rng(0))
+    assert t1 and t2 and "edema" in (t1 + t2).lower()
+
+
+def _dataset(manifest):
+    return StudyPairDataset([read_manifest(manifest)], "train", PreprocessConfig(image_size=16, resize_shorter=16),
+                            TrainAugment(AugmentConfig(), 16), seed=3)
+
+
+def test_unreadable_image_is_replaced_and_counted(toy_manifest):
+    ds = _dataset(toy_manifest)
+    ok = ds[(1, 0)]
+    assert ok["skipped"] == 0 and ok["image"].shape == (3, 16, 16)
+    (toy_manifest / "images" / "train001" / "v0.png").write_bytes(b"not a png")
+    (toy_manifest / "images" / "train003" / "v0.png").unlink()
+    bad = ds[(1, 0)]
+    assert bad["skipped"] >= 1 and bad["study_id"] != "train001"
+    counts = sum(ds[(i, 0)]["skipped"] for i in range(len(ds)))
+    assert counts >= 2
+
+
+def test_same_sample_for_same_epoch_and_index(toy_manifest):
+    ds = _dataset(toy_manifest)
+    a, b, c = ds[(2, 1)], ds[(2, 1)], ds[(2, 2)]
+    assert torch.equal(a["image"], b["image"]) and a["text"] == b["text"]
+    assert not torch.equal(a["image"], c["image"])
+
+
+def test_collate_pads_to_longest(toy_manifest, tiny_text_dir):
+    from transformers import AutoTokenizer
+
+    ds = _dataset(toy_manifest)
+    batch = TrainCollate(AutoTokenizer.from_pretrained(str(tiny_text_dir)), 64)([ds[(i, 0)] for i in range(3)])
+    lengths = batch["attention_mask"].sum(1)
+    assert batch["input_ids"].shape[1] == int(lengths.max()) < 64
+    assert batch["image"].shape == (3, 3, 16, 16) and batch["skipped"] == 0
+
+
+def test_sampler_resumes_mid_epoch(toy_manifest):
+    ds = _dataset(toy_manifest)
+    s = EpochTaggedSampler(ds, num_replicas=2, rank=1, seed=0)
+    s.set_epoch(3)
+    full = list(s)
+    s.set_start(2)
+    assert list(s) == full[2:] and all(e == 3 for _, e in full)
+    assert list(s) == full  # start applies to one iteration only
+
+
+def test_image_cache_resizes_and_skips(tmp_path):
+    src = tmp_path / "src.png"
+    from PIL import Image
+
+    Image.fromarray(np.arange(300 * 200, dtype=np.uint32).reshape(300, 200).astype(np.uint16)).save(src)
+    job = CacheJob(src, tmp_path / "out" / "a.png", 50)
+    r1 = build_cache([job, CacheJob(tmp_path / "missing.png", tmp_path / "out" / "b.png", 50)])
+    assert r1.written == 1 and len(r1.failed) == 1
+    cached = read_gray_uint8(job.target)
+    assert cached.shape == (75, 50) and cached.dtype == np.uint8 and cached.max() > 200
+    assert build_cache([job]).skipped == 1
