@@ -28,6 +28,14 @@ ENTRY_POINT_GROUP = "cxrclip_viewer.plugins"
 XRAY_MODALITIES: tuple[str, ...] = ("CR", "DX", "OT")
 
 
+def effective_modality(view: View) -> str:
+    """The view's modality, upper case; PNG/JPEG views without one count as "OT" (other)."""
+    modality = (getattr(view, "modality", "") or "").strip().upper()
+    if not modality and getattr(view, "source", "") == "image":
+        return "OT"
+    return modality
+
+
 @dataclass(frozen=True)
 class PluginManifest:
     """What the viewer knows about a plugin before importing it.
@@ -66,7 +74,7 @@ class PluginManifest:
 
     def applies_to_view(self, view: View) -> bool:
         """True when the view's modality and view position are ones this plugin handles."""
-        modality = (getattr(view, "modality", "") or "").upper()
+        modality = effective_modality(view)
         position = (getattr(view, "view_position", "") or "").upper()
         if self.modalities and modality not in {m.upper() for m in self.modalities}:
             return False
@@ -80,7 +88,7 @@ class PluginManifest:
             return "the study has no views"
         if any(self.applies_to_view(v) for v in views):
             return None
-        found = sorted({f"{v.modality or '?'}/{v.view_position or '?'}" for v in views})
+        found = sorted({f"{effective_modality(v) or '?'}/{v.view_position or '?'}" for v in views})
         wanted = ", ".join(self.modalities) or "any modality"
         if self.view_positions:
             wanted += " with view position " + ", ".join(self.view_positions)

@@ -50,6 +50,9 @@ def test_manifest_applicability():
     reason = m.why_not_applicable([mr])
     assert "CR, DX" in reason and "MR" in reason
     assert _manifest().why_not_applicable([mr]) is None  # () = all modalities
+    png = View("file:/x.png", Path("/x.png"), source="image")
+    assert _manifest(modalities=("CR", "DX", "OT")).applies_to_view(png)
+    assert not m.applies_to_view(png)
 
 
 def test_overlay_and_colorbar_validation():
