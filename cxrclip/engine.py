@@ -379,12 +379,17 @@ class Engine:
 
         self._check_study(study, aggregate)
         names = list(prompt_lib.CHEXPERT_14 if findings is None else findings)
+        positives = [list(prompt_lib.class_prompts(f, max_prompts=max_prompts)) for f in names]
+        negatives = [[prompt_lib.negative_prompt(p) for p in group] for group in positives]
+        # One batched pass over every prompt of every finding, then split per group.
+        groups = positives + negatives
+        flat = self.encode_text([p for group in groups for p in group])
+        bounds = np.cumsum([0] + [len(g) for g in groups])
+        ensembles = [_unit(flat[a:b].mean(axis=0)) for a, b in zip(bounds[:-1], bounds[1:])]
         view_emb = self.encode_views(study.views)
         scores = []
-        for finding in names:
-            positives = list(prompt_lib.class_prompts(finding, max_prompts=max_prompts))
-            pos = self.encode_ensemble(positives)
-            neg = self.encode_ensemble([prompt_lib.negative_prompt(p) for p in positives])
+        for i, finding in enumerate(names):
+            pos, neg = ensembles[i], ensembles[len(names) + i]
             sim, prob, views = self._score_vectors(study, view_emb, pos, neg, aggregate)
             scores.append(FindingScore(finding, sim, prob, views))
         return sorted(scores, key=lambda s: s.probability, reverse=True)

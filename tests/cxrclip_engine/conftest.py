@@ -1,4 +1,8 @@
-"""A tiny random CXR-CLIP model (resnet18 at 64 px + MiniLM text tower), saved once per session."""
+"""A tiny random CXR-CLIP model, saved once per session.
+
+resnet18 at 64 px + a 2-layer random text tower with the all-MiniLM-L6-v2 config and
+tokenizer (fixture `minilm_dir`): fast, and the engine logic does not need trained weights.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +13,7 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, minilm_dir: Path) -> Path:
     import torch
+    from transformers import AutoConfig
 
     from cxrclip.checkpoint import save_model
     from cxrclip.config import ImageEncoderConfig, ModelConfig, PreprocessConfig, ProjectionConfig, TextEncoderConfig
@@ -23,7 +28,8 @@ def tiny_model_dir(tmp_path_factory, minilm_dir: Path) -> Path:
         preprocess=PreprocessConfig.imagenet(64),
         name="tiny-test",
     )
-    model = CXRClip(config, pretrained_text=True)
+    text_config = AutoConfig.from_pretrained(str(minilm_dir), num_hidden_layers=2)
+    model = CXRClip(config, text_model_config=text_config)
     out = tmp_path_factory.mktemp("models") / "tiny"
     save_model(model, load_tokenizer(minilm_dir), out)
     return out

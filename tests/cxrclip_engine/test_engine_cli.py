@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from cxrclip.cli import main
+from cxrclip.engine_cli import format_table
 from cxrclip.sentence_bank import SentenceBank
 
 VIEW_KEYS = {"view_id", "label", "similarity", "probability", "negative_similarity"}
@@ -30,6 +31,8 @@ def test_score_png_json(tmp_path, tiny_model_dir, capsys) -> None:
     (view,) = out["prompts"][0]["views"]
     assert set(view) == VIEW_KEYS and view["view_id"] == f"file:{path.resolve()}"
     assert 0.0 < out["prompts"][0]["probability"] < 1.0
+    table = format_table(out)
+    assert "prompt: 'edema'" in table and "STUDY" in table and "cxr.png" in table
 
 
 def test_score_dicom_folder_with_negative_and_max(tmp_path, tiny_model_dir, pydicom_data_dir, capsys) -> None:
@@ -43,14 +46,6 @@ def test_score_dicom_folder_with_negative_and_max(tmp_path, tiny_model_dir, pydi
     assert prompt["probability"] == pytest.approx(max(v["probability"] for v in prompt["views"]))
 
 
-def test_score_table_output(tmp_path, tiny_model_dir, capsys) -> None:
-    path = tmp_path / "a.png"
-    Image.fromarray(np.zeros((64, 64), np.uint8)).save(path)
-    assert main(["score", str(path), "--prompt", "edema", "--model", str(tiny_model_dir), "--device", "cpu"]) == 0
-    text = capsys.readouterr().out
-    assert "prompt: 'edema'" in text and "STUDY" in text and "a.png" in text
-
-
 def test_score_errors_are_one_line(tmp_path, tiny_model_dir, capsys) -> None:
     assert main(["score", str(tmp_path / "none.png"), "--prompt", "x", "--model", str(tiny_model_dir)]) == 1
     assert "none.png does not exist" in capsys.readouterr().err
@@ -60,8 +55,8 @@ def test_score_errors_are_one_line(tmp_path, tiny_model_dir, capsys) -> None:
     assert "model directory" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("kind", ["csv", "txt", "xml"])
-def test_bank_build_from_sources(tmp_path, tiny_model_dir, kind: str, capsys) -> None:
+def _write_source(tmp_path, kind: str):
+    """The same two reports as CSV, TXT or an OpenI XML folder."""
     if kind == "csv":
         source = tmp_path / "reports.csv"
         source.write_text('id,findings\n1,"Lungs are clear. No effusion."\n2,"no effusion. Mild edema."\n')
@@ -73,15 +68,30 @@ def test_bank_build_from_sources(tmp_path, tiny_model_dir, kind: str, capsys) ->
         source.mkdir()
         (source / "1.xml").write_text('<r><AbstractText Label="FINDINGS">Lungs are clear. No effusion.</AbstractText>'
                                       '<AbstractText Label="IMPRESSION">no effusion. Mild edema.</AbstractText></r>')
+    return source
+
+
+def test_bank_build_cli_from_csv(tmp_path, tiny_model_dir, capsys) -> None:
     out_dir = tmp_path / "bank"
-    assert main(["bank", "build", str(source), "-o", str(out_dir), "--model", str(tiny_model_dir),
-                 "--no-progress", "--device", "cpu", "--batch-size", "2"]) == 0
-    assert "3 sentences" in capsys.readouterr().out
+    assert main(["bank", "build", str(_write_source(tmp_path, "csv")), "-o", str(out_dir), "--model",
+                 str(tiny_model_dir), "--no-progress", "--device", "cpu", "--batch-size", "2"]) == 0
+    assert "3 sentences from 2 texts" in capsys.readouterr().out
     from cxrclip.checkpoint import read_config
 
     bank = SentenceBank.load(out_dir, expected_model_id=read_config(tiny_model_dir)["model_id"])
     assert bank.sentences == ["No effusion.", "Lungs are clear.", "Mild edema."]
     assert bank.counts.tolist() == [2, 1, 1] and bank.dim == 32
+
+
+@pytest.mark.parametrize("kind", ["txt", "xml"])
+def test_bank_build_from_txt_and_xml(tmp_path, engine, kind: str) -> None:
+    from cxrclip.sentences import collect_sentences, read_report_source
+
+    sentences = collect_sentences(read_report_source(_write_source(tmp_path, kind)))
+    bank = SentenceBank.build(sentences, engine.embed_texts, engine.model_id, batch_size=2, progress=False)
+    assert bank.sentences == ["No effusion.", "Lungs are clear.", "Mild edema."]
+    assert bank.counts.tolist() == [2, 1, 1]
+    np.testing.assert_allclose(bank.embeddings, engine.encode_text(bank.sentences), atol=1e-5)
 
 
 def test_bank_nearest_finds_sentence_from_its_own_text_embedding(tmp_path, engine) -> None:
