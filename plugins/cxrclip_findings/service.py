@@ -198,11 +198,12 @@ class FindingsService:
         """Bank sentences nearest to the study embedding, or to one view's embedding."""
         if not prepared.usable:
             return []
-        views = prepared.inputs.views
-        if view_id is not None:
-            views = [v for v in views if v.view_id == view_id] or views
-        emb = self.engine.encode_views(views).mean(axis=0)
-        return self.bank().nearest(emb / max(float(np.linalg.norm(emb)), 1e-12), k)
+        if view_id is not None and any(v.view_id == view_id for v in prepared.inputs.views):
+            view = next(v for v in prepared.inputs.views if v.view_id == view_id)
+            query = self.engine.encode_views([view])[0]
+        else:
+            query = self.engine.study_embedding(prepared.inputs)
+        return self.bank().nearest(query, k)
 
     def bank(self) -> SentenceBank:
         """The sentence bank for this model: a saved one with matching model id, else built."""
@@ -222,7 +223,7 @@ class FindingsService:
             if not (directory / "bank.json").is_file():
                 continue
             try:
-                return SentenceBank.load(directory, expected_model_id=self.engine.model_id)
+                return self.engine.load_bank(directory)
             except ValueError as exc:
                 log.info("sentence bank %s skipped: %s", directory, exc)
         return None
