@@ -102,8 +102,9 @@ class Trainer:
         for name, param in model.named_parameters():
             if ".pooler." in name:  # BERT pooler: unused by our pooling, would break DDP
                 param.requires_grad_(False)
-        if self.rt.distributed and not model_cfg.image.name.startswith("swin"):
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        if (self.rt.distributed and self.rt.device.type == "cuda"
+                and not model_cfg.image.name.startswith("swin")):
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # CUDA-only in torch
         model.to(self.rt.device)
         if self.cfg.train.channels_last and self.rt.device.type == "cuda":
             model.to(memory_format=torch.channels_last)
