@@ -67,14 +67,23 @@ def lung_sd(anat: Anatomy, side: str, u: np.ndarray, v: np.ndarray) -> np.ndarra
     return np.minimum(s, (v - anat.v_apex) * 0.7)
 
 
+def shoulder_v(anat: Anatomy, d: np.ndarray) -> np.ndarray:
+    """Top of the soft tissue: neck in the middle, trapezius sloping to the shoulders."""
+    t = np.clip((d - 0.08) / 0.36, 0, 1)
+    return np.where(d < 0.08, -1.0, anat.v_apex - 0.13 + 0.12 * np.sqrt(t))
+
+
 def _body(anat: Anatomy, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    rise = np.clip((v - 0.0) / 0.14, 0, 1)
-    rise = rise * rise * (3 - 2 * rise)
-    half = 0.09 + (anat.half_width + anat.body_margin + 0.07 - 0.09) * rise
-    half = half - 0.05 * np.clip((v - 0.2) / 0.6, 0, 1)
-    half = np.maximum(half, anat.half_width + anat.body_margin)
     d = np.abs(u - anat.cx)
-    body = np.sqrt(np.clip(1.0 - (d / half) ** 2, 0, 1))
+    torso = anat.half_width + anat.body_margin + 0.012 * np.sin(np.pi * np.clip(v, 0, 1))
+    body = np.sqrt(np.clip(1.0 - (d / torso) ** 2, 0, 1)) ** 0.8
+    body = body * smooth(v - shoulder_v(anat, d), 0.01)
+    neck = np.sqrt(np.clip(1.0 - (d / 0.085) ** 2, 0, 1))
+    body = np.maximum(body, 0.9 * neck)
+    for s in ("right", "left"):   # upper arms beside the chest
+        arm_u = side_x(anat, s, anat.half_width + anat.body_margin + 0.07)
+        arm = np.sqrt(np.clip(1.0 - ((u - arm_u) / 0.075) ** 2, 0, 1))
+        body = np.maximum(body, 0.7 * arm * smooth(v - anat.v_apex + 0.02, 0.02))
     if anat.breasts:
         for s in ("right", "left"):
             body = body + 0.12 * soft_ellipse(u, v, side_x(anat, s, 0.55 * anat.half_width),
@@ -82,18 +91,39 @@ def _body(anat: Anatomy, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return body.astype(np.float32)
 
 
-def _heart(anat: Anatomy, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+def heart_outline(anat: Anatomy) -> np.ndarray:
+    """Cardiac silhouette as a closed polygon (right border: SVC/right atrium; left border:
+    pulmonary trunk, left atrial appendage, left ventricle down to the apex).
+
+    Its width is ``ctr`` times the thoracic width, split about 1:2 right:left of midline.
+    """
     wh = anat.ctr * 2 * anat.half_width
-    r_right, r_left = 0.33 * wh, 0.67 * wh
-    base = anat.dome_right + 0.01
-    b, tilt = anat.heart_height, np.deg2rad(22)
-    a = np.sqrt(max((wh / 2) ** 2 - (b * np.sin(tilt)) ** 2, (0.8 * b) ** 2)) / np.cos(tilt)
-    main = soft_ellipse(u, v, anat.cx + (r_left - r_right) / 2, base - 0.02, a, b, EDGE,
-                        angle_deg=22)
-    atrium = soft_ellipse(u, v, anat.cx - r_right + 0.05, base - 0.05, 0.05,
-                          anat.heart_height * 0.6, EDGE)
+    r_right, r_left = 0.32 * wh, 0.68 * wh
+    dome, top = anat.dome_right, anat.dome_right - anat.heart_height
+    x = lambda d: anat.cx + d  # noqa: E731  (d < 0 is the patient's right)
+    med = anat.mediastinum
+    right = bezier([(x(-0.8 * med), top - 0.04), (x(-0.8 * med), top + 0.03),
+                    (x(-r_right - 0.012), top + 0.05), (x(-r_right - 0.005), dome - 0.02),
+                    (x(-r_right + 0.02), dome + 0.01)], 30)
+    bottom = np.array([[x(-r_right + 0.02), dome + 0.05], [x(r_left - 0.04), dome + 0.06]])
+    left = bezier([(x(r_left - 0.04), dome + 0.02), (x(r_left + 0.01), dome - 0.01),
+                   (x(r_left + 0.012), top + 0.02), (x(0.55 * r_left), top - 0.03),
+                   (x(med + 0.004), top - 0.05)], 30)
+    trunk = bezier([(x(med + 0.004), top - 0.05), (x(med + 0.015), top - 0.09),
+                    (x(med), anat.v_apex + 0.17)], 10)
+    return np.vstack([right, bottom, left, trunk])
+
+
+def _heart(anat: Anatomy, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    size = u.shape[0]
+    c = Canvas(size)
+    c.polygon(heart_outline(anat))
+    mask = c.read()
+    depth = cv2.distanceTransform((mask > 0.5).astype(np.uint8), cv2.DIST_L2, 3) / size
+    thick = np.sqrt(np.clip(depth / 0.05, 0, 1))
+    heart = blur(mask * (0.55 + 0.45 * thick), 0.0025)
     above = smooth(diaphragm_v(anat, "left", np.abs(u - anat.cx)) + 0.01 - v, 0.015)
-    return np.maximum(main, atrium) * above
+    return (heart * above).astype(np.float32)
 
 
 def _mediastinum(anat: Anatomy, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -159,6 +189,9 @@ def _bones(anat: Anatomy, size: int, u: np.ndarray, v: np.ndarray,
         xs = lambda d: side_x(anat, side, d)  # noqa: E731
         clav.polyline(bezier([(xs(0.035), v_cl + 0.035), (xs(0.15), v_cl + 0.01),
                               (xs(0.26), v_cl - 0.03), (xs(0.36), v_cl - 0.02)], 30), 0.024)
+        head = anat.half_width + anat.body_margin + 0.05
+        clav.ellipse(xs(head), anat.v_apex + 0.01, 0.05, 0.055)
+        clav.polyline(np.array([[xs(head), anat.v_apex + 0.05], [xs(head + 0.01), 0.5]]), 0.06)
     bone = 0.13 * _rib_image(post.read()) + 0.055 * _rib_image(ant.read())
     bone = bone + 0.16 * _rib_image(clav.read())
     return bone + _spine(anat, size, u, v)

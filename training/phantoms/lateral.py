@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from training.phantoms.anatomy import Anatomy
-from training.phantoms.draw import Canvas, bezier, blur, grid, smooth, soft_ellipse
+from training.phantoms.draw import Canvas, bezier, blur, ellipse_sd, grid, smooth, soft_ellipse
 from training.phantoms.layers import Layers
 from training.phantoms.vessels import vessel_tree
 
@@ -60,8 +60,8 @@ def lung_sd(anat: Anatomy, side: str, u: np.ndarray, v: np.ndarray) -> np.ndarra
 def heart_params(anat: Anatomy) -> tuple[float, float, float, float]:
     """Centre and semi-axes of the heart in the lateral view; grows with the CTR."""
     grow = max(0.0, anat.ctr - 0.45)
-    a = 0.14 + 0.5 * grow
-    return anat.lat_front + 0.02 + a, anat.dome_right - 0.02, a, anat.heart_height * 0.95
+    a = 0.17 + 0.55 * grow
+    return anat.lat_front + 0.02 + 0.8 * a, anat.dome_right, a, anat.heart_height * 1.0
 
 
 def _body(anat: Anatomy, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -78,16 +78,17 @@ def _body(anat: Anatomy, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def _heart(anat: Anatomy, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     cu, cv, a, b = heart_params(anat)
-    heart = soft_ellipse(u, v, cu, cv, a, b, EDGE, angle_deg=-25)
+    sd = ellipse_sd(u, v, cu, cv, a, b, angle_deg=-35)
+    heart = smooth(sd, EDGE) * (0.6 + 0.4 * np.sqrt(np.clip(sd / 0.05, 0, 1)))
     return heart * smooth(diaphragm_v(anat, "right", u) + 0.01 - v, 0.012)
 
 
 def _vessels_and_airway(anat: Anatomy, size: int) -> tuple[np.ndarray, np.ndarray]:
     hu, hv = hilum_uv(anat)
     aorta, trachea = Canvas(size), Canvas(size)
-    aorta.polyline(bezier([(hu - 0.12, anat.dome_right - 0.15), (hu - 0.1, anat.v_apex + 0.08),
-                           (hu + 0.12, anat.v_apex + 0.06), (hu + 0.12, anat.v_apex + 0.3),
-                           (hu + 0.13, anat.dome_right)], 48), 0.045)
+    aorta.polyline(bezier([(hu - 0.1, anat.dome_right - 0.16), (hu - 0.1, anat.v_apex + 0.06),
+                           (hu + 0.1, anat.v_apex + 0.04), (hu + 0.16, anat.v_apex + 0.3),
+                           (hu + 0.17, anat.dome_right + 0.05)], 48), 0.036)
     carina = anat.v_apex + 0.2
     trachea.polyline(np.array([[hu - 0.07, 0.0], [hu - 0.01, carina]]), 0.028)
     trachea.polyline(np.array([[hu - 0.01, carina], [hu + 0.005, carina + 0.05]]), 0.02)
@@ -126,12 +127,12 @@ def lateral_layers(anat: Anatomy, size: int) -> Layers:
     rng = np.random.default_rng(anat.vessel_seed + 1)
     hu, hv = hilum_uv(anat)
     lungs, depth, vessels = {}, {}, {}
-    angles = np.linspace(-np.pi, np.pi, 9)[:-1]
+    angles = np.sort(rng.uniform(-np.pi, np.pi, 9))
     for side in ("right", "left"):
         lungs[side] = smooth(lung_sd(anat, side, u, v), EDGE)
         depth[side] = np.full((size, size), 0.6, np.float32)
-        vessels[side] = vessel_tree(size, rng, (hu, hv), list(angles + (0.2 if side == "left" else 0)),
-                                    0.3, width=0.005)
+        vessels[side] = vessel_tree(size, rng, (hu, hv), list(angles + (0.3 if side == "left" else 0)),
+                                    0.32, width=0.004, depth=3)
     aorta, trachea = _vessels_and_airway(anat, size)
     body = _body(anat, u, v) - 0.22 * trachea
     stomach = soft_ellipse(u, v, anat.lat_front + 0.22, anat.dome_left + 0.06, 0.06, 0.03, 0.01)
@@ -142,5 +143,5 @@ def lateral_layers(anat: Anatomy, size: int) -> Layers:
         hilum = hilum + 2.0 * widening * soft_ellipse(
             u, v, anat.lat_front + 0.1, anat.v_apex + 0.16, 0.06 + 0.04 * widening, 0.12, 0.02)
     return Layers(size=size, body=body, lungs=lungs, lung_depth=depth,
-                  heart=_heart(anat, u, v), mediastinum=np.clip(0.3 * aorta + 0.4 * hilum, 0, 1),
+                  heart=_heart(anat, u, v), mediastinum=np.clip(0.25 * aorta + 0.4 * hilum, 0, 1),
                   bone=_bones(anat, size, u, v), vessels=vessels)

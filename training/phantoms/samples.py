@@ -11,10 +11,9 @@ from pathlib import Path
 import numpy as np
 from pydicom.uid import RLELossless
 
-from training.phantoms.dataset import GenerateOptions
 from training.phantoms.dicom_io import build_dataset, study_tags, to_stored, write_dicom
 from training.phantoms.findings import Finding
-from training.phantoms.study import GENERATOR_VERSION, generate_study
+from training.phantoms.study import GENERATOR_VERSION, PhantomStudy, generate_study
 
 # (folder name, seed, findings) of each sample study; index is always 0.
 SAMPLES: tuple[tuple[str, int, list[Finding]], ...] = (
@@ -30,9 +29,10 @@ SAMPLES: tuple[tuple[str, int, list[Finding]], ...] = (
 
 
 def generate_sample_studies(out: Path, size: int = 1024) -> list[Path]:
-    """Write the sample studies' DICOM files (12-bit, RLE Lossless, to stay small) under ``out``."""
+    """Write the sample studies (12-bit RLE Lossless DICOM, to stay small) and README under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
+    reports: list[tuple[str, int, PhantomStudy]] = []
     for name, seed, findings in SAMPLES:
         study = generate_study(seed, 0, size, findings=findings)
         rng = np.random.default_rng([seed, 0, 50])
@@ -44,14 +44,43 @@ def generate_sample_studies(out: Path, size: int = 1024) -> list[Path]:
             ds.StudyDescription = f"CHEST 2 VIEWS - SAMPLE {name}"
             ds.ImageComments = (f"{study.report.findings} IMPRESSION: {study.report.impression}"
                                 [:10240])
-            ds.compress(RLELossless, encoding_plugin="pydicom")
+            ds.compress(RLELossless, encoding_plugin="pydicom", generate_instance_uid=False)
             path = out / name / f"{n}_{'LATERAL' if pos == 'LL' else pos}.dcm"
             write_dicom(path, ds)
             paths.append(path)
-        (out / name / "report.txt").write_text(
-            f"FINDINGS: {study.report.findings}\n\nIMPRESSION: {study.report.impression}\n",
-            encoding="utf-8")
+        reports.append((name, seed, study))
+    (out / "README.md").write_text(_readme(reports, size), encoding="utf-8")
     return paths
 
 
-__all__ = ["GENERATOR_VERSION", "SAMPLES", "GenerateOptions", "generate_sample_studies"]
+def _readme(reports: list[tuple[str, int, PhantomStudy]], size: int) -> str:
+    lines = [
+        "# Sample studies (synthetic phantoms)",
+        "",
+        "Three procedurally generated two-view chest studies (frontal + lateral DICOM) for",
+        "demos and tests. They are drawings, not radiographs, and say nothing about real",
+        "patients or real image statistics.",
+        "",
+        f"Made by `training.phantoms.samples.generate_sample_studies()` with generator version "
+        f"{GENERATOR_VERSION}, {size} x {size} pixels, 12 bits stored, RLE Lossless:",
+        "",
+        "    cxrclip phantom samples --out assets/sample_studies",
+        "    # or: python -m training.phantoms phantom samples --out assets/sample_studies",
+        "",
+        "Each study uses study index 0 of its seed with forced findings (see `SAMPLES` in",
+        "`training/phantoms/samples.py`); regenerating gives byte-identical files.",
+        "",
+        "| folder | seed | findings |",
+        "|---|---|---|",
+    ]
+    for name, seed, study in reports:
+        names = ", ".join(f"{f.severity} {f.side + ' ' if f.side else ''}{f.name}".lower()
+                          for f in study.findings) or "none"
+        lines.append(f"| `{name}` | {seed} | {names} |")
+    lines.append("")
+    lines.append("## Reports")
+    for name, _, study in reports:
+        lines += ["", f"### {name}", "", f"FINDINGS: {study.report.findings}", "",
+                  f"IMPRESSION: {study.report.impression}"]
+    return "\n".join(lines) + "\n"
+
