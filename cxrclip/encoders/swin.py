@@ -57,9 +57,19 @@ class SwinEncoder(nn.Module):
         self.out_dim = int(config.hidden_size)
         self._patch = int(config.patch_size)
         self._merges = len(config.depths) - 1
+        self._window = int(config.window_size)
+
+    def _check_size(self, height: int, width: int) -> None:
+        # transformers' Swin fails with a cryptic shape error when a stage is smaller than a window.
+        h, w = swin_grid(height, width, self._patch, self._merges)
+        if min(h, w) < self._window:
+            minimum = self._window * self._patch * 2**self._merges
+            raise ValueError(f"Swin input {height}x{width} is too small: each side must be >= {minimum} px "
+                             f"(final token grid {h}x{w} is smaller than the {self._window}x{self._window} window)")
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         """Final-stage tokens after the last LayerNorm (B, L, C)."""
+        self._check_size(x.shape[-2], x.shape[-1])
         return self.image_encoder(pixel_values=x).last_hidden_state
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -91,6 +91,12 @@ def test_swin_first_token_and_patch_grid():
     torch.testing.assert_close(fmap[:, :, 1, 0], tokens[:, 8])
 
 
+def test_swin_too_small_input_is_explained():
+    encoder = create_model("swin_tiny", depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], embed_dim=8)
+    with pytest.raises(ValueError, match=r"Swin input 128x224 is too small: each side must be >= 224 px"):
+        encoder(torch.zeros(1, 3, 128, 224))
+
+
 def test_swin_rejects_unknown_option():
     with pytest.raises(ValueError, match="unknown Swin option 'depth'"):
         create_model("swin_tiny", depth=3)
