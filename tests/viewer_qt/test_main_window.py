@@ -1,7 +1,6 @@
 """Main window behaviour on a hand-made two-view study (pytest-qt, offscreen)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -241,3 +240,20 @@ def test_open_empty_folder_and_cancel(qtbot, window, tmp_path):
     window.open_path(empty)
     window.cancel_scan()
     assert not window.progress.isVisible()
+
+
+def test_view_that_fails_to_decode_shows_message_and_problem(facts, qtbot, window, tmp_path):
+    folder = facts.make_study(tmp_path / "broken")
+    lat = folder / "study" / "lat.dcm"
+    data = lat.read_bytes()
+    lat.write_bytes(data[: len(data) - 3000])  # header intact, pixel data truncated
+    window.open_path(folder)
+    qtbot.waitUntil(lambda: window.problems.count() >= 2 or (
+        len(window.image_views()) == 1 and window.image_views()[0].pixels is not None), timeout=10000)
+    qtbot.waitUntil(lambda: all(v.pixels is not None or v.message.startswith("Cannot show")
+                                for v in window.image_views()), timeout=10000)
+    rows = window.problems.rows()
+    assert any(w.endswith("lat.dcm") for w, _ in rows)
+    assert any(w.endswith("garbage.dcm") for w, _ in rows)
+    pa = window.image_views()[0]
+    assert pa.view.view_position == "PA" and pa.pixels is not None

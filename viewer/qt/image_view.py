@@ -21,7 +21,7 @@ from viewer.model.study import Patient, Study, View, WindowPreset, format_age, f
 from viewer.plugin_api import OverlayLayer
 from viewer.qt.image_source import ViewPixels, WindowKey, render, to_qimage, window_key
 from viewer.qt.overlay_paint import draw_colorbar, draw_corner_text
-from viewer.qt.phi import mask_id, mask_name
+from viewer.qt.phi import mask_name
 from viewer.qt.workers import run_in_pool
 from viewer.render import display_range, pixel_value_at
 
@@ -124,17 +124,6 @@ class ImageView(QWidget):
         if self._full is not None and self._full[0] == key:
             return self._full[1]
         return self._small_uint8
-
-    def full_uint8(self) -> np.ndarray | None:
-        """Full-resolution rendering for the current window (computed now if needed)."""
-        if self.pixels is None:
-            return None
-        key = self.current_key()
-        if self._full is not None and self._full[0] == key:
-            return self._full[1]
-        if not self.pixels.is_downsampled and self._small_key == key:
-            return self._small_uint8
-        return render(self.pixels.image, key)
 
     # --- presets and tools ------------------------------------------------
     def presets(self) -> dict[str, WindowPreset | None]:
@@ -383,14 +372,10 @@ class ImageView(QWidget):
         self.cursor_info.emit(f"{self.view.display_label}  row {row}, col {col}  "
                               f"stored {_num(stored)}  value {_num(value)}")
 
-    # --- export ----------------------------------------------------------
-    def compose_export(self) -> np.ndarray | None:
-        """Full-resolution rendering with visible overlays, rotation and flips applied (RGB or gray)."""
-        gray = self.full_uint8()
-        if gray is None:
-            return None
-        return compose_export(gray, [l for l in self.layers.values() if l.visible],
-                              self.state.rotation, self.state.flip_h, self.state.flip_v)
+
+def _num(value: float) -> str:
+    value = float(value)
+    return f"{value:.0f}" if value.is_integer() else f"{value:.4g}"
 
 
 _GRAY_TO_RGB32 = (np.arange(256, dtype=np.uint32) * 0x010101) | 0xFF000000
@@ -405,36 +390,5 @@ def _to_pixmap(arr: np.ndarray) -> QPixmap:
     rgb32 = np.take(_GRAY_TO_RGB32, arr)
     image = QImage(rgb32.data, rgb32.shape[1], rgb32.shape[0], rgb32.strides[0],
                    QImage.Format.Format_RGB32)
-    return QPixmap.fromImage(image)  # copies the pixels, so rgb32 may go
-
-
-def _num(value: float) -> str:
-    value = float(value)
-    return f"{value:.0f}" if value.is_integer() else f"{value:.4g}"
-
-
-def _resize_nearest(rgba: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    if rgba.shape[:2] == (rows, cols):
-        return rgba
-    r = (np.arange(rows) * rgba.shape[0] // rows).clip(0, rgba.shape[0] - 1)
-    c = (np.arange(cols) * rgba.shape[1] // cols).clip(0, rgba.shape[1] - 1)
-    return rgba[r[:, None], c[None, :]]
-
-
-def compose_export(gray: np.ndarray, layers: list[OverlayLayer], rotation: int,
-                   flip_h: bool, flip_v: bool) -> np.ndarray:
-    """Blend overlay layers over ``gray`` (alpha x opacity), then flip and rotate clockwise."""
-    out: np.ndarray = gray
-    if layers:
-        rgb = np.repeat(gray[..., None].astype(np.float32), 3, axis=2)
-        for layer in layers:
-            rgba = _resize_nearest(layer.rgba, *gray.shape[:2]).astype(np.float32)
-            alpha = rgba[..., 3:4] / 255.0 * layer.opacity
-            rgb = rgb * (1 - alpha) + rgba[..., :3] * alpha
-        out = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
-    if flip_h:
-        out = out[:, ::-1]
-    if flip_v:
-        out = out[::-1]
-    out = np.rot90(out, k=-(rotation // 90) % 4)
-    return np.ascontiguousarray(out)
+    # The raster pixmap would share the numpy buffer, so hand it a Qt-owned copy.
+    return QPixmap.fromImage(image.copy())

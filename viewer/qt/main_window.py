@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox,
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu,
                                QProgressBar, QPushButton, QWidget)
 
 from viewer.io.scan import ScanResult, scan_folder
@@ -20,7 +20,7 @@ from viewer.model.display import WindowSync
 from viewer.model.study import Study, View
 from viewer.plugin_api import ExportFormat, StudyHandle, ViewHandle
 from viewer.plugin_host import DiscoveredPlugin, discover_plugins
-from viewer.qt.dialogs import ShortcutsDialog
+from viewer.qt.export import write_png
 from viewer.qt.image_source import ViewPixels, prepare_view
 from viewer.qt.image_view import ImageView
 from viewer.qt.phi import ANONYMOUS
@@ -32,12 +32,12 @@ from viewer.qt.study_browser import THUMB_SIZE, StudyBrowser, patient_label, stu
 from viewer.qt.tag_browser import TagBrowserDialog
 from viewer.qt.theme import icon
 from viewer.qt.views_panel import ViewsPanel
+from viewer.qt.window_actions import APP_TITLE, WindowActionsMixin
 from viewer.qt.workers import CancelToken, run_in_pool, shutdown_pool
 from viewer.render import default_display_uint8, downsample_for_display
 
 log = logging.getLogger(__name__)
 
-APP_TITLE = "CXR-CLIP Viewer"
 MAX_RECENT = 10
 MAX_BACKGROUND_THUMBS = 300
 
@@ -52,7 +52,7 @@ def _thumbnail_job(view: View) -> np.ndarray:
     return _thumbnail(default_display_uint8(load_image(view)))
 
 
-class MainWindow(QMainWindow):
+class MainWindow(WindowActionsMixin, QMainWindow):
     """The viewer window. ``study_ready(study_uid)`` fires once every view of the
     shown study has pixels (or failed); ``scan_finished(n_studies)`` after a scan."""
 
@@ -304,28 +304,18 @@ class MainWindow(QMainWindow):
         if view is None or view.pixels is None:
             self.statusBar().showMessage("Nothing to export: no view is shown yet", 4000)
             return
-        from viewer.qt.image_view import compose_export
-        from viewer.qt.image_source import render
-
         image, key = view.pixels.image, view.current_key()
         layers = [layer for layer in view.layers.values() if layer.visible]
         state = view.state
-        rotation, flip_h, flip_v = state.rotation, state.flip_h, state.flip_v
-        path = Path(path)
-
-        def job() -> Path:
-            from PIL import Image
-
-            arr = compose_export(render(image, key), layers, rotation, flip_h, flip_v)
-            Image.fromarray(arr).save(path)
-            return path
+        args = (Path(path), image, key, layers, state.rotation, state.flip_h, state.flip_v)
 
         def done(saved: Path) -> None:
             self.statusBar().showMessage(f"Saved {saved}", 5000)
             if on_done is not None:
                 on_done(saved)
 
-        run_in_pool(job, done, lambda exc: self.report_problem(str(path), f"export failed: {exc}"))
+        run_in_pool(lambda: write_png(*args), done,
+                    lambda exc: self.report_problem(str(path), f"export failed: {exc}"))
 
     def add_export_action(self, fmt: ExportFormat) -> None:
         """A plugin export format in File ▸ Export."""
@@ -452,11 +442,7 @@ class MainWindow(QMainWindow):
         self._on_study_activated(study_uid)
         self.select_view(view_id)
 
-    # --- action handlers (names from viewer.qt.shortcuts.ACTIONS) -------------
-    def _targets(self) -> list[ImageView]:
-        view = self.selected_image_view()
-        return [view] if view is not None else []
-
+    # --- file actions (names from viewer.qt.shortcuts.ACTIONS) -------------
     def _on_open_folder(self) -> None:
         start = self.recent_folders()[0] if self.recent_folders() else str(Path.home())
         folder = QFileDialog.getExistingDirectory(self, "Open Folder", start)
@@ -495,111 +481,6 @@ class MainWindow(QMainWindow):
     def _on_quit(self) -> None:
         self.close()
 
-    def _on_fit(self) -> None:
-        for view in self._targets():
-            view.state.set_fit(True)
-
-    def _on_one_to_one(self) -> None:
-        for view in self._targets():
-            view.state.set_zoom(1.0)
-
-    def _zoom(self, factor: float) -> None:
-        for view in self._targets():
-            if view.image_size() is not None:
-                w, h = view.widget_size()
-                view.state.zoom_at(factor, (w / 2, h / 2), view.image_size(), (w, h))
-
-    def _on_zoom_in(self) -> None:
-        self._zoom(1.25)
-
-    def _on_zoom_out(self) -> None:
-        self._zoom(0.8)
-
-    def _on_rotate_cw(self) -> None:
-        for view in self._targets():
-            view.state.rotate(1)
-
-    def _on_rotate_ccw(self) -> None:
-        for view in self._targets():
-            view.state.rotate(-1)
-
-    def _on_flip_h(self) -> None:
-        for view in self._targets():
-            view.state.flip_horizontal()
-
-    def _on_flip_v(self) -> None:
-        for view in self._targets():
-            view.state.flip_vertical()
-
-    def _on_invert(self) -> None:
-        for view in self._targets():
-            view.state.toggle_invert()
-
-    def _on_reset(self) -> None:
-        for view in self._targets():
-            view.state.reset()
-
-    def _on_sync_wl(self, enabled: bool) -> None:
-        self.sync.enabled = enabled
-
-    def _on_hide_phi(self, hide: bool) -> None:
-        self.set_hide_phi(hide)
-
-    def _on_overlays(self, show: bool) -> None:
-        for view in self.views_panel.views:
-            view.set_show_overlays(show)
-
-    def _on_next_view(self) -> None:
-        views = self.views_panel.views
-        if views:
-            ids = [v.view_id for v in views]
-            index = ids.index(self.selected_view_id) if self.selected_view_id in ids else -1
-            self.select_view(ids[(index + 1) % len(ids)])
-
-    def _preset(self, name: str) -> None:
-        for view in self._targets():
-            view.apply_preset(name)
-
-    def _on_preset_file(self) -> None:
-        self._preset("file")
-
-    def _on_preset_full(self) -> None:
-        self._preset("full")
-
-    def _on_preset_lung(self) -> None:
-        self._preset("lung")
-
-    def _on_preset_mediastinum(self) -> None:
-        self._preset("mediastinum")
-
-    def _on_preset_bone(self) -> None:
-        self._preset("bone")
-
-    def _on_tag_browser(self) -> None:
-        if self._tag_dialog is None:
-            self._tag_dialog = TagBrowserDialog(self)
-            self._tag_dialog.browser.set_hide_phi(self.hide_phi)
-        self._tag_dialog.show()
-        self._tag_dialog.raise_()
-        self._load_tags()
-
-    def _load_tags(self) -> None:
-        handle = self.selected_view_handle()
-        browser = self._tag_dialog.browser
-        if handle is None:
-            return
-        if handle.meta.source != "dicom":
-            browser.title.setText(f"{Path(handle.meta.path).name}: not a DICOM file (no tags)")
-            browser.model.removeRows(0, browser.model.rowCount())
-            return
-        browser.load_file(handle.meta.path, handle.meta.display_label)
-
-    def _on_shortcuts(self) -> None:
-        ShortcutsDialog(self.plugin_host.actions, self).exec()
-
-    def _on_about(self) -> None:
-        QMessageBox.about(self, "About", f"{APP_TITLE}\nChest X-ray viewer with CXR-CLIP plugins.\n"
-                          "Not for clinical use.")
 
     # --- Qt events --------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802

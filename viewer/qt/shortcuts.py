@@ -44,7 +44,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("hide_phi", "View", "Hide Patient Identifiers", "Ctrl+H", "mdi6.incognito",
                checkable=True, toolbar=True),
     ActionSpec("overlays", "View", "Show Corner Overlays", "O", "mdi6.text-box-outline", checkable=True),
-    ActionSpec("next_view", "View", "Select Next View", "Tab", "mdi6.arrow-right-bold"),
+    ActionSpec("next_view", "View", "Select Next View", "N", "mdi6.arrow-right-bold"),
     ActionSpec("preset_file", "Window", "Window from File", "F1"),
     ActionSpec("preset_full", "Window", "Full Range", "F2"),
     ActionSpec("preset_lung", "Window", "Lung", "F3"),

@@ -1,0 +1,137 @@
+"""Handlers of the View, Window, Tools and Help actions of the main window.
+
+Each ``_on_<key>`` matches an `ActionSpec` key in `viewer.qt.shortcuts.ACTIONS`;
+the tools act on the selected image view. Kept apart from `MainWindow` so the
+window module holds only construction and the open/study flow.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtWidgets import QMessageBox
+
+from viewer.qt.dialogs import ShortcutsDialog
+from viewer.qt.tag_browser import TagBrowserDialog
+
+if TYPE_CHECKING:
+    from viewer.qt.image_view import ImageView
+
+APP_TITLE = "CXR-CLIP Viewer"
+
+
+class WindowActionsMixin:
+    """Reading-tool, preset, tag-browser and help handlers for `MainWindow`."""
+
+    def _targets(self) -> list[ImageView]:
+        """The views a tool acts on: the selected one."""
+        view = self.selected_image_view()
+        return [view] if view is not None else []
+
+    def _on_fit(self) -> None:
+        for view in self._targets():
+            view.state.set_fit(True)
+
+    def _on_one_to_one(self) -> None:
+        for view in self._targets():
+            view.state.set_zoom(1.0)
+
+    def _zoom(self, factor: float) -> None:
+        for view in self._targets():
+            if view.image_size() is not None:
+                w, h = view.widget_size()
+                view.state.zoom_at(factor, (w / 2, h / 2), view.image_size(), (w, h))
+
+    def _on_zoom_in(self) -> None:
+        self._zoom(1.25)
+
+    def _on_zoom_out(self) -> None:
+        self._zoom(0.8)
+
+    def _on_rotate_cw(self) -> None:
+        for view in self._targets():
+            view.state.rotate(1)
+
+    def _on_rotate_ccw(self) -> None:
+        for view in self._targets():
+            view.state.rotate(-1)
+
+    def _on_flip_h(self) -> None:
+        for view in self._targets():
+            view.state.flip_horizontal()
+
+    def _on_flip_v(self) -> None:
+        for view in self._targets():
+            view.state.flip_vertical()
+
+    def _on_invert(self) -> None:
+        for view in self._targets():
+            view.state.toggle_invert()
+
+    def _on_reset(self) -> None:
+        for view in self._targets():
+            view.state.reset()
+
+    def _on_sync_wl(self, enabled: bool) -> None:
+        self.sync.enabled = enabled
+
+    def _on_hide_phi(self, hide: bool) -> None:
+        self.set_hide_phi(hide)
+
+    def _on_overlays(self, show: bool) -> None:
+        for view in self.views_panel.views:
+            view.set_show_overlays(show)
+
+    def _on_next_view(self) -> None:
+        views = self.views_panel.views
+        if views:
+            ids = [v.view_id for v in views]
+            index = ids.index(self.selected_view_id) if self.selected_view_id in ids else -1
+            self.select_view(ids[(index + 1) % len(ids)])
+
+    def _preset(self, name: str) -> None:
+        for view in self._targets():
+            view.apply_preset(name)
+
+    def _on_preset_file(self) -> None:
+        self._preset("file")
+
+    def _on_preset_full(self) -> None:
+        self._preset("full")
+
+    def _on_preset_lung(self) -> None:
+        self._preset("lung")
+
+    def _on_preset_mediastinum(self) -> None:
+        self._preset("mediastinum")
+
+    def _on_preset_bone(self) -> None:
+        self._preset("bone")
+
+    def _on_tag_browser(self) -> None:
+        if self._tag_dialog is None:
+            self._tag_dialog = TagBrowserDialog(self)
+            self._tag_dialog.browser.set_hide_phi(self.hide_phi)
+        self._tag_dialog.show()
+        self._tag_dialog.raise_()
+        self._load_tags()
+
+    def _load_tags(self) -> None:
+        handle = self.selected_view_handle()
+        browser = self._tag_dialog.browser
+        if handle is None:
+            return
+        if handle.meta.source != "dicom":
+            browser.title.setText(f"{Path(handle.meta.path).name}: not a DICOM file (no tags)")
+            browser.model.removeRows(0, browser.model.rowCount())
+            return
+        browser.load_file(handle.meta.path, handle.meta.display_label)
+
+    def _on_shortcuts(self) -> None:
+        ShortcutsDialog(self.plugin_host.actions, self).exec()
+
+    def _on_about(self) -> None:
+        QMessageBox.about(self, "About", f"{APP_TITLE}\nChest X-ray viewer with CXR-CLIP plugins.\n"
+                          "Not for clinical use.")
+
+
