@@ -257,3 +257,24 @@ def test_view_that_fails_to_decode_shows_message_and_problem(facts, qtbot, windo
     assert any(w.endswith("garbage.dcm") for w, _ in rows)
     pa = window.image_views()[0]
     assert pa.view.view_position == "PA" and pa.pixels is not None
+
+
+def test_zoomed_in_view_switches_to_full_resolution(facts, qtbot, window, tmp_path):
+    from viewer.qt.image_source import DISPLAY_MAX_SIDE
+
+    cols = DISPLAY_MAX_SIDE + 100  # wider than the display copy: drawn from a 2x-reduced copy
+    folder = facts.make_study(tmp_path / "wide", rows=40, cols=cols)
+    window.open_path(folder)
+    qtbot.waitUntil(lambda: len(window.image_views()) == 2 and
+                    all(v.pixels is not None for v in window.image_views()), timeout=10000)
+    pa = window.image_views()[0]
+    assert pa.pixels.is_downsampled and pa.rendered_uint8().shape == (20, cols // 2 + cols % 2)
+    pa.state.set_zoom(4.0)
+    pa.repaint()
+    qtbot.waitUntil(lambda: pa.rendered_uint8().shape == (40, cols), timeout=10000)
+    np.testing.assert_array_equal(pa.rendered_uint8(), render_uint8(pa.pixels.image, None))
+    pa.state.set_window(5000, 2000)  # new window: display copy at once, full resolution again later
+    assert pa.rendered_uint8().shape == (20, cols // 2 + cols % 2)
+    pa.repaint()
+    qtbot.waitUntil(lambda: pa.rendered_uint8().shape == (40, cols), timeout=10000)
+    np.testing.assert_array_equal(pa.rendered_uint8(), render_uint8(pa.pixels.image, (5000, 2000)))
