@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 MAX_RECENT = 10
 MAX_BACKGROUND_THUMBS = 300
+PRIORITY_VIEW, PRIORITY_THUMB = 10, -10  # shown views decode before other studies' thumbnails
 
 
 def _thumbnail(uint8: np.ndarray) -> np.ndarray:
@@ -230,7 +231,7 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         for view, handle in zip(study.views(), handles):
             run_in_pool(lambda v=view, h=handle: prepare_view(v, h.decoded()),
                         lambda pixels, g=gen: self._view_ready(g, pixels),
-                        lambda exc, g=gen, v=view: self._view_failed(g, v, exc))
+                        lambda exc, g=gen, v=view: self._view_failed(g, v, exc), priority=PRIORITY_VIEW)
         self.study_browser.select_study(study.study_uid)
         self._update_title()
         self.plugin_host.registry.study_opened(self.current_study)
@@ -370,7 +371,7 @@ class MainWindow(WindowActionsMixin, QMainWindow):
                 return None if gen != self._scan_gen else _thumbnail_job(v)
 
             run_in_pool(job, lambda thumb, v=view: self._thumb_ready(gen, v.view_id, thumb),
-                        lambda exc: log.debug("thumbnail failed: %s", exc))
+                        lambda exc: log.debug("thumbnail failed: %s", exc), priority=PRIORITY_THUMB)
 
     def _thumb_ready(self, gen: int, view_id: str, thumb: np.ndarray | None) -> None:
         if gen == self._scan_gen and thumb is not None:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QThreadPool, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QWidget
 
@@ -51,6 +51,9 @@ class QtPluginHost(QObject):
         self.export_formats: list[ExportFormat] = []
         self.overlays: dict[str, dict[str, OverlayLayer]] = {}
         self._waiting = 0
+        # Plugin imports (torch, models) get their own thread so they never hold up decoding.
+        self._import_pool = QThreadPool(self)
+        self._import_pool.setMaxThreadCount(1)
 
     # --- PluginHost protocol -------------------------------------------
     @property
@@ -143,7 +146,7 @@ class QtPluginHost(QObject):
     def _start_import(self, manifest: PluginManifest) -> None:
         run_in_pool(lambda: import_factory(manifest),
                     lambda factory: self._activate(manifest, factory),
-                    lambda exc: self._import_failed(manifest, exc))
+                    lambda exc: self._import_failed(manifest, exc), pool=self._import_pool)
 
     def _import_failed(self, manifest: PluginManifest, exc: BaseException) -> None:
         self.report_problem(f"plugin {manifest.name}", f"{type(exc).__name__}: {exc}")
@@ -178,5 +181,7 @@ class QtPluginHost(QObject):
             self.report_problem(where, f"{type(exc).__name__}: {exc}")
 
     def shutdown(self) -> None:
-        """Deactivate every plugin."""
+        """Deactivate every plugin and stop pending imports."""
         self.registry.deactivate_all()
+        self._import_pool.clear()
+        self._import_pool.waitForDone(3000)

@@ -100,16 +100,17 @@ class _Job(QRunnable):
 def run_in_pool(fn: Callable[..., Any], on_done: Callable[[Any], None] | None = None,
                 on_error: Callable[[BaseException], None] | None = None,
                 on_progress: Callable[[int, int], None] | None = None,
-                pool: QThreadPool | None = None) -> None:
+                pool: QThreadPool | None = None, priority: int = 0) -> None:
     """Run ``fn()`` in a worker; ``on_done(result)`` / ``on_error(exc)`` run on the UI thread.
 
     With ``on_progress``, ``fn`` is called as ``fn(progress)`` where
     ``progress(done, total)`` may be called from the worker.
-    Must be called from the UI thread.
+    Queued jobs with a higher ``priority`` start first. Must be called from
+    the UI thread.
     """
     relay = _Relay(on_done, on_error, on_progress)
     _PENDING.add(relay)
-    (pool or QThreadPool.globalInstance()).start(_Job(fn, relay, on_progress is not None))
+    (pool or QThreadPool.globalInstance()).start(_Job(fn, relay, on_progress is not None), priority)
 
 
 def pending_jobs() -> int:
