@@ -1,6 +1,7 @@
 """Trainer: loss goes down, kill + resume equals an uninterrupted run, bad images skipped."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from training.config import load_config
@@ -49,3 +50,37 @@ def test_kill_and_resume_matches_uninterrupted(overrides_for, toy_manifest, tmp_
         torch.testing.assert_close(got[key], ref[key], rtol=1e-5, atol=1e-6, msg=key)
     assert (tmp_path / "cut" / "best" / "model.safetensors").is_file()
     assert len(progress.history) == 2 and "val_loss" in progress.history[-1]
+
+
+def test_nonfinite_losses_skip_then_abort(overrides_for, toy_manifest, tmp_path, monkeypatch):
+    from training.trainer.loop import TrainingAborted
+
+    trainer = Trainer(load_config(None, overrides_for(toy_manifest, tmp_path / "nan", **{
+        "train.max_consecutive_nonfinite": 2, "data.val": "[]"})))
+    before = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
+    real = trainer.compute_loss
+
+    def nan_loss(batch):
+        out = real(batch)
+        out.total = out.total * float("nan")
+        return out
+
+    monkeypatch.setattr(trainer, "compute_loss", nan_loss)
+    with pytest.raises(TrainingAborted, match="2 non-finite losses in a row"):
+        trainer.fit()
+    assert trainer.progress.nonfinite_total == 2
+    for key, value in trainer.model.named_parameters():
+        assert torch.equal(value, before[key]), key  # skipped steps leave the weights alone
+    trainer.close()
+
+
+@pytest.mark.gpu
+def test_bf16_autocast_step_on_cuda(overrides_for, toy_manifest, tmp_path):
+    trainer = Trainer(load_config(None, overrides_for(toy_manifest, tmp_path / "gpu", **{
+        "train.device": "cuda", "train.precision": "auto", "train.channels_last": True,
+        "optim.fused": True, "train.stop_after_steps": 2})))
+    assert trainer.precision in ("bf16", "fp16")
+    progress = trainer.fit()
+    assert progress.step == 2 and progress.nonfinite_total == 0
+    assert trainer.model.logit_scale.is_cuda
+    trainer.close()
