@@ -120,6 +120,10 @@ def test_overlay_layer_is_drawn_and_follows_flip(qtbot, opened):
     left, right = color_at(0.3), color_at(0.7)
     assert left.red() > 200 and left.green() < 60
     assert abs(right.red() - right.green()) < 10  # gray X-ray there
+    image = pa.grab().toImage()
+    ratio = image.devicePixelRatio()
+    bar = image.pixelColor(int((pa.width() - 20) * ratio), int(pa.height() * 0.5 * ratio))
+    assert bar.red() - bar.blue() > 100  # the "hot" colour bar at the right edge, mid-way = orange
     pa.state.flip_horizontal()
     left, right = color_at(0.3), color_at(0.7)
     assert right.red() > 200 and right.green() < 60
