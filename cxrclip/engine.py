@@ -346,7 +346,8 @@ class Engine:
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         negs = self._negatives_for(prompts, negatives)
         view_emb = self.encode_views(study.views)
-        pos_emb, neg_emb = self.encode_text(prompts), self.encode_text(negs)
+        text_emb = self.encode_text(prompts + negs)  # one forward pass for both sides
+        pos_emb, neg_emb = text_emb[:len(prompts)], text_emb[len(prompts):]
         results = []
         for prompt, neg, p_emb, n_emb in zip(prompts, negs, pos_emb, neg_emb):
             sim, prob, views = self._score_vectors(study, view_emb, p_emb, n_emb, aggregate)
