@@ -24,6 +24,8 @@ class Hooky(BasePlugin):
         super().activate(host)
         self.action = host.add_menu_action("Plugins", "Say hi", self.say_hi, "Ctrl+Alt+H")
         host.add_menu_action("Plugins", "Crash", lambda: 1 / 0)
+        from viewer.plugin_api import ExportFormat
+        host.add_export_format(ExportFormat("Notes", ".txt", lambda view, path: None))
     def say_hi(self):
         self.host.status_message("hi")
     def study_opened(self, study):
@@ -101,6 +103,7 @@ def test_failing_plugins_are_reported_and_viewer_works(qtbot, settings, study_di
     crash.trigger()
     assert any("ZeroDivisionError" in r for _, r in win.problems.rows())
     assert ("Plugins", "Say hi", "Ctrl+Alt+H") in win.plugin_host.actions
+    assert [a.text() for a in win.export_menu.actions()] == ["Notes (*.txt)…"]
 
 
 def test_overlay_layer_is_drawn_and_follows_flip(qtbot, opened):
