@@ -98,8 +98,8 @@ def to_rgba(values: np.ndarray, vmin: float, vmax: float, cmap: Colormap = EMBER
     """Map a 2D float array to ``H x W x 4`` uint8 RGBA through ``cmap``.
 
     Values are scaled to [0, 1] over ``vmin..vmax`` and clipped. NaN or inf ->
-    alpha 0. Alpha ramps from ``alpha_floor`` (at vmin) to 1 over the lower
-    half of the range, so weak matches fade and strong ones stay opaque.
+    alpha 0. Alpha rises linearly from ``alpha_floor`` (at vmin) to 1 (at vmax),
+    so weak matches let the radiograph show through and strong ones stand out.
     """
     arr = np.asarray(values, dtype=np.float32)
     if arr.ndim != 2:
@@ -112,7 +112,7 @@ def to_rgba(values: np.ndarray, vmin: float, vmax: float, cmap: Colormap = EMBER
     t = np.clip((np.where(valid, arr, vmin) - vmin) / (vmax - vmin), 0.0, 1.0)
     rgba = np.empty(arr.shape + (4,), np.uint8)
     rgba[..., :3] = cmap.lut[np.round(t * 255).astype(np.intp)]
-    alpha = alpha_floor + (1.0 - alpha_floor) * np.clip(t * 2.0, 0.0, 1.0)
+    alpha = alpha_floor + (1.0 - alpha_floor) * t
     rgba[..., 3] = np.where(valid, np.round(alpha * 255), 0).astype(np.uint8)
     return rgba
 

@@ -87,7 +87,7 @@ class FindingsController(QObject):
         self.prompt_scores: dict[str, Any] = {}
         self.last_prompt: tuple[str, str | None] | None = None
         self.heatmap_target: HeatmapTarget | None = None
-        self.heatmap_visible, self.opacity = True, 0.5
+        self.heatmap_visible, self.opacity = True, 0.7
         self.layers: dict[str, Any] = {}
         self.sentence_scope_view: str | None = None
         self.sentence_k = 8
@@ -163,6 +163,8 @@ class FindingsController(QObject):
         self.request_sentences(self.sentence_scope_view, self.sentence_k)
         if self.last_prompt:
             self.request_prompt(*self.last_prompt)
+        self._submit_study("prefetch", lambda s, p: s.prefetch_maps(p), lambda _r: None,
+                           lambda msg: log.info("feature map prefetch failed: %s", msg))
 
     def _findings_done(self, result: tuple[Any, list[Any]]) -> None:
         prepared, findings = result

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget)
 
 from plugins.cxrclip_findings.controller import FindingsController, HeatmapTarget
-from plugins.cxrclip_findings.ui_common import SCORE_ROLE, ScoreBarDelegate, StatusLine
+from plugins.cxrclip_findings.ui_common import SCORE_ROLE, ScoreBarDelegate, StatusLine, demo_banner
 
 
 class FindingsPanel(QWidget):
@@ -18,6 +18,8 @@ class FindingsPanel(QWidget):
     def __init__(self, controller: FindingsController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
+        self.banner = demo_banner(self)
+        self._problems = ""
         self.status = StatusLine(self)
         self.tree = QTreeWidget(self)
         self.tree.setRootIsDecorated(False)
@@ -46,6 +48,7 @@ class FindingsPanel(QWidget):
         controls.addWidget(self.opacity, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.banner)
         layout.addWidget(self.status)
         layout.addWidget(self.tree, 1)
         layout.addWidget(self.heatmap_label)
@@ -55,9 +58,8 @@ class FindingsPanel(QWidget):
         c = self.controller
         c.study_changed.connect(self._study_changed)
         c.model_loading.connect(lambda _d: self._busy_if_study("Loading the model…"))
-        c.model_ready.connect(lambda _s: self._busy_if_study("Computing findings…"))
-        c.model_failed.connect(lambda msg: self.status.show_message(
-            f"Model not available: {msg}", error=True))
+        c.model_ready.connect(self._model_ready)
+        c.model_failed.connect(self._model_failed)
         c.findings_ready.connect(self.show_findings)
         c.findings_failed.connect(lambda msg: self.status.show_message(
             f"Could not compute findings: {msg}", error=True))
@@ -65,6 +67,10 @@ class FindingsPanel(QWidget):
         c.heatmap_ready.connect(self._heatmap_ready)
         c.heatmap_failed.connect(lambda msg: self.heatmap_label.setText(f"Heatmap failed: {msg}"))
         c.heatmap_style.connect(self._style_changed)
+
+    def _model_failed(self, message: str) -> None:
+        self.banner.hide()
+        self.status.show_message(f"Model not available: {message}", error=True)
 
     def _set_columns(self, view_labels: list[str]) -> None:
         self.tree.setColumnCount(2 + len(view_labels))
@@ -74,12 +80,17 @@ class FindingsPanel(QWidget):
         for col in range(1, 2 + len(view_labels)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch)
 
+    def _model_ready(self, summary: Any) -> None:
+        self.banner.setVisible(bool(summary.synthetic))
+        self._busy_if_study("Computing findings…")
+
     def _busy_if_study(self, text: str) -> None:
         if self.controller.study is not None:
             self.status.show_message(text, busy=True)
 
     def _study_changed(self, handle: Any, reason: str) -> None:
         self.tree.clear()
+        self._problems = ""
         self.heatmap_label.setText("Heatmap: click a finding")
         if handle is None or reason:
             self.status.show_message(f"Idle: {reason}." if reason else "Waiting for a study.")
@@ -109,14 +120,14 @@ class FindingsPanel(QWidget):
                 if view_id in per_view:
                     item.setData(col, SCORE_ROLE, float(per_view[view_id].probability))
             self.tree.addTopLevelItem(item)
-        if not self.status.label.text().startswith("Some views"):
+        if self._problems:
+            self.status.show_message(self._problems, error=True)
+        else:
             self.status.show_message("" if findings else "No readable views in this study.")
 
     def _view_problems(self, problems: list[Any]) -> None:
-        if problems:
-            text = "; ".join(f"{p.label}: {p.reason}" for p in problems)
-            self.status.show_message(f"Some views could not be read by the model: {text}",
-                                     error=True)
+        text = "; ".join(f"{p.label}: {p.reason}" for p in problems)
+        self._problems = f"Some views could not be read by the model: {text}" if text else ""
 
     def _clicked(self, item: QTreeWidgetItem, _column: int) -> None:
         finding = item.data(0, Qt.ItemDataRole.UserRole)

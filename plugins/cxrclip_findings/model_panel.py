@@ -8,11 +8,8 @@ from typing import Any
 from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from plugins.cxrclip_findings.controller import FindingsController
-from plugins.cxrclip_findings.ui_common import StatusLine
+from plugins.cxrclip_findings.ui_common import StatusLine, demo_banner
 
-BANNER_TEXT = "Synthetic demo model \u2014 not for clinical use"
-BANNER_STYLE = ("background: #f2c94c; color: #1b1b1b; font-weight: bold; padding: 6px; "
-                "border-radius: 3px;")
 FIELDS = (("name", "Name"), ("backbone", "Backbone"), ("text_encoder", "Text encoder"),
           ("data", "Training data"), ("intended_use", "Intended use"), ("device", "Device"),
           ("path", "Directory"), ("model_id", "Model id"))
@@ -26,10 +23,7 @@ class ModelPanel(QWidget):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
-        self.banner = QLabel(BANNER_TEXT, self)
-        self.banner.setStyleSheet(BANNER_STYLE)
-        self.banner.setWordWrap(True)
-        self.banner.hide()
+        self.banner = demo_banner(self)
         self.status = StatusLine(self)
         self.values: dict[str, QLabel] = {}
         form = QFormLayout()

@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from plugins.cxrclip_findings.controller import FindingsController
@@ -29,6 +29,7 @@ from viewer.plugin_api import BasePlugin, PluginHost, StudyHandle, ViewHandle
 
 log = logging.getLogger(__name__)
 MENU = "CXR-CLIP"
+DOCK_WIDTH = 470
 
 
 class CxrClipFindingsPlugin(BasePlugin):
@@ -67,6 +68,9 @@ class CxrClipFindingsPlugin(BasePlugin):
         window.tabifyDockWidget(self.docks["Findings"], self.docks["Model"])
         self.docks["Findings"].raise_()
         self.docks["Prompt"].raise_()
+        window.resizeDocks([self.docks["Findings"]], [DOCK_WIDTH], Qt.Orientation.Horizontal)
+        window.resizeDocks([self.docks["Findings"], self.docks["Prompt"]], [55, 45],
+                           Qt.Orientation.Vertical)
 
     def _add_actions(self, host: PluginHost) -> None:
         c = self.controller

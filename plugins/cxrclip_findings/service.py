@@ -20,6 +20,7 @@ import numpy as np
 
 from cxrclip.engine import Engine, FindingScore, PromptScore, StudyInput, ViewInput
 from cxrclip.sentence_bank import Neighbour, SentenceBank
+from plugins.cxrclip_findings.feature_maps import FeatureMapCache
 from plugins.cxrclip_findings.text_cache import CachedTextEngine, PromptEmbeddingStore
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ class FindingsService:
         self.bank_dir = bank_dir
         self._bank: SentenceBank | None = None
         self._bank_lock = threading.Lock()
+        self.maps = FeatureMapCache(engine)
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "auto",
@@ -189,8 +191,14 @@ class FindingsService:
 
     def heatmaps(self, prepared: PreparedStudy, prompt: str) -> dict[str, np.ndarray]:
         """Cosine-similarity map of ``prompt`` on every usable view (image geometry, NaN outside)."""
-        return {view.view_id: self.engine.similarity_map(view, prompt)
+        return {view.view_id: self.maps.similarity_map(view, prompt)
                 for view in prepared.inputs.views}
+
+    def prefetch_maps(self, prepared: PreparedStudy) -> int:
+        """Compute the views' feature maps ahead of the first heatmap click; returns the count."""
+        for view in prepared.inputs.views:
+            self.maps.feature_map(view)
+        return len(prepared.inputs.views)
 
     # ----- sentences --------------------------------------------------------------
     def nearest_sentences(self, prepared: PreparedStudy, view_id: str | None = None,

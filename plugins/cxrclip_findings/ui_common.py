@@ -1,7 +1,7 @@
 """Small widgets shared by the plugin's panels: status line with busy bar, score bars."""
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QRect, Qt
+from PySide6.QtCore import QModelIndex, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QProgressBar, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget)
@@ -10,6 +10,20 @@ SCORE_ROLE = Qt.ItemDataRole.UserRole + 1
 BAR_LOW, BAR_HIGH = QColor(70, 110, 160), QColor(235, 120, 40)
 ERROR_STYLE = "color: #ff7b72;"
 MUTED_STYLE = "color: #9aa0a6;"
+TRACK = QColor(255, 255, 255, 22)
+ROW_HEIGHT = 22
+BANNER_TEXT = "Synthetic demo model \u2014 not for clinical use"
+BANNER_STYLE = ("background: #f2c94c; color: #1b1b1b; font-weight: bold; padding: 5px; "
+                "border-radius: 3px;")
+
+
+def demo_banner(parent: QWidget) -> QLabel:
+    """The yellow "synthetic demo model" banner (hidden until a synthetic model loads)."""
+    banner = QLabel(BANNER_TEXT, parent)
+    banner.setStyleSheet(BANNER_STYLE)
+    banner.setWordWrap(True)
+    banner.hide()
+    return banner
 
 
 class StatusLine(QWidget):
@@ -57,14 +71,22 @@ class ScoreBarDelegate(QStyledItemDelegate):
         if value is None:
             super().paint(painter, option, index)
             return
+        value = min(1.0, max(0.0, float(value)))
         painter.save()
         if option.state & QStyle.StateFlag.State_Selected:
             painter.fillRect(option.rect, option.palette.highlight())
         inner = option.rect.adjusted(3, 4, -3, -4)
-        width = round(inner.width() * min(1.0, max(0.0, float(value))))
-        painter.fillRect(QRect(inner.left(), inner.top(), width, inner.height()), bar_color(value))
+        text_width = option.fontMetrics.horizontalAdvance("0.00") + 6
+        track = QRect(inner.left(), inner.top(), max(4, inner.width() - text_width), inner.height())
+        painter.fillRect(track, TRACK)
+        painter.fillRect(QRect(track.left(), track.top(), round(track.width() * value),
+                               track.height()), bar_color(value))
         painter.setPen(option.palette.text().color())
-        painter.drawText(inner.adjusted(4, 0, -2, 0),
-                         int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft),
-                         f"{float(value):.2f}")
+        painter.drawText(QRect(track.right() + 2, option.rect.top(), text_width, option.rect.height()),
+                         int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight),
+                         f"{value:.2f}")
         painter.restore()
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
+        hint = super().sizeHint(option, index)
+        return QSize(max(hint.width(), 70), max(hint.height(), ROW_HEIGHT))

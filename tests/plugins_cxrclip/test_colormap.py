@@ -31,7 +31,7 @@ def test_to_rgba_known_values_and_nan_transparent():
     assert tuple(rgba[0, 0, :3]) == tuple(EMBER.lut[0])
     assert tuple(rgba[0, 2, :3]) == tuple(EMBER.lut[255])
     assert tuple(rgba[0, 1, :3]) == tuple(EMBER.lut[128])
-    assert list(rgba[0, :, 3]) == [0, 255, 255, 0]  # ramp: 0 at vmin, opaque from mid range
+    assert list(rgba[0, :, 3]) == [0, 128, 255, 0]  # linear alpha ramp, NaN transparent
 
 
 def test_to_rgba_clips_and_alpha_floor():

@@ -101,3 +101,17 @@ def test_warm_up_persists_prompt_embeddings(service, tmp_path):
     direct = service.engine.embed_texts([prompt])[0]
     assert np.allclose(store.get(prompt), direct, atol=2e-3)  # float16 on disk
     assert np.allclose(service.engine.encode_text([prompt])[0], direct, atol=2e-3)
+
+
+def test_cached_heatmap_equals_engine_map_and_reuses_forward(service, tmp_path, helpers):
+    handle = helpers.study_handle(helpers.make_study(tmp_path / "s", shape=(50, 70)))
+    prepared = service.prepare("s", handle.views)
+    assert service.prefetch_maps(prepared) == 2
+    forwards = service.maps.forwards
+    maps = service.heatmaps(prepared, "small left pleural effusion")
+    maps2 = service.heatmaps(prepared, "cardiomegaly")
+    assert service.maps.forwards == forwards  # no new image forward after the prefetch
+    view = prepared.inputs.views[0]
+    expected = service.engine.similarity_map(view, "small left pleural effusion")
+    np.testing.assert_allclose(maps[view.view_id], expected, atol=1e-5, equal_nan=True)
+    assert not np.allclose(np.nan_to_num(maps[view.view_id]), np.nan_to_num(maps2[view.view_id]))

