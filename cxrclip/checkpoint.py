@@ -256,6 +256,33 @@ def read_card(model_dir: str | Path) -> ModelCard:
     return ModelCard.from_any(json.loads(path.read_text(encoding="utf-8")))
 
 
+def _no_init() -> Any:
+    """Context that skips random weight init (the weights are loaded right after)."""
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:  # transformers < 5 keeps it elsewhere, with a flag
+        from transformers.modeling_utils import no_init_weights
+
+        return no_init_weights(True)
+    return no_init_weights()
+
+
+def build_model_for_loading(config: ModelConfig, text_model_config: Any) -> Any:
+    """A CXRClip whose parameters are allocated but not initialised (fast)."""
+    from cxrclip.model import CXRClip
+
+    with _no_init():
+        return CXRClip(config, text_model_config=text_model_config)
+
+
+def load_weights(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Check ``state`` against ``model`` and make its tensors the model's (float32, no copy)."""
+    expected = model.state_dict()
+    check_state_dict(expected, state, source)
+    ready = {k: v.to(expected[k].dtype) if v.dtype != expected[k].dtype else v for k, v in state.items()}
+    model.load_state_dict(ready, strict=True, assign=True)
+
+
 def _resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -267,7 +294,6 @@ def load_model(model_dir: str | Path, device: str | torch.device = "cpu") -> Loa
     from safetensors.torch import load_file
     from transformers import AutoConfig
 
-    from cxrclip.model import CXRClip
     from cxrclip.text_encoder import load_tokenizer
 
     model_dir = Path(model_dir)
@@ -279,10 +305,8 @@ def load_model(model_dir: str | Path, device: str | torch.device = "cpu") -> Loa
             raise FileNotFoundError(f"checkpoint file missing: {required}")
     config = ModelConfig.from_dict(data["model"])
     config.text.path = str(text_dir)
-    model = CXRClip(config, text_model_config=AutoConfig.from_pretrained(str(text_dir)))
-    state = load_file(str(weights))
-    check_state_dict(model.state_dict(), state, str(weights))
-    model.load_state_dict(state, strict=True)
+    model = build_model_for_loading(config, AutoConfig.from_pretrained(str(text_dir)))
+    load_weights(model, load_file(str(weights)), str(weights))
     model.tokenizer = load_tokenizer(text_dir)
     model.to(_resolve_device(device)).eval()
     model_id = data.get("model_id") or file_model_id(config.name, weights)

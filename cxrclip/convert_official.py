@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import torch
 
-from cxrclip.checkpoint import CheckpointError, ModelCard, check_state_dict, save_model
+from cxrclip.checkpoint import CheckpointError, ModelCard, build_model_for_loading, load_weights, save_model
 from cxrclip.config import ImageEncoderConfig, ModelConfig, PreprocessConfig, ProjectionConfig, TextEncoderConfig
 
 BACKBONES = {"r50": "resnet50", "swint": "swin_tiny"}
@@ -173,7 +173,6 @@ def convert_official(ckpt_path: str | Path, out_dir: str | Path, text_encoder_di
     """
     from transformers import AutoConfig
 
-    from cxrclip.model import CXRClip
     from cxrclip.text_encoder import load_tokenizer
 
     ckpt_path = Path(ckpt_path)
@@ -184,13 +183,12 @@ def convert_official(ckpt_path: str | Path, out_dir: str | Path, text_encoder_di
         raise ConversionError(f"--backbone {backbone} given but the weights are a {detected} model")
     config = build_config(detected, state, data.get("config"), str(text_encoder_dir), ckpt_path.stem)
     tokenizer = load_tokenizer(text_encoder_dir)
-    model = CXRClip(config, text_model_config=AutoConfig.from_pretrained(str(text_encoder_dir)))
+    model = build_model_for_loading(config, AutoConfig.from_pretrained(str(text_encoder_dir)))
     try:
-        check_state_dict(model.state_dict(), state, str(ckpt_path))
+        load_weights(model, state, str(ckpt_path))
     except CheckpointError as exc:
         raise ConversionError(
             f"{exc}. Check that --text-encoder points at the text model the checkpoint was "
             "trained with (Bio_ClinicalBERT for the published ones)"
         ) from None
-    model.load_state_dict(state, strict=True)
     return save_model(model, tokenizer, out_dir, card=_card(ckpt_path, detected, data), dtype=dtype)
