@@ -125,11 +125,19 @@ def heatmap(app, plugin, row: int) -> float:
     return done["t"] - start
 
 
+def key_press(widget, char: str) -> None:
+    """Deliver one typed character as a real key event (so textEdited fires)."""
+    from PySide6.QtCore import QEvent, Qt
+    from PySide6.QtGui import QKeyEvent
+    from PySide6.QtWidgets import QApplication
+
+    key = Qt.Key.Key_Return if char == "\r" else Qt.Key(ord(char.upper()))
+    for kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
+        QApplication.sendEvent(widget, QKeyEvent(kind, key, Qt.KeyboardModifier.NoModifier, char))
+
+
 def type_prompts(app, plugin, interval: float) -> tuple[list[float], list[float]]:
     """Type each prompt key by key; returns (request->shown, last key->shown) latencies."""
-    from PySide6.QtCore import Qt
-    from PySide6.QtTest import QTest
-
     c, edit = plugin.controller, plugin.prompt_panel.prompt
     sent: dict[str, float] = {}
     shown: dict[str, float] = {}
@@ -150,7 +158,7 @@ def type_prompts(app, plugin, interval: float) -> tuple[list[float], list[float]
         edit.clear()
         last_key = 0.0
         for ch in prompt:
-            QTest.keyClick(edit, ch)
+            key_press(edit, ch)
             last_key = time.perf_counter()
             pause(app, interval)
         wait(app, lambda: prompt in shown)
@@ -158,7 +166,7 @@ def type_prompts(app, plugin, interval: float) -> tuple[list[float], list[float]
         compute.extend(shown[t] - sent[t] for t in shown if t in sent and shown[t] >= sent[t])
         sent.clear()
         shown.clear()
-        QTest.keyClick(edit, Qt.Key.Key_Return)
+        key_press(edit, "\r")
     c.request_prompt = original
     c.prompt_ready.disconnect(on_ready)
     return compute, total
@@ -182,6 +190,33 @@ def screenshot(app, win, plugin, path: Path) -> None:
     pause(app, 0.5)
     win.grab().save(str(path))
     print(f"screenshot saved to {path}")
+
+
+def run_measurements(app, win, plugin, args) -> None:
+    """Open each sample study twice, click findings, type prompts; print the figures."""
+    busy = {"on": False}
+    plugin.controller.busy_changed.connect(lambda on: busy.__setitem__("on", on))
+
+    def idle() -> None:  # sentences + feature-map prefetch of the study finished
+        pause(app, 0.2)
+        wait(app, lambda: not busy["on"] and len(plugin.controller.worker.queue) == 0)
+
+    studies = [p for p in sorted(SAMPLES.iterdir()) if p.is_dir()]
+    first = [open_study(app, win, plugin, s) for s in studies]
+    idle()
+    again = []
+    for s in studies:
+        again.append(open_study(app, win, plugin, s))
+        idle()
+    print(f"study opened -> findings shown, first open:  {fmt(first)}")
+    print(f"study opened -> findings shown, re-open:     {fmt(again)}")
+    maps = [heatmap(app, plugin, row) for row in (0, 1, 2, 0, 3, 4)]
+    print(f"finding clicked -> heatmaps on all views:    {fmt(maps)}")
+    compute, total = type_prompts(app, plugin, args.typing_interval)
+    print(f"prompt request -> scores shown:              {fmt(compute)}")
+    print(f"last keystroke -> scores shown (debounce {args.debounce_ms} ms): {fmt(total)}")
+    if args.screenshot:
+        screenshot(app, win, plugin, args.screenshot)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,19 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# plugin latency; {which}; torch threads {torch.get_num_threads()}; "
           f"device {plugin.controller.service.engine.device}")
     print(f"model load + prompt warm-up (incl. window): {load_s:.2f} s")
-    studies = [p for p in sorted(SAMPLES.iterdir()) if p.is_dir()]
-    first = [open_study(app, win, plugin, s) for s in studies]
-    again = [open_study(app, win, plugin, s) for s in studies]
-    print(f"study opened -> findings shown, first open:  {fmt(first)}")
-    print(f"study opened -> findings shown, re-open:     {fmt(again)}")
-    maps = [heatmap(app, plugin, row) for row in (0, 1, 2, 0, 3, 4)]
-    print(f"finding clicked -> heatmaps on all views:    {fmt(maps)}")
-    compute, total = type_prompts(app, plugin, args.typing_interval)
-    print(f"prompt request -> scores shown:              {fmt(compute)}")
-    print(f"last keystroke -> scores shown (debounce {args.debounce_ms} ms): {fmt(total)}")
-    if args.screenshot:
-        screenshot(app, win, plugin, args.screenshot)
-    win.plugin_host.shutdown()
+    try:
+        run_measurements(app, win, plugin, args)
+    finally:
+        win.plugin_host.shutdown()
     return 0
 
 

@@ -163,8 +163,10 @@ class FindingsController(QObject):
         self.request_sentences(self.sentence_scope_view, self.sentence_k)
         if self.last_prompt:
             self.request_prompt(*self.last_prompt)
-        self._submit_study("prefetch", lambda s, p: s.prefetch_maps(p), lambda _r: None,
-                           lambda msg: log.info("feature map prefetch failed: %s", msg))
+        for view in self.study.views:  # one job per view: a study switch waits for one at most
+            self._submit_study(f"prefetch:{view.view_id}",
+                               lambda s, p, v=view.view_id: s.prefetch_map(p, v), lambda _r: None,
+                               lambda msg: log.info("feature map prefetch failed: %s", msg))
 
     def _findings_done(self, result: tuple[Any, list[Any]]) -> None:
         prepared, findings = result

@@ -52,10 +52,18 @@ class FeatureMapCache:
                 self._maps.popitem(last=False)
         return result
 
-    def similarity_map(self, view: ViewInput, prompt: str) -> np.ndarray:
-        """Cosine of each location with ``prompt``, in the view's image geometry (NaN outside)."""
+    def similarity_map(self, view: ViewInput, prompt: str, max_side: int | None = None
+                       ) -> np.ndarray:
+        """Cosine of each location with ``prompt``, in the view's image geometry (NaN outside).
+
+        With ``max_side`` the map is computed on a proportionally smaller grid (same
+        aspect, so an overlay stretched over the image lines up); the coarse model
+        grid (7 x 7 for ResNet at 224 px) carries no finer detail anyway.
+        """
         text = self.engine.encode_text([prompt])[0]
         coarse = np.einsum("dhw,d->hw", self.feature_map(view), text)
         height, width = np.asarray(view.pixels).shape[:2]
-        return np.asarray(map_to_image(coarse, height, width, self.engine.config.preprocess),
+        scale = 1.0 if not max_side else min(1.0, max_side / max(height, width))
+        out_h, out_w = max(1, round(height * scale)), max(1, round(width * scale))
+        return np.asarray(map_to_image(coarse, out_h, out_w, self.engine.config.preprocess),
                           dtype=np.float32)

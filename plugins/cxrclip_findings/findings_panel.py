@@ -76,9 +76,11 @@ class FindingsPanel(QWidget):
         self.tree.setColumnCount(2 + len(view_labels))
         self.tree.setHeaderLabels(["Finding", "Study"] + view_labels)
         header = self.tree.header()
+        header.setMinimumSectionSize(40)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         for col in range(1, 2 + len(view_labels)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch)
+        self.tree.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
     def _model_ready(self, summary: Any) -> None:
         self.banner.setVisible(bool(summary.synthetic))

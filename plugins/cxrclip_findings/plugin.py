@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from plugins.cxrclip_findings.controller import FindingsController
@@ -68,9 +68,14 @@ class CxrClipFindingsPlugin(BasePlugin):
         window.tabifyDockWidget(self.docks["Findings"], self.docks["Model"])
         self.docks["Findings"].raise_()
         self.docks["Prompt"].raise_()
-        window.resizeDocks([self.docks["Findings"]], [DOCK_WIDTH], Qt.Orientation.Horizontal)
-        window.resizeDocks([self.docks["Findings"], self.docks["Prompt"]], [55, 45],
-                           Qt.Orientation.Vertical)
+        QTimer.singleShot(0, self._size_docks)
+
+    def _size_docks(self) -> None:
+        """Give the Findings table room (run once the window has its layout)."""
+        window = self.host.main_window
+        findings, prompt = self.docks["Findings"], self.docks["Prompt"]
+        window.resizeDocks([findings], [DOCK_WIDTH], Qt.Orientation.Horizontal)
+        window.resizeDocks([findings, prompt], [60, 40], Qt.Orientation.Vertical)
 
     def _add_actions(self, host: PluginHost) -> None:
         c = self.controller

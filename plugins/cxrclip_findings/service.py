@@ -26,6 +26,7 @@ from plugins.cxrclip_findings.text_cache import CachedTextEngine, PromptEmbeddin
 log = logging.getLogger(__name__)
 
 SYNTHETIC_WORDS = ("synthetic", "phantom", "demo model")
+HEATMAP_MAX_SIDE = 512
 
 
 class ModelLoadError(RuntimeError):
@@ -189,16 +190,20 @@ class FindingsService:
         negative, positive = binary_prompts(finding)
         return positive, negative
 
-    def heatmaps(self, prepared: PreparedStudy, prompt: str) -> dict[str, np.ndarray]:
-        """Cosine-similarity map of ``prompt`` on every usable view (image geometry, NaN outside)."""
-        return {view.view_id: self.maps.similarity_map(view, prompt)
+    def heatmaps(self, prepared: PreparedStudy, prompt: str,
+                 max_side: int | None = HEATMAP_MAX_SIDE) -> dict[str, np.ndarray]:
+        """Cosine-similarity map of ``prompt`` on every usable view (NaN outside the crop),
+        at most ``max_side`` pixels on the long side, same aspect as the image."""
+        return {view.view_id: self.maps.similarity_map(view, prompt, max_side)
                 for view in prepared.inputs.views}
 
-    def prefetch_maps(self, prepared: PreparedStudy) -> int:
-        """Compute the views' feature maps ahead of the first heatmap click; returns the count."""
+    def prefetch_map(self, prepared: PreparedStudy, view_id: str) -> bool:
+        """Compute one view's feature map ahead of the first heatmap click."""
         for view in prepared.inputs.views:
-            self.maps.feature_map(view)
-        return len(prepared.inputs.views)
+            if view.view_id == view_id:
+                self.maps.feature_map(view)
+                return True
+        return False
 
     # ----- sentences --------------------------------------------------------------
     def nearest_sentences(self, prepared: PreparedStudy, view_id: str | None = None,

@@ -75,7 +75,7 @@ class ScoreBarDelegate(QStyledItemDelegate):
         painter.save()
         if option.state & QStyle.StateFlag.State_Selected:
             painter.fillRect(option.rect, option.palette.highlight())
-        inner = option.rect.adjusted(3, 4, -3, -4)
+        inner = option.rect.adjusted(3, 5, -3, -5)
         text_width = option.fontMetrics.horizontalAdvance("0.00") + 6
         track = QRect(inner.left(), inner.top(), max(4, inner.width() - text_width), inner.height())
         painter.fillRect(track, TRACK)
@@ -89,4 +89,4 @@ class ScoreBarDelegate(QStyledItemDelegate):
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
         hint = super().sizeHint(option, index)
-        return QSize(max(hint.width(), 70), max(hint.height(), ROW_HEIGHT))
+        return QSize(max(hint.width(), 40), max(hint.height(), ROW_HEIGHT))
