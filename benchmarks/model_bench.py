@@ -59,7 +59,7 @@ def bench(backbone: str, text_dir: Path, work: Path, batch: int, repeats: int, d
         save_model(model, None, out, dtype=dtype)
         t_save = time.perf_counter() - start
         size = (out / "model.safetensors").stat().st_size / 2**20
-        t_load = _median_s(lambda: load_model(out), max(1, repeats // 2))
+        t_load = _median_s(lambda out=out: load_model(out), max(1, repeats // 2))
         print(f"  {label}: model.safetensors {size:.0f} MiB, save {t_save:.2f} s, load_model {t_load:.2f} s")
 
 

@@ -20,9 +20,10 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import torch
 
@@ -59,7 +60,7 @@ class ModelCard:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_any(cls, card: "ModelCard | Mapping[str, Any] | str | None") -> "ModelCard":
+    def from_any(cls, card: ModelCard | Mapping[str, Any] | str | None) -> ModelCard:
         """Accept a card, a dict of its fields, a markdown/plain description, or None."""
         if card is None:
             return cls()
@@ -213,7 +214,7 @@ def save_model(model: Any, tokenizer: Any, out_dir: str | Path,
             "model": model.config.to_dict(),
             "text_encoder": {"dir": TEXT_DIR, "source": model.config.text.path},
             "dtype": str(dtype or torch.float32).removeprefix("torch."),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
         })
         (tmp / CARD_MD).write_text(card_obj.to_markdown(), encoding="utf-8")
         _write_json(tmp / CARD_JSON, card_obj.to_dict())

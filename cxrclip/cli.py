@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 from importlib.metadata import entry_points
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 ENTRY_POINT_GROUP = "cxrclip.commands"
 # Errors that mean "the user asked for something that cannot be done": one line, no traceback.

@@ -8,7 +8,8 @@ means editing an if/elif chain. Built-in encoders are registered when
 """
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable
 
 from torch import nn
 

@@ -6,7 +6,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import torch

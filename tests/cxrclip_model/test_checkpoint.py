@@ -58,7 +58,7 @@ def test_round_trip_gives_identical_embeddings(saved, model_and_tokenizer):
     assert loaded.model_id == model_id and loaded.config.preprocess.resize_shorter == 72
     assert loaded.config.text.path == str(out / "text_encoder")
     assert not loaded.model.training and loaded.model.tokenizer is loaded.tokenizer
-    for a, b in zip(_embed(loaded.model, loaded.tokenizer), _embed(*model_and_tokenizer)):
+    for a, b in zip(_embed(loaded.model, loaded.tokenizer), _embed(*model_and_tokenizer), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
@@ -87,7 +87,7 @@ def test_fp16_halves_file_and_loads_as_float32(model_and_tokenizer, saved, tmp_p
     assert (tmp_path / "half" / "model.safetensors").stat().st_size < 0.55 * size_full
     loaded = load_model(tmp_path / "half")
     assert loaded.model.logit_scale.dtype == torch.float32 and loaded.model_id == model_id != saved[1]
-    for a, b in zip(_embed(loaded.model, loaded.tokenizer), _embed(model, tokenizer)):
+    for a, b in zip(_embed(loaded.model, loaded.tokenizer), _embed(model, tokenizer), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=5e-3)
 
 

@@ -4,7 +4,6 @@ import sys
 from importlib.metadata import EntryPoint
 
 import pytest
-import torch
 
 from cxrclip import cli
 from cxrclip.checkpoint import ModelCard, save_model

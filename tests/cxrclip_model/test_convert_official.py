@@ -36,7 +36,8 @@ def embeddings(model, tokenizer):
 
 def assert_same_embeddings(converted_dir, reference, text_dir):
     loaded = load_model(converted_dir)
-    for ours, theirs in zip(embeddings(loaded.model, loaded.tokenizer), embeddings(reference, load_tokenizer(text_dir))):
+    expected = embeddings(reference, load_tokenizer(text_dir))
+    for ours, theirs in zip(embeddings(loaded.model, loaded.tokenizer), expected, strict=True):
         torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
     return loaded
 
@@ -140,7 +141,8 @@ def test_pickle_needing_code_is_refused_and_not_executed(tmp_path):
     marker = tmp_path / "code_was_executed"
     path = tmp_path / "evil.tar"
     torch.save({"model": {"logit_scale": torch.zeros(())}, "config": Payload(marker)}, path)
-    with pytest.raises(ConversionError, match=r"refused to load .*evil.tar: it contains a pickled object \(\w+\).*Nothing from it was run"):
+    refused = r"refused to load .*evil.tar: it contains a pickled object \(\w+\).*Nothing from it was run"
+    with pytest.raises(ConversionError, match=refused):
         read_official(path)
     with pytest.raises(ConversionError, match="refused"):
         convert_official(path, tmp_path / "out", tmp_path)
