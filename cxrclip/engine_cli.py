@@ -34,6 +34,8 @@ def _add_score(subparsers: argparse._SubParsersAction) -> None:
                         help="study level: score of the mean view embedding, or max over views")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
+                        help="weights dtype for inference (bfloat16: ~2x faster on recent CPUs)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=_cmd_score)
 
@@ -55,6 +57,8 @@ def _add_bank(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--min-letters", type=int, default=4, help="drop sentences with fewer letters")
     build.add_argument("--device", default="auto")
     build.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    build.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
+                       help="weights dtype for inference")
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
     build.set_defaults(func=_cmd_bank_build)
     bank.set_defaults(func=lambda args: _usage(bank))
@@ -65,24 +69,24 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _load_engine(model_dir: Path, device: str, num_threads: int | None = None):
+def _load_engine(model_dir: Path, device: str, num_threads: int | None = None, dtype: str = "float32"):
     from cxrclip.engine import Engine
 
     if not model_dir.is_dir():
         raise FileNotFoundError(f"model directory {model_dir} does not exist; pass --model with a folder "
                                 "made by `cxrclip train` or `cxrclip convert-official`")
-    return Engine.load(model_dir, device=device, num_threads=num_threads)
+    return Engine.load(model_dir, device=device, num_threads=num_threads, dtype=dtype)
 
 
 def score_payload(path: Path, prompts: list[str], negatives: list[str] | None, model_dir: Path,
-                  aggregate: str = "mean", device: str = "auto", num_threads: int | None = None
-                  ) -> dict[str, Any]:
+                  aggregate: str = "mean", device: str = "auto", num_threads: int | None = None,
+                  dtype: str = "float32") -> dict[str, Any]:
     """Read `path`, score `prompts`, and return the JSON-ready result of `cxrclip score`."""
     from cxrclip.engine import StudyInput, ViewInput
     from cxrclip.image_io import read_study
 
     folder = read_study(path)
-    engine = _load_engine(model_dir, device, num_threads)
+    engine = _load_engine(model_dir, device, num_threads, dtype)
     views = [ViewInput(im.view_id, im.pixels, im.label) for im in folder.images]
     negs: list[str] | str | None = negatives[0] if negatives and len(negatives) == 1 else negatives
     result = engine.score(StudyInput(folder.study_id, views), prompts, negs, aggregate=aggregate)
@@ -111,7 +115,7 @@ def format_table(payload: dict[str, Any]) -> str:
 
 def _cmd_score(args: argparse.Namespace) -> int:
     payload = score_payload(args.path, args.prompt, args.negative, args.model, args.aggregate, args.device,
-                            args.threads)
+                            args.threads, args.dtype)
     print(json.dumps(payload, indent=2) if args.json else format_table(payload))
     return 0
 
@@ -122,7 +126,7 @@ def _cmd_bank_build(args: argparse.Namespace) -> int:
 
     texts = read_report_source(args.source, column=args.column)
     sentences = collect_sentences(texts, min_letters=args.min_letters)
-    engine = _load_engine(args.model, args.device, args.threads)
+    engine = _load_engine(args.model, args.device, args.threads, args.dtype)
     bank = SentenceBank.build(sentences, lambda batch: engine.embed_texts(batch, batch_size=args.batch_size),
                               engine.model_id, batch_size=args.batch_size, progress=not args.no_progress,
                               source=str(args.source))

@@ -216,3 +216,30 @@ def test_study_embedding_and_bank_check(engine: Engine, tmp_path) -> None:
     SentenceBank(["a"], [1], np.ones((1, 32)), "other-model").save(tmp_path / "bad")
     with pytest.raises(BankModelMismatchError, match="other-model"):
         engine.load_bank(tmp_path / "bad")
+
+
+@pytest.mark.gpu
+def test_cuda_engine_matches_cpu(engine: Engine, tiny_model_dir) -> None:
+    gpu = Engine.load(tiny_model_dir, device="cuda")
+    assert gpu.device.type == "cuda"
+    study = _study()
+    cpu_result = engine.score(study, ["edema"]).prompts[0]
+    gpu_result = gpu.score(study, ["edema"]).prompts[0]
+    assert gpu_result.similarity == pytest.approx(cpu_result.similarity, abs=1e-3)
+    sim = gpu.similarity_map(study.views[0], "edema")
+    assert sim.shape == study.views[0].pixels.shape
+
+
+def test_bfloat16_engine_close_to_float32(engine: Engine, tiny_model_dir) -> None:
+    fast = Engine.load(tiny_model_dir, device="cpu", dtype="bfloat16")
+    assert next(fast.model.parameters()).dtype == torch.bfloat16
+    assert fast.logit_scale == pytest.approx(engine.logit_scale, rel=1e-6)
+    study = _study(2)
+    ref = engine.score(study, ["edema"]).prompts[0]
+    got = fast.score(study, ["edema"]).prompts[0]
+    assert isinstance(got.similarity, float)
+    assert got.similarity == pytest.approx(ref.similarity, abs=0.03)
+    assert fast.encode_views(study.views).dtype == np.float32
+    assert fast.similarity_map(study.views[0], "edema").dtype == np.float32
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        Engine.load(tiny_model_dir, device="cpu", dtype="int8")
