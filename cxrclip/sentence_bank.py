@@ -95,8 +95,10 @@ class SentenceBank:
         if not sentences:
             raise SentenceBankError("no sentences to embed; the source gave no usable text")
         texts = [s.text for s in sentences]
-        chunks = [_normalize_rows(np.asarray(encode(texts[i : i + batch_size]), dtype=np.float32))
-                  for i in _progress(range(0, len(texts), batch_size), progress, len(texts), batch_size)]
+        chunks = []
+        for start in _progress(range(0, len(texts), batch_size), progress, len(texts), batch_size):
+            batch = np.asarray(encode(texts[start:start + batch_size]), dtype=np.float32)
+            chunks.append(_normalize_rows(batch))
         meta = {"source": source, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         return cls(texts, np.array([s.count for s in sentences]), np.concatenate(chunks), model_id, meta)
 
