@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QCoreApplication, QObject, Signal
 
 from plugins.cxrclip_findings.overlays import LAYER_NAME, heatmap_layers, restyle
 from plugins.cxrclip_findings.requests import Generations, Job
@@ -78,6 +78,9 @@ class FindingsController(QObject):
         self.worker = EngineWorker(self)
         self.worker.finished_job.connect(self._on_result)
         self.worker.busy.connect(self.busy_changed)
+        app = QCoreApplication.instance()
+        if app is not None:  # never leave the engine thread running at exit
+            app.aboutToQuit.connect(self.worker.stop)
         self.service: Any = None
         self.model_dir: Path | None = None
         self.model_error = ""
@@ -305,6 +308,7 @@ class FindingsController(QObject):
 
 def _default_service_factory(model_dir: Path) -> Any:
     from plugins.cxrclip_findings.service import FindingsService
-    from plugins.cxrclip_findings.settings import resolve_bank_dir
+    from plugins.cxrclip_findings.settings import resolve_bank_dir, resolve_threads
 
-    return FindingsService.load(model_dir, bank_dir=resolve_bank_dir())
+    return FindingsService.load(model_dir, bank_dir=resolve_bank_dir(),
+                                num_threads=resolve_threads())

@@ -12,6 +12,9 @@ from plugins.cxrclip_findings.controller import FindingsController, HeatmapTarge
 from plugins.cxrclip_findings.ui_common import SCORE_ROLE, ScoreBarDelegate, StatusLine, demo_banner
 
 
+LONGEST_NAME = "Enlarged Cardiomediastinum"
+
+
 class FindingsPanel(QWidget):
     """Findings sorted by study probability with a column per view; click to see its heatmap."""
 
@@ -77,7 +80,9 @@ class FindingsPanel(QWidget):
         self.tree.setHeaderLabels(["Finding", "Study"] + view_labels)
         header = self.tree.header()
         header.setMinimumSectionSize(40)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Fixed)
+        header.resizeSection(0, self.fontMetrics().horizontalAdvance(LONGEST_NAME) + 16)
         for col in range(1, 2 + len(view_labels)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch)
         self.tree.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)

@@ -107,8 +107,8 @@ class FindingsService:
         self.maps = FeatureMapCache(engine)
 
     @classmethod
-    def load(cls, model_dir: str | Path, device: str = "auto",
-             bank_dir: Path | None = None) -> FindingsService:
+    def load(cls, model_dir: str | Path, device: str = "auto", bank_dir: Path | None = None,
+             num_threads: int | None = None) -> FindingsService:
         """Load the engine and card; `ModelLoadError` with a readable reason on failure."""
         from cxrclip.checkpoint import read_card
 
@@ -118,7 +118,7 @@ class FindingsService:
                                  "made by `cxrclip train` or `cxrclip convert-official`, or set "
                                  "CXRCLIP_MODEL")
         try:
-            engine = CachedTextEngine.load(model_dir, device=device)
+            engine = CachedTextEngine.load(model_dir, device=device, num_threads=num_threads)
             card = read_card(model_dir)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise ModelLoadError(f"cannot load model {model_dir}: {exc}") from exc

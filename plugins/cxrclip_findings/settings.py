@@ -12,6 +12,7 @@ from pathlib import Path
 
 MODEL_ENV = "CXRCLIP_MODEL"
 BANK_ENV = "CXRCLIP_SENTENCE_BANK"
+THREADS_ENV = "CXRCLIP_THREADS"
 SETTINGS_KEY_MODEL = "cxrclip_findings/model_dir"
 DEMO_MODEL = Path("models") / "cxrclip-demo"
 SENTENCE_BANK = Path("sentence_bank")
@@ -41,3 +42,17 @@ def resolve_bank_dir() -> Path:
     """The sentence bank directory (env override, else ``assets/sentence_bank``)."""
     env = os.environ.get(BANK_ENV, "").strip()
     return Path(env).expanduser() if env else assets_dir() / SENTENCE_BANK
+
+
+def resolve_threads() -> int | None:
+    """Torch CPU threads from ``CXRCLIP_THREADS`` (None: leave torch's default).
+
+    On a busy or shared CPU, 1 thread can be several times faster than the default,
+    whose worker threads spin-wait for cores other programs hold.
+    """
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{THREADS_ENV} must be a positive integer, got {value!r}")
+    return int(value)

@@ -66,7 +66,8 @@ class EngineWorker(QThread):
         try:
             value = job.run()
         except Exception as exc:  # a job failure is reported to the panel, never kills the thread
-            log.warning("job %s failed", job.key, exc_info=True)
+            log.warning("job %s failed: %s: %s", job.key, type(exc).__name__, exc)
+            log.debug("job %s traceback", job.key, exc_info=True)
             return JobResult(job, error=exc, seconds=time.perf_counter() - start)
         return JobResult(job, value, seconds=time.perf_counter() - start)
 

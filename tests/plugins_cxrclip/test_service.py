@@ -106,7 +106,8 @@ def test_warm_up_persists_prompt_embeddings(service, tmp_path):
 def test_cached_heatmap_equals_engine_map_and_reuses_forward(service, tmp_path, helpers):
     handle = helpers.study_handle(helpers.make_study(tmp_path / "s", shape=(50, 70)))
     prepared = service.prepare("s", handle.views)
-    assert service.prefetch_maps(prepared) == 2
+    assert all(service.prefetch_map(prepared, v.view_id) for v in prepared.inputs.views)
+    assert not service.prefetch_map(prepared, "unknown")
     forwards = service.maps.forwards
     maps = service.heatmaps(prepared, "small left pleural effusion")
     maps2 = service.heatmaps(prepared, "cardiomegaly")
@@ -115,3 +116,5 @@ def test_cached_heatmap_equals_engine_map_and_reuses_forward(service, tmp_path, 
     expected = service.engine.similarity_map(view, "small left pleural effusion")
     np.testing.assert_allclose(maps[view.view_id], expected, atol=1e-5, equal_nan=True)
     assert not np.allclose(np.nan_to_num(maps[view.view_id]), np.nan_to_num(maps2[view.view_id]))
+    small = service.heatmaps(prepared, "cardiomegaly", max_side=35)[view.view_id]
+    assert small.shape == (25, 35)  # same aspect as the 50 x 70 image
