@@ -34,6 +34,15 @@ def pool_hidden_states(hidden: torch.Tensor, attention_mask: torch.Tensor, pooli
     raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {pooling!r}")
 
 
+def enable_checkpointing(model: Any) -> None:
+    """Turn on activation (gradient) checkpointing of a transformers model, any version."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
 def _check_dir(path: str) -> Path:
     if not path:
         raise ValueError("text.path is empty: set it to a local transformers model directory")
@@ -69,9 +78,7 @@ class TextEncoder(nn.Module):
             else:
                 self.text_encoder = AutoModel.from_config(AutoConfig.from_pretrained(directory))
         if config.gradient_checkpointing:
-            self.text_encoder.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={"use_reentrant": False}
-            )
+            enable_checkpointing(self.text_encoder)
         self.out_dim = int(self.text_encoder.config.hidden_size)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

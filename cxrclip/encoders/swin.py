@@ -51,9 +51,9 @@ class SwinEncoder(nn.Module):
         config = SwinConfig(image_size=image_size, **{**SWIN_TINY, **overrides})
         self.image_encoder = SwinModel(config, add_pooling_layer=False)
         if gradient_checkpointing:
-            self.image_encoder.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={"use_reentrant": False}
-            )
+            from cxrclip.text_encoder import enable_checkpointing
+
+            enable_checkpointing(self.image_encoder)
         self.out_dim = int(config.hidden_size)
         self._patch = int(config.patch_size)
         self._merges = len(config.depths) - 1

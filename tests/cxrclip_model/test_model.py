@@ -113,3 +113,32 @@ def test_model_accepts_plain_dict_config(tinybert_dir):
     model = CXRClip({"image": {"name": "resnet18", "image_size": 64}, "text": {"path": str(tinybert_dir)},
                      "projection": {"dim": 16}})
     assert model.embed_dim == 16 and model.config.image.name == "resnet18"
+
+
+def test_text_gradient_checkpointing_keeps_gradients(tiny_config, tinybert_dir):
+    torch.manual_seed(0)
+    plain = CXRClip(tiny_config())
+    config = tiny_config()
+    config.text.gradient_checkpointing = True
+    ckpt = CXRClip(config)
+    ckpt.load_state_dict(plain.state_dict())
+    assert any(getattr(m, "gradient_checkpointing", False) for m in ckpt.text_encoder.modules())
+    tokenizer = load_tokenizer(tinybert_dir)
+    batch = tokenizer(["left pleural effusion", "no pneumonia"], padding=True, return_tensors="pt")
+    grads = []
+    for model in (plain, ckpt):
+        model.train()
+        torch.manual_seed(1)  # same dropout masks
+        model.encode_text(batch["input_ids"], batch["attention_mask"]).sum().backward()
+        grads.append(model.text_projection.projection.weight.grad)
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_swin_gradient_checkpointing_flag(tiny_config):
+    config = tiny_config("swin_tiny", image_size=64)
+    config.image.options = {"embed_dim": 8, "depths": [1, 1], "num_heads": [1, 2], "window_size": 4}
+    config.image.gradient_checkpointing = True
+    model = CXRClip(config).train()
+    assert any(getattr(m, "gradient_checkpointing", False) for m in model.image_encoder.modules())
+    model.encode_image(torch.randn(2, 3, 64, 64)).sum().backward()
+    assert model.image_encoder.image_encoder.embeddings.patch_embeddings.projection.weight.grad is not None
