@@ -18,7 +18,8 @@ from collections.abc import Mapping
 import torch
 
 from cxrclip.checkpoint import CheckpointError, ModelCard, build_model_for_loading, load_weights, save_model
-from cxrclip.config import ImageEncoderConfig, ModelConfig, PreprocessConfig, ProjectionConfig, TextEncoderConfig
+from cxrclip.config import (POOLINGS, ImageEncoderConfig, ModelConfig, PreprocessConfig, ProjectionConfig,
+                            TextEncoderConfig)
 
 BACKBONES = {"r50": "resnet50", "swint": "swin_tiny"}
 _PREFIX = {"r50": "image_encoder.resnet.", "swint": "image_encoder.image_encoder."}
@@ -140,7 +141,11 @@ def build_config(backbone: str, state: Mapping[str, torch.Tensor], official_conf
     """Our ModelConfig for an official checkpoint (dims read from the weights)."""
     dim = int(state["image_projection.projection.weight"].shape[0])
     kind = "mlp" if "image_projection.fc.weight" in state else "linear"
-    pooling = _find(official_config, "pooling") or "eos"
+    text_section = _find(official_config, "text_encoder")
+    pooling = text_section.get("pooling") if isinstance(text_section, Mapping) else None
+    pooling = pooling or "eos"
+    if pooling not in POOLINGS:
+        raise ConversionError(f"the checkpoint's text_encoder.pooling is {pooling!r}; supported: {list(POOLINGS)}")
     encoder = BACKBONES[backbone]
     return ModelConfig(
         image=ImageEncoderConfig(name=encoder),

@@ -8,7 +8,8 @@ from safetensors.torch import load_file
 
 from cxrclip.checkpoint import load_model, read_card
 from cxrclip.config import ImageEncoderConfig, ModelConfig, PreprocessConfig, TextEncoderConfig
-from cxrclip.convert_official import ConversionError, convert_official, detect_backbone, map_keys, read_official
+from cxrclip.convert_official import (ConversionError, build_config, convert_official, detect_backbone, map_keys,
+                                      read_official)
 from cxrclip.model import CXRClip
 from cxrclip.text_encoder import load_tokenizer
 
@@ -157,3 +158,13 @@ def test_not_a_checkpoint(tmp_path):
         read_official(tmp_path / "junk.tar")
     with pytest.raises(FileNotFoundError, match="checkpoint file not found"):
         read_official(tmp_path / "missing.tar")
+
+
+def test_text_pooling_is_read_from_the_text_encoder_section():
+    state = {"image_projection.projection.weight": torch.zeros(256, 2048)}
+    official = {"model": {"image_encoder": {"pooling": "avg"}, "text_encoder": {"pooling": "mean"}}}
+    config = build_config("r50", state, official, "/bert", "r50_m")
+    assert (config.text.pooling, config.projection.dim, config.projection.kind) == ("mean", 256, "linear")
+    assert build_config("swint", state, None, "/bert", "x").text.pooling == "eos"
+    with pytest.raises(ConversionError, match="pooling is 'cls'"):
+        build_config("r50", state, {"text_encoder": {"pooling": "cls"}}, "/bert", "x")
