@@ -37,6 +37,14 @@ def run_samples(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_sheet(args: argparse.Namespace) -> int:
+    """Handler of ``phantom sheet``."""
+    from training.phantoms.samples import contact_sheet
+
+    print(f"wrote {contact_sheet(Path(args.out), tile=args.tile)}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``phantom`` sub-command (entry point of group ``cxrclip.commands``)."""
     parser = subparsers.add_parser(
@@ -61,6 +69,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     smp.add_argument("--out", default="assets/sample_studies")
     smp.add_argument("--size", type=int, default=1024)
     smp.set_defaults(func=run_samples)
+    sheet = sub.add_parser("sheet", help="write the documentation contact sheet (PNG)")
+    sheet.add_argument("--out", default="docs/phantoms.png")
+    sheet.add_argument("--tile", type=int, default=160)
+    sheet.set_defaults(func=run_sheet)
     return parser
 
 

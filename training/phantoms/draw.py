@@ -27,9 +27,12 @@ def grid(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def smooth(sd: np.ndarray, edge: float) -> np.ndarray:
-    """Soft inside-mask from a signed distance (positive inside), edge width ``edge``."""
-    x = np.clip(sd / max(edge, 1e-6), -1.0, 1.0)
-    return (0.5 + 0.5 * np.sin(x * (np.pi / 2))).astype(np.float32)
+    """Soft inside-mask from a signed distance (positive inside), edge width ``edge``.
+
+    A cubic smoothstep over ``[-edge, edge]``: 0 outside, 1 inside.
+    """
+    x = np.clip(np.asarray(sd, np.float32) * np.float32(1.0 / max(edge, 1e-6)), -1.0, 1.0)
+    return (0.5 + x * (0.75 - 0.25 * x * x)).astype(np.float32, copy=False)
 
 
 def ellipse_sd(u: np.ndarray, v: np.ndarray, cu: float, cv: float, a: float, b: float,
@@ -45,8 +48,16 @@ def ellipse_sd(u: np.ndarray, v: np.ndarray, cu: float, cv: float, a: float, b: 
 
 def soft_ellipse(u: np.ndarray, v: np.ndarray, cu: float, cv: float, a: float, b: float,
                  edge: float, angle_deg: float = 0.0) -> np.ndarray:
-    """Soft elliptical mask in [0, 1]."""
-    return smooth(ellipse_sd(u, v, cu, cv, a, b, angle_deg), edge)
+    """Soft elliptical mask in [0, 1], computed only inside the ellipse's bounding box."""
+    size = u.shape[0]
+    reach = max(a, b) + edge * (1.0 + max(a, b) / max(min(a, b), 1e-6))
+    rows = slice(max(0, int((cv - reach) * size) - 1), min(size, int((cv + reach) * size) + 2))
+    cols = slice(max(0, int((cu - reach) * size) - 1), min(size, int((cu + reach) * size) + 2))
+    out = np.zeros(u.shape, np.float32)
+    if rows.start < rows.stop and cols.start < cols.stop:
+        out[rows, cols] = smooth(ellipse_sd(u[rows, cols], v[rows, cols], cu, cv, a, b,
+                                            angle_deg), edge)
+    return out
 
 
 def blur(img: np.ndarray, sigma_norm: float) -> np.ndarray:

@@ -81,13 +81,16 @@ def _body(anat: Anatomy, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     neck = np.sqrt(np.clip(1.0 - (d / 0.085) ** 2, 0, 1))
     body = np.maximum(body, 0.9 * neck)
     for s in ("right", "left"):   # upper arms beside the chest
-        arm_u = side_x(anat, s, anat.half_width + anat.body_margin + 0.07)
-        arm = np.sqrt(np.clip(1.0 - ((u - arm_u) / 0.075) ** 2, 0, 1))
-        body = np.maximum(body, 0.7 * arm * smooth(v - anat.v_apex + 0.02, 0.02))
-    if anat.breasts:
+        arm_u = side_x(anat, s, anat.half_width + anat.body_margin + 0.09)
+        arm = np.sqrt(np.clip(1.0 - ((u - arm_u) / 0.08) ** 2, 0, 1))
+        body = np.maximum(body, 0.6 * arm * smooth(v - anat.v_apex + 0.02, 0.02))
+    if anat.breasts:   # density over the lower zones, sharp inferior border, fading upwards
+        cv, b = anat.v_dome - 0.05, 0.12
+        fade = np.clip((v - (cv - b)) / (1.5 * b), 0, 1)
+        inside = smooth(torso - d, 0.01)
         for s in ("right", "left"):
-            body = body + 0.12 * soft_ellipse(u, v, side_x(anat, s, 0.55 * anat.half_width),
-                                              anat.v_dome - 0.03, 0.17, 0.12, 0.05)
+            body = body + 0.12 * soft_ellipse(u, v, side_x(anat, s, 0.6 * anat.half_width), cv,
+                                              0.17, b, 0.012) * fade * inside
     return body.astype(np.float32)
 
 
@@ -189,7 +192,12 @@ def _bones(anat: Anatomy, size: int, u: np.ndarray, v: np.ndarray,
         xs = lambda d: side_x(anat, side, d)  # noqa: E731
         clav.polyline(bezier([(xs(0.035), v_cl + 0.035), (xs(0.15), v_cl + 0.01),
                               (xs(0.26), v_cl - 0.03), (xs(0.36), v_cl - 0.02)], 30), 0.024)
-        head = anat.half_width + anat.body_margin + 0.05
+        if anat.projection == "AP":   # scapulae project over the upper lateral lungs
+            hw = anat.half_width
+            clav.polyline(bezier([(xs(hw * 0.95), anat.v_apex + 0.02),
+                                  (xs(hw * 0.72), anat.v_apex + 0.12),
+                                  (xs(hw * 0.8), anat.v_apex + 0.3)], 24), 0.006, 0.6)
+        head = anat.half_width + anat.body_margin + 0.07
         clav.ellipse(xs(head), anat.v_apex + 0.01, 0.05, 0.055)
         clav.polyline(np.array([[xs(head), anat.v_apex + 0.05], [xs(head + 0.01), 0.5]]), 0.06)
     bone = 0.13 * _rib_image(post.read()) + 0.055 * _rib_image(ant.read())

@@ -68,7 +68,7 @@ def _bronchograms(size: int, rng: np.random.Generator, cu: float, cv: float,
         for _ in range(4):
             ang += rng.normal(0, 0.25)
             pts.append(pts[-1] + 0.25 * radius * np.array([np.cos(ang), np.sin(ang)]))
-        c.polyline(np.array(pts), 0.006)
+        c.polyline(np.array(pts), 0.005)
     return blur(c.read(), 0.002)
 
 
@@ -84,7 +84,7 @@ def draw_airspace(layers: Layers, anat: Anatomy, f: Finding, view: str,
     amount = (0.5 + 0.08 * f.level) if hazy else (0.72 + 0.08 * f.level)
     fill = patch * amount
     if f.params.get("bronchograms") and not hazy:
-        fill = fill * (1.0 - 0.55 * _bronchograms(layers.size, rng, cu, cv, radius))
+        fill = fill * (1.0 - 0.4 * _bronchograms(layers.size, rng, cu, cv, radius))
     layers.add_fill(side, fill)
 
 
@@ -123,14 +123,14 @@ def draw_effusion(layers: Layers, anat: Anatomy, f: Finding, view: str,
         if view == "frontal":
             d = np.abs(u - anat.cx)
             bottom = fr.costophrenic_v(anat, side)
-            rel = np.clip((d - 0.35 * anat.half_width) / (0.65 * anat.half_width), 0, 1)
-            surface = bottom - height - 0.05 * rel ** 2 + 0.04
+            rel = np.clip((d - 0.2 * anat.half_width) / (0.8 * anat.half_width), 0, 1)
+            surface = bottom - height * (0.35 + 0.65 * rel ** 1.6)   # meniscus up the lateral wall
         else:
             a, p = la.anterior_border(anat), la.posterior_border(anat)
             bottom = anat.dome(side) + 1.6 * anat.dome_depth
             rel = np.clip((u - a) / (p - a), 0, 1)
             surface = bottom - height * (0.5 + 0.9 * rel) - 0.04 * rel ** 2 + 0.03
-        fluid = smooth(v - surface, 0.012)
+        fluid = smooth(v - surface, 0.015) * (0.85 + 0.15 * smooth(v - surface - 0.03, 0.03))
         layers.add_fill(side, 0.97 * fluid)
 
 
@@ -148,7 +148,7 @@ def draw_pneumothorax(layers: Layers, anat: Anatomy, f: Finding, view: str,
     """Retracted lung: a thin visceral pleural line with no lung markings beyond it."""
     u, v = grid(layers.size)
     side = f.side or "right"
-    gap = (0.03, 0.055, 0.09)[f.level - 1]
+    gap = (0.035, 0.065, 0.1)[f.level - 1]
     taper = np.clip(1.0 - 0.85 * (v - anat.v_apex) / (anat.dome(side) - anat.v_apex), 0.1, 1.0)
     if view == "lateral":
         gap *= 0.6
@@ -157,8 +157,8 @@ def draw_pneumothorax(layers: Layers, anat: Anatomy, f: Finding, view: str,
     layers.markings_mask[side] = layers.markings_mask[side] * smooth(beyond - 0.004, 0.004)
     space = smooth(-beyond, 0.003) * lung
     line = np.exp(-((beyond - 0.001) / 0.0022) ** 2) * lung
-    strength = 0.09 if view == "frontal" else 0.05
-    layers.add += strength * line - 0.12 * space
+    strength = 0.12 if view == "frontal" else 0.06
+    layers.add += strength * line - 0.16 * space
     layers.add_fill(side, 0.01 * f.level * smooth(beyond, 0.01))
 
 

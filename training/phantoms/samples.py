@@ -84,3 +84,42 @@ def _readme(reports: list[tuple[str, int, PhantomStudy]], size: int) -> str:
                   f"IMPRESSION: {study.report.impression}"]
     return "\n".join(lines) + "\n"
 
+
+
+# (caption, seed, findings) of the documentation contact sheet.
+SHEET: tuple[tuple[str, int, list[Finding]], ...] = (
+    ("normal", 201, []),
+    ("cardiomegaly", 202, [Finding("Cardiomegaly", severity="severe")]),
+    ("bilateral effusions", 203, [Finding("Pleural Effusion", side="bilateral", zone="lower",
+                                          ap="posterior", severity="moderate")]),
+    ("right pneumothorax", 204, [Finding("Pneumothorax", side="right", zone="upper",
+                                         ap="anterior", severity="moderate")]),
+    ("RLL pneumonia", 205, [Finding("Pneumonia", side="right", zone="lower", ap="posterior",
+                                    location="right lower lobe", severity="moderate",
+                                    params={"bronchograms": True})]),
+    ("edema", 206, [Finding("Edema", side="bilateral", zone="mid", severity="severe")]),
+    ("LUL mass", 207, [Finding("Lung Lesion", side="left", zone="upper", ap="middle",
+                               location="left upper lobe", kind="mass", params={"size_cm": 5.0})]),
+    ("devices", 208, [Finding("Support Devices", kind="endotracheal tube,enteric tube,"
+                                                      "central venous catheter,pacemaker")]),
+)
+
+
+def contact_sheet(path: Path, tile: int = 160) -> Path:
+    """Write a PNG grid (frontal + lateral per finding, captioned) for the documentation."""
+    import cv2
+
+    tiles = []
+    for caption, seed, findings in SHEET:
+        study = generate_study(seed, 0, tile * 2, findings=findings)
+        pair = np.hstack([cv2.resize(study.images[v], (tile, tile), interpolation=cv2.INTER_AREA)
+                          for v in ("frontal", "lateral")])
+        img = np.round(pair * 255).astype(np.uint8)
+        (w, h), _ = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+        cv2.rectangle(img, (0, 0), (w + 8, h + 10), 0, -1)
+        cv2.putText(img, caption, (4, h + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 255, 1, cv2.LINE_AA)
+        tiles.append(img)
+    rows = [np.hstack(tiles[i:i + 2]) for i in range(0, len(tiles), 2)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.vstack(rows), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    return path
