@@ -84,45 +84,36 @@ def to_stored(display: np.ndarray, tags: StudyTags) -> tuple[np.ndarray, float, 
     return stored, round(center * slope + intercept, 1), round((hi - lo) * slope, 1)
 
 
-def build_dataset(stored: np.ndarray, tags: StudyTags, view_position: str, series_number: int,
-                  seed: int, index: int, window: tuple[float, float]) -> Dataset:
-    """A complete DICOM dataset (with file meta) for one view."""
-    lateral = view_position == "LL"
-    sop_class = CR_STORAGE if tags.modality == "CR" else DX_PRESENTATION_STORAGE
-    sop_uid = uid(seed, index, "sop", view_position)
+def _file_meta(sop_class: str, sop_uid: str) -> FileMetaDataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = sop_uid
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = IMPLEMENTATION_UID
     meta.ImplementationVersionName = "CXRCLIP_PHANTOM"
-    ds = Dataset()
-    ds.file_meta = meta
+    return meta
+
+
+def _set_patient_and_study(ds: Dataset, tags: StudyTags, index: int) -> None:
     ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop_uid
     ds.StudyDate = ds.SeriesDate = ds.ContentDate = tags.study_date
     ds.StudyTime = ds.SeriesTime = ds.ContentTime = tags.study_time
     ds.AccessionNumber = tags.accession
     ds.Modality = tags.modality
     ds.Manufacturer = "CXR-CLIP Viewer phantom generator"
     ds.StudyDescription = "CHEST 2 VIEWS"
-    ds.SeriesDescription = "LATERAL" if lateral else view_position
     ds.PatientName = tags.patient_name
     ds.PatientID = tags.patient_id
     ds.PatientBirthDate = ""
     ds.PatientSex = tags.sex
     ds.PatientAge = f"{tags.age:03d}Y"
     ds.BodyPartExamined = "CHEST"
-    ds.ViewPosition = view_position
-    ds.PatientOrientation = ["P", "F"] if lateral else ["L", "F"]
-    if tags.modality == "DX":
-        ds.PresentationIntentType = "FOR PRESENTATION"
-        ds.ImageLaterality = "U"
     ds.StudyInstanceUID = tags.study_uid
-    ds.SeriesInstanceUID = uid(seed, index, "series", view_position)
     ds.StudyID = f"{index}"
-    ds.SeriesNumber = series_number
-    ds.InstanceNumber = 1
+
+
+def _set_pixels(ds: Dataset, stored: np.ndarray, tags: StudyTags,
+                window: tuple[float, float]) -> None:
     rows, cols = stored.shape
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = tags.photometric
@@ -140,6 +131,28 @@ def build_dataset(stored: np.ndarray, tags: StudyTags, view_position: str, serie
     ds.WindowCenterWidthExplanation = "PHANTOM DEFAULT"
     ds.VOILUTFunction = "LINEAR"
     ds.PixelData = stored.astype("<u2").tobytes()
+
+
+def build_dataset(stored: np.ndarray, tags: StudyTags, view_position: str, series_number: int,
+                  seed: int, index: int, window: tuple[float, float]) -> Dataset:
+    """A complete DICOM dataset (with file meta) for one view (``PA``, ``AP`` or ``LL``)."""
+    lateral = view_position == "LL"
+    sop_class = CR_STORAGE if tags.modality == "CR" else DX_PRESENTATION_STORAGE
+    sop_uid = uid(seed, index, "sop", view_position)
+    ds = Dataset()
+    ds.file_meta = _file_meta(sop_class, sop_uid)
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop_uid
+    _set_patient_and_study(ds, tags, index)
+    ds.SeriesDescription = "LATERAL" if lateral else view_position
+    ds.ViewPosition = view_position
+    ds.PatientOrientation = ["P", "F"] if lateral else ["L", "F"]
+    if tags.modality == "DX":
+        ds.PresentationIntentType = "FOR PRESENTATION"
+        ds.ImageLaterality = "U"
+    ds.SeriesInstanceUID = uid(seed, index, "series", view_position)
+    ds.SeriesNumber = series_number
+    ds.InstanceNumber = 1
+    _set_pixels(ds, stored, tags, window)
     return ds
 
 

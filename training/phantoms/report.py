@@ -6,6 +6,7 @@ and location. Labels are derived from what the text says: 1 stated, -1 hedged
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -144,72 +145,104 @@ def _pleura(w: _Writer, f: Finding) -> None:
               f"{_cap(side)} {what}." if r.random() < 0.7 else None, Pleural_Other=1)
 
 
-def _other(w: _Writer, f: Finding) -> None:
+def _cardiomegaly(w: _Writer, f: Finding) -> None:
     r = w.rng
-    if f.name == "Cardiomegaly":
-        s = _pick(r, (f"The heart is {ADVERB[f.severity]} enlarged.",
-                      f"{_cap(DEGREE_WORDS[f.severity][0])} cardiomegaly."))
-        w.say(s, _pick(r, ("Cardiomegaly.", f"{_cap(DEGREE_WORDS[f.severity][0])} cardiomegaly.")),
-              Cardiomegaly=1)
-    elif f.name == "Enlarged Cardiomediastinum":
-        w.say(_pick(r, ("The mediastinum is widened.", "Widened superior mediastinum.",
-                        "The mediastinal contour is enlarged.")),
-              "Widened mediastinum.", Enlarged_Cardiomediastinum=1)
-    elif f.name == "Edema":
-        deg = _pick(r, DEGREE_WORDS[f.severity])
-        if f.uncertain:
-            w.say("Mild vascular congestion, possibly early edema.",
-                  "Possible mild pulmonary edema.", Edema=-1)
-        else:
-            extra = " and Kerley B lines" if f.level > 1 else ""
-            w.say(f"There is {deg} pulmonary edema with perihilar haziness{extra}.",
-                  f"{_cap(deg)} pulmonary edema.", Edema=1)
-    elif f.name == "Atelectasis":
-        where = f"the {f.side} lung base"
-        if f.kind == "lobar":
-            lobe = f"{f.side} lower lobe"
-            w.say(f"Dense opacity at {where} consistent with {lobe} collapse (atelectasis).",
-                  f"{_cap(lobe)} atelectasis.", Atelectasis=1)
-        elif f.uncertain:
-            w.say(f"Linear opacity at {where}, likely atelectasis.",
-                  f"Probable {f.kind} atelectasis at {where}.", Atelectasis=-1)
-        else:
-            w.say(f"{_cap(f.kind or 'plate-like')} atelectasis at {where}.",
-                  f"{_cap(f.side)} basilar atelectasis.", Atelectasis=1)
-    elif f.name == "Lung Lesion":
-        size = f.params.get("size_cm", 2.0)
-        where = _where(r, f)
-        noun = f.kind or "nodule"
-        if f.uncertain:
-            w.say(f"Possible {size} cm {noun} in {where}.",
-                  f"Possible {noun} in {where}; CT recommended.", Lung_Lesion=-1)
-        else:
-            w.say(f"There is a {size} cm {_pick(r, ('well-defined', 'rounded', 'lobulated'))} "
-                  f"{noun} in {where}.", f"{_cap(noun)} in {where}; recommend CT.",
-                  Lung_Lesion=1)
-    elif f.name == "Fracture":
-        rib = f.params.get("rib", 6)
-        nth = {1: "st", 2: "nd", 3: "rd"}.get(rib, "th")
-        if f.uncertain:
-            w.say(f"Possible nondisplaced fracture of the {f.side} {rib}{nth} rib.",
-                  f"Possible {f.side} {rib}{nth} rib fracture.", Fracture=-1)
-        else:
-            w.say(f"{_pick(r, ('Acute', 'Mildly displaced'))} fracture of the {f.side} "
-                  f"{rib}{nth} rib laterally.", f"{_cap(f.side)} {rib}{nth} rib fracture.",
-                  Fracture=1)
-    elif f.name == "Support Devices":
-        phrases = {"endotracheal tube": "Endotracheal tube terminates approximately 5 cm above "
-                                        "the carina.",
-                   "enteric tube": "Enteric tube courses below the diaphragm with its tip in "
-                                   "the stomach.",
-                   "central venous catheter": "Right internal jugular central venous catheter "
-                                              "terminates in the lower SVC.",
-                   "pacemaker": "Left chest wall pacemaker with leads in the right atrium and "
-                                "right ventricle."}
-        for kind in (f.kind or "").split(","):
-            w.say(phrases[kind.strip()], None, Support_Devices=1)
-        w.impression.append(_pick(w.rng, ("Support devices as described.",
-                                          "Lines and tubes in expected position.")))
+    s = _pick(r, (f"The heart is {ADVERB[f.severity]} enlarged.",
+                  f"{_cap(DEGREE_WORDS[f.severity][0])} cardiomegaly."))
+    w.say(s, _pick(r, ("Cardiomegaly.", f"{_cap(DEGREE_WORDS[f.severity][0])} cardiomegaly.")),
+          Cardiomegaly=1)
+
+
+def _enlarged_cardiomediastinum(w: _Writer, f: Finding) -> None:
+    r = w.rng
+    w.say(_pick(r, ("The mediastinum is widened.", "Widened superior mediastinum.",
+                    "The mediastinal contour is enlarged.")),
+          "Widened mediastinum.", Enlarged_Cardiomediastinum=1)
+
+
+def _edema(w: _Writer, f: Finding) -> None:
+    r = w.rng
+    deg = _pick(r, DEGREE_WORDS[f.severity])
+    if f.uncertain:
+        w.say("Mild vascular congestion, possibly early edema.",
+              "Possible mild pulmonary edema.", Edema=-1)
+    else:
+        extra = " and Kerley B lines" if f.level > 1 else ""
+        w.say(f"There is {deg} pulmonary edema with perihilar haziness{extra}.",
+              f"{_cap(deg)} pulmonary edema.", Edema=1)
+
+
+def _atelectasis(w: _Writer, f: Finding) -> None:
+    where = f"the {f.side} lung base"
+    if f.kind == "lobar":
+        lobe = f"{f.side} lower lobe"
+        w.say(f"Dense opacity at {where} consistent with {lobe} collapse (atelectasis).",
+              f"{_cap(lobe)} atelectasis.", Atelectasis=1)
+    elif f.uncertain:
+        w.say(f"Linear opacity at {where}, likely atelectasis.",
+              f"Probable {f.kind} atelectasis at {where}.", Atelectasis=-1)
+    else:
+        w.say(f"{_cap(f.kind or 'plate-like')} atelectasis at {where}.",
+              f"{_cap(f.side)} basilar atelectasis.", Atelectasis=1)
+
+
+def _lung_lesion(w: _Writer, f: Finding) -> None:
+    r = w.rng
+    size = f.params.get("size_cm", 2.0)
+    where = _where(r, f)
+    noun = f.kind or "nodule"
+    if f.uncertain:
+        w.say(f"Possible {size} cm {noun} in {where}.",
+              f"Possible {noun} in {where}; CT recommended.", Lung_Lesion=-1)
+    else:
+        w.say(f"There is a {size} cm {_pick(r, ('well-defined', 'rounded', 'lobulated'))} "
+              f"{noun} in {where}.", f"{_cap(noun)} in {where}; recommend CT.",
+              Lung_Lesion=1)
+
+
+def _fracture(w: _Writer, f: Finding) -> None:
+    r = w.rng
+    rib = f.params.get("rib", 6)
+    nth = {1: "st", 2: "nd", 3: "rd"}.get(rib, "th")
+    if f.uncertain:
+        w.say(f"Possible nondisplaced fracture of the {f.side} {rib}{nth} rib.",
+              f"Possible {f.side} {rib}{nth} rib fracture.", Fracture=-1)
+    else:
+        w.say(f"{_pick(r, ('Acute', 'Mildly displaced'))} fracture of the {f.side} "
+              f"{rib}{nth} rib laterally.", f"{_cap(f.side)} {rib}{nth} rib fracture.",
+              Fracture=1)
+
+
+def _support_devices(w: _Writer, f: Finding) -> None:
+    phrases = {"endotracheal tube": "Endotracheal tube terminates approximately 5 cm above "
+                                    "the carina.",
+               "enteric tube": "Enteric tube courses below the diaphragm with its tip in "
+                               "the stomach.",
+               "central venous catheter": "Right internal jugular central venous catheter "
+                                          "terminates in the lower SVC.",
+               "pacemaker": "Left chest wall pacemaker with leads in the right atrium and "
+                            "right ventricle."}
+    for kind in (f.kind or "").split(","):
+        w.say(phrases[kind.strip()], None, Support_Devices=1)
+    w.impression.append(_pick(w.rng, ("Support devices as described.",
+                                      "Lines and tubes in expected position.")))
+
+
+WRITERS: dict[str, Callable[[_Writer, Finding], None]] = {
+    "Consolidation": _airspace,
+    "Pneumonia": _airspace,
+    "Lung Opacity": _airspace,
+    "Pleural Effusion": _pleura,
+    "Pneumothorax": _pleura,
+    "Pleural Other": _pleura,
+    "Cardiomegaly": _cardiomegaly,
+    "Enlarged Cardiomediastinum": _enlarged_cardiomediastinum,
+    "Edema": _edema,
+    "Atelectasis": _atelectasis,
+    "Lung Lesion": _lung_lesion,
+    "Fracture": _fracture,
+    "Support Devices": _support_devices,
+}
 
 
 def _negatives(w: _Writer, names: set[str]) -> None:
@@ -257,12 +290,7 @@ def write_report(findings: list[Finding], rng: np.random.Generator) -> Report:
         for f in findings:
             if f.name != name:
                 continue
-            if name in ("Consolidation", "Pneumonia", "Lung Opacity"):
-                _airspace(w, f)
-            elif name in ("Pleural Effusion", "Pneumothorax", "Pleural Other"):
-                _pleura(w, f)
-            else:
-                _other(w, f)
+            WRITERS[name](w, f)
     names = {f.name for f in findings}
     _negatives(w, names)
     _derive_labels(w.labels)
