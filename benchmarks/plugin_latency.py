@@ -70,13 +70,17 @@ def build_random_model(out: Path) -> Path:
     return out
 
 
+STATE: dict[str, Callable[[], str]] = {}
+
+
 def wait(app, cond: Callable[[], bool], timeout: float = 300.0) -> float:
     """Process events until ``cond()``; returns the seconds waited (raises on timeout)."""
     start = time.perf_counter()
     while not cond():
         app.processEvents()
         if time.perf_counter() - start > timeout:
-            raise TimeoutError(f"condition not met within {timeout} s")
+            state = STATE["describe"]() if "describe" in STATE else ""
+            raise TimeoutError(f"condition not met within {timeout} s; {state}")
         time.sleep(0.0005)
     return time.perf_counter() - start
 
@@ -188,8 +192,15 @@ def screenshot(app, win, plugin, path: Path) -> None:
     wait(app, lambda: plugin.report_panel.sentences.count() > 0, 120)
     win.plugin_host.docks["Findings"].raise_()
     pause(app, 0.5)
-    win.grab().save(str(path))
-    print(f"screenshot saved to {path}")
+    raw = path.with_suffix(".raw.png")
+    win.grab().save(str(raw))
+    from PIL import Image
+
+    with Image.open(raw) as image:  # 256-colour palette keeps the PNG small for the docs
+        image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(
+            path, optimize=True)
+    raw.unlink()
+    print(f"screenshot saved to {path} ({path.stat().st_size // 1024} KB)")
 
 
 def run_measurements(app, win, plugin, args) -> None:
@@ -258,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     wait(app, lambda: "CXR-CLIP findings" in win.plugin_host.registry.names())
     plugin = next(a.plugin for a in win.plugin_host.registry.active if a.manifest is MANIFEST)
     plugin.prompt_panel.timer.setInterval(args.debounce_ms)
+    STATE["describe"] = lambda: (
+        f"findings status {plugin.findings_panel.status.label.text()!r}, "
+        f"rows {plugin.findings_panel.tree.topLevelItemCount()}, queue {len(plugin.controller.worker.queue)}, "
+        f"worker running {plugin.controller.worker.isRunning()}, problems {win.problems.rows()[-3:]}")
     wait(app, lambda: plugin.controller.service is not None or bool(plugin.controller.model_error))
     if plugin.controller.model_error:
         print(f"model failed: {plugin.controller.model_error}")

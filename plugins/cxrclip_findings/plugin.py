@@ -30,6 +30,7 @@ from viewer.plugin_api import BasePlugin, PluginHost, StudyHandle, ViewHandle
 log = logging.getLogger(__name__)
 MENU = "CXR-CLIP"
 DOCK_WIDTH = 470
+FINDINGS_HEIGHT, PROMPT_HEIGHT = 600, 300
 
 
 class CxrClipFindingsPlugin(BasePlugin):
@@ -75,7 +76,8 @@ class CxrClipFindingsPlugin(BasePlugin):
         window = self.host.main_window
         findings, prompt = self.docks["Findings"], self.docks["Prompt"]
         window.resizeDocks([findings], [DOCK_WIDTH], Qt.Orientation.Horizontal)
-        window.resizeDocks([findings, prompt], [60, 40], Qt.Orientation.Vertical)
+        window.resizeDocks([findings, prompt], [FINDINGS_HEIGHT, PROMPT_HEIGHT],
+                           Qt.Orientation.Vertical)
 
     def _add_actions(self, host: PluginHost) -> None:
         c = self.controller
