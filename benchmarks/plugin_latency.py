@@ -197,8 +197,8 @@ def screenshot(app, win, plugin, path: Path) -> None:
     from PIL import Image
 
     with Image.open(raw) as image:  # 256-colour palette keeps the PNG small for the docs
-        image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(
-            path, optimize=True)
+        image.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE,
+                                      dither=Image.Dither.FLOYDSTEINBERG).save(path, optimize=True)
     raw.unlink()
     print(f"screenshot saved to {path} ({path.stat().st_size // 1024} KB)")
 

@@ -7,8 +7,8 @@ from typing import Any
 from PySide6.QtCore import QStringListModel, Qt, QTimer
 from PySide6.QtWidgets import (
     QComboBox, QCompleter, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-    QListWidget, QListWidgetItem, QMessageBox, QPushButton, QTreeWidget, QTreeWidgetItem,
-    QVBoxLayout, QWidget)
+    QListWidget, QListWidgetItem, QMessageBox, QPushButton, QTabWidget, QTreeWidget,
+    QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from plugins.cxrclip_findings.controller import FindingsController, HeatmapTarget
 from plugins.cxrclip_findings.prompt_sets import (
@@ -53,16 +53,14 @@ class PromptPanel(QWidget):
         self.views.setRootIsDecorated(False)
         self.views.setItemDelegate(ScoreBarDelegate(self.views))
         self.views.header().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        self.views.setMaximumHeight(80)
+        self.views.setMaximumHeight(76)
         self.heatmap_button = QPushButton("Heatmap", self)
         self.heatmap_button.setToolTip("Show this prompt's heatmap on each view")
         self.history_list = QListWidget(self)
-        self.history_list.setMaximumHeight(90)
         self.set_combo = QComboBox(self)
         self.open_button = QPushButton("Open…", self)
         self.save_button = QPushButton("Save…", self)
         self.set_list = QListWidget(self)
-        self.set_list.setMaximumHeight(120)
         self._layout()
         self._refresh_sets()
         self.status.show_message("Waiting for a study.")
@@ -71,22 +69,25 @@ class PromptPanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.study_label, 1)
         top.addWidget(self.heatmap_button)
-        sets = QHBoxLayout()
-        sets.addWidget(self.set_combo, 1)
-        sets.addWidget(self.open_button)
-        sets.addWidget(self.save_button)
+        sets_page = QWidget(self)
+        sets_layout = QVBoxLayout(sets_page)
+        sets_layout.setContentsMargins(0, 4, 0, 0)
+        sets_row = QHBoxLayout()
+        sets_row.addWidget(self.set_combo, 1)
+        sets_row.addWidget(self.open_button)
+        sets_row.addWidget(self.save_button)
+        sets_layout.addLayout(sets_row)
+        sets_layout.addWidget(self.set_list, 1)
+        self.tabs = QTabWidget(self)
+        self.tabs.addTab(self.history_list, "History (Enter adds)")
+        self.tabs.addTab(sets_page, "Prompt sets")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         for widget in (self.prompt, self.negative, self.status):
             layout.addWidget(widget)
         layout.addLayout(top)
         layout.addWidget(self.views)
-        layout.addWidget(QLabel("History (Enter adds)", self))
-        layout.addWidget(self.history_list, 1)
-        layout.addWidget(QLabel("Prompt sets", self))
-        layout.addLayout(sets)
-        layout.addWidget(self.set_list, 1)
-        layout.addStretch(1)
+        layout.addWidget(self.tabs, 1)
 
     def _connect(self) -> None:
         self.prompt.textEdited.connect(lambda _t: self.timer.start())
