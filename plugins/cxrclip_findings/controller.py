@@ -21,6 +21,7 @@ from plugins.cxrclip_findings.requests import Generations, Job
 from plugins.cxrclip_findings.worker import EngineWorker, JobResult
 
 log = logging.getLogger(__name__)
+SELECTED_VIEW = "<selected view>"
 
 
 @dataclass
@@ -136,6 +137,8 @@ class FindingsController(QObject):
         self.study = StudyState(handle, views, gen)
         self.findings, self.prompt_scores, self.selected_view_id = [], {}, None
         self.heatmap_target = None
+        if self.sentence_scope_view != SELECTED_VIEW:
+            self.sentence_scope_view = None  # a view id of the old study means nothing now
         self.study_changed.emit(handle, "")
         if self.service is not None:
             self._start_study_jobs()
@@ -155,10 +158,10 @@ class FindingsController(QObject):
         self.study_changed.emit(None, "no study open")
 
     def select_view(self, view_id: str) -> None:
-        """Remember the selected view (sentences may follow it)."""
+        """Remember the selected view; sentences follow it when their scope is SELECTED_VIEW."""
         self.selected_view_id = view_id
-        if self.sentence_scope_view is not None:
-            self.request_sentences(view_id, self.sentence_k)
+        if self.sentence_scope_view == SELECTED_VIEW:
+            self.request_sentences(SELECTED_VIEW, self.sentence_k)
 
     def _start_study_jobs(self) -> None:
         self._submit_study("findings", lambda s, p: s.zero_shot(p), self._findings_done,
@@ -195,11 +198,13 @@ class FindingsController(QObject):
         self.prompt_ready.emit(score)
 
     def request_sentences(self, view_id: str | None, k: int) -> None:
-        """Nearest bank sentences to the study (view_id None) or to one view."""
+        """Nearest bank sentences to the study (None), one view, or the selected view
+        (`SELECTED_VIEW`)."""
         self.sentence_scope_view, self.sentence_k = view_id, int(k)
         if self.study is None or self.service is None:
             return
-        self._submit_study("sentences", lambda s, p: s.nearest_sentences(p, view_id, int(k)),
+        target = self.selected_view_id if view_id == SELECTED_VIEW else view_id
+        self._submit_study("sentences", lambda s, p: s.nearest_sentences(p, target, int(k)),
                            lambda r: self.sentences_ready.emit(r[1]), self.sentences_failed.emit)
 
     def select_finding(self, finding: str) -> None:

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (
     QPushButton, QSpinBox, QTextEdit, QVBoxLayout, QWidget)
 
 from plugins.cxrclip_findings.contradictions import find_contradictions
-from plugins.cxrclip_findings.controller import FindingsController
+from plugins.cxrclip_findings.controller import SELECTED_VIEW, FindingsController
 from plugins.cxrclip_findings.ui_common import ERROR_STYLE, StatusLine
 
 FLAG_COLOR = QColor(120, 40, 40)
@@ -29,6 +29,7 @@ class ReportPanel(QWidget):
         self.controller = controller
         self.scope = QComboBox(self)
         self.scope.addItem("Study", None)
+        self.scope.addItem("Selected view", SELECTED_VIEW)
         self.k = QSpinBox(self)
         self.k.setRange(1, 30)
         self.k.setValue(controller.sentence_k)
@@ -107,9 +108,12 @@ class ReportPanel(QWidget):
         self.scope.blockSignals(True)
         self.scope.clear()
         self.scope.addItem("Study", None)
+        self.scope.addItem("Selected view", SELECTED_VIEW)
         if handle is not None and not reason and self.controller.study is not None:
             for view in self.controller.study.views:
                 self.scope.addItem(view.meta.display_label, view.view_id)
+        if self.controller.sentence_scope_view == SELECTED_VIEW:
+            self.scope.setCurrentIndex(1)
         self.scope.blockSignals(False)
         if handle is None or reason:
             self.status.show_message(f"Idle: {reason}." if reason else "Waiting for a study.")

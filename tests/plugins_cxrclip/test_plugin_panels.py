@@ -206,3 +206,51 @@ def test_sentences_export_json_and_sr(qtbot, make_plugin, tmp_path, helpers):
     assert refs == {v.view_id for v in handle.views}
     assert np.isfinite([float(i.MeasuredValueSequence[0].NumericValue) for i in items
                         if i.ValueType == "NUM"]).all()
+
+
+def test_sentences_follow_the_selected_view(qtbot, make_plugin, tmp_path, helpers):
+    plugin = make_plugin()
+    handle = helpers.study_handle(helpers.make_study(tmp_path / "s"))
+    plugin.study_opened(handle)
+    _wait_findings(qtbot, plugin)
+    report, service = plugin.report_panel, plugin.controller.service
+    report.k.setValue(2)
+    report.scope.setCurrentIndex(1)  # "Selected view"
+    lateral = handle.views[1]
+    plugin.view_selected(lateral)
+    prepared = plugin.controller.study.prepared
+    expected = [n.sentence for n in service.nearest_sentences(prepared, lateral.view_id, 2)]
+    qtbot.waitUntil(lambda: [report.sentences.item(i).data(0x0100)
+                             for i in range(report.sentences.count())] == expected, timeout=WAIT)
+    plugin.study_opened(helpers.study_handle(helpers.make_study(tmp_path / "t", 3)))
+    assert report.scope.currentIndex() == 1  # the scope survives a study switch
+
+
+def test_convert_dialog_reports_errors_and_success(qtbot, tmp_path, monkeypatch):
+    from plugins.cxrclip_findings import convert_dialog as cd
+
+    def run_now(fn, done, fail):
+        try:
+            value = fn()
+        except (OSError, ValueError) as exc:
+            fail(exc)
+        else:
+            done(value)
+
+    converted = []
+    dialog = cd.ConvertDialog(runner=run_now, on_converted=converted.append)
+    qtbot.addWidget(dialog)
+    dialog.checkpoint.setText(str(tmp_path / "missing.tar"))
+    dialog.start()
+    assert "Conversion failed: FileNotFoundError" in dialog.message.text()
+    assert "missing.tar" in dialog.message.text() and dialog.convert_button.isEnabled()
+
+    calls = []
+    monkeypatch.setattr(cd, "convert", lambda *args: calls.append(args) or "model-123")
+    dialog.checkpoint.setText("ckpt.tar")
+    dialog.text_encoder.setText("bert")
+    dialog.out_dir.setText(str(tmp_path / "out"))
+    dialog.backbone.setCurrentText("r50")
+    dialog.start()
+    assert calls == [("ckpt.tar", "bert", str(tmp_path / "out"), "r50")]
+    assert "model-123" in dialog.message.text() and converted == [tmp_path / "out"]

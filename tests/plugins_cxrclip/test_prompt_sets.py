@@ -55,7 +55,6 @@ def test_bundled_sets_load():
 
 
 def test_history_most_recent_first_dedup_and_limit():
-    h = PromptSet  # noqa: F841  (keeps import use obvious)
     hist = PromptHistory(limit=3)
     for text in ["edema", "large  right pneumothorax", "Edema", "  ", "nodule", "mass"]:
         hist.add(text)
