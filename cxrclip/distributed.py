@@ -2,8 +2,11 @@
 
 The contrastive losses need every rank's embeddings as negatives. A plain
 ``torch.distributed.all_gather`` cuts the autograd graph, so the gather here uses
-``torch.distributed.nn.functional.all_gather``: its backward sums the gradients
+the autograd-aware collective torch provides: its backward sums the gradients
 from all ranks and hands each rank the part for its own rows (a reduce-scatter).
+That is ``torch.distributed._functional_collectives.all_gather_single_autograd``
+where it exists (recent torch, which points users of the older API there)
+and ``torch.distributed.nn.functional.all_gather`` (deprecated since) before.
 """
 from __future__ import annotations
 
@@ -41,7 +44,12 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """
     if not is_distributed():
         return x
-    # Imported lazily: torch.distributed.nn pulls in RPC bits some builds lack.
-    from torch.distributed.nn.functional import all_gather
+    try:
+        from torch.distributed._functional_collectives import all_gather_single_autograd
+    except ImportError:  # older torch: the (since deprecated) autograd gather
+        from torch.distributed.nn.functional import all_gather
 
-    return torch.cat(all_gather(x), dim=0)
+        return torch.cat(all_gather(x), dim=0)
+    gathered = all_gather_single_autograd(x.contiguous(), 0, dist.group.WORLD)
+    # Eager mode returns an AsyncCollectiveTensor; wait() keeps the autograd graph.
+    return gathered.wait() if hasattr(gathered, "wait") else gathered

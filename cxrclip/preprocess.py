@@ -56,6 +56,8 @@ def to_uint8(pixels: np.ndarray) -> np.ndarray:
     gray = _to_gray(pixels)
     if pixels.dtype == np.uint8:
         return gray if gray.dtype == np.uint8 else np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+    if np.issubdtype(gray.dtype, np.integer) or gray.dtype == np.bool_:
+        return _scale_integers(gray)
     values = gray.astype(np.float64)
     finite = np.isfinite(values)
     if not finite.any():
@@ -64,6 +66,20 @@ def to_uint8(pixels: np.ndarray) -> np.ndarray:
     scaled = np.zeros_like(values) if hi <= lo else (values - lo) * (255.0 / (hi - lo))
     scaled[~finite] = 0.0
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def _scale_integers(gray: np.ndarray) -> np.ndarray:
+    """Min-max scale an integer image to uint8 through a lookup table (fast for uint16)."""
+    lo, hi = int(gray.min()), int(gray.max())
+    if hi <= lo:
+        return np.zeros(gray.shape, dtype=np.uint8)
+    if hi - lo > 1 << 20:  # very wide range: a table would be too large
+        scaled = (gray.astype(np.float64) - lo) * (255.0 / (hi - lo))
+        return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    lut = np.rint(np.arange(hi - lo + 1, dtype=np.float64) * (255.0 / (hi - lo))).astype(np.uint8)
+    if lo >= 0 and gray.dtype != np.bool_:  # index with the pixels themselves, no copy
+        return np.concatenate([np.zeros(lo, dtype=np.uint8), lut])[gray]
+    return lut[gray.astype(np.int64) - lo]
 
 
 @dataclass(frozen=True)

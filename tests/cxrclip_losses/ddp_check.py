@@ -8,6 +8,7 @@ Usage: python ddp_check.py OUT_DIR
 """
 from __future__ import annotations
 
+import faulthandler
 import sys
 from pathlib import Path
 
@@ -45,6 +46,7 @@ def run_loss(inputs: dict[str, torch.Tensor], layer: torch.nn.Linear, logit_scal
 
 
 def worker(rank: int, init_file: str, out_dir: str) -> None:
+    faulthandler.enable()  # a crash inside gloo prints the Python stack
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     try:
         from cxrclip import distributed
@@ -67,6 +69,7 @@ def worker(rank: int, init_file: str, out_dir: str) -> None:
         if rank == 0:
             torch.save({"terms": terms / WORLD, "param_grads": grads / WORLD,
                         "input_grads": torch.cat(gathered, dim=1)}, Path(out_dir) / "ddp.pt")
+        dist.barrier()  # no rank tears gloo down while another still uses it
     finally:
         dist.destroy_process_group()
 

@@ -127,3 +127,13 @@ def test_map_to_image_round_trip_through_preprocess():
     assert np.unravel_index(pooled.argmax(), pooled.shape) == (0, 1)
     back = map_to_image(pooled, 160, 240, config, interpolation="nearest")
     assert back[40, 160] == pytest.approx(pooled.max()) and back[120, 80] == pytest.approx(pooled.min())
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16, np.int32, np.float32])
+def test_integer_lookup_matches_float_min_max(dtype):
+    rng = np.random.default_rng(5)
+    low = -300 if np.issubdtype(dtype, np.signedinteger) or dtype == np.float32 else 40
+    image = rng.integers(low, 3000, (17, 23)).astype(dtype)
+    values = image.astype(np.float64)
+    expected = np.rint((values - values.min()) * (255.0 / (values.max() - values.min())))
+    np.testing.assert_array_equal(to_uint8(image), expected.astype(np.uint8))
