@@ -243,3 +243,26 @@ def test_bfloat16_engine_close_to_float32(engine: Engine, tiny_model_dir) -> Non
     assert fast.similarity_map(study.views[0], "edema").dtype == np.float32
     with pytest.raises(ValueError, match="dtype must be one of"):
         Engine.load(tiny_model_dir, device="cpu", dtype="int8")
+
+
+def test_similarity_map_for_swin_uses_patch_tokens(tiny_loaded) -> None:
+    from transformers import AutoConfig
+
+    from cxrclip.config import ImageEncoderConfig, ModelConfig, PreprocessConfig, ProjectionConfig
+    from cxrclip.model import CXRClip
+
+    torch.manual_seed(0)
+    config = ModelConfig(
+        image=ImageEncoderConfig(name="swin_tiny", image_size=64,
+                                 options={"embed_dim": 8, "depths": [1, 1], "num_heads": [1, 2], "window_size": 4}),
+        text=tiny_loaded.config.text, projection=ProjectionConfig(dim=32), preprocess=PreprocessConfig.half(64),
+    )
+    text_config = AutoConfig.from_pretrained(tiny_loaded.config.text.path)
+    swin = Engine(CXRClip(config, text_model_config=text_config), tiny_loaded.tokenizer, "swin-test", "cpu")
+    tall = ViewInput("tall", _image(7, shape=(128, 64)))
+    sim = swin.similarity_map(tall, "edema")
+    assert sim.shape == (128, 64)
+    # 64 wide -> crop covers rows [32, 96) of 128: outside rows are NaN, inside finite cosines.
+    assert np.isnan(sim[:32]).all() and np.isnan(sim[96:]).all()
+    assert np.isfinite(sim[32:96]).all() and (np.abs(sim[32:96]) <= 1 + 1e-5).all()
+    assert swin.score(StudyInput("s", [tall]), "edema").prompts[0].views[0].view_id == "tall"
