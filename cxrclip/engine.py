@@ -191,6 +191,7 @@ class Engine:
         self.batch_size = int(batch_size)
         self._image_cache = LRUCache(image_cache_size)
         self._text_cache = LRUCache(text_cache_size)
+        self._map_cache = LRUCache(32)  # normalised feature maps (D, h, w), ~100 kB each
         self._cache_lock = threading.Lock()
         self._model_lock = threading.Lock()
 
@@ -234,12 +235,14 @@ class Engine:
     def cache_info(self) -> dict[str, CacheInfo]:
         """Hit/miss counters of the image and text caches."""
         with self._cache_lock:
-            return {"image": self._image_cache.info(), "text": self._text_cache.info()}
+            return {"image": self._image_cache.info(), "text": self._text_cache.info(),
+                    "feature_map": self._map_cache.info()}
 
     def clear_caches(self) -> None:
         with self._cache_lock:
             self._image_cache.clear()
             self._text_cache.clear()
+            self._map_cache.clear()
 
     # ----- images -----------------------------------------------------------------
     def _preprocess(self, pixels: np.ndarray) -> torch.Tensor:
@@ -426,6 +429,8 @@ class Engine:
         logit_scale * [cos(negative), cos(prompt)] per location, with the
         negative defaulting to "no X". The coarse map is upsampled bilinearly
         through the model's resize + centre crop back onto the original pixels.
+        The feature map is cached per view id, so a new prompt costs only text
+        encoding and resampling.
         """
         if kind not in ("similarity", "probability"):
             raise ValueError(f"kind must be 'similarity' or 'probability', got {kind!r}")
@@ -435,12 +440,24 @@ class Engine:
         height, width = np.asarray(view.pixels).shape[:2]
         return np.asarray(map_to_image(coarse, height, width, self.config.preprocess), dtype=np.float32)
 
-    def _coarse_map(self, view: ViewInput, prompt: str, negative: str | None, kind: MapKind) -> np.ndarray:
-        """The (h, w) map on the model's feature grid."""
+    def _feature_map(self, view: ViewInput) -> np.ndarray:
+        """Per-location L2-normalised projected features (D, h, w), cached by view id."""
+        key = (self.model_id, view.view_id)
+        with self._cache_lock:
+            cached = self._map_cache.get(key)
+        if cached is not None:
+            return cached
         tensor = self._preprocess(view.pixels).unsqueeze(0).to(self.device, self.dtype)
         with self._model_lock, torch.inference_mode():
             fmap = self.model.image_feature_map(tensor)[0]  # (D, h, w)
         fmap = F.normalize(fmap.float(), dim=0).cpu().numpy()
+        with self._cache_lock:
+            self._map_cache.put(key, fmap)
+        return fmap
+
+    def _coarse_map(self, view: ViewInput, prompt: str, negative: str | None, kind: MapKind) -> np.ndarray:
+        """The (h, w) map on the model's feature grid."""
+        fmap = self._feature_map(view)
         pos = self.encode_text([prompt])[0]
         sim = np.einsum("dhw,d->hw", fmap, pos)
         if kind == "similarity":

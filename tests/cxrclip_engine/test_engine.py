@@ -266,3 +266,21 @@ def test_similarity_map_for_swin_uses_patch_tokens(tiny_loaded) -> None:
     assert np.isnan(sim[:32]).all() and np.isnan(sim[96:]).all()
     assert np.isfinite(sim[32:96]).all() and (np.abs(sim[32:96]) <= 1 + 1e-5).all()
     assert swin.score(StudyInput("s", [tall]), "edema").prompts[0].views[0].view_id == "tall"
+
+
+def test_similarity_map_reuses_feature_map(engine: Engine, monkeypatch) -> None:
+    calls: list[int] = []
+    original = engine.model.image_feature_map
+
+    def counting(pixels: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        calls.append(pixels.shape[0])
+        return original(pixels, normalize=normalize)
+
+    monkeypatch.setattr(engine.model, "image_feature_map", counting)
+    view = ViewInput("m", _image(8))
+    first = engine.similarity_map(view, "edema")
+    engine.similarity_map(view, "pneumothorax", kind="probability")
+    again = engine.similarity_map(view, "edema")
+    assert calls == [1]
+    np.testing.assert_array_equal(first, again)
+    assert engine.cache_info()["feature_map"].hits == 2
