@@ -13,6 +13,7 @@ from plugins.cxrclip_findings.ui_common import SCORE_ROLE, ScoreBarDelegate, Sta
 
 
 LONGEST_NAME = "Enlarged Cardiomediastinum"
+MIN_ROWS = 8
 
 
 class FindingsPanel(QWidget):
@@ -30,6 +31,7 @@ class FindingsPanel(QWidget):
         self.tree.setUniformRowHeights(True)
         self.tree.setItemDelegate(ScoreBarDelegate(self.tree))
         self.tree.itemClicked.connect(self._clicked)
+        self.tree.setMinimumHeight(MIN_ROWS * 22 + 28)
         self._set_columns([])
         self.heatmap_label = QLabel("Heatmap: click a finding", self)
         self.show_box = QCheckBox("Show (Shift+H)", self)

@@ -254,3 +254,23 @@ def test_convert_dialog_reports_errors_and_success(qtbot, tmp_path, monkeypatch)
     dialog.start()
     assert calls == [("ckpt.tar", "bert", str(tmp_path / "out"), "r50")]
     assert "model-123" in dialog.message.text() and converted == [tmp_path / "out"]
+
+
+def test_unreadable_view_is_named_and_others_scored(qtbot, make_plugin, tmp_path, helpers):
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000Lossless
+
+    folder = helpers.make_study(tmp_path / "s")
+    broken = pydicom.dcmread(folder / "lat.dcm")  # header fine, JPEG 2000 "pixels" garbage
+    broken.file_meta.TransferSyntaxUID = JPEG2000Lossless
+    broken.PixelData = encapsulate([b"not a JPEG 2000 codestream" * 4])
+    broken["PixelData"].VR = "OB"
+    broken.save_as(folder / "lat.dcm", enforce_file_format=True)
+    plugin = make_plugin()
+    handle = helpers.study_handle(folder)
+    plugin.study_opened(handle)
+    _wait_findings(qtbot, plugin)
+    status = plugin.findings_panel.status.label.text()
+    assert "could not be read" in status and "LL" in status
+    scored = {v.view_id for f in plugin.controller.findings for v in f.views}
+    assert scored == {handle.views[0].view_id}
