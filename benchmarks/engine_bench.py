@@ -125,6 +125,9 @@ def bench_engine(text: str, repeats: int, peak: float, dtype: str = "float32") -
     prep_ms = p50_ms(lambda i: preprocess_image(view.pixels, engine.config.preprocess), repeats)
     with torch.inference_mode():
         forward_ms = p50_ms(lambda i: engine.model.encode_image(x), max(5, repeats // 2))
+    map_first = p50_ms(lambda i: engine.similarity_map(ViewInput(f"map{i}", view.pixels), "edema"),
+                       max(5, repeats // 2))
+    map_cached = p50_ms(lambda i: engine.similarity_map(view, PROMPT.format(i=i)), repeats)
     rss_used = rss_mib()
     params = sum(p.numel() for p in engine.model.parameters()) / 1e6
     print(f"\n## ResNet50 + {text} text tower ({params:.1f} M parameters, {dtype})")
@@ -137,6 +140,8 @@ def bench_engine(text: str, repeats: int, peak: float, dtype: str = "float32") -
           f"of {peak:.0f} peak")
     print(f"  model forward only (1x3x224x224):                          p50 {forward_ms}")
     print(f"  of which preprocess ({view.pixels.shape[0]}x{view.pixels.shape[1]} uint8 -> 224): p50 {prep_ms}")
+    print(f"similarity_map {view.pixels.shape[0]}x{view.pixels.shape[1]}, new view (forward):        p50 {map_first}")
+    print(f"similarity_map, cached view, new prompt:                    p50 {map_cached}")
     print(f"RSS: before model {rss0:.0f} MiB, model built {rss_model:.0f} MiB, after use {rss_used:.0f} MiB "
           f"(engine ~{rss_used - rss0:.0f} MiB)")
     del engine
