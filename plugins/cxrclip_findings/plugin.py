@@ -154,8 +154,17 @@ class CxrClipFindingsPlugin(BasePlugin):
                           summary.synthetic) if summary else ModelInfo("not loaded", "")
         views = [v.meta for v in c.study.views]
         return export_content(c.study.handle.study, views, model, c.findings,
-                              c.prompt_scores.values(), self.report_panel.draft.toPlainText(),
+                              self._kept_prompt_scores(), self.report_panel.draft.toPlainText(),
                               sop_classes)
+
+    def _kept_prompt_scores(self) -> list:
+        """Scores of the prompts the user kept (history) and the current one, not of every
+        partial text scored while typing."""
+        c = self.controller
+        wanted = {t.lower() for t in self.prompt_panel.history.items()}
+        if c.last_prompt:
+            wanted.add(c.last_prompt[0].lower())
+        return [s for name, s in c.prompt_scores.items() if name.lower() in wanted]
 
     def export_json(self, path: str | Path, include_identifiers: bool = False) -> Path:
         """Write the JSON export (identifiers only when asked)."""

@@ -180,12 +180,16 @@ def test_sentences_export_json_and_sr(qtbot, make_plugin, tmp_path, helpers):
     first = report.sentences.item(0)
     report.sentences.itemClicked.emit(first)
     assert report.draft_lines() == [first.data(0x0100)]
+    plugin.prompt_panel.set_prompt("large")  # a partial prompt scored while typing
+    qtbot.waitUntil(lambda: "large" in plugin.controller.prompt_scores, timeout=WAIT)
     plugin.prompt_panel.set_prompt("large right pneumothorax")
-    qtbot.waitUntil(lambda: bool(plugin.controller.prompt_scores), timeout=WAIT)
+    qtbot.waitUntil(lambda: "large right pneumothorax" in plugin.controller.prompt_scores,
+                    timeout=WAIT)
 
     data = json.loads(plugin.export_json(tmp_path / "out.json").read_text())
     assert PATIENT_NAME not in json.dumps(data) and "PHANTOM" not in json.dumps(data)
-    assert len(data["findings"]) == 14 and data["prompts"][0]["name"] == "large right pneumothorax"
+    assert len(data["findings"]) == 14
+    assert [p["name"] for p in data["prompts"]] == ["large right pneumothorax"]
     assert data["draft"]["text"] == first.data(0x0100)
     with_ids = json.loads(plugin.export_json(tmp_path / "ids.json", True).read_text())
     assert with_ids["patient"]["name"] == PATIENT_NAME
