@@ -167,6 +167,16 @@ def _rib_curves(anat: Anatomy, side: str, k: int) -> tuple[np.ndarray, np.ndarra
     return post, ant
 
 
+def _fractured(rib: np.ndarray, fracture: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Split a rib centre line at the break: a gap, a step and a slight angulation."""
+    cut = int(len(rib) * fracture.get("at", 0.72))
+    pivot = rib[cut]
+    angle = np.deg2rad(fracture.get("angle", 8.0))
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    outer = (rib[cut + 2:] - pivot) @ rot.T + pivot + np.array([0.0, fracture.get("step", 0.01)])
+    return rib[: cut - 1], outer
+
+
 def _rib_image(mask: np.ndarray) -> np.ndarray:
     rim = mask - cv2.erode(mask, np.ones((3, 3), np.uint8))
     return 0.55 * blur(mask, 0.002) + 0.6 * np.clip(rim, 0, 1)
@@ -180,10 +190,9 @@ def _bones(anat: Anatomy, size: int, u: np.ndarray, v: np.ndarray,
         for k in range(1, 11):
             p, a = _rib_curves(anat, side, k)
             if fracture and fracture["side"] == side and fracture["rib"] == k:
-                cut = int(len(p) * fracture.get("at", 0.72))
-                step = np.array([0.0, fracture.get("step", 0.008)])
-                post.polyline(p[: cut - 1], w)
-                post.polyline(p[cut + 2:] + step, w)
+                inner, outer = _fractured(p, fracture)
+                post.polyline(inner, w)
+                post.polyline(outer, w)
             else:
                 post.polyline(p, w)
             if k <= 8:

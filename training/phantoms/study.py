@@ -64,8 +64,8 @@ def render_views(anat: Anatomy, findings: list[Finding], size: int, seed: int,
     fracture = None
     for f in findings:
         if f.name == "Fracture":
-            fracture = {"side": f.side, "rib": f.params.get("rib", 6), "at": 0.75,
-                        "step": 0.008 + 0.004 * f.level}
+            fracture = {"side": f.side, "rib": f.params.get("rib", 6), "at": 0.45,
+                        "step": 0.012 + 0.006 * f.level, "angle": 5.0 + 3.0 * f.level}
     out = {}
     for view in VIEWS:
         layers = (frontal_layers(anat, size, fracture) if view == "frontal"
