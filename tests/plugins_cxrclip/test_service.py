@@ -118,3 +118,18 @@ def test_cached_heatmap_equals_engine_map_and_reuses_forward(service, tmp_path, 
     assert not np.allclose(np.nan_to_num(maps[view.view_id]), np.nan_to_num(maps2[view.view_id]))
     small = service.heatmaps(prepared, "cardiomegaly", max_side=35)[view.view_id]
     assert small.shape == (25, 35)  # same aspect as the 50 x 70 image
+
+
+@pytest.mark.gpu
+def test_service_on_cuda_matches_cpu(service, tiny_model_dir, bank_dir, tmp_path, helpers):
+    cuda = FindingsService.load(tiny_model_dir, device="cuda", bank_dir=bank_dir)
+    assert cuda.summary().device.startswith("cuda")
+    handle = helpers.study_handle(helpers.make_study(tmp_path / "s"))
+    on_gpu, on_cpu = cuda.prepare("s", handle.views), service.prepare("s", handle.views)
+    gpu_scores = {f.finding: f.probability for f in cuda.zero_shot(on_gpu)}
+    cpu_scores = {f.finding: f.probability for f in service.zero_shot(on_cpu)}
+    assert gpu_scores == pytest.approx(cpu_scores, abs=1e-3)
+    view_id = handle.views[0].view_id
+    np.testing.assert_allclose(cuda.heatmaps(on_gpu, "edema")[view_id],
+                               service.heatmaps(on_cpu, "edema")[view_id], atol=1e-3,
+                               equal_nan=True)
