@@ -55,6 +55,9 @@ def _add_bank(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--batch-size", type=int, default=128, help="sentences per forward pass")
     build.add_argument("--float32", action="store_true", help="store float32 embeddings (default float16)")
     build.add_argument("--min-letters", type=int, default=4, help="drop sentences with fewer letters")
+    build.add_argument("--sections", metavar="NAMES",
+                       help="comma-separated report sections to keep, e.g. findings,impression "
+                            "(texts without those headers are kept whole; default: all text)")
     build.add_argument("--device", default="auto")
     build.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     build.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
@@ -125,7 +128,8 @@ def _cmd_bank_build(args: argparse.Namespace) -> int:
     from cxrclip.sentences import collect_sentences, read_report_source
 
     texts = read_report_source(args.source, column=args.column)
-    sentences = collect_sentences(texts, min_letters=args.min_letters)
+    sections = [name for name in (args.sections or "").split(",") if name.strip()]
+    sentences = collect_sentences(texts, min_letters=args.min_letters, sections=sections or None)
     engine = _load_engine(args.model, args.device, args.threads, args.dtype)
     bank = SentenceBank.build(sentences, lambda batch: engine.embed_texts(batch, batch_size=args.batch_size),
                               engine.model_id, batch_size=args.batch_size, progress=not args.no_progress,

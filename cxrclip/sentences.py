@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +64,20 @@ def strip_headers(text: str) -> str:
     not run into the section that follows.
     """
     return _HEADER_RE.sub(_BREAK, text)
+
+
+def select_sections(text: str, names: Sequence[str]) -> str:
+    """Keep only the sections whose header is in `names` ("FINDINGS", "IMPRESSION", ...).
+
+    Full reports (e.g. MIMIC-CXR) carry INDICATION/TECHNIQUE/COMPARISON sections
+    that do not describe the image. Text without any of the wanted headers is
+    returned whole (it is already a section, e.g. a "findings" CSV column).
+    """
+    wanted = {name.strip().upper() for name in names}
+    headers = list(_HEADER_RE.finditer(text))
+    kept = [text[h.end():headers[i + 1].start() if i + 1 < len(headers) else len(text)]
+            for i, h in enumerate(headers) if h.group(0).strip().rstrip(":").strip().upper() in wanted]
+    return "\n\n".join(kept) if kept else text
 
 
 def _mark_list_items(text: str) -> str:
@@ -130,15 +144,19 @@ def split_sentences(text: str, min_letters: int = DEFAULT_MIN_LETTERS) -> list[s
     return sentences
 
 
-def collect_sentences(texts: Iterable[str], min_letters: int = DEFAULT_MIN_LETTERS) -> list[SentenceCount]:
+def collect_sentences(texts: Iterable[str], min_letters: int = DEFAULT_MIN_LETTERS,
+                      sections: Sequence[str] | None = None) -> list[SentenceCount]:
     """Split all texts and de-duplicate case-insensitively, counting occurrences.
 
+    With `sections`, only those report sections are used (see `select_sections`).
     The first spelling seen is kept. Result is sorted by count (descending),
     ties in order of first appearance.
     """
     first_text: dict[str, str] = {}
     counts: dict[str, int] = {}
     for text in texts:
+        if sections:
+            text = select_sections(text, sections)
         for sentence in split_sentences(text, min_letters=min_letters):
             key = sentence_key(sentence)
             if key not in counts:

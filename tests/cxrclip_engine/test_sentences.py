@@ -98,3 +98,15 @@ def test_bad_sources_name_the_problem(tmp_path) -> None:
     (empty / "bad.xml").write_text("<a>")
     with pytest.raises(ReportSourceError, match="not valid XML"):
         read_report_source(empty)
+
+
+def test_select_sections_keeps_findings_and_impression() -> None:
+    from cxrclip.sentences import select_sections
+
+    report = ("EXAMINATION: CHEST (PA AND LAT)\nINDICATION: ___F with cough\nCOMPARISON: None.\n"
+              "FINDINGS:\nThe lungs are\nclear. No effusion.\n\nIMPRESSION:\nNo acute process.\n")
+    kept = select_sections(report, ["findings", "IMPRESSION"])
+    assert split_sentences(kept) == ["The lungs are clear.", "No effusion.", "No acute process."]
+    assert select_sections("Lungs clear.", ["findings"]) == "Lungs clear."
+    counted = collect_sentences([report, "FINDINGS: No effusion."], sections=["findings"])
+    assert [(c.text, c.count) for c in counted] == [("No effusion.", 2), ("The lungs are clear.", 1)]
