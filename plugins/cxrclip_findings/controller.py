@@ -121,10 +121,14 @@ class FindingsController(QObject):
             self._start_study_jobs()
 
     def _model_failed(self, exc: BaseException) -> None:
-        self.service, self.model_error = None, str(exc)
-        self.model_failed.emit(str(exc))
+        """Report the failure; a model that was already loaded stays in use (nothing lost)."""
+        message = str(exc)
+        if self.service is not None:
+            message += f" (still using {self.service.model_dir})"
+        self.model_error = message
+        self.model_failed.emit(message)
         if self.host is not None:
-            self.host.report_problem("CXR-CLIP model", str(exc))
+            self.host.report_problem("CXR-CLIP model", message)
 
     # ----- study lifecycle ----------------------------------------------------------
     def open_study(self, handle: Any) -> None:

@@ -74,6 +74,8 @@ class FindingsPanel(QWidget):
         c.heatmap_style.connect(self._style_changed)
 
     def _model_failed(self, message: str) -> None:
+        if self.controller.service is not None:  # the earlier model is still in use
+            return
         self.banner.hide()
         self.status.show_message(f"Model not available: {message}", error=True)
 

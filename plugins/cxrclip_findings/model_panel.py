@@ -62,8 +62,11 @@ class ModelPanel(QWidget):
         self.banner.setVisible(bool(summary.synthetic))
 
     def show_error(self, message: str) -> None:
-        """A model that failed to load: say why; the viewer keeps working."""
+        """A model that failed to load: say why; the viewer keeps working. When an earlier
+        model is still loaded its details stay."""
+        self.status.show_message(f"Model failed to load: {message}", error=True)
+        if self.controller.service is not None:
+            return
         self.banner.hide()
         for label in self.values.values():
             label.setText("\u2014")
-        self.status.show_message(f"Model failed to load: {message}", error=True)

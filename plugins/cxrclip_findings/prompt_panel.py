@@ -104,8 +104,8 @@ class PromptPanel(QWidget):
         c.prompt_failed.connect(lambda msg: self.status.show_message(f"Scoring failed: {msg}",
                                                                      error=True))
         c.study_changed.connect(self._study_changed)
-        c.model_failed.connect(lambda msg: self.status.show_message(f"Model not available: {msg}",
-                                                                    error=True))
+        c.model_failed.connect(lambda msg: c.service is None and self.status.show_message(
+            f"Model not available: {msg}", error=True))
 
     # ----- prompt ---------------------------------------------------------------
     def set_prompt(self, text: str, negative: str | None = None) -> None:

@@ -95,7 +95,7 @@ class ReportPanel(QWidget):
         c.sentences_ready.connect(self.show_sentences)
         c.sentences_failed.connect(lambda msg: self.status.show_message(
             f"Sentences unavailable: {msg}", error=True))
-        c.model_failed.connect(lambda msg: self.status.show_message(
+        c.model_failed.connect(lambda msg: c.service is None and self.status.show_message(
             f"Model not available: {msg}", error=True))
 
     def _request(self) -> None:

@@ -278,3 +278,19 @@ def test_unreadable_view_is_named_and_others_scored(qtbot, make_plugin, tmp_path
     assert "could not be read" in status and "LL" in status
     scored = {v.view_id for f in plugin.controller.findings for v in f.views}
     assert scored == {handle.views[0].view_id}
+
+
+def test_failed_second_model_keeps_the_first(qtbot, make_plugin, fake_host, tmp_path, helpers):
+    plugin = make_plugin()
+    qtbot.waitUntil(lambda: plugin.controller.service is not None, timeout=WAIT)
+    first = plugin.controller.service
+    plugin.study_opened(helpers.study_handle(helpers.make_study(tmp_path / "s")))
+    _wait_findings(qtbot, plugin)
+    plugin.load_model(tmp_path / "missing-model", remember=False)
+    status = plugin.model_panel.status.label
+    qtbot.waitUntil(lambda: "Model failed to load" in status.text(), timeout=WAIT)
+    assert "still using" in status.text()
+    assert plugin.controller.service is first
+    assert plugin.model_panel.values["name"].text() == "Tiny plugin test model"
+    assert plugin.findings_panel.tree.topLevelItemCount() == 14
+    assert "Model not available" not in plugin.findings_panel.status.label.text()
