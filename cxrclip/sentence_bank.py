@@ -108,15 +108,26 @@ class SentenceBank:
         One matrix-vector product plus `np.argpartition`, so it stays fast for
         100,000+ sentences.
         """
-        query = np.asarray(embedding, dtype=np.float32).reshape(-1)
-        if query.shape[0] != self.dim:
-            raise SentenceBankError(f"query has dimension {query.shape[0]}, bank has {self.dim}; "
+        return self.nearest_batch(np.asarray(embedding).reshape(1, -1), k)[0]
+
+    def nearest_batch(self, queries: np.ndarray, k: int = 5) -> list[list[Neighbour]]:
+        """`nearest` for several queries (Q, D) in one pass over the bank.
+
+        Reading the bank dominates the cost, so e.g. every view plus the study
+        cost about as much as one query.
+        """
+        queries = np.asarray(queries, dtype=np.float32)
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise SentenceBankError(f"query has dimension {queries.shape[-1]}, bank has {self.dim}; "
                                     "embed the query with the bank's model")
-        norm = float(np.linalg.norm(query))
-        if norm == 0.0 or not np.isfinite(norm):
-            raise SentenceBankError(f"query embedding has norm {norm}; expected a finite non-zero vector")
-        scores = self.embeddings @ (query / norm)
+        norms = np.linalg.norm(queries, axis=1, keepdims=True)
+        if not (np.isfinite(norms).all() and (norms > 0).all()):
+            raise SentenceBankError(f"query embedding norms {norms.ravel().tolist()}; expected finite non-zero vectors")
+        scores = self.embeddings @ (queries / norms).T  # (N, Q)
         k = max(0, min(int(k), len(self)))
+        return [self._top_k(scores[:, j], k) for j in range(scores.shape[1])]
+
+    def _top_k(self, scores: np.ndarray, k: int) -> list[Neighbour]:
         if k == 0:
             return []
         top = np.argpartition(-scores, k - 1)[:k] if k < len(self) else np.arange(len(self))

@@ -87,3 +87,14 @@ def test_load_missing_dir_names_file(tmp_path) -> None:
 def test_shape_mismatch_rejected() -> None:
     with pytest.raises(SentenceBankError, match="disagree"):
         SentenceBank(["a", "b"], [1, 1], np.zeros((3, 4)), "m")
+
+
+def test_nearest_batch_equals_single_queries() -> None:
+    bank = _random_bank()
+    queries = bank.embeddings[[3, 40]] + 0.1
+    batch = bank.nearest_batch(queries, k=4)
+    for got, query in zip(batch, queries):
+        single = bank.nearest(query, k=4)
+        assert [n.sentence for n in got] == [n.sentence for n in single]
+        np.testing.assert_allclose([n.similarity for n in got], [n.similarity for n in single], atol=1e-6)
+    assert batch[0][0].sentence == "sentence 3" and batch[1][0].sentence == "sentence 40"
