@@ -145,10 +145,17 @@ def _load_ddp_check():
 @pytest.mark.slow
 def test_two_process_gloo_matches_one_process(tmp_path):
     check = _load_ddp_check()
-    result = subprocess.run([sys.executable, str(HERE / "ddp_check.py"), str(tmp_path)],
-                            capture_output=True, text=True, timeout=240)
+    for attempt in range(2):
+        out_dir = tmp_path / f"attempt{attempt}"
+        out_dir.mkdir()
+        result = subprocess.run([sys.executable, str(HERE / "ddp_check.py"), str(out_dir)],
+                                capture_output=True, text=True, timeout=240)
+        # Rarely (about 1 run in 50 on a loaded machine) a gloo worker aborts in its C++
+        # teardown; that says nothing about the loss, so such a run is repeated once.
+        if result.returncode == 0 or "terminate called" not in result.stderr:
+            break
     assert result.returncode == 0, result.stdout + result.stderr
-    ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
+    ddp = torch.load(out_dir / "ddp.pt", weights_only=True)
 
     inputs, layer, logit_scale = check.make_problem()
     full = {k: v.clone().requires_grad_(True) for k, v in inputs.items()}
@@ -162,3 +169,13 @@ def test_two_process_gloo_matches_one_process(tmp_path):
     # Each rank's input gradient is d(sum of rank losses)/dx = world_size * d(mean loss)/dx.
     input_grads = torch.stack([full[k].grad for k in check.STREAMS])
     torch.testing.assert_close(ddp["input_grads"], check.WORLD * input_grads, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu():
+    gen = torch.Generator().manual_seed(3)
+    emb = [torch.nn.functional.normalize(torch.randn(8, 16, generator=gen), dim=-1) for _ in range(4)]
+    cpu = CXRClipLoss(label_smoothing=0.1)(*emb, 10.0)
+    cuda = CXRClipLoss(label_smoothing=0.1)(*[e.cuda() for e in emb], torch.tensor(10.0).cuda())
+    for name, value in cpu.to_dict().items():
+        assert cuda.to_dict()[name] == pytest.approx(value, rel=1e-5)
