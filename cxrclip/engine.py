@@ -421,7 +421,7 @@ class Engine:
 
     # ----- maps -------------------------------------------------------------------
     def similarity_map(self, view: ViewInput, prompt: str, negative: str | None = None,
-                       kind: MapKind = "similarity") -> np.ndarray:
+                       kind: MapKind = "similarity", max_side: int | None = None) -> np.ndarray:
         """Per-pixel map (H, W) float32 in the view's original geometry; NaN outside the crop.
 
         "similarity": cosine between each projected feature-map location and
@@ -430,7 +430,9 @@ class Engine:
         negative defaulting to "no X". The coarse map is upsampled bilinearly
         through the model's resize + centre crop back onto the original pixels.
         The feature map is cached per view id, so a new prompt costs only text
-        encoding and resampling.
+        encoding and resampling. `max_side` returns a proportionally smaller map
+        (same aspect, for overlays stretched over the image); the model grid
+        (7 x 7 for ResNet50 at 224 px) has no finer detail anyway.
         """
         if kind not in ("similarity", "probability"):
             raise ValueError(f"kind must be 'similarity' or 'probability', got {kind!r}")
@@ -438,6 +440,11 @@ class Engine:
         from cxrclip.preprocess import map_to_image
 
         height, width = np.asarray(view.pixels).shape[:2]
+        if max_side is not None:
+            if max_side < 1:
+                raise ValueError(f"max_side must be >= 1 or None, got {max_side}")
+            scale = min(1.0, max_side / max(height, width))
+            height, width = max(1, round(height * scale)), max(1, round(width * scale))
         return np.asarray(map_to_image(coarse, height, width, self.config.preprocess), dtype=np.float32)
 
     def _feature_map(self, view: ViewInput) -> np.ndarray:

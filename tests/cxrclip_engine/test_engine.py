@@ -284,3 +284,15 @@ def test_similarity_map_reuses_feature_map(engine: Engine, monkeypatch) -> None:
     assert calls == [1]
     np.testing.assert_array_equal(first, again)
     assert engine.cache_info()["feature_map"].hits == 2
+
+
+def test_similarity_map_max_side_keeps_aspect_and_crop(engine: Engine) -> None:
+    wide = ViewInput("wide2", _image(5, shape=(40, 100)))
+    small = engine.similarity_map(wide, "edema", max_side=50)
+    assert small.shape == (20, 50)
+    # Same crop in relative terms: original columns [30, 70) of 100 -> [15, 35) of 50.
+    assert np.isnan(small[:, :15]).all() and np.isnan(small[:, 35:]).all()
+    assert np.isfinite(small[:, 15:35]).all()
+    assert engine.similarity_map(wide, "edema", max_side=1000).shape == (40, 100)
+    with pytest.raises(ValueError, match="max_side"):
+        engine.similarity_map(wide, "edema", max_side=0)
