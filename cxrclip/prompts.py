@@ -16,6 +16,7 @@ import json
 import math
 import random
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -233,7 +234,7 @@ def _pick(rng: Any, options: list[str]) -> str:
     return options[rng.randrange(len(options))]
 
 
-def label_sentences(labels: dict[str, float | None], rng: _Rng | random.Random | int) -> list[str]:
+def label_sentences(labels: Mapping[str, float | None], rng: _Rng | random.Random | int) -> list[str]:
     """One report sentence per mentioned label, in shuffled order.
 
     ``labels`` maps a label name or alias (CheXpert or ChestX-ray14 spelling) to
@@ -255,6 +256,6 @@ def label_sentences(labels: dict[str, float | None], rng: _Rng | random.Random |
     return sentences
 
 
-def labels_to_report(labels: dict[str, float | None], rng: _Rng | random.Random | int) -> str:
+def labels_to_report(labels: Mapping[str, float | None], rng: _Rng | random.Random | int) -> str:
     """``label_sentences`` joined into one report text ("" when no label is mentioned)."""
     return " ".join(label_sentences(labels, rng))
