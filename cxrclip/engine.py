@@ -284,19 +284,23 @@ class Engine:
 
     # ----- text -------------------------------------------------------------------
     def embed_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """L2-normalised text embeddings (N, D) without touching the cache (for bank building)."""
+        """L2-normalised text embeddings (N, D) without touching the cache (for bank building).
+
+        Texts are batched in order of length, so each batch pads to similar
+        lengths; rows come back in input order.
+        """
         max_length = int(self.config.text.max_length)
-        outputs = []
-        for start in range(0, len(texts), batch_size):
-            tokens = self.tokenizer(list(texts[start:start + batch_size]), padding="longest",
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), self.embed_dim), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            index = order[start:start + batch_size]
+            tokens = self.tokenizer([texts[i] for i in index], padding="longest",
                                     truncation=True, max_length=max_length, return_tensors="pt")
             with self._model_lock, torch.inference_mode():
                 emb = self.model.encode_text(tokens["input_ids"].to(self.device),
                                              tokens["attention_mask"].to(self.device), normalize=True)
-            outputs.append(emb.float().cpu().numpy())
-        if not outputs:
-            return np.zeros((0, self.embed_dim), dtype=np.float32)
-        return np.concatenate(outputs)
+            out[index] = emb.float().cpu().numpy()
+        return out
 
     def encode_text(self, prompts: Sequence[str] | str) -> np.ndarray:
         """L2-normalised text embeddings (N, D), LRU-cached per prompt string."""

@@ -296,3 +296,11 @@ def test_similarity_map_max_side_keeps_aspect_and_crop(engine: Engine) -> None:
     assert engine.similarity_map(wide, "edema", max_side=1000).shape == (40, 100)
     with pytest.raises(ValueError, match="max_side"):
         engine.similarity_map(wide, "edema", max_side=0)
+
+
+def test_embed_texts_keeps_input_order_when_batching_by_length(engine: Engine) -> None:
+    texts = ["a long prompt about a large right pleural effusion with atelectasis", "edema", "mild cardiomegaly"]
+    together = engine.embed_texts(texts, batch_size=2)
+    one_by_one = np.concatenate([engine.embed_texts([t]) for t in texts])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+    assert engine.embed_texts([]).shape == (0, 32)
