@@ -9,7 +9,7 @@ from training.phantoms.anatomy import adapt_anatomy, sample_anatomy
 from training.phantoms.draw import grid
 from training.phantoms.findings import PATHOLOGIES, Finding, make_finding
 from training.phantoms.frontal import frontal_layers
-from training.phantoms.lesions import _wall_distance, draw_pneumothorax
+from training.phantoms.lesions import PNEUMOTHORAX_GAP, collapsed_lung_sd, draw_pneumothorax
 from training.phantoms.study import generate_study
 
 SIZE = 160
@@ -26,10 +26,9 @@ def test_right_pneumothorax_removes_markings_and_darkens_the_apex_lateral_region
     ptx = Finding("Pneumothorax", side="right", zone="upper", ap="anterior", severity="severe")
     base, with_ptx, anat = _pair([ptx])
     u, v = grid(SIZE)
-    wall = _wall_distance(anat, "right", "frontal", u, v)
-    taper = np.clip(1.0 - 0.85 * (v - anat.v_apex) / (anat.dome("right") - anat.v_apex), 0.1, 1)
+    collapsed = collapsed_lung_sd(anat, "right", "frontal", u, v, PNEUMOTHORAX_GAP[2])
     # inside the pleural space, away from the chest wall and from the pleural line
-    region = (wall > 0.012) & (wall < 0.09 * taper - 0.015)
+    region = (fr.lung_sd(anat, "right", u, v) > 0.012) & (collapsed < -0.015)
     assert region.sum() > 50
     assert with_ptx["frontal"][region].mean() < base["frontal"][region].mean() - 0.02
     layers = frontal_layers(anat, SIZE)

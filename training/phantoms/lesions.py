@@ -140,7 +140,28 @@ def _wall_distance(anat: Anatomy, side: str, view: str, u: np.ndarray,
     if view == "frontal":
         d = (u - anat.cx) * fr.side_sign(side)
         return np.minimum(fr.lung_lateral(anat, side, v) - d, (v - anat.v_apex) * 0.8)
-    return np.minimum(u - la.anterior_border(anat) + 0.02, (v - anat.v_apex + 0.01) * 0.8)
+    # lateral: distance from the lung outline (apex dome, anterior and posterior borders)
+    return la.lung_sd(anat, side, u, v) + 0.004
+
+
+PNEUMOTHORAX_GAP = (0.035, 0.065, 0.1)   # apical retraction by severity (fraction of size)
+
+
+def collapsed_lung_sd(anat: Anatomy, side: str, view: str, u: np.ndarray, v: np.ndarray,
+                      gap: float) -> np.ndarray:
+    """Signed distance to the retracted lung of a pneumothorax (positive inside).
+
+    The lung outline is shrunk towards its base and medial border (frontal) or its base
+    and hilum (lateral), so the apex and lateral edge retract most, as in an upright patient.
+    """
+    scale = 1.0 - 2.2 * gap
+    if view == "frontal":
+        cu, cv = fr.side_x(anat, side, 0.05), anat.dome(side) + 0.02
+        sd_fn = fr.lung_sd
+    else:
+        cu, cv = la.hilum_uv(anat)[0], anat.dome(side) + 0.05
+        sd_fn = la.lung_sd
+    return sd_fn(anat, side, cu + (u - cu) / scale, cv + (v - cv) / scale) * scale
 
 
 def draw_pneumothorax(layers: Layers, anat: Anatomy, f: Finding, view: str,
@@ -148,18 +169,18 @@ def draw_pneumothorax(layers: Layers, anat: Anatomy, f: Finding, view: str,
     """Retracted lung: a thin visceral pleural line with no lung markings beyond it."""
     u, v = grid(layers.size)
     side = f.side or "right"
-    gap = (0.035, 0.065, 0.1)[f.level - 1]
-    taper = np.clip(1.0 - 0.85 * (v - anat.v_apex) / (anat.dome(side) - anat.v_apex), 0.1, 1.0)
-    if view == "lateral":
-        gap *= 0.6
-    beyond = _wall_distance(anat, side, view, u, v) - gap * taper
+    gap = PNEUMOTHORAX_GAP[f.level - 1] * (1.0 if view == "frontal" else 0.6)
+    inside = collapsed_lung_sd(anat, side, view, u, v, gap)
     lung = layers.lungs[side]
-    layers.markings_mask[side] = layers.markings_mask[side] * smooth(beyond - 0.004, 0.004)
-    space = smooth(-beyond, 0.003) * lung
-    line = np.exp(-((beyond - 0.001) / 0.0022) ** 2) * lung
-    strength = 0.12 if view == "frontal" else 0.06
-    layers.add += strength * line - 0.16 * space
-    layers.add_fill(side, 0.01 * f.level * smooth(beyond, 0.01))
+    layers.markings_mask[side] = layers.markings_mask[side] * smooth(inside - 0.004, 0.004)
+    space = smooth(-inside, 0.003) * lung
+    line = np.exp(-((inside - 0.001) / 0.0022) ** 2) * lung
+    strength, dark = (0.12, 0.16) if view == "frontal" else (0.03, 0.06)
+    if view == "lateral":   # seen mainly at the apex and anteriorly on a lateral film
+        upper = smooth(anat.v_apex + 0.3 - v, 0.08)
+        space, line = space * upper, line * upper
+    layers.add += strength * line - dark * space
+    layers.add_fill(side, 0.01 * f.level * smooth(inside, 0.01))
 
 
 def draw_atelectasis(layers: Layers, anat: Anatomy, f: Finding, view: str,
