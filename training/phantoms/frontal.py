@@ -178,8 +178,10 @@ def _fractured(rib: np.ndarray, fracture: dict) -> tuple[np.ndarray, np.ndarray]
 
 
 def _rib_image(mask: np.ndarray) -> np.ndarray:
-    rim = mask - cv2.erode(mask, np.ones((3, 3), np.uint8))
-    return 0.55 * blur(mask, 0.002) + 0.6 * np.clip(rim, 0, 1)
+    """Bone with a brighter cortical rim about 0.3 % of the image size thick."""
+    k = max(3, 2 * int(round(mask.shape[0] * 0.0015)) + 1)
+    rim = mask - cv2.erode(mask, np.ones((k, k), np.uint8))
+    return 0.55 * blur(mask, 0.002) + 0.6 * blur(np.clip(rim, 0, 1), 0.0008)
 
 
 def _bones(anat: Anatomy, size: int, u: np.ndarray, v: np.ndarray,
