@@ -124,7 +124,12 @@ def _write_tables(out: Path, rows: list[dict[str, Any]], opts: GenerateOptions) 
 def generate_dataset(opts: GenerateOptions, studies: int, workers: int = 1,
                      forced: dict[int, list[Finding]] | None = None,
                      progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
-    """Generate ``studies`` studies into ``opts.out``; returns the per-study rows in order."""
+    """Generate ``studies`` studies into ``opts.out``; returns the per-study rows in order.
+
+    With ``workers > 1`` studies are rendered in spawned processes (safe next to torch);
+    scripts that call this must do so under ``if __name__ == "__main__":``. The output is
+    identical for any number of workers.
+    """
     if studies < 1:
         raise ValueError(f"--studies must be at least 1, got {studies}")
     if workers < 1:
