@@ -47,13 +47,16 @@ class Anatomy:
 
     @property
     def dome_right(self) -> float:
+        """Top of the right hemidiaphragm after any volume loss."""
         return self.v_dome - self.right_dome_raise
 
     @property
     def dome_left(self) -> float:
+        """Top of the left hemidiaphragm (normally a little lower than the right)."""
         return self.v_dome + self.dome_left_offset - self.left_dome_raise
 
     def dome(self, side: str) -> float:
+        """Top of the hemidiaphragm on ``side`` (``right``/``left``)."""
         return self.dome_right if side == "right" else self.dome_left
 
 

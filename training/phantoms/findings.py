@@ -83,6 +83,7 @@ class Finding:
         return [self.side] if self.side else []
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain dict for ``ground_truth.jsonl``."""
         return asdict(self)
 
 

@@ -28,10 +28,12 @@ def posterior_border(anat: Anatomy) -> float:
 
 
 def dome_peak_u(anat: Anatomy) -> float:
+    """``u`` of the highest point of the hemidiaphragms in the lateral view."""
     return anat.lat_front + 0.42 * (anat.lat_back - anat.lat_front)
 
 
 def hilum_uv(anat: Anatomy) -> tuple[float, float]:
+    """Centre of the hila in the lateral view."""
     return anat.lat_front + 0.5 * (anat.lat_back - anat.lat_front), anat.v_apex + 0.25
 
 

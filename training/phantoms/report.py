@@ -65,11 +65,13 @@ class _Writer:
         self.labels: dict[str, int] = {}
 
     def label(self, name: str, value: int) -> None:
+        """Record a label; a positive beats an uncertain beats a negative."""
         order = {1: 3, -1: 2, 0: 1}
         if name not in self.labels or order[value] > order[self.labels[name]]:
             self.labels[name] = value
 
     def say(self, sentence: str, impression: str | None, **labels: int) -> None:
+        """Add a FINDINGS sentence, an optional IMPRESSION phrase and their labels."""
         self.findings.append(_cap(sentence))
         if impression:
             self.impression.append(_cap(impression))

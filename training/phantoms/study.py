@@ -36,10 +36,12 @@ class PhantomStudy:
 
     @property
     def study_id(self) -> str:
+        """``phantom-<seed>-<index>``, unique per seed and index."""
         return f"phantom-{self.seed}-{self.index:06d}"
 
     @property
     def frontal_position(self) -> str:
+        """``PA`` or ``AP``."""
         return self.anatomy.projection
 
 
