@@ -72,18 +72,18 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     """ResNet trunk without the classifier; ``forward`` returns the last feature map."""
 
-    def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: list[int]):
+    def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: list[int], base_width: int = 64):
         super().__init__()
-        self.inplanes = 64
-        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.inplanes = base_width
+        self.conv1 = nn.Conv2d(3, base_width, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(base_width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        self.layer1 = self._make_layer(block, 64, layers[0], 1)
-        self.layer2 = self._make_layer(block, 128, layers[1], 2)
-        self.layer3 = self._make_layer(block, 256, layers[2], 2)
-        self.layer4 = self._make_layer(block, 512, layers[3], 2)
-        self.out_dim = 512 * block.expansion
+        self.layer1 = self._make_layer(block, base_width, layers[0], 1)
+        self.layer2 = self._make_layer(block, base_width * 2, layers[1], 2)
+        self.layer3 = self._make_layer(block, base_width * 4, layers[2], 2)
+        self.layer4 = self._make_layer(block, base_width * 8, layers[3], 2)
+        self.out_dim = base_width * 8 * block.expansion
         self.gradient_checkpointing = False
         self._init_weights()
 
@@ -149,8 +149,9 @@ class ResNetEncoder(nn.Module):
         self.resnet.load_state_dict(state, strict=True)
 
 
-def _build(block, layers: list[int], gradient_checkpointing: bool, weights: str | None) -> ResNetEncoder:
-    encoder = ResNetEncoder(ResNet(block, layers), gradient_checkpointing)
+def _build(block, layers: list[int], gradient_checkpointing: bool, weights: str | None,
+           base_width: int = 64) -> ResNetEncoder:
+    encoder = ResNetEncoder(ResNet(block, layers, base_width), gradient_checkpointing)
     if weights:
         encoder.load_torchvision_weights(weights)
     return encoder
@@ -166,3 +167,14 @@ def resnet50(gradient_checkpointing: bool = False, weights: str | None = None, i
 def resnet18(gradient_checkpointing: bool = False, weights: str | None = None, image_size: int = 224) -> ResNetEncoder:
     """ResNet-18 (BasicBlock, [2, 2, 2, 2]); ``weights`` = optional local torchvision file; any ``image_size`` works."""
     return _build(BasicBlock, [2, 2, 2, 2], gradient_checkpointing, weights)
+
+
+@register_image_encoder("resnet10_slim")
+def resnet10_slim(gradient_checkpointing: bool = False, weights: str | None = None,
+                  image_size: int = 224) -> ResNetEncoder:
+    """A CPU-friendly ResNet (BasicBlock, [1, 1, 1, 1], half width: 32-256 channels, 256-d output).
+
+    About 1/8 of ResNet-18's FLOPs; the bundled demo model uses it so it trains on a 2-core CPU.
+    Same parameter names as torchvision's ResNets (no torchvision weights exist for this shape).
+    """
+    return _build(BasicBlock, [1, 1, 1, 1], gradient_checkpointing, weights, base_width=32)

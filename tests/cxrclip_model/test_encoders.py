@@ -36,6 +36,17 @@ def test_resnet18_has_torchvision_names_and_shapes():
     assert "layer1.0.conv3.weight" not in state  # BasicBlock
 
 
+def test_resnet10_slim_is_half_width_one_block_per_stage():
+    encoder = create_model("resnet10_slim")
+    state = encoder.resnet.state_dict()
+    assert encoder.out_dim == 256
+    assert state["conv1.weight"].shape == (32, 3, 7, 7)
+    assert state["layer2.0.downsample.0.weight"].shape == (64, 32, 1, 1)
+    assert state["layer4.0.conv2.weight"].shape == (256, 256, 3, 3)
+    assert "layer1.1.conv1.weight" not in state  # one block per stage
+    assert encoder(torch.zeros(2, 3, 64, 64)).shape == (2, 256)
+
+
 def test_resnet50_bottleneck_layout():
     encoder = create_model("resnet50")
     state = encoder.resnet.state_dict()
