@@ -46,6 +46,7 @@ def test_orientation_heuristics():
     assert classify_orientation("", "", "CHEST") == "unknown"
     view = View("x", Path("x.dcm"), view_position="AP", laterality="L")
     assert view.display_label == "AP L"
+    assert View("y", Path("y.dcm"), view_position="PA", laterality="U").display_label == "PA"
 
 
 def test_pixel_spacing_zero_missing_and_imager_fallback(make_dicom, tmp_path):
@@ -102,6 +103,7 @@ def test_bad_files_become_problems(make_dicom, dataset_builder, tmp_path, pydico
     shutil.copy(pydicom_data_dir / "emri_small_jpeg_2k_lossless_too_short.dcm", tmp_path)
     shutil.copy(pydicom_data_dir / "bad_sequence.dcm", tmp_path)
     (tmp_path / "DICOMDIR").write_bytes(b"\0" * 200)
+    (tmp_path / "README.md").write_text("how these files were made")
     (tmp_path / "garbage.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\xff" * 50)
     result = scan_folder(tmp_path)
     reasons = {p.path.name: p.reason for p in result.problems}
@@ -114,7 +116,7 @@ def test_bad_files_become_problems(make_dicom, dataset_builder, tmp_path, pydico
     assert "Modality SR" in reasons["report.dcm"]
     assert "StudyInstanceUID" in reasons["nouid.dcm"]
     assert "damaged" in reasons["garbage.dcm"]
-    assert [p.name for p in result.skipped] == ["DICOMDIR"]
+    assert sorted(p.name for p in result.skipped) == ["DICOMDIR", "README.md"]
     ok = {v.path.name for v in result.studies.views()}
     assert "good.dcm" in ok
     # bad_sequence.dcm: its pixels are fine; either outcome is acceptable, never a crash

@@ -45,7 +45,7 @@ class ScanResult:
 
     studies: StudyTree = field(default_factory=StudyTree)
     problems: list[Problem] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)  # DICOMDIR, hidden files
+    skipped: list[Path] = field(default_factory=list)  # DICOMDIR, hidden files, documents
     cancelled: bool = False
 
 
@@ -90,8 +90,15 @@ def scan_files(files: Iterable[Path]) -> ScanResult:
     return result
 
 
+# Companion documents that sit beside studies (READMEs, label tables, reports):
+# skipped silently rather than listed as unreadable images.
+DOCUMENT_SUFFIXES = frozenset({".md", ".txt", ".json", ".jsonl", ".csv", ".tsv", ".xml",
+                               ".html", ".pdf", ".yaml", ".yml", ".log", ".py"})
+
+
 def _scan_one(path: Path, result: ScanResult) -> None:
-    if path.name.startswith(".") or path.name.upper() == "DICOMDIR":
+    if (path.name.startswith(".") or path.name.upper() == "DICOMDIR"
+            or path.suffix.lower() in DOCUMENT_SUFFIXES):
         result.skipped.append(path)
         return
     try:

@@ -97,8 +97,9 @@ class View:
         """Short label for a viewport title, e.g. ``"PA"``, ``"LAT L"`` or a file name."""
         parts = [self.view_position.strip().upper() or
                  {"frontal": "Frontal", "lateral": "Lateral"}.get(self.orientation, "")]
-        if self.laterality.strip():
-            parts.append(self.laterality.strip().upper())
+        laterality = self.laterality.strip().upper()
+        if laterality and laterality != "U":  # "U" (unpaired/unknown) adds nothing for a chest
+            parts.append(laterality)
         label = " ".join(p for p in parts if p)
         if self.source == "image" or not label:
             name = Path(self.path).name
