@@ -17,7 +17,7 @@ def test_paper_configs_merge_bases(repo_root):
 def test_demo_config_resolves_minilm_package(repo_root, minilm_dir):
     cfg = load_config(repo_root / "training/configs/demo.yaml")
     assert cfg.model["text"]["path"] == str(minilm_dir)
-    assert cfg.model_config().image.name == "resnet18"
+    assert cfg.model_config().image.name == "resnet10_slim"
 
 
 @pytest.mark.parametrize("override, message", [
