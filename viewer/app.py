@@ -82,12 +82,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from viewer.qt.errors import ExceptHook
     from viewer.qt.main_window import MainWindow
+    from viewer.qt.pyside_check import broken_pyside_message
     from viewer.qt.theme import apply_dark_theme
 
-    from viewer.qt.pyside_guard import ensure_guard
-
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    ensure_guard()
+    if (problem := broken_pyside_message()) is not None:
+        print(f"cxrclip-viewer: {problem}", file=sys.stderr)
+        return 2
     app.setApplicationName("CXR-CLIP Viewer")
     app.setOrganizationName("cxrclip")
     apply_dark_theme(app)

@@ -61,10 +61,3 @@ def hist_window(qtbot, tmp_path):
     qtbot.waitUntil(lambda: "Histogram" in win.plugin_host.registry.names(), timeout=10000)
     return win
 
-
-@pytest.fixture(scope="session", autouse=True)
-def _pyside_refcount_guard(qapp):
-    """PySide6 6.12.0 on Python 3.11 leaks singleton refcounts; see viewer/qt/pyside_guard.py."""
-    from viewer.qt.pyside_guard import ensure_guard
-
-    ensure_guard()

@@ -101,10 +101,3 @@ def facts():
     return SimpleNamespace(rows=ROWS, cols=COLS, patient_id=PATIENT_ID, patient_name=PATIENT_NAME,
                            gradient=gradient, make_study=make_study)
 
-
-@pytest.fixture(scope="session", autouse=True)
-def _pyside_refcount_guard(qapp):
-    """PySide6 6.12.0 on Python 3.11 leaks singleton refcounts; see viewer/qt/pyside_guard.py."""
-    from viewer.qt.pyside_guard import ensure_guard
-
-    ensure_guard()

@@ -26,7 +26,6 @@ from viewer.qt.image_view import ImageView
 from viewer.qt.phi import ANONYMOUS
 from viewer.qt.plugin_host_qt import QtPluginHost
 from viewer.qt.problems_panel import ProblemsPanel
-from viewer.qt.pyside_guard import ensure_guard
 from viewer.qt.shortcuts import ACTIONS, ActionSpec
 from viewer.qt.study_browser import THUMB_SIZE, StudyBrowser, patient_label, study_label
 from viewer.qt.tag_browser import TagBrowserDialog
@@ -62,7 +61,6 @@ class MainWindow(WindowActionsMixin, QMainWindow):
 
     def __init__(self, settings: QSettings | None = None, load_plugins: bool = True,
                  plugin_entry_points: list | None = None) -> None:
-        ensure_guard()
         super().__init__()
         self.settings = settings or QSettings("cxrclip", "viewer")
         self.hide_phi = False
