@@ -451,6 +451,10 @@ class Engine:
             height, width = max(1, round(height * scale)), max(1, round(width * scale))
         return np.asarray(map_to_image(coarse, height, width, self.config.preprocess), dtype=np.float32)
 
+    def prefetch_feature_map(self, view: ViewInput) -> None:
+        """Compute and cache a view's feature map now, so its first heatmap needs no image forward."""
+        self._feature_map(view)
+
     def _feature_map(self, view: ViewInput) -> np.ndarray:
         """Per-location L2-normalised projected features (D, h, w), cached by view id."""
         key = (self.model_id, view.view_id)

@@ -20,7 +20,6 @@ import numpy as np
 
 from cxrclip.engine import Engine, FindingScore, PromptScore, StudyInput, ViewInput
 from cxrclip.sentence_bank import Neighbour, SentenceBank
-from plugins.cxrclip_findings.feature_maps import FeatureMapCache
 from plugins.cxrclip_findings.text_cache import CachedTextEngine, PromptEmbeddingStore
 
 log = logging.getLogger(__name__)
@@ -104,7 +103,6 @@ class FindingsService:
         self.bank_dir = bank_dir
         self._bank: SentenceBank | None = None
         self._bank_lock = threading.Lock()
-        self.maps = FeatureMapCache(engine)
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "auto", bank_dir: Path | None = None,
@@ -194,14 +192,14 @@ class FindingsService:
                  max_side: int | None = HEATMAP_MAX_SIDE) -> dict[str, np.ndarray]:
         """Cosine-similarity map of ``prompt`` on every usable view (NaN outside the crop),
         at most ``max_side`` pixels on the long side, same aspect as the image."""
-        return {view.view_id: self.maps.similarity_map(view, prompt, max_side)
+        return {view.view_id: self.engine.similarity_map(view, prompt, max_side=max_side)
                 for view in prepared.inputs.views}
 
     def prefetch_map(self, prepared: PreparedStudy, view_id: str) -> bool:
         """Compute one view's feature map ahead of the first heatmap click."""
         for view in prepared.inputs.views:
             if view.view_id == view_id:
-                self.maps.feature_map(view)
+                self.engine.prefetch_feature_map(view)
                 return True
         return False
 

@@ -108,10 +108,10 @@ def test_cached_heatmap_equals_engine_map_and_reuses_forward(service, tmp_path, 
     prepared = service.prepare("s", handle.views)
     assert all(service.prefetch_map(prepared, v.view_id) for v in prepared.inputs.views)
     assert not service.prefetch_map(prepared, "unknown")
-    forwards = service.maps.forwards
+    forwards = service.engine.cache_info()["feature_map"].misses
     maps = service.heatmaps(prepared, "small left pleural effusion")
     maps2 = service.heatmaps(prepared, "cardiomegaly")
-    assert service.maps.forwards == forwards  # no new image forward after the prefetch
+    assert service.engine.cache_info()["feature_map"].misses == forwards  # no image forward after the prefetch
     view = prepared.inputs.views[0]
     expected = service.engine.similarity_map(view, "small left pleural effusion")
     np.testing.assert_allclose(maps[view.view_id], expected, atol=1e-5, equal_nan=True)
