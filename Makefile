@@ -10,7 +10,7 @@ OPEN   ?= assets/sample_studies
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv run test lint bench clean
+.PHONY: venv run test lint demo-model samples clean
 
 venv: $(STAMP)
 
@@ -26,6 +26,14 @@ run: $(STAMP)
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS)
+
+# Rebuild the bundled demo model (phantoms -> train -> held-out eval -> fp16 export -> sentence bank).
+demo-model: $(STAMP)
+	$(PY) -m training.demo_model
+
+# Regenerate the three sample studies in assets/sample_studies.
+samples: $(STAMP)
+	$(VENV)/bin/cxrclip phantom samples --out assets/sample_studies
 
 lint: $(STAMP)
 	$(VENV)/bin/lint-imports
