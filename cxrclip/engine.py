@@ -401,15 +401,17 @@ class Engine:
         """Zero-shot probability of each finding (default: CheXpert-14), highest first.
 
         Each finding is an ensemble: the re-normalised mean embedding of its
-        class prompts, against the same ensemble of their negatives.
+        class prompts, against its binary negative ("no X"); see
+        `cxrclip.prompts.zero_shot_prompts`.
         `max_prompts` limits each ensemble to a fixed subset (faster first call).
         """
         from cxrclip import prompts as prompt_lib
 
         self._check_study(study, aggregate)
         names = list(prompt_lib.CHEXPERT_14 if findings is None else findings)
-        positives = [list(prompt_lib.class_prompts(f, max_prompts=max_prompts)) for f in names]
-        negatives = [[prompt_lib.negative_prompt(p) for p in group] for group in positives]
+        ensembles_text = [prompt_lib.zero_shot_prompts(f, max_prompts=max_prompts) for f in names]
+        positives = [pos for pos, _ in ensembles_text]
+        negatives = [neg for _, neg in ensembles_text]
         # One batched pass over every prompt of every finding, then split per group.
         groups = positives + negatives
         flat = self.encode_text([p for group in groups for p in group])

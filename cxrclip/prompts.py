@@ -31,6 +31,7 @@ __all__ = [
     "binary_prompts",
     "canonical_finding",
     "class_prompts",
+    "zero_shot_prompts",
     "label_sentences",
     "labels_to_report",
     "match_finding",
@@ -183,6 +184,17 @@ def class_prompts(finding: str, max_prompts: int | None = None, seed: int = 0) -
         raise ValueError(f"max_prompts must be >= 1 or None, got {max_prompts}")
     keep = sorted(random.Random(seed).sample(range(len(prompts)), max_prompts))
     return [prompts[i] for i in keep]
+
+
+def zero_shot_prompts(finding: str, max_prompts: int | None = None) -> tuple[list[str], list[str]]:
+    """(positives, negatives) of a finding's zero-shot ensemble.
+
+    Positives are its class prompts (severity x subtype x location); the negative
+    is the finding's binary negative ("no pneumothorax"), not each prompt negated:
+    "no mild cardiomegaly" would also be true of severe cardiomegaly.
+    """
+    negative, _ = binary_prompts(finding)
+    return class_prompts(finding, max_prompts=max_prompts), [negative]
 
 
 def binary_prompts(finding: str) -> tuple[str, str]:

@@ -144,9 +144,8 @@ class FindingsService:
         from cxrclip import prompts as prompt_lib
 
         for finding in findings or prompt_lib.CHEXPERT_14:
-            positives = list(prompt_lib.class_prompts(finding))
-            self.engine.encode_text(positives)
-            self.engine.encode_text([prompt_lib.negative_prompt(p) for p in positives])
+            positives, negatives = prompt_lib.zero_shot_prompts(finding)
+            self.engine.encode_text(positives + negatives)
         store = getattr(self.engine, "store", None)
         if store is not None:
             try:

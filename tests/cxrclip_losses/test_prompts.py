@@ -88,6 +88,13 @@ def test_rsna_and_binary_pairs():
     assert prompts.binary_prompts("Pleural Effusion") == ("no pleural effusion", "pleural effusion")
 
 
+def test_zero_shot_ensemble_is_class_prompts_against_the_binary_negative():
+    positives, negatives = prompts.zero_shot_prompts("Cardiomegaly", max_prompts=4)
+    assert positives == prompts.class_prompts("Cardiomegaly", max_prompts=4)
+    assert negatives == ["no cardiomegaly"]
+    assert prompts.zero_shot_prompts("No Finding")[1] == ["acute cardiopulmonary abnormality"]
+
+
 def test_chestxray14_labels_have_sentences(repo_root):
     spec = json.loads((repo_root / "assets/prompts/label_sentences.json").read_text())
     for label in prompts.CHESTXRAY14_EXTRA:
