@@ -76,6 +76,8 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None, help="write results as JSON here")
+    p.add_argument("--blank-as-negative", action="store_true",
+                   help="count findings a study's labels do not mention as absent (complete ground truth)")
     p.set_defaults(func=run_eval)
 
 
@@ -88,7 +90,8 @@ def run_eval(args: argparse.Namespace) -> int:
                           train_split=args.train_split,
                           tasks=[t.strip() for t in args.tasks.split(",") if t.strip()],
                           findings=[f.strip() for f in args.findings.split(",")] if args.findings else None,
-                          batch_size=args.batch_size, device=args.device, out=args.out)
+                          batch_size=args.batch_size, device=args.device, out=args.out,
+                          blank_as_negative=args.blank_as_negative)
     run_evaluation(request)
     return 0
 

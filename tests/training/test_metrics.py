@@ -54,3 +54,16 @@ def test_linear_probe_separable():
     x = rng.normal(size=(40, 4)) + y[:, None] * 3
     out = metrics.linear_probe_auroc(x[:20], y[:20], x[20:], y[20:])
     assert out["auroc"] == pytest.approx(1.0) and out["n"] == 20
+
+
+def test_blank_as_negative_fills_unmentioned_findings_only():
+    from training.data.manifest import StudyRecord
+    from training.evaluation.runner import complete_labels
+
+    common = dict(view_positions=["PA"], findings="text", impression=None, split="test", dataset="phantom")
+    records = [StudyRecord(study_id="a", images=["a.png"], labels={"Edema": 1, "Fracture": -1}, **common),
+               StudyRecord(study_id="b", images=["b.png"], labels=None, **common)]
+    done = complete_labels(records, ["Edema", "Fracture", "Pneumothorax"])
+    assert done[0].labels == {"Edema": 1, "Fracture": -1, "Pneumothorax": 0}
+    assert done[1].labels == {"Edema": 0, "Fracture": 0, "Pneumothorax": 0}
+    assert records[0].labels == {"Edema": 1, "Fracture": -1}  # inputs untouched

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ class EvalRequest:
     batch_size: int = 64
     device: str = "auto"
     out: str | None = None
+    blank_as_negative: bool = False
 
 
 def resolve_data(name_or_path: str) -> Path:
@@ -74,6 +75,12 @@ class Embedder:
             out.append(self.model.encode_text(enc["input_ids"].to(self.device),
                                               enc["attention_mask"].to(self.device)).float().cpu())
         return torch.cat(out) if out else torch.zeros(0, self.model.embed_dim)
+
+
+def complete_labels(records: list, findings: list[str]) -> list:
+    """Records whose unmentioned findings count as absent (0), for data with complete ground
+    truth such as the phantoms; the common CheXpert practice of reading blank as negative."""
+    return [replace(r, labels={**{f: 0 for f in findings}, **(r.labels or {})}) for r in records]
 
 
 def _label_matrix(records: list, findings: list[str]) -> np.ndarray:
@@ -180,9 +187,12 @@ def run_evaluation(req: EvalRequest) -> dict[str, Any]:
     manifests = [read_manifest(resolve_data(d)) for d in req.data]
     image_emb, records, unreadable = _split_embeddings(emb, manifests, req.split, loaded.config.preprocess)
     findings = _findings(records, req.findings)
+    if req.blank_as_negative:
+        records = complete_labels(records, findings)
     results: dict[str, Any] = {"model": str(req.model_dir), "model_id": loaded.model_id,
                                "data": req.data, "split": req.split, "n_studies": len(records),
-                               "unreadable_images": unreadable}
+                               "unreadable_images": unreadable,
+                               "blank_as_negative": req.blank_as_negative}
     if "zeroshot" in tasks:
         classes = req.findings or [f for f in CHEXPERT_5 if f in findings] or findings
         results["zeroshot"] = zeroshot_multiclass(emb, image_emb, records, classes)
