@@ -27,29 +27,17 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 def write_study(folder: Path, rows: int = 3000, cols: int = 2500) -> None:
     """Two CR views (PA, LL) of smooth 12-bit content, explicit VR little endian."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import generate_uid
+
+    from dicom_fixtures import write_cr
 
     study = generate_uid()
     yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
     base = 2000 + 1500 * np.sin(xx / 300) * np.cos(yy / 400)
     for position, number in (("PA", 1), ("LL", 2)):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, generate_uid()
-        ds.PatientID, ds.PatientName, ds.Modality = "B1", "Bench^Mark", "CR"
-        ds.ViewPosition, ds.InstanceNumber = position, number
-        ds.Rows, ds.Columns = rows, cols
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-        ds.WindowCenter, ds.WindowWidth = 2000, 3000
-        ds.PixelData = np.clip(base + number * 50, 0, 4095).astype(np.uint16).tobytes()
-        ds.save_as(folder / f"{position}.dcm", enforce_file_format=True)
+        write_cr(folder / f"{position}.dcm", np.clip(base + number * 50, 0, 4095), study,
+                 PatientID="B1", PatientName="Bench^Mark", ViewPosition=position, InstanceNumber=number,
+                 WindowCenter=2000, WindowWidth=3000)
 
 
 def time_open(app, window, folder: Path) -> float:

@@ -18,10 +18,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from dicom_fixtures import write_cr  # noqa: E402
 
 from viewer.io.decode import load_image  # noqa: E402
 from viewer.io.scan import scan_folder  # noqa: E402
@@ -37,22 +39,9 @@ def write_study(folder: Path) -> None:
     yy, xx = np.mgrid[0:ROWS, 0:COLS]
     base = (2048 + 1500 * np.sin(xx / 300.0) * np.cos(yy / 400.0)).astype(np.int32)
     for position in ("PA", "LL"):
-        pixels = np.clip(base + rng.integers(-50, 50, base.shape), 0, 4095).astype(np.uint16)
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, generate_uid()
-        ds.PatientID, ds.Modality, ds.ViewPosition = "BENCH", "CR", position
-        ds.Rows, ds.Columns, ds.SamplesPerPixel = ROWS, COLS, 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-        ds.WindowCenter, ds.WindowWidth = 2048, 4096
-        ds.PixelData = pixels.tobytes()
-        ds.save_as(folder / f"{position}.dcm", enforce_file_format=True)
+        pixels = np.clip(base + rng.integers(-50, 50, base.shape), 0, 4095)
+        write_cr(folder / f"{position}.dcm", pixels, study, PatientID="BENCH", ViewPosition=position,
+                 WindowCenter=2048, WindowWidth=4096)
 
 
 def open_study(folder: Path, max_side: int | None) -> float:

@@ -18,36 +18,26 @@ import time
 from pathlib import Path
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from dicom_fixtures import write_cr  # noqa: E402
 
 from viewer.io.scan import scan_folder  # noqa: E402
 
 
 def write_files(folder: Path, count: int) -> None:
-    pixels = np.zeros((8, 8), np.uint16).tobytes()
+    pixels = np.zeros((8, 8), np.uint16)
     studies = [(generate_uid(), generate_uid()) for _ in range(max(count // 20, 1))]
     for i in range(count):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = studies[i % len(studies)]
-        ds.PatientID, ds.PatientName, ds.PatientSex = f"P{i % 50}", "Bench^Patient", "F"
-        ds.StudyDate, ds.StudyTime, ds.Modality = "20200101", "120000", "DX"
-        ds.ViewPosition = "PA" if i % 2 else "LL"
-        ds.InstitutionName, ds.Manufacturer = "Bench Hospital", "Bench"
-        ds.Rows = ds.Columns = 8
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-        ds.PixelSpacing, ds.WindowCenter, ds.WindowWidth = [0.1, 0.1], 2048, 4096
-        ds.PixelData = pixels
-        ds.save_as(folder / f"{i:05d}.dcm", enforce_file_format=True)
+        study, series = studies[i % len(studies)]
+        write_cr(folder / f"{i:05d}.dcm", pixels, study, series,
+                 PatientID=f"P{i % 50}", PatientName="Bench^Patient", PatientSex="F",
+                 StudyDate="20200101", StudyTime="120000", Modality="DX",
+                 ViewPosition="PA" if i % 2 else "LL", InstitutionName="Bench Hospital",
+                 Manufacturer="Bench", PixelSpacing=[0.1, 0.1], WindowCenter=2048, WindowWidth=4096)
 
 
 def main(argv: list[str] | None = None) -> int:
