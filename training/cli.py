@@ -76,6 +76,9 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None, help="write results as JSON here")
+    p.add_argument("--binary-prompts", choices=["pair", "ensemble"], default="pair",
+                   help="binary task text: the paper's ['No X', 'X'] pair, or the viewer's class-prompt "
+                        "ensemble against 'No X'")
     p.add_argument("--blank-as-negative", action="store_true",
                    help="count findings a study's labels do not mention as absent (complete ground truth)")
     p.set_defaults(func=run_eval)
@@ -91,7 +94,7 @@ def run_eval(args: argparse.Namespace) -> int:
                           tasks=[t.strip() for t in args.tasks.split(",") if t.strip()],
                           findings=[f.strip() for f in args.findings.split(",")] if args.findings else None,
                           batch_size=args.batch_size, device=args.device, out=args.out,
-                          blank_as_negative=args.blank_as_negative)
+                          blank_as_negative=args.blank_as_negative, binary_prompts=args.binary_prompts)
     run_evaluation(request)
     return 0
 

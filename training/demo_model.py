@@ -89,7 +89,8 @@ def final_checkpoint(run_dir: Path) -> Path:
 
 def evaluate(build: DemoBuild, checkpoint: Path) -> dict:
     _cxrclip("eval", str(checkpoint), "--data", str(build.heldout_dir), "--split", "test",
-             "--tasks", "binary,retrieval,zeroshot", "--blank-as-negative", "--out", str(build.eval_json))
+             "--tasks", "binary,retrieval,zeroshot", "--blank-as-negative",
+             "--binary-prompts", "ensemble", "--out", str(build.eval_json))
     return json.loads(build.eval_json.read_text())
 
 

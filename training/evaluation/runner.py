@@ -35,6 +35,7 @@ class EvalRequest:
     device: str = "auto"
     out: str | None = None
     blank_as_negative: bool = False
+    binary_prompts: str = "pair"
 
 
 def resolve_data(name_or_path: str) -> Path:
@@ -109,10 +110,31 @@ def zeroshot_multiclass(emb: Embedder, image_emb: torch.Tensor, records: list,
             "classes": findings}
 
 
+BINARY_PROMPTS = ("pair", "ensemble")
+
+
+def _binary_text(emb: Embedder, finding: str, mode: str, rsna: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(negative, positive) text embeddings of a finding for the binary task.
+
+    "pair": the paper's ["No X", "X"] (RSNA: its BioViL-style pair). "ensemble": the
+    viewer's zero-shot - the normalised mean of the finding's class prompts against "No X".
+    """
+    from cxrclip.prompts import RSNA_PNEUMONIA_PROMPTS, binary_prompts, zero_shot_prompts
+
+    if mode == "ensemble" and not (rsna and finding == "Pneumonia"):
+        positives, negatives = zero_shot_prompts(finding)
+        pos = torch.nn.functional.normalize(emb.texts(positives).mean(dim=0), dim=0)
+        return emb.texts(negatives)[0], pos
+    pair = RSNA_PNEUMONIA_PROMPTS if rsna and finding == "Pneumonia" else binary_prompts(finding)
+    neg, pos = emb.texts(list(pair))
+    return neg, pos
+
+
 def zeroshot_binary(emb: Embedder, image_emb: torch.Tensor, records: list,
-                    findings: list[str], rsna: bool = False) -> dict[str, Any]:
-    """Per finding: softmax over ("No X", "X") on studies labelled 0 or 1 for it."""
-    from cxrclip.prompts import RSNA_PNEUMONIA_PROMPTS, binary_prompts
+                    findings: list[str], rsna: bool = False, prompts: str = "pair") -> dict[str, Any]:
+    """Per finding: softmax over (negative, positive) text on studies labelled 0 or 1 for it."""
+    if prompts not in BINARY_PROMPTS:
+        raise ValueError(f"binary prompts must be one of {list(BINARY_PROMPTS)}, got {prompts!r}")
 
     labels = _label_matrix(records, findings)
     scale = float(emb.model.logit_scale.detach().exp())
@@ -122,8 +144,7 @@ def zeroshot_binary(emb: Embedder, image_emb: torch.Tensor, records: list,
         if len(np.unique(labels[rows, j])) < 2:
             out[finding] = {"skipped": "needs both positive and negative studies"}
             continue
-        pair = RSNA_PNEUMONIA_PROMPTS if rsna and finding == "Pneumonia" else binary_prompts(finding)
-        neg, pos = emb.texts(list(pair))
+        neg, pos = _binary_text(emb, finding, prompts, rsna)
         probs = metrics.binary_probabilities(image_emb[rows], neg, pos, scale).numpy()
         out[finding] = metrics.binary_metrics(probs, labels[rows, j].astype(int))
     return out
@@ -198,7 +219,9 @@ def run_evaluation(req: EvalRequest) -> dict[str, Any]:
         results["zeroshot"] = zeroshot_multiclass(emb, image_emb, records, classes)
     if "binary" in tasks:
         rsna = any(m.header.dataset == "rsna" for m in manifests)
-        results["binary"] = zeroshot_binary(emb, image_emb, records, findings, rsna=rsna)
+        results["binary"] = zeroshot_binary(emb, image_emb, records, findings, rsna=rsna,
+                                            prompts=req.binary_prompts)
+        results["binary_prompts"] = req.binary_prompts
     if "retrieval" in tasks:
         results["retrieval"] = retrieval(emb, image_emb, records)
     if "linear_probe" in tasks:
