@@ -133,6 +133,7 @@ class TrainSection:
     max_consecutive_nonfinite: int = 20
     max_logit_scale: float = 100.0
     progress: bool = True
+    init_from: str | None = None  # a cxrclip model dir to fine-tune from (checkpoint, converted official model)
 
     def __post_init__(self) -> None:
         _choice("train.precision", self.precision, PRECISIONS)

@@ -84,3 +84,21 @@ def test_bf16_autocast_step_on_cuda(overrides_for, toy_manifest, tmp_path):
     assert progress.step == 2 and progress.nonfinite_total == 0
     assert trainer.model.logit_scale.is_cuda
     trainer.close()
+
+
+def test_init_from_starts_at_another_models_weights(overrides_for, toy_manifest, tmp_path):
+    extra = {"train.batch_size": 2, "train.ckpt_every_steps": 0, "train.epochs": 1}
+    source = Trainer(load_config(None, overrides_for(toy_manifest, tmp_path / "src", **extra)))
+    source.fit()
+    source.close()
+    start = tmp_path / "src" / "best"
+    tuned = Trainer(load_config(None, overrides_for(toy_manifest, tmp_path / "ft", **extra)
+                                + [f"train.init_from={start}"]))
+    from safetensors.torch import load_file
+
+    for key, value in load_file(str(start / "model.safetensors")).items():
+        torch.testing.assert_close(tuned.model.state_dict()[key], value, msg=key)
+    tuned.close()
+    with pytest.raises(FileNotFoundError, match="train.init_from='/nowhere' has no model.safetensors"):
+        Trainer(load_config(None, overrides_for(toy_manifest, tmp_path / "bad", **extra)
+                            + ["train.init_from=/nowhere"]))

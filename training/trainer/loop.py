@@ -97,8 +97,10 @@ class Trainer:
         if self.cfg.train.gradient_checkpointing:
             model_cfg.image.gradient_checkpointing = True
             model_cfg.text.gradient_checkpointing = True
-        model = CXRClip(model_cfg, pretrained_text=True)
+        model = CXRClip(model_cfg, pretrained_text=self.cfg.train.init_from is None)
         model.tokenizer = load_tokenizer(model_cfg.text.path)
+        if self.cfg.train.init_from:
+            ckpt.init_weights_from(model, self.cfg.train.init_from)
         for name, param in model.named_parameters():
             if ".pooler." in name:  # BERT pooler: unused by our pooling, would break DDP
                 param.requires_grad_(False)

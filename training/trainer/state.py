@@ -128,3 +128,24 @@ def load_model_weights(model: torch.nn.Module, checkpoint: Path) -> None:
     from cxrclip.checkpoint import WEIGHTS_FILE
 
     model.load_state_dict(load_file(str(checkpoint / WEIGHTS_FILE)), strict=True)
+
+
+def init_weights_from(model: torch.nn.Module, model_dir: str | Path) -> None:
+    """Start training from another model directory's weights (fine-tuning).
+
+    ``model_dir`` is any cxrclip model directory: a run's checkpoint or ``best/``, the
+    demo model, or a converted official checkpoint. Its weights must match the
+    configured architecture; a mismatch names the keys or shapes that differ.
+    """
+    from safetensors.torch import load_file
+
+    from cxrclip.checkpoint import WEIGHTS_FILE, check_state_dict
+
+    weights = Path(model_dir) / WEIGHTS_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(f"train.init_from={str(model_dir)!r} has no {WEIGHTS_FILE}; give a cxrclip "
+                                "model directory (a checkpoint, best/, or a converted official model)")
+    state = load_file(str(weights))
+    expected = model.state_dict()
+    check_state_dict(expected, state, f"train.init_from={str(model_dir)!r}")
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
