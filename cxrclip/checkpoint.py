@@ -148,6 +148,13 @@ def check_state_dict(expected: Mapping[str, torch.Tensor], got: Mapping[str, tor
             )
 
 
+def _make_readable(directory: Path) -> None:
+    """Give the saved tree ordinary permissions (mkdtemp makes 0700; models are shared files)."""
+    directory.chmod(0o755)
+    for path in directory.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
 def _weights_for_saving(model: torch.nn.Module, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
     state = {}
     for key, value in model.state_dict().items():
@@ -218,6 +225,7 @@ def save_model(model: Any, tokenizer: Any, out_dir: str | Path,
         })
         (tmp / CARD_MD).write_text(card_obj.to_markdown(), encoding="utf-8")
         _write_json(tmp / CARD_JSON, card_obj.to_dict())
+        _make_readable(tmp)
         _replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

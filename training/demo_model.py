@@ -3,7 +3,8 @@
 Steps (each skipped when its output already exists, so an interrupted build resumes):
 1. phantom studies for training (seed 1) and a held-out set from another seed (seed 2);
 2. `cxrclip train training/configs/demo.yaml` on the training set (resumes from its
-   last checkpoint when the run folder has one);
+   last checkpoint when the run folder has one), then a second, lower-learning-rate stage
+   started from its last checkpoint (`train.init_from`);
 3. `cxrclip eval` of the final checkpoint on the held-out set;
 4. export as fp16 safetensors into `assets/models/cxrclip-demo/` with a model card that
    quotes the held-out metrics, the data, the run and the hardware;
@@ -36,6 +37,8 @@ class DemoBuild:
     train_seed: int = 1
     heldout_seed: int = 2
     image_size: int = 160
+    finetune_epochs: int = 6
+    finetune_lr: float = 1.0e-4
 
     @property
     def train_dir(self) -> Path:
@@ -48,6 +51,10 @@ class DemoBuild:
     @property
     def run_dir(self) -> Path:
         return self.work / "run"
+
+    @property
+    def finetune_dir(self) -> Path:
+        return self.work / "run-finetune"
 
     @property
     def eval_json(self) -> Path:
@@ -71,12 +78,22 @@ def generate_data(build: DemoBuild) -> None:
 
 
 def train(build: DemoBuild) -> float:
-    """Train (or resume) and return the wall time in seconds of this call."""
+    """Both training stages (each resumes when interrupted); returns the wall time in seconds."""
     start = time.perf_counter()
+    data = [f"data.train=[{build.train_dir}]", f"data.val=[{build.train_dir}]"]
     resume = ["--resume"] if (build.run_dir / "checkpoints").is_dir() else []
-    _cxrclip("train", str(CONFIG), *resume, f"data.train=[{build.train_dir}]",
-             f"data.val=[{build.train_dir}]", f"output_dir={build.run_dir}")
+    _cxrclip("train", str(CONFIG), *resume, *data, f"output_dir={build.run_dir}")
+    if build.finetune_epochs > 0:
+        resume = ["--resume"] if (build.finetune_dir / "checkpoints").is_dir() else []
+        _cxrclip("train", str(CONFIG), *resume, *data, f"output_dir={build.finetune_dir}",
+                 f"train.init_from={final_checkpoint(build.run_dir)}",
+                 f"train.epochs={build.finetune_epochs}", f"optim.lr={build.finetune_lr}")
     return time.perf_counter() - start
+
+
+def trained_checkpoint(build: DemoBuild) -> Path:
+    """The model the build exports: the last checkpoint of the last stage."""
+    return final_checkpoint(build.finetune_dir if build.finetune_epochs > 0 else build.run_dir)
 
 
 def final_checkpoint(run_dir: Path) -> Path:
@@ -94,17 +111,21 @@ def evaluate(build: DemoBuild, checkpoint: Path) -> dict:
     return json.loads(build.eval_json.read_text())
 
 
-def summarise_metrics(results: dict) -> dict:
-    """Per-finding AUROC, their macro mean and retrieval recalls, rounded for the card."""
+def summarise_metrics(results: dict) -> dict[str, float]:
+    """Flat, rounded figures for the model card: per-finding AUROC, macro AUROC, retrieval recalls."""
     binary = results.get("binary", {})
     auroc = {name: round(float(m["auroc"]), 4) for name, m in binary.items()
              if isinstance(m, dict) and m.get("auroc") is not None}
-    summary: dict = {"zero_shot_auroc": auroc}
+    summary: dict[str, float] = {f"zero-shot AUROC, {name}": value for name, value in auroc.items()}
     if auroc:
-        summary["zero_shot_auroc_macro"] = round(sum(auroc.values()) / len(auroc), 4)
-    for key in ("retrieval", "zeroshot"):
-        if key in results:
-            summary[key] = results[key]
+        summary[f"zero-shot AUROC, macro over {len(auroc)} findings"] = round(sum(auroc.values()) / len(auroc), 4)
+    for direction in ("image_to_text", "text_to_image"):
+        for k, value in results.get("retrieval", {}).get(direction, {}).items():
+            summary[f"retrieval {direction.replace('_to_', '→')} {k}"] = round(float(value), 4)
+    if "accuracy" in results.get("zeroshot", {}):
+        classes = len(results["zeroshot"].get("classes", []))
+        summary[f"zero-shot {classes}-class accuracy (CheXpert5x200-style)"] = round(
+            float(results["zeroshot"]["accuracy"]), 4)
     return summary
 
 
@@ -113,25 +134,34 @@ def export(build: DemoBuild, checkpoint: Path, metrics: dict, train_seconds: flo
     from training.phantoms import GENERATOR_VERSION
 
     loaded = load_model(checkpoint, device="cpu")
+    loaded.model.config.name = "cxrclip-demo"  # the bundled model's name, shown in the viewer
     wall = f"{train_seconds / 60:.1f} min" if train_seconds else "see the run log"
     card = ModelCard(
         title="CXR-CLIP demo model (synthetic phantoms)",
         description=("A small CXR-CLIP model trained by this project's `training/` package on synthetic "
-                     "phantom chest radiographs, so the viewer opens with a model that really works."),
+                     "phantom chest radiographs, so the viewer opens with a model that really works. "
+                     f"Metrics: `cxrclip eval` on the {build.heldout_studies} held-out phantom studies "
+                     "(frontal view; each finding scored as the viewer does, its class-prompt ensemble "
+                     "against 'no X'; findings a report does not mention count as absent)."),
         source=f"`python -m training.demo_model` (config training/configs/demo.yaml, checkpoint {checkpoint.name})",
         data=(f"Synthetic phantom studies from `cxrclip phantom generate` (generator {GENERATOR_VERSION}): "
               f"{build.train_studies} studies with seed {build.train_seed} (90/5/5 hash split; two views and "
               f"FINDINGS/IMPRESSION per study), held-out test set of {build.heldout_studies} studies with "
               f"seed {build.heldout_seed}. No real radiographs."),
         training=(f"resnet10_slim image tower at 128 px, all-MiniLM-L6-v2 text tower (fine-tuned), linear "
-                  f"projections to 256-d, CXR-CLIP loss (CLIP over 4 pairings + ICL 1.0 + TCL 0.5). "
+                  f"projections to 256-d, CXR-CLIP loss (CLIP over 4 pairings + ICL 1.0 + TCL 0.5), "
+                  f"batch 32, AdamW with cosine schedule: 14 epochs at lr 3e-4, then "
+                  f"{build.finetune_epochs} epochs at lr {build.finetune_lr:g} from that checkpoint. "
                   f"Wall time {wall}."),
         hardware=f"CPU only: {platform.processor() or platform.machine()}, 2 cores, no GPU",
         metrics=metrics,
         intended_use=("Demonstration and testing of the viewer and the training package only. "
                       "Not for clinical use. It has only seen synthetic images and says nothing about "
                       "real radiographs."),
-        limitations="Phantoms are stylised; scores on real chest X-rays are meaningless.",
+        limitations=("Phantoms are stylised; scores on real chest X-rays are meaningless. At 128 px with a "
+                     "slim CNN trained for 35 minutes on 2 CPU cores, small findings (rib fracture, "
+                     "support devices, pleural plaques) are near chance; large ones (effusion, "
+                     "pneumothorax, edema, cardiomegaly) are well separated."),
         license="Apache-2.0",
         extra={"synthetic": True, "generator_version": GENERATOR_VERSION,
                "train_seed": build.train_seed, "heldout_seed": build.heldout_seed},
@@ -179,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds = train_minutes * 60 if train_minutes else None
     else:
         seconds = train(build)
-    checkpoint = final_checkpoint(build.run_dir)
+    checkpoint = trained_checkpoint(build)
     metrics = summarise_metrics(evaluate(build, checkpoint))
     export(build, checkpoint, metrics, seconds)
     build_bank(build)

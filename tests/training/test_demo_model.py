@@ -7,11 +7,14 @@ from training.demo_model import final_checkpoint, summarise_metrics
 def test_summary_has_per_finding_auroc_and_macro_mean():
     results = {"binary": {"Cardiomegaly": {"auroc": 0.9, "f1": 0.5}, "Edema": {"auroc": 0.7},
                           "Fracture": {"auroc": None}},
-               "retrieval": {"i2t": {"R@1": 0.25}}}
+               "retrieval": {"image_to_text": {"R@1": 0.25}, "n": 5},
+               "zeroshot": {"accuracy": 0.5, "classes": ["A", "B"]}}
     summary = summarise_metrics(results)
-    assert summary["zero_shot_auroc"] == {"Cardiomegaly": 0.9, "Edema": 0.7}
-    assert summary["zero_shot_auroc_macro"] == pytest.approx(0.8)
-    assert summary["retrieval"] == {"i2t": {"R@1": 0.25}}
+    assert summary["zero-shot AUROC, Cardiomegaly"] == 0.9
+    assert "zero-shot AUROC, Fracture" not in summary
+    assert summary["zero-shot AUROC, macro over 2 findings"] == pytest.approx(0.8)
+    assert summary["retrieval image→text R@1"] == 0.25
+    assert summary["zero-shot 2-class accuracy (CheXpert5x200-style)"] == 0.5
 
 
 def test_final_checkpoint_is_the_newest_step(tmp_path):
