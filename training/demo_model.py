@@ -3,8 +3,7 @@
 Steps (each skipped when its output already exists, so an interrupted build resumes):
 1. phantom studies for training (seed 1) and a held-out set from another seed (seed 2);
 2. `cxrclip train training/configs/demo.yaml` on the training set (resumes from its
-   last checkpoint when the run folder has one), then a second, lower-learning-rate stage
-   started from its last checkpoint (`train.init_from`);
+   last checkpoint when the run folder has one);
 3. `cxrclip eval` of the final checkpoint on the held-out set;
 4. export as fp16 safetensors into `assets/models/cxrclip-demo/` with a model card that
    quotes the held-out metrics, the data, the run and the hardware;
@@ -37,8 +36,6 @@ class DemoBuild:
     train_seed: int = 1
     heldout_seed: int = 2
     image_size: int = 160
-    finetune_epochs: int = 6
-    finetune_lr: float = 1.0e-4
 
     @property
     def train_dir(self) -> Path:
@@ -51,10 +48,6 @@ class DemoBuild:
     @property
     def run_dir(self) -> Path:
         return self.work / "run"
-
-    @property
-    def finetune_dir(self) -> Path:
-        return self.work / "run-finetune"
 
     @property
     def eval_json(self) -> Path:
@@ -78,22 +71,12 @@ def generate_data(build: DemoBuild) -> None:
 
 
 def train(build: DemoBuild) -> float:
-    """Both training stages (each resumes when interrupted); returns the wall time in seconds."""
+    """Train (or resume) and return the wall time in seconds of this call."""
     start = time.perf_counter()
-    data = [f"data.train=[{build.train_dir}]", f"data.val=[{build.train_dir}]"]
     resume = ["--resume"] if (build.run_dir / "checkpoints").is_dir() else []
-    _cxrclip("train", str(CONFIG), *resume, *data, f"output_dir={build.run_dir}")
-    if build.finetune_epochs > 0:
-        resume = ["--resume"] if (build.finetune_dir / "checkpoints").is_dir() else []
-        _cxrclip("train", str(CONFIG), *resume, *data, f"output_dir={build.finetune_dir}",
-                 f"train.init_from={final_checkpoint(build.run_dir)}",
-                 f"train.epochs={build.finetune_epochs}", f"optim.lr={build.finetune_lr}")
+    _cxrclip("train", str(CONFIG), *resume, f"data.train=[{build.train_dir}]",
+             f"data.val=[{build.train_dir}]", f"output_dir={build.run_dir}")
     return time.perf_counter() - start
-
-
-def trained_checkpoint(build: DemoBuild) -> Path:
-    """The model the build exports: the last checkpoint of the last stage."""
-    return final_checkpoint(build.finetune_dir if build.finetune_epochs > 0 else build.run_dir)
 
 
 def final_checkpoint(run_dir: Path) -> Path:
@@ -150,9 +133,7 @@ def export(build: DemoBuild, checkpoint: Path, metrics: dict, train_seconds: flo
               f"seed {build.heldout_seed}. No real radiographs."),
         training=(f"resnet10_slim image tower at 128 px, all-MiniLM-L6-v2 text tower (fine-tuned), linear "
                   f"projections to 256-d, CXR-CLIP loss (CLIP over 4 pairings + ICL 1.0 + TCL 0.5), "
-                  f"batch 32, AdamW with cosine schedule: 14 epochs at lr 3e-4, then "
-                  f"{build.finetune_epochs} epochs at lr {build.finetune_lr:g} from that checkpoint. "
-                  f"Wall time {wall}."),
+                  f"batch 32, AdamW with a cosine schedule, 14 epochs at lr 3e-4. Wall time {wall}."),
         hardware=f"CPU only: {platform.processor() or platform.machine()}, 2 cores, no GPU",
         metrics=metrics,
         intended_use=("Demonstration and testing of the viewer and the training package only. "
@@ -209,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds = train_minutes * 60 if train_minutes else None
     else:
         seconds = train(build)
-    checkpoint = trained_checkpoint(build)
+    checkpoint = final_checkpoint(build.run_dir)
     metrics = summarise_metrics(evaluate(build, checkpoint))
     export(build, checkpoint, metrics, seconds)
     build_bank(build)
