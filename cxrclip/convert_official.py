@@ -76,10 +76,9 @@ def _unpickling_error(path: Path, message: str) -> ConversionError:
                                f"{detail[:200]}")
     return ConversionError(
         f"refused to load {path}: it contains a pickled object ({found.group(1)}) that would need "
-        "code to be executed. Nothing from it was run. If you trust the file, re-save only plain "
-        "data in a separate Python session, e.g. `ckpt = torch.load(p, weights_only=False); "
-        "torch.save({'model': ckpt['model'], 'config': <plain dict>}, 'clean.tar')`, "
-        "then convert clean.tar."
+        "code to be executed. Nothing from it was run. Only if you trust its source: open it once "
+        "in a separate Python session with torch's unrestricted loader, torch.save just "
+        "{'model': <state dict>, 'config': <plain dict>} to a new file, and convert that file."
     )
 
 
