@@ -6,11 +6,15 @@ PIP    := $(PY) -m pip
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 OPEN   ?= assets/sample_studies
+# Real label/report files used as test inputs (never committed): the torchxrayvision wheel.
+TEST_DATA := $(VENV)/test-data
+TXV_WHEEL := $(TEST_DATA)/torchxrayvision-1.5.7-py3-none-any.whl
+N      ?= 10000
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv run test lint demo-model samples clean
+.PHONY: venv run test lint demo-model samples clean fuzz test-data
 
 venv: $(STAMP)
 
@@ -24,8 +28,19 @@ $(STAMP): pyproject.toml Makefile
 run: $(STAMP)
 	$(VENV)/bin/cxrclip-viewer $(OPEN)
 
-test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS)
+test: $(STAMP) test-data
+	QT_QPA_PLATFORM=offscreen CXRCLIP_TEST_DATA=$(abspath $(TEST_DATA)) $(PY) -m pytest $(PYTEST_ARGS)
+
+# Best effort: tests that need these files skip (saying why) when the download fails.
+test-data: $(TXV_WHEEL)
+
+$(TXV_WHEEL): | $(STAMP)
+	mkdir -p $(TEST_DATA)
+	-$(PIP) download -q --no-deps torchxrayvision==1.5.7 -d $(TEST_DATA)
+
+# Seeded fuzzing of the viewer's scan -> decode -> render -> tag path; writes a table of outcomes.
+fuzz: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m benchmarks.fuzz_viewer --n $(N) --seed 0
 
 # Rebuild the bundled demo model (phantoms -> train -> held-out eval -> fp16 export -> sentence bank).
 demo-model: $(STAMP)

