@@ -1,9 +1,9 @@
 """The bundled sample studies: three 2-view studies, small, matching the generator."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 
@@ -37,16 +37,44 @@ def test_three_two_view_studies_under_8_mb(repo_root: Path) -> None:
         assert max(ds.Rows, ds.Columns) == 1024 and ds.pixel_array.shape == (1024, 1024)
 
 
+# Across machines the generator's float maths (numpy/OpenCV SIMD paths, libm) may round a
+# few stored values differently, so the bundled files are compared by decoded content:
+# every header element equal, and pixel values within a tolerance of the stored range
+# (99.9th percentile of |difference| <= 0.5 %, mean <= 0.05 %). Byte identity on one
+# machine is tested in test_determinism.py.
+PIXEL_P999_TOL, PIXEL_MEAN_TOL = 0.005, 0.0005
+
+
+def _header(ds: pydicom.Dataset) -> dict[str, str]:
+    return {str(e.tag): repr(e.value) for e in ds if e.tag != 0x7FE00010}
+
+
+def _assert_same_content(made: Path, bundled: Path) -> None:
+    a, b = pydicom.dcmread(made), pydicom.dcmread(bundled)
+    assert _header(a) == _header(b), f"{bundled.name}: header differs"
+    pa, pb = a.pixel_array.astype(np.float64), b.pixel_array.astype(np.float64)
+    assert pa.shape == pb.shape
+    full_range = float(2 ** int(b.BitsStored) - 1)
+    diff = np.abs(pa - pb) / full_range
+    assert np.percentile(diff, 99.9) <= PIXEL_P999_TOL, f"{bundled.name}: pixels differ"
+    assert diff.mean() <= PIXEL_MEAN_TOL, f"{bundled.name}: pixels differ"
+
+
 @pytest.mark.slow
-def test_samples_regenerate_byte_identical(repo_root: Path, tmp_path: Path) -> None:
+def test_samples_regenerate_same_content(repo_root: Path, tmp_path: Path) -> None:
     generate_sample_studies(tmp_path)
     root = _samples_dir(repo_root)
+    hint = "; run `make samples` if the generator changed on purpose"
+    assert (tmp_path / "README.md").read_text() == (root / "README.md").read_text(), \
+        "README.md is out of date" + hint
     for name, _, _ in SAMPLES:
-        for f in [*sorted((tmp_path / name).iterdir()), tmp_path / "README.md"]:
-            bundled = root / f.relative_to(tmp_path)
-            assert hashlib.sha256(f.read_bytes()).digest() == \
-                hashlib.sha256(bundled.read_bytes()).digest(), f"{bundled} is out of date; " \
-                "run `cxrclip phantom samples --out assets/sample_studies`"
+        made = sorted((tmp_path / name).iterdir())
+        assert [f.name for f in made] == sorted(f.name for f in (root / name).iterdir())
+        for f in made:
+            try:
+                _assert_same_content(f, root / name / f.name)
+            except AssertionError as exc:
+                raise AssertionError(f"{name}/{exc}{hint}") from None
 
 
 def test_viewer_opens_samples_without_problems(repo_root: Path) -> None:
