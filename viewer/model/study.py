@@ -93,18 +93,26 @@ class View:
         return self.orientation == "lateral"
 
     @property
-    def display_label(self) -> str:
-        """Short label for a viewport title, e.g. ``"PA"``, ``"LAT L"`` or a file name."""
+    def position_label(self) -> str:
+        """View position and laterality, e.g. ``"PA"``, ``"LAT L"``, ``"Frontal"``; "" if unknown."""
         parts = [self.view_position.strip().upper() or
                  {"frontal": "Frontal", "lateral": "Lateral"}.get(self.orientation, "")]
         laterality = self.laterality.strip().upper()
         if laterality and laterality != "U":  # "U" (unpaired/unknown) adds nothing for a chest
             parts.append(laterality)
-        label = " ".join(p for p in parts if p)
-        if self.source == "image" or not label:
-            name = Path(self.path).name
-            return f"{label} ({name})" if label else name
-        return label
+        return " ".join(p for p in parts if p)
+
+    @property
+    def display_label(self) -> str:
+        """Short label free of identifiers, e.g. ``"PA"``, ``"LAT L"`` or ``"Image 2"``.
+
+        Never a file name (file names often carry names or IDs; plugins show
+        this label whatever the Hide-PHI setting). `viewer.model.phi.view_label`
+        adds the file name while PHI is shown.
+        """
+        if self.position_label:
+            return self.position_label
+        return f"Image {self.instance_number}" if self.instance_number is not None else "Image"
 
 
 @dataclass

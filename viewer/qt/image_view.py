@@ -17,11 +17,11 @@ from PySide6.QtGui import (QColor, QImage, QMouseEvent, QPainter, QPaintEvent, Q
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from viewer.model.display import DisplayState, relative_presets
-from viewer.model.study import Patient, Study, View, WindowPreset, format_age, format_dicom_date
+from viewer.model.phi import ANONYMOUS, format_date, view_label
+from viewer.model.study import Patient, Study, View, WindowPreset, format_age
 from viewer.plugin_api import OverlayLayer
 from viewer.qt.image_source import ViewPixels, WindowKey, render, to_qimage, window_key
 from viewer.qt.overlay_paint import draw_colorbar, draw_corner_text
-from viewer.qt.phi import mask_name
 from viewer.qt.workers import run_in_pool
 from viewer.render import display_range, pixel_value_at
 
@@ -70,6 +70,7 @@ class ImageView(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self.number: int | None = None  # place in the study's reading order (neutral labels)
         self.setObjectName(f"ImageView:{view.display_label}")
 
     # --- data ------------------------------------------------------------
@@ -77,10 +78,17 @@ class ImageView(QWidget):
     def view_id(self) -> str:
         return self.view.view_id
 
-    def set_context(self, study: Study | None, patient: Patient | None) -> None:
-        """Study and patient whose fields appear in the corner overlays."""
-        self.study, self.patient = study, patient
+    def set_context(self, study: Study | None, patient: Patient | None,
+                    number: int | None = None) -> None:
+        """Study and patient whose fields appear in the corner overlays; ``number`` is
+        the view's place in reading order (names an unlabelled view while PHI is hidden)."""
+        self.study, self.patient, self.number = study, patient, number
         self.update()
+
+    @property
+    def label(self) -> str:
+        """The view's label as shown now (no file name while PHI is hidden)."""
+        return view_label(self.view, self.hide_phi, self.number)
 
     def set_pixels(self, pixels: ViewPixels) -> None:
         """Show prepared pixels (from the decode worker)."""
@@ -184,13 +192,14 @@ class ImageView(QWidget):
                 top_left.append(name or self.patient.patient_id)
                 top_left.append(f"ID {self.patient.patient_id}")
             else:
-                top_left.append(mask_name(name, True))
-            sex_age = " ".join(p for p in (self.patient.sex, format_age(self.patient.age)) if p)
+                top_left.append(ANONYMOUS)
+            age = "" if self.hide_phi else format_age(self.patient.age)
+            sex_age = " ".join(p for p in (self.patient.sex, age) if p)
             if sex_age:
                 top_left.append(sex_age)
         if self.study is not None and self.study.date:
-            top_left.append(format_dicom_date(self.study.date))
-        top_right = [self.view.display_label, " ".join(
+            top_left.append(format_date(self.study.date, self.hide_phi))
+        top_right = [self.label, " ".join(
             p for p in (self.view.modality, self.view.series_description) if p)]
         window = self.effective_window()
         bottom_left = [f"W {window[1]:.0f}  L {window[0]:.0f}" if window else ""]
@@ -369,7 +378,7 @@ class ImageView(QWidget):
             self.cursor_info.emit("")
             return
         stored, value = pixel_value_at(self.pixels.image, row, col)
-        self.cursor_info.emit(f"{self.view.display_label}  row {row}, col {col}  "
+        self.cursor_info.emit(f"{self.label}  row {row}, col {col}  "
                               f"stored {_num(stored)}  value {_num(value)}")
 
 

@@ -17,17 +17,17 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QM
 
 from viewer.io.scan import ScanResult, scan_folder
 from viewer.model.display import WindowSync
+from viewer.model.phi import Redactor, path_label, patient_label, study_label, view_label
 from viewer.model.study import Study, View
 from viewer.plugin_api import ExportFormat, StudyHandle, ViewHandle
 from viewer.plugin_host import DiscoveredPlugin, discover_plugins
 from viewer.qt.export import write_png
 from viewer.qt.image_source import ViewPixels, prepare_view
 from viewer.qt.image_view import ImageView
-from viewer.qt.phi import ANONYMOUS
 from viewer.qt.plugin_host_qt import QtPluginHost
 from viewer.qt.problems_panel import ProblemsPanel
 from viewer.qt.shortcuts import ACTIONS, ActionSpec
-from viewer.qt.study_browser import THUMB_SIZE, StudyBrowser, patient_label, study_label
+from viewer.qt.study_browser import THUMB_SIZE, StudyBrowser
 from viewer.qt.tag_browser import TagBrowserDialog
 from viewer.qt.theme import icon
 from viewer.qt.views_panel import ViewsPanel
@@ -38,6 +38,7 @@ from viewer.render import default_display_uint8, downsample_for_display
 log = logging.getLogger(__name__)
 
 MAX_RECENT = 10
+HIDE_PHI_KEY = "privacy/hide_phi"
 MAX_BACKGROUND_THUMBS = 300
 PRIORITY_VIEW, PRIORITY_THUMB = 10, -10  # shown views decode before other studies' thumbnails
 
@@ -64,6 +65,7 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         super().__init__()
         self.settings = settings or QSettings("cxrclip", "viewer")
         self.hide_phi = False
+        self.redactor = Redactor()  # identifiers of what was opened, masked in messages
         self.scan: ScanResult | None = None
         self.current_study: StudyHandle | None = None
         self.selected_view_id: str | None = None
@@ -75,6 +77,7 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         self._study_gen = 0
         self._pending_views: set[str] = set()
         self._tag_dialog: TagBrowserDialog | None = None
+        self._view_errors: dict[str, str] = {}
         self.setWindowTitle(APP_TITLE)
         self.resize(1500, 950)
         self.setAcceptDrops(True)
@@ -83,8 +86,9 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         self._build_docks()
         self._build_status_bar()
         self._build_actions()
-        self._build_recent_menu()
         self.plugin_host = QtPluginHost(self)
+        self.set_hide_phi(self._saved_hide_phi())
+        self._build_recent_menu()
         if load_plugins:
             self.plugin_host.load(self._discover(plugin_entry_points))
         else:
@@ -96,11 +100,11 @@ class MainWindow(WindowActionsMixin, QMainWindow):
 
     # --- construction ---------------------------------------------------
     def _build_docks(self) -> None:
-        self.study_browser = StudyBrowser(self)
+        self.study_browser = StudyBrowser(self, self.redactor)
         self.study_browser.study_activated.connect(self._on_study_activated)
         self.study_browser.view_activated.connect(self._on_view_activated)
         self.browser_dock = self._dock("Studies", self.study_browser, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.problems = ProblemsPanel(self)
+        self.problems = ProblemsPanel(self, self.redactor)
         self.problems_dock = self._dock("Problems", self.problems, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.resizeDocks([self.browser_dock], [260], Qt.Orientation.Horizontal)
         self.resizeDocks([self.problems_dock], [130], Qt.Orientation.Vertical)
@@ -182,7 +186,7 @@ class MainWindow(WindowActionsMixin, QMainWindow):
     def _build_recent_menu(self) -> None:
         self.recent_menu.clear()
         for path in self.recent_folders():
-            action = self.recent_menu.addAction(path)
+            action = self.recent_menu.addAction(path_label(path, self.hide_phi, "folder"))
             action.triggered.connect(lambda _checked=False, p=path: self.open_path(p))
         self.recent_menu.setEnabled(bool(self.recent_folders()))
 
@@ -201,7 +205,7 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         self._scan_gen += 1
         gen, token = self._scan_gen, CancelToken()
         self._scan_token = token
-        self._set_busy(True, f"Scanning {path.name}…")
+        self._set_busy(True, "Scanning…" if self.hide_phi else f"Scanning {path.name}…")
         run_in_pool(lambda progress: scan_folder(path, progress=progress, cancel=token),
                     lambda result: self._scan_done(gen, path, result),
                     lambda exc: self._scan_failed(gen, path, exc),
@@ -246,6 +250,7 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         for view in self.views_panel.views:
             self.sync.remove(view.state)
         self.views_panel.clear()
+        self._view_errors.clear()
         self.plugin_host.overlays.clear()
         self.plugin_host.registry.study_closed(closing)
         self._update_title()
@@ -278,24 +283,44 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         if self._tag_dialog is not None and self._tag_dialog.isVisible():
             self._load_tags()
 
-    def report_problem(self, where: str, reason: str) -> None:
-        """Add a Problems row and flash the status bar (never a modal dialog)."""
-        self.problems.add(where, reason)
-        self.statusBar().showMessage(f"Problem: {where}: {reason}", 6000)
+    def report_problem(self, where: str, reason: str, path: str | Path | None = None) -> None:
+        """Add a Problems row and flash the status bar (never a modal dialog).
+
+        ``path``: the file concerned; it is shown by a neutral label while PHI is hidden.
+        """
+        self.problems.add(where, reason, path)
+        shown_where, shown_reason = self.problems.shown(self.problems.entries[-1])
+        self.statusBar().showMessage(f"Problem: {shown_where}: {shown_reason}", 6000)
 
     def set_hide_phi(self, hide: bool) -> None:
-        """Hide or show names/IDs everywhere (title, browser, overlays, tag browser)."""
+        """Hide or show identifiers everywhere (see `viewer.model.phi`); remembered in settings."""
         action = self.actions_by_key["hide_phi"]
         if action.isChecked() != hide:
             action.setChecked(hide)  # re-enters through the toggled signal
             return
         self.hide_phi = hide
+        self.settings.setValue(HIDE_PHI_KEY, hide)
+        self.statusBar().clearMessage()  # it may quote a name or a path
         self.study_browser.set_hide_phi(hide)
+        self.problems.set_hide_phi(hide)
         for view in self.views_panel.views:
             view.set_hide_phi(hide)
+            if view.view_id in self._view_errors:
+                view.set_error(self._error_text(view.view_id))
         if self._tag_dialog is not None:
             self._tag_dialog.browser.set_hide_phi(hide)
+            if self._tag_dialog.isVisible():
+                self._load_tags()
+        self._build_recent_menu()
         self._update_title()
+
+    def view_label(self, view: View) -> str:
+        """The label of ``view`` as shown now ("Image 2" for an unlabelled view while hidden)."""
+        number = None
+        if self.current_study is not None:
+            ids = [h.view_id for h in self.current_study.views]
+            number = ids.index(view.view_id) + 1 if view.view_id in ids else None
+        return view_label(view, self.hide_phi, number)
 
     def export_view_png(self, path: str | Path, on_done=None) -> None:
         """Save the selected view as shown (W/L, rotation, flips, overlays) at full resolution."""
@@ -309,12 +334,12 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         args = (Path(path), image, key, layers, state.rotation, state.flip_h, state.flip_v)
 
         def done(saved: Path) -> None:
-            self.statusBar().showMessage(f"Saved {saved}", 5000)
+            self.statusBar().showMessage(f"Saved {path_label(saved, self.hide_phi)}", 5000)
             if on_done is not None:
                 on_done(saved)
 
         run_in_pool(lambda: write_png(*args), done,
-                    lambda exc: self.report_problem(str(path), f"export failed: {exc}"))
+                    lambda exc: self.report_problem(str(path), f"export failed: {exc}", path))
 
     def add_export_action(self, fmt: ExportFormat) -> None:
         """A plugin export format in File ▸ Export."""
@@ -340,7 +365,7 @@ class MainWindow(WindowActionsMixin, QMainWindow):
             return
         self._scan_token = None
         self._set_busy(False)
-        self.report_problem(str(path), f"cannot scan: {exc}")
+        self.report_problem(str(path), f"cannot scan: {exc}", path)
 
     def _scan_done(self, gen: int, path: Path, result: ScanResult) -> None:
         if gen != self._scan_gen:
@@ -349,8 +374,10 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         self._set_busy(False)
         self.close_study()
         self.scan = result
+        self.redactor.add_tree(result.studies)
+        self.redactor.add_path(path)
         for problem in result.problems:
-            self.report_problem(str(problem.path), problem.reason)
+            self.report_problem(str(problem.path), problem.reason, problem.path)
         self.study_browser.set_studies(result.studies)
         self._remember_recent(path)
         studies = result.studies.studies()
@@ -391,10 +418,19 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         if gen != self._study_gen:
             return
         widget = self.image_view(view.view_id)
+        self._view_errors[view.view_id] = f"Cannot show this image:\n{exc}"
         if widget is not None:
-            widget.set_error(f"Cannot show this image:\n{exc}")
-        self.report_problem(str(view.path), str(exc))
+            widget.set_error(self._error_text(view.view_id))
+        self.report_problem(str(view.path), str(exc), view.path)
         self._view_settled(view.view_id)
+
+    def _error_text(self, view_id: str) -> str:
+        text = self._view_errors.get(view_id, "")
+        return self.redactor.scrub(text) if self.hide_phi else text
+
+    def _saved_hide_phi(self) -> bool:
+        value = self.settings.value(HIDE_PHI_KEY, False)
+        return value is True or str(value).lower() in ("true", "1")
 
     def _view_settled(self, view_id: str) -> None:
         self._pending_views.discard(view_id)
@@ -403,7 +439,7 @@ class MainWindow(WindowActionsMixin, QMainWindow):
 
     def _make_image_view(self, view: View, study: Study) -> ImageView:
         widget = ImageView(view)
-        widget.set_context(study, study.patient)
+        widget.set_context(study, study.patient, study.views().index(view) + 1)
         widget.set_hide_phi(self.hide_phi)
         widget.set_show_overlays(self.actions_by_key["overlays"].isChecked())
         widget.selected.connect(self.select_view)
@@ -426,8 +462,11 @@ class MainWindow(WindowActionsMixin, QMainWindow):
             self.setWindowTitle(APP_TITLE)
             return
         study = self.current_study.study
-        who = patient_label(study.patient, self.hide_phi) if study.patient else ANONYMOUS
-        self.setWindowTitle(f"{who} — {study_label(study, self.hide_phi)} — {APP_TITLE}")
+        patient = study.patient
+        number = patient.studies.index(study) + 1 if patient and study in patient.studies else None
+        label = study_label(study, self.hide_phi, number)
+        label = self.redactor.scrub(label) if self.hide_phi else label
+        self.setWindowTitle(f"{patient_label(study.patient, self.hide_phi)} — {label} — {APP_TITLE}")
 
     def _on_study_activated(self, study_uid: str) -> None:
         if self.scan is None:

@@ -1,20 +1,11 @@
-"""Which DICOM attributes identify the patient, and how they are masked when PHI is hidden."""
+"""Compatibility names: the Hide-PHI rule lives in `viewer.model.phi` (no Qt)."""
 from __future__ import annotations
 
-ANONYMOUS = "Anonymous"
-MASK = "***"
+from viewer.model.phi import ANONYMOUS, IDENTIFYING_KEYWORDS, MASK, is_identifying
 
-# Attributes that name or identify a person or an encounter (masked in the tag browser).
-PHI_KEYWORDS: frozenset[str] = frozenset({
-    "PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames", "OtherPatientIDsSequence",
-    "PatientBirthName", "PatientMotherBirthName", "PatientAddress", "PatientTelephoneNumbers",
-    "PatientBirthDate", "PatientBirthTime", "IssuerOfPatientID", "MedicalRecordLocator",
-    "AccessionNumber", "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName",
-    "PhysiciansOfRecord", "NameOfPhysiciansReadingStudy", "RequestingPhysician",
-    "InstitutionName", "InstitutionAddress", "StationName", "StudyID", "AdmissionID",
-    "ResponsiblePerson", "PersonName", "MilitaryRank", "EthnicGroup", "Occupation",
-    "PatientInsurancePlanCodeSequence", "PatientComments", "AdditionalPatientHistory",
-})
+PHI_KEYWORDS = IDENTIFYING_KEYWORDS
+
+__all__ = ["ANONYMOUS", "MASK", "PHI_KEYWORDS", "is_identifying", "mask_name", "mask_id"]
 
 
 def mask_name(text: str, hide: bool) -> str:

@@ -6,29 +6,15 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
-from viewer.model.study import Patient, Series, Study, StudyTree, View, format_age
+from viewer.model.phi import Redactor, patient_label, path_label, study_label, view_label
+from viewer.model.study import Series, Study, StudyTree, View
 from viewer.qt.image_source import to_qimage
-from viewer.qt.phi import ANONYMOUS, MASK
 
 THUMB_SIZE = 72
 ROLE_KIND = Qt.ItemDataRole.UserRole
 ROLE_ID = Qt.ItemDataRole.UserRole + 1
 
-
-def patient_label(patient: Patient, hide_phi: bool) -> str:
-    """Patient line of the tree; name and ID replaced when PHI is hidden."""
-    name = patient.name.replace("^", " ").strip()
-    who = ANONYMOUS if hide_phi else (f"{name} ({patient.patient_id})" if name else patient.patient_id)
-    extra = " ".join(p for p in (patient.sex.strip(), format_age(patient.age)) if p)
-    return f"{who}, {extra}" if extra else who
-
-
-def study_label(study: Study, hide_phi: bool) -> str:
-    """Study line: date, description, view count (accession masked when PHI is hidden)."""
-    label = study.display_label
-    if hide_phi and study.accession_number:
-        label = label.replace(study.accession_number, MASK)
-    return label
+__all__ = ["StudyBrowser", "patient_label", "series_label", "study_label", "THUMB_SIZE"]
 
 
 def series_label(series: Series) -> str:
@@ -45,7 +31,7 @@ class StudyBrowser(QWidget):
     study_activated = Signal(str)
     view_activated = Signal(str, str)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, redactor: Redactor | None = None) -> None:
         super().__init__(parent)
         self.tree = QTreeWidget(self)
         self.tree.setHeaderHidden(True)
@@ -60,6 +46,7 @@ class StudyBrowser(QWidget):
         self._view_items: dict[str, QTreeWidgetItem] = {}
         self._study_items: dict[str, QTreeWidgetItem] = {}
         self._hide_phi = False
+        self._redactor = redactor or Redactor()
 
     def set_studies(self, studies: StudyTree) -> None:
         """Rebuild the tree for a new scan result."""
@@ -71,16 +58,9 @@ class StudyBrowser(QWidget):
         self._rebuild()
 
     def set_hide_phi(self, hide: bool) -> None:
-        """Relabel patients/studies with identifiers masked or shown."""
+        """Relabel every row (and tooltip) with identifiers masked or shown."""
         self._hide_phi = hide
-        if self._studies is None:
-            return
-        for index, patient in enumerate(self._studies.patients):
-            self.tree.topLevelItem(index).setText(0, patient_label(patient, hide))
-        for uid, item in self._study_items.items():
-            study = self._studies.study(uid)
-            if study is not None:
-                item.setText(0, study_label(study, hide))
+        self._relabel()
 
     def set_thumbnail(self, view_id: str, thumb: np.ndarray) -> None:
         """Show a small uint8 rendering as the view row's icon."""
@@ -97,11 +77,11 @@ class StudyBrowser(QWidget):
             self.tree.blockSignals(False)
 
     def all_texts(self) -> list[str]:
-        """Every row's text (for PHI checks)."""
+        """Every row's text and tooltip (for PHI checks)."""
         out: list[str] = []
 
         def walk(item: QTreeWidgetItem) -> None:
-            out.append(item.text(0))
+            out.extend((item.text(0), item.toolTip(0)))
             for i in range(item.childCount()):
                 walk(item.child(i))
 
@@ -116,15 +96,16 @@ class StudyBrowser(QWidget):
         if self._studies is None:
             return
         for patient in self._studies.patients:
-            p_item = QTreeWidgetItem([patient_label(patient, self._hide_phi)])
+            p_item = QTreeWidgetItem([""])
             p_item.setData(0, ROLE_KIND, "patient")
             self.tree.addTopLevelItem(p_item)
             for study in patient.studies:
                 self._add_study(p_item, study)
             p_item.setExpanded(True)
+        self._relabel()
 
     def _add_study(self, parent: QTreeWidgetItem, study: Study) -> None:
-        s_item = QTreeWidgetItem([study_label(study, self._hide_phi)])
+        s_item = QTreeWidgetItem([""])
         s_item.setData(0, ROLE_KIND, "study")
         s_item.setData(0, ROLE_ID, study.study_uid)
         parent.addChild(s_item)
@@ -140,13 +121,37 @@ class StudyBrowser(QWidget):
         s_item.setExpanded(True)
 
     def _add_view(self, parent: QTreeWidgetItem, study: Study, view: View) -> None:
-        v_item = QTreeWidgetItem([view.display_label])
+        v_item = QTreeWidgetItem([""])
         v_item.setData(0, ROLE_KIND, "view")
         v_item.setData(0, ROLE_ID, view.view_id)
         v_item.setData(0, ROLE_ID + 1, study.study_uid)
-        v_item.setToolTip(0, str(view.path))
         parent.addChild(v_item)
         self._view_items[view.view_id] = v_item
+
+    def _relabel(self) -> None:
+        """Set every row's text and tooltip from the data and the Hide-PHI flag."""
+        if self._studies is None:
+            return
+        hide = self._hide_phi
+        for index, patient in enumerate(self._studies.patients):
+            self.tree.topLevelItem(index).setText(0, patient_label(patient, hide))
+            for number, study in enumerate(patient.studies, start=1):
+                item = self._study_items.get(study.study_uid)
+                if item is not None:
+                    text = study_label(study, hide, number)
+                    item.setText(0, self._redactor.scrub(text) if hide else text)
+                self._relabel_views(study)
+
+    def _relabel_views(self, study: Study) -> None:
+        hide = self._hide_phi
+        for number, view in enumerate(study.views(), start=1):
+            item = self._view_items.get(view.view_id)
+            if item is None:
+                continue
+            item.setText(0, view_label(view, hide, number))
+            size = f"{view.columns} × {view.rows}" if view.rows and view.columns else ""
+            tip = ", ".join(p for p in (view_label(view, True, number), size) if p)
+            item.setToolTip(0, tip if hide else path_label(view.path, False))
 
     def _on_item(self, item: QTreeWidgetItem, _column: int = 0) -> None:
         kind = item.data(0, ROLE_KIND)

@@ -6,7 +6,6 @@ window module holds only construction and the open/study flow.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QMessageBox
@@ -121,11 +120,11 @@ class WindowActionsMixin:
         browser = self._tag_dialog.browser
         if handle is None:
             return
+        label = self.view_label(handle.meta)
         if handle.meta.source != "dicom":
-            browser.title.setText(f"{Path(handle.meta.path).name}: not a DICOM file (no tags)")
-            browser.model.removeRows(0, browser.model.rowCount())
+            browser.clear_rows(f"{label}: not a DICOM file (no tags)")
             return
-        browser.load_file(handle.meta.path, handle.meta.display_label)
+        browser.load_file(handle.meta.path, label)
 
     def _on_shortcuts(self) -> None:
         ShortcutsDialog(self.plugin_host.actions, self).exec()
