@@ -20,6 +20,14 @@ HALF_MEAN: tuple[float, float, float] = (0.5, 0.5, 0.5)
 HALF_STD: tuple[float, float, float] = (0.5, 0.5, 0.5)
 
 POOLINGS = ("eos", "bos", "mean")
+INTERPOLATIONS = ("bicubic", "bilinear")
+RESIZE_ROUNDINGS = ("round", "floor")
+CROP_OFFSETS = ("floor", "round_half_even")
+RESIZE_DTYPES = ("float32", "uint8")
+# The evaluation transform of the official CXR-CLIP code (torchvision Resize + CenterCrop on an
+# 8-bit PIL image): PIL bilinear, long side int()-truncated, crop offset Python round(), 8-bit result.
+OFFICIAL_RESIZE: dict[str, str] = {"interpolation": "bilinear", "resize_rounding": "floor",
+                                   "crop_offset": "round_half_even", "resize_dtype": "uint8"}
 PROJECTION_KINDS = ("linear", "mlp")
 
 T = TypeVar("T", bound="_ConfigBase")
@@ -87,13 +95,31 @@ class PreprocessConfig(_ConfigBase):
 
     ``resize_shorter`` is the length the shorter image side is resized to before a
     centre crop of ``image_size`` x ``image_size``. ``mean``/``std`` are per RGB
-    channel on [0, 1] pixel values.
+    channel on [0, 1] pixel values. How the resize and crop are done:
+
+    - ``interpolation``: ``"bicubic"`` (our models) or ``"bilinear"`` (official
+      CXR-CLIP); both antialiased as PIL does.
+    - ``resize_rounding``: the long side is ``long * resize_shorter / short``
+      rounded half up (``"round"``) or truncated (``"floor"``, torchvision's ``int()``).
+    - ``crop_offset``: the crop starts at ``(resized - image_size) / 2`` rounded down
+      (``"floor"``: odd margins put the extra pixel bottom/right) or by Python's
+      ``round`` (``"round_half_even"``, torchvision ``CenterCrop``).
+    - ``resize_dtype``: the resize runs in ``"float32"`` (no rounding) or on the
+      8-bit image with an 8-bit result (``"uint8"``, PIL on an 8-bit image).
+
+    The defaults are our models' documented choice; config files written before
+    these keys existed load with exactly the old behaviour. :data:`OFFICIAL_RESIZE`
+    holds the official code's values (set by ``cxrclip convert-official``).
     """
 
     image_size: int = 224
     resize_shorter: int = 224
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bicubic"
+    resize_rounding: str = "round"
+    crop_offset: str = "floor"
+    resize_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         self.image_size = int(self.image_size)
@@ -108,6 +134,10 @@ class PreprocessConfig(_ConfigBase):
         self.std = _triple("preprocess.std", self.std)
         for s in self.std:
             _check_positive("preprocess.std values", s)
+        _check_choice("preprocess.interpolation", self.interpolation, INTERPOLATIONS)
+        _check_choice("preprocess.resize_rounding", self.resize_rounding, RESIZE_ROUNDINGS)
+        _check_choice("preprocess.crop_offset", self.crop_offset, CROP_OFFSETS)
+        _check_choice("preprocess.resize_dtype", self.resize_dtype, RESIZE_DTYPES)
 
     @classmethod
     def imagenet(cls, image_size: int = 224, resize_shorter: int | None = None) -> Self:
@@ -123,6 +153,12 @@ class PreprocessConfig(_ConfigBase):
     def for_backbone(cls, name: str, image_size: int = 224) -> Self:
         """Default preprocessing for an image-encoder name (Swin: 0.5/0.5, else ImageNet)."""
         return cls.half(image_size) if name.startswith("swin") else cls.imagenet(image_size)
+
+    @classmethod
+    def official(cls, name: str, image_size: int = 224, resize_shorter: int | None = None) -> Self:
+        """The official CXR-CLIP evaluation transform for a backbone (see :data:`OFFICIAL_RESIZE`)."""
+        base = cls.for_backbone(name, image_size)
+        return dataclasses.replace(base, resize_shorter=resize_shorter or image_size, **OFFICIAL_RESIZE)
 
 
 @dataclass

@@ -4,11 +4,20 @@ Steps of :func:`preprocess_image` (used by the training eval path and by inferen
 
 1. :func:`to_uint8`: RGB(A) -> grey by ITU-R 601 luminance; uint8 stays as is, any
    other dtype is min-max scaled to 0..255 and rounded.
-2. Resize so the shorter side is ``config.resize_shorter`` (bicubic with PIL's
-   antialiasing, computed in float32, clipped to 0..255).
-3. Centre crop ``config.image_size`` square (odd margins: the extra pixel goes to
-   the bottom/right).
+2. Resize so the shorter side is ``config.resize_shorter`` with PIL's antialiased
+   ``config.interpolation`` (bicubic by default). The long side is rounded as
+   ``config.resize_rounding`` says (half up by default). With ``resize_dtype``
+   ``"float32"`` (default) the resize runs in float32 and is clipped to 0..255;
+   with ``"uint8"`` it runs on the 8-bit image and gives 8-bit values, as PIL
+   does on an 8-bit image in the official CXR-CLIP code.
+3. Centre crop ``config.image_size`` square; the offset ``(resized - size) / 2`` is
+   rounded down by default (odd margins: the extra pixel goes to the bottom/right)
+   or half to even (``crop_offset="round_half_even"``, torchvision's ``CenterCrop``).
 4. Repeat to 3 channels and normalise: ``(x / 255 - mean) / std`` per channel.
+
+With :data:`cxrclip.config.OFFICIAL_RESIZE` these steps give exactly the pixels of
+the official evaluation transform (``Image.convert("RGB")``, torchvision
+``Resize(224)``, ``CenterCrop(224)``, ``ToTensor``, ``Normalize``) on an 8-bit image.
 
 :func:`crop_geometry` and :func:`map_to_image` invert steps 2-3 for maps computed in
 model space (e.g. a 7 x 7 similarity grid over the crop).
@@ -119,25 +128,49 @@ def _round_half_up(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
+def _long_side(long: int, short: int, target: int, rounding: str) -> int:
+    """Resized long side; ``target * long / short`` evaluated as torchvision does, then rounded."""
+    exact = target * long / short
+    return max(target, int(exact) if rounding == "floor" else _round_half_up(exact))
+
+
+def _crop_start(resized: int, size: int, rule: str) -> int:
+    if rule == "round_half_even":
+        return int(round((resized - size) / 2.0))  # Python's round: half to even, as torchvision
+    return (resized - size) // 2
+
+
 def crop_geometry(height: int, width: int, config: PreprocessConfig) -> CropGeometry:
     """Resize and crop geometry that :func:`preprocess_image` applies to an H x W image."""
     if height < 1 or width < 1:
         raise ValueError(f"image size must be positive, got {height} x {width}")
     short = config.resize_shorter
     if height <= width:
-        new_h, new_w = short, max(short, _round_half_up(width * short / height))
+        new_h, new_w = short, _long_side(width, height, short, config.resize_rounding)
     else:
-        new_h, new_w = max(short, _round_half_up(height * short / width)), short
+        new_h, new_w = _long_side(height, width, short, config.resize_rounding), short
     size = config.image_size
-    return CropGeometry(height, width, new_h, new_w, (new_h - size) // 2, (new_w - size) // 2, size)
+    return CropGeometry(height, width, new_h, new_w, _crop_start(new_h, size, config.crop_offset),
+                        _crop_start(new_w, size, config.crop_offset), size)
 
 
-def _resize_float(gray: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Antialiased bicubic resize of a 2-D array, in float32, clipped to 0..255."""
+_RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
+
+
+def _resize(gray: np.ndarray, height: int, width: int, config: PreprocessConfig) -> np.ndarray:
+    """Antialiased PIL resize of a 2-D uint8 image to float32 values in 0..255.
+
+    ``resize_dtype="uint8"`` resizes the 8-bit image (PIL's fixed-point 8-bit result);
+    ``"float32"`` resizes a float copy and clips overshoot to 0..255.
+    """
     if gray.shape == (height, width):
         return gray.astype(np.float32)
+    resample = _RESAMPLE[config.interpolation]
+    if config.resize_dtype == "uint8":
+        resized = Image.fromarray(gray).resize((width, height), resample=resample)  # mode "L"
+        return np.asarray(resized, dtype=np.float32)
     image = Image.fromarray(gray.astype(np.float32))  # float32 -> mode "F"
-    resized = image.resize((width, height), resample=Image.Resampling.BICUBIC)
+    resized = image.resize((width, height), resample=resample)
     return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 255.0)
 
 
@@ -145,7 +178,7 @@ def preprocess_image(pixels: np.ndarray, config: PreprocessConfig) -> torch.Tens
     """Model input (3 x S x S float32) from a grey or RGB image; see the module docstring."""
     gray = to_uint8(pixels)
     geo = crop_geometry(*gray.shape, config)
-    resized = _resize_float(gray, geo.resized_height, geo.resized_width)
+    resized = _resize(gray, geo.resized_height, geo.resized_width, config)
     crop = resized[geo.top:geo.top + geo.size, geo.left:geo.left + geo.size]
     x = torch.from_numpy(np.ascontiguousarray(crop)).div_(255.0).expand(3, -1, -1)
     mean = torch.tensor(config.mean, dtype=torch.float32).view(3, 1, 1)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from cxrclip.config import PreprocessConfig
+from cxrclip.config import OFFICIAL_RESIZE, PreprocessConfig
 from cxrclip.preprocess import (crop_geometry, map_to_image, preprocess_batch, preprocess_image,
                                 to_uint8)
 
@@ -137,3 +137,81 @@ def test_integer_lookup_matches_float_min_max(dtype):
     values = image.astype(np.float64)
     expected = np.rint((values - values.min()) * (255.0 / (values.max() - values.min())))
     np.testing.assert_array_equal(to_uint8(image), expected.astype(np.uint8))
+
+
+# --- the official CXR-CLIP evaluation transform -------------------------------------------------
+# Its definition (kakaobrain/cxr-clip, configs/transform/clahe.yaml "test" + data_utils.transform_image):
+# Image.open(path).convert("RGB") -> torchvision Resize(224) -> CenterCrop(224) -> ToTensor -> Normalize.
+# torchvision Resize(int) on a PIL image: short side = size, long side = int(size * long / short)
+# (truncated), PIL resize with BILINEAR (PIL always antialiases: triangle filter whose support is
+# scaled by the downscale factor, pixel centres at i + 0.5, 8-bit fixed-point result).
+# CenterCrop: top = int(round((H - size) / 2.0)), left likewise (Python round: half to even).
+OFFICIAL_SMALL = PreprocessConfig(image_size=4, resize_shorter=4, mean=(0.0,) * 3, std=(1.0,) * 3,
+                                  **OFFICIAL_RESIZE)
+
+
+def test_official_transform_on_a_hand_made_ramp():
+    # 8 x 14 image whose column j has value 16 j. Resize(4): 4 x int(4 * 14 / 8) = 4 x 7, scale 2 in
+    # both directions. A 2x antialiased bilinear (triangle) filter gives interior output column i the
+    # weights 1/8, 3/8, 3/8, 1/8 on input columns 2i-1 .. 2i+2, so on this linear ramp it gives
+    # (16(2i-1) + 3*16(2i) + 3*16(2i+1) + 16(2i+2)) / 8 = 32 i + 8, exactly (no rounding involved).
+    # Rows are constant, so the vertical pass keeps them. CenterCrop(4): left = round(1.5) = 2,
+    # top = 0, so the crop holds output columns 2..5: 72, 104, 136, 168.
+    image = np.tile(np.arange(14, dtype=np.uint8) * 16, (8, 1))
+    out = preprocess_image(image, OFFICIAL_SMALL)
+    expected = torch.tensor([72.0, 104.0, 136.0, 168.0]) / 255.0
+    torch.testing.assert_close(out, expected.expand(3, 4, 4), rtol=0, atol=1e-6)
+    # Our own default (bicubic, float, floor offset 1) gives other pixels on the same image.
+    ours = preprocess_image(image, PreprocessConfig(4, 4, (0.0,) * 3, (1.0,) * 3))
+    assert not torch.allclose(ours, out, atol=1e-3)
+
+
+def test_official_long_side_is_truncated_and_crop_offset_rounds_half_to_even():
+    official = PreprocessConfig.official("swin_tiny")
+    ours = PreprocessConfig.half()
+    # 224 * 3185 / 3000 = 237.81: torchvision truncates to 237, we round to 238; the crop offsets are
+    # round(6.5) = 6 (half to even) and (238 - 224) // 2 = 7: ours starts one pixel later.
+    geo = crop_geometry(3000, 3185, official)
+    assert (geo.resized_height, geo.resized_width, geo.top, geo.left) == (224, 237, 0, 6)
+    geo = crop_geometry(3000, 3185, ours)
+    assert (geo.resized_height, geo.resized_width, geo.top, geo.left) == (224, 238, 0, 7)
+    # 4 * 13 / 8 = 6.5: int() -> 6, round half up -> 7. Margin 3: round(1.5) = 2, floor -> 1.
+    assert crop_geometry(8, 13, OFFICIAL_SMALL).resized_width == 6
+    assert crop_geometry(8, 13, PreprocessConfig(4, 4)).resized_width == 7
+    assert crop_geometry(14, 8, OFFICIAL_SMALL).top == 2 and crop_geometry(14, 8, PreprocessConfig(4, 4)).top == 1
+
+
+@pytest.mark.parametrize("shape", [(300, 371), (371, 300), (224, 301), (250, 250)])
+def test_official_config_reproduces_the_official_pipeline_written_with_pil(shape):
+    # The reference is the official transform's definition spelled out with PIL itself (what
+    # torchvision's PIL path calls) on an RGB image: no cxrclip code involved.
+    from PIL import Image
+
+    rng = np.random.default_rng(11)
+    gray = np.clip(rng.normal(128, 60, shape), 0, 255).astype(np.uint8)
+    height, width = shape
+    short, long = (width, height) if width <= height else (height, width)
+    new_long = int(224 * long / short)
+    new_w, new_h = (224, new_long) if width <= height else (new_long, 224)
+    rgb = Image.fromarray(gray).convert("RGB").resize((new_w, new_h), Image.Resampling.BILINEAR)
+    top, left = int(round((new_h - 224) / 2.0)), int(round((new_w - 224) / 2.0))
+    crop = np.asarray(rgb.crop((left, top, left + 224, top + 224)), dtype=np.float32)
+    reference = torch.from_numpy(crop).permute(2, 0, 1) / 255.0
+    config = PreprocessConfig.official("swin_tiny")
+    reference = (reference - 0.5) / 0.5
+    # Same 8-bit pixels, same float32 arithmetic: equal up to float32 rounding of the normalisation.
+    torch.testing.assert_close(preprocess_image(gray, config), reference, rtol=0, atol=1e-6)
+
+
+def test_official_crop_box_and_heatmap_mapping_follow_the_rules():
+    geo = crop_geometry(8, 14, OFFICIAL_SMALL)  # resized 4 x 7, crop columns 2..5 -> x 4..12
+    assert geo.crop_box() == (0.0, 4.0, 8.0, 12.0)
+    out = map_to_image(np.ones((2, 2)), 8, 14, OFFICIAL_SMALL, interpolation="nearest")
+    assert np.isnan(out[:, :4]).all() and np.isnan(out[:, 12:]).all() and (out[:, 4:12] == 1.0).all()
+
+
+def test_preprocess_choices_are_checked():
+    with pytest.raises(ValueError, match=r"preprocess.interpolation must be one of \['bicubic', 'bilinear'\]"):
+        PreprocessConfig(interpolation="lanczos")
+    with pytest.raises(ValueError, match="preprocess.crop_offset"):
+        PreprocessConfig(crop_offset="ceil")
