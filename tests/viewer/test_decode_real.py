@@ -128,7 +128,7 @@ def test_undecodable_pixels_name_syntax_and_package(make_dicom, monkeypatch):
 
     monkeypatch.setattr(decode, "_sitk_first_frame", no_itk)
     with pytest.raises(DecodeError, match=r"JPEG-LS Lossless.*1\.2\.840\.10008\.1\.2\.4\.80.*pyjpegls"):
-        load_image(View("v", path))
+        load_image(View("v", path), isolation="inline")
 
 
 def test_big_endian_and_no_preamble(pydicom_data_dir, tmp_path):

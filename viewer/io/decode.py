@@ -1,44 +1,57 @@
 """Decode the pixels of one View (first frame) into stored and modality values.
 
-DICOM goes through pydicom's pixel handlers (which call pylibjpeg, the
-openjpeg/libjpeg/rle plugins, pyjpegls or Pillow as the transfer syntax
-needs); SimpleITK (GDCM/ITK) is the fallback. PNG/JPEG go through Pillow.
-The result keeps the stored values (for the status bar and fast LUT
-rendering) and everything the render pipeline needs (``LutInfo``); the
-float32 modality values are derived lazily through a small table.
+``load_image(view)`` is the one entry point. Untrusted compressed pixel data
+are decoded in a worker process (``viewer.io.isolate``), so a decoder that
+aborts, panics or runs out of memory costs a `DecodeError`, not the viewer.
+Uncompressed (native) DICOM is decoded in-process by pydicom's numpy reader
+after ``viewer.io.limits.check_pixel_header`` has verified that the data
+hold every byte the header claims: no native decoder runs on it, so nothing
+can abort. Isolation modes (argument, or ``set_isolation`` / the environment
+variable ``CXRCLIP_DECODE_ISOLATION``):
+
+- ``auto`` (default): native DICOM in-process, everything else in a worker;
+- ``process``: every DICOM file in a worker;
+- ``inline``: everything in-process (tests and benchmarks only).
+
+DICOM goes through pydicom's pixel handlers (pylibjpeg, openjpeg, libjpeg,
+rle, pyjpegls or Pillow as the syntax needs); SimpleITK (GDCM) is a fallback
+for compressed syntaxes only, and its output must match the header's size.
+PNG/JPEG go through Pillow. The result keeps the stored values (for the
+status bar and fast LUT rendering) and what the render pipeline needs.
 """
 from __future__ import annotations
 
 import logging
+import math
+import os
+import re
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from viewer.io.colour import is_gray, luminance, palette_to_rgb, rgb_to_uint8
+from viewer.io.limits import check_pixel_header
+from viewer.io.messages import (ADVICE_DAMAGED, NATIVE_SYNTAXES, DecodeError, clip,
+                                decode_message, first_line, syntax_uid)
 from viewer.io.values import ValueIndex, build_value_index
 from viewer.model.study import View, WindowPreset
 
 log = logging.getLogger(__name__)
 
-# Packages that decode each compressed transfer syntax (for DecodeError messages).
-_SYNTAX_PACKAGES: dict[str, str] = {
-    "1.2.840.10008.1.2.4.50": "pylibjpeg + pylibjpeg-libjpeg, or Pillow, or SimpleITK",
-    "1.2.840.10008.1.2.4.51": "pylibjpeg + pylibjpeg-libjpeg, or Pillow, or SimpleITK",
-    "1.2.840.10008.1.2.4.57": "pylibjpeg + pylibjpeg-libjpeg, or SimpleITK",
-    "1.2.840.10008.1.2.4.70": "pylibjpeg + pylibjpeg-libjpeg, or SimpleITK",
-    "1.2.840.10008.1.2.4.80": "pyjpegls, or pylibjpeg + pylibjpeg-libjpeg, or SimpleITK",
-    "1.2.840.10008.1.2.4.81": "pyjpegls, or pylibjpeg + pylibjpeg-libjpeg, or SimpleITK",
-    "1.2.840.10008.1.2.4.90": "pylibjpeg + pylibjpeg-openjpeg, or Pillow, or SimpleITK",
-    "1.2.840.10008.1.2.4.91": "pylibjpeg + pylibjpeg-openjpeg, or Pillow, or SimpleITK",
-    "1.2.840.10008.1.2.4.201": "pylibjpeg + pylibjpeg-openjpeg>=2.2",
-    "1.2.840.10008.1.2.4.202": "pylibjpeg + pylibjpeg-openjpeg>=2.2",
-    "1.2.840.10008.1.2.4.203": "pylibjpeg + pylibjpeg-openjpeg>=2.2",
-    "1.2.840.10008.1.2.5": "pylibjpeg + pylibjpeg-rle (or pydicom's built-in RLE decoder)",
-}
+__all__ = ["DecodeError", "DecodedImage", "LutInfo", "VoiLut", "load_image", "set_isolation",
+           "get_isolation", "decode_dicom", "ISOLATION_MODES"]
+
+ISOLATION_MODES = ("auto", "process", "inline")
+_isolation = os.environ.get("CXRCLIP_DECODE_ISOLATION", "auto")
+_PASS_THROUGH = (KeyboardInterrupt, SystemExit, GeneratorExit)
+_SIZE_WARNING = re.compile(r"(\d+) vs\.? (\d+) bytes expected")
 
 
-class DecodeError(RuntimeError):
-    """Pixels of a file could not be decoded; the message says why and what to install."""
+def _no_stage(_name: str) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -94,7 +107,10 @@ class DecodedImage:
     """First frame of a view, as stored plus what is needed to display it.
 
     ``values`` maps stored values to table indices and holds the modality
-    value of each index, so rendering is one table lookup per pixel.
+    value of each index, so rendering is one table lookup per pixel. Colour
+    inputs keep ``rgb`` (shown in colour) and their BT.601 luma as
+    ``stored`` (what models and the grey pipeline get). ``notes`` lists
+    header values that were ignored (e.g. an infinite window width).
     """
 
     stored: np.ndarray  # HxW as stored (first frame; luminance for colour input)
@@ -103,6 +119,7 @@ class DecodedImage:
     rgb: np.ndarray | None = None  # HxWx3 uint8 for colour inputs
     view: View | None = None
     decoder: str = ""
+    notes: list[str] = field(default_factory=list)
     cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -116,17 +133,54 @@ class DecodedImage:
     def shape(self) -> tuple[int, int]:
         return self.stored.shape[0], self.stored.shape[1]
 
+    @property
+    def is_colour(self) -> bool:
+        return self.rgb is not None
 
-def load_image(view: View) -> DecodedImage:
-    """Decode the first frame of ``view``; raises ``DecodeError`` on any failure."""
+
+def set_isolation(mode: str) -> None:
+    """Default isolation for `load_image`: ``auto``, ``process`` or ``inline``."""
+    global _isolation
+    if mode not in ISOLATION_MODES:
+        raise ValueError(f"isolation must be one of {ISOLATION_MODES}, got {mode!r}")
+    _isolation = mode
+
+
+def get_isolation() -> str:
+    return _isolation if _isolation in ISOLATION_MODES else "auto"
+
+
+def load_image(view: View, isolation: str | None = None) -> DecodedImage:
+    """Decode the first frame of ``view``; raises ``DecodeError`` on any failure.
+
+    ``isolation`` overrides the default mode (see the module docstring).
+    """
+    mode = isolation or get_isolation()
+    if mode not in ISOLATION_MODES:
+        raise ValueError(f"isolation must be one of {ISOLATION_MODES}, got {mode!r}")
+    if view.source == "image":
+        return _guarded(view, _load_picture)
+    in_process = mode == "inline" or (mode == "auto" and view.transfer_syntax_uid
+                                      in NATIVE_SYNTAXES)
+    if in_process:
+        return _guarded(view, lambda v: decode_dicom(v, native_only=mode == "auto"))
+    from viewer.io.isolate import decode_in_worker
+
+    return decode_in_worker(view)
+
+
+def _guarded(view: View, fn: Callable[[View], DecodedImage]) -> DecodedImage:
     try:
-        if view.source == "image":
-            return _load_picture(view)
-        return _load_dicom(view)
+        return fn(view)
     except DecodeError:
         raise
+    except MemoryError:
+        raise DecodeError(decode_message(view.path, view.transfer_syntax_uid,
+                                         "not enough memory to decode", ADVICE_DAMAGED)) from None
     except Exception as exc:  # noqa: BLE001 - the contract: any failure is a DecodeError
-        raise DecodeError(f"cannot decode {view.path}: {type(exc).__name__}: {exc}") from exc
+        log.debug("decode of %s failed", view.path, exc_info=True)
+        raise DecodeError(decode_message(view.path, view.transfer_syntax_uid,
+                                         f"cannot decode ({first_line(exc)})")) from exc
 
 
 # --- PNG / JPEG -------------------------------------------------------------
@@ -138,8 +192,9 @@ def _load_picture(view: View) -> DecodedImage:
         with Image.open(view.path) as img:
             img.load()
             arr, rgb = _picture_arrays(img)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DecodeError(f"cannot read image {view.path}: {exc}") from exc
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise DecodeError(clip(f"{Path(view.path).name}: cannot read image "
+                               f"({first_line(exc)})")) from exc
     values = build_value_index(arr, _identity)
     return DecodedImage(arr, LutInfo(photometric="RGB" if rgb is not None else "MONOCHROME2"),
                         values, rgb=rgb, view=view, decoder="Pillow")
@@ -157,71 +212,132 @@ def _picture_arrays(img) -> tuple[np.ndarray, np.ndarray | None]:
     if img.mode in ("L", "1"):
         return np.asarray(img.convert("L")), None
     rgb = np.asarray(img.convert("RGB"))
-    if _is_gray(rgb):
+    if is_gray(rgb):
         return np.ascontiguousarray(rgb[..., 0]), None
-    return _luminance(rgb), rgb
+    return luminance(rgb), rgb
 
 
 def _identity(values: np.ndarray) -> np.ndarray:
-    """Modality = stored, for pictures and already-rescaled ITK output."""
+    """Modality = stored, for pictures, colour and already-rescaled ITK output."""
     return values.astype(np.float32)
-
-
-def _is_gray(rgb: np.ndarray) -> bool:
-    return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]))
-
-
-def _luminance(rgb: np.ndarray) -> np.ndarray:
-    """ITU-R BT.601 luma of an RGB uint8 image, as uint8 (what models get)."""
-    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return np.clip(np.rint(rgb.astype(np.float32) @ weights), 0, 255).astype(np.uint8)
 
 
 # --- DICOM ------------------------------------------------------------------
 
-def _load_dicom(view: View) -> DecodedImage:
-    from viewer.io.dicom import read_dataset
+def decode_dicom(view: View, stage: Callable[[str], None] = _no_stage,
+                 native_only: bool = False) -> DecodedImage:
+    """Decode a DICOM view in this process (run it in a worker for untrusted data).
 
-    ds = read_dataset(view.path)
-    if not any(tag in ds for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009)):
-        raise DecodeError(f"{view.path} has no readable Pixel Data element (transfer syntax "
-                          f"{_syntax_label(ds)}); the file may be truncated or not an image")
-    arr, decoder, itk_rescaled = _decode_first_frame(ds, view)
-    lut = _lut_info(ds)
+    ``stage(name)`` is told which step runs (the worker reports it when a
+    decoder crashes). ``native_only`` refuses compressed syntaxes (used for
+    the in-process path, where no native decoder may run).
+    """
+    from viewer.io.dicom import HeaderProblem, read_dataset
+
+    stage("reading the header (pydicom)")
+    try:
+        ds = read_dataset(view.path)
+    except HeaderProblem as exc:
+        raise DecodeError(decode_message(view.path, "", str(exc), "")) from None
+    except (OSError, ValueError, EOFError, KeyError, TypeError, IndexError) as exc:
+        raise DecodeError(decode_message(view.path, view.transfer_syntax_uid,
+                                         f"unreadable DICOM file ({first_line(exc)})",
+                                         ADVICE_DAMAGED)) from None
+    uid = syntax_uid(ds)
+    if native_only and uid not in NATIVE_SYNTAXES:
+        raise DecodeError(decode_message(view.path, uid, "compressed data may only be decoded "
+                                         "in a worker process", "use isolation 'process'"))
+    check_pixel_header(ds, view.path, uid)
+    notes: list[str] = []
+    arr, decoder, itk_rescaled = _decode_first_frame(ds, view.path, uid, stage)
+    stage("building display tables")
+    lut = _lut_info(ds, notes)
     rgb = None
     if arr.ndim == 2 and lut.photometric == "PALETTE COLOR":
-        arr = _palette_to_rgb(arr, ds)
+        arr = palette_to_rgb(arr, ds)
     if arr.ndim == 3:
-        rgb = _to_rgb_uint8(arr, ds)
-        arr = _luminance(rgb)
+        rgb = rgb_to_uint8(arr, _int(ds, "BitsStored"))
+        arr = luminance(rgb)
         lut = LutInfo(photometric="RGB")
         modality_fn = _identity
     elif itk_rescaled:
         lut.rescale_slope, lut.rescale_intercept, lut.modality_lut = 1.0, 0.0, None
         modality_fn = _identity
     else:
-        modality_fn = _modality_function(ds)
+        modality_fn = _modality_function(ds, lut)
     values = build_value_index(arr, modality_fn)
-    return DecodedImage(arr, lut, values, rgb=rgb, view=view, decoder=decoder)
+    return DecodedImage(arr, lut, values, rgb=rgb, view=view, decoder=decoder, notes=notes)
 
 
-def _decode_first_frame(ds, view: View) -> tuple[np.ndarray, str, bool]:
-    """First frame via pydicom, else SimpleITK; returns (array, decoder, itk_rescaled)."""
+def _int(ds, keyword: str) -> int:
+    try:
+        return int(ds.get(keyword, 0) or 0)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
+def _pydicom_plugins(uid: str) -> str:
+    """``"pydicom (pylibjpeg, pydicom)"``: the decoder and its plugins for ``uid``."""
+    if uid in NATIVE_SYNTAXES:
+        return "pydicom (numpy)"
+    try:
+        from pydicom.pixels import get_decoder
+
+        plugins = ", ".join(get_decoder(uid).available_plugins)
+    except (ValueError, NotImplementedError, AttributeError):
+        plugins = ""
+    return f"pydicom ({plugins})" if plugins else "pydicom"
+
+
+def _decode_first_frame(ds, path: Path, uid: str,
+                        stage: Callable[[str], None]) -> tuple[np.ndarray, str, bool]:
+    """First frame via pydicom, else (compressed only) SimpleITK: (array, decoder, itk_rescaled)."""
     import pydicom.pixels
 
+    decoder = _pydicom_plugins(uid)
+    stage(decoder)
     try:
-        arr = np.asarray(pydicom.pixels.pixel_array(ds, index=0))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            arr = np.asarray(pydicom.pixels.pixel_array(ds, index=0))
+        _check_decoded_size(caught, path, uid, decoder)
         if not arr.dtype.isnative:
             arr = arr.astype(arr.dtype.newbyteorder("="))
         return arr, "pydicom", False
-    except Exception as exc:  # noqa: BLE001 - plugin errors have no common base class
+    except DecodeError:
+        raise
+    except _PASS_THROUGH:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - plugins raise anything, pyo3 panics included
         first_error = exc
-    log.info("pydicom could not decode %s (%s); trying SimpleITK", view.path, first_error)
+    if uid in NATIVE_SYNTAXES:
+        raise DecodeError(decode_message(path, uid, f"{decoder} cannot read the pixels "
+                                         f"({first_line(first_error)})"))
+    log.info("pydicom could not decode %s (%s); trying SimpleITK", path.name, first_error)
+    stage("SimpleITK (GDCM)")
     try:
-        arr = _sitk_first_frame(view.path)
+        arr = _sitk_first_frame(path)
     except Exception as exc:  # noqa: BLE001 - ITK raises plain RuntimeError/others
-        raise DecodeError(_no_decoder_message(ds, view.path, first_error, exc)) from exc
+        raise DecodeError(decode_message(
+            path, uid, f"no decoder could read the pixels; pydicom: {first_line(first_error, 90)}"
+            f"; SimpleITK: {first_line(exc, 60)}")) from exc
+    rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
+    if arr.shape[:2] != (rows, cols):
+        raise DecodeError(decode_message(path, uid, f"SimpleITK returned {arr.shape[0]} x "
+                                         f"{arr.shape[1]} pixels but the header says {rows} x "
+                                         f"{cols}; pydicom: {first_line(first_error, 90)}"))
     return arr, "SimpleITK", True
+
+
+def _check_decoded_size(caught, path: Path, uid: str, decoder: str) -> None:
+    """Refuse frames whose decoded size disagrees with the header (pydicom only warns)."""
+    for warning in caught:
+        match = _SIZE_WARNING.search(str(warning.message))
+        if match and int(match.group(1)) > int(match.group(2)) + 1:
+            raise DecodeError(decode_message(
+                path, uid, f"{decoder}: the data decode to {int(match.group(1)):,} bytes but "
+                f"the header (Rows, Columns, Bits) needs {int(match.group(2)):,}",
+                "the header does not match the pixel data; the file is damaged"))
 
 
 def _sitk_first_frame(path: Path) -> np.ndarray:
@@ -233,70 +349,56 @@ def _sitk_first_frame(path: Path) -> np.ndarray:
     return arr
 
 
-def _syntax_label(ds) -> str:
-    """``"JPEG 2000 Image Compression (Lossless Only) (1.2.840.10008.1.2.4.90)"``."""
-    uid = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    if not uid:
-        return "unknown (no Transfer Syntax UID)"
-    return f"{getattr(uid, 'name', str(uid))} ({uid})"
+def _finite(ds, keyword: str, default: float, notes: list[str]) -> float:
+    """Float value of ``keyword``; non-finite or unreadable values become ``default`` + a note."""
+    raw = ds.get(keyword, None)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError, OverflowError):
+        value = math.nan
+    if not math.isfinite(value) or (keyword == "RescaleSlope" and value == 0):
+        notes.append(clip(f"{keyword} {str(raw)[:40]} ignored (not a usable number); "
+                          f"{default:g} used", 120))
+        return default
+    return value
 
 
-def _no_decoder_message(ds, path: Path, first: Exception, second: Exception) -> str:
-    uid = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
-    packages = _SYNTAX_PACKAGES.get(uid, "no known package; convert the file to an uncompressed "
-                                         "transfer syntax (e.g. with dcmdjpeg or gdcmconv)")
-    return (f"cannot decode pixels of {path}: transfer syntax {_syntax_label(ds)}; "
-            f"decodable with: {packages}. pydicom said: {first}; SimpleITK said: "
-            f"{str(second).strip().splitlines()[-1] if str(second).strip() else second}")
-
-
-def _to_rgb_uint8(arr: np.ndarray, ds) -> np.ndarray:
-    """Colour DICOM (RGB, YBR already converted by pydicom, PALETTE) to RGB uint8."""
-    if arr.shape[-1] == 4:
-        arr = arr[..., :3]
-    if arr.dtype == np.uint8:
-        return np.ascontiguousarray(arr)
-    bits = int(ds.get("BitsStored", 0) or 0)
-    if arr.dtype == np.uint16 and (bits > 8 or int(arr.max()) > 255):
-        return (arr >> 8).astype(np.uint8) if bits in (0, 16) else np.clip(
-            np.rint(arr * (255.0 / ((1 << bits) - 1))), 0, 255).astype(np.uint8)
-    return np.clip(arr, 0, 255).astype(np.uint8)
-
-
-def _palette_to_rgb(arr: np.ndarray, ds) -> np.ndarray:
-    import pydicom.pixels
-
-    rgb = np.asarray(pydicom.pixels.apply_color_lut(arr, ds))
-    if rgb.dtype != np.uint8:  # 16-bit palette entries: keep the high byte
-        rgb = (rgb.astype(np.uint16) >> 8).astype(np.uint8)
-    return rgb
-
-
-def _lut_info(ds) -> LutInfo:
-    from viewer.io.dicom import read_lut_sequence, window_presets
+def _lut_info(ds, notes: list[str]) -> LutInfo:
+    from viewer.io.dicom import read_lut_sequence, window_notes, window_presets
 
     luts = [lut for item in ds.get("VOILUTSequence", []) or []
             if (lut := read_lut_sequence(item)) is not None]
     mlut_seq = ds.get("ModalityLUTSequence") or []
     function = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").upper().strip()
     shape = str(ds.get("PresentationLUTShape", "IDENTITY") or "IDENTITY").upper().strip()
+    notes.extend(window_notes(ds))
     return LutInfo(
         photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper().strip(),
         windows=window_presets(ds),
         voi_function=function if function in ("LINEAR", "LINEAR_EXACT", "SIGMOID") else "LINEAR",
         voi_luts=luts,
         presentation_shape=shape if shape in ("IDENTITY", "INVERSE") else "IDENTITY",
-        rescale_slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
-        rescale_intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
+        rescale_slope=_finite(ds, "RescaleSlope", 1.0, notes),
+        rescale_intercept=_finite(ds, "RescaleIntercept", 0.0, notes),
         modality_lut=read_lut_sequence(mlut_seq[0]) if mlut_seq else None,
     )
 
 
-def _modality_function(ds):
-    """stored -> modality values, by pydicom's ``apply_modality_lut`` (slope/intercept or LUT)."""
-    import pydicom.pixels
+def _modality_function(ds, lut: LutInfo):
+    """stored -> modality values: the Modality LUT Sequence (pydicom) or checked slope/intercept."""
+    if lut.modality_lut is not None:
+        import pydicom.pixels
 
-    def apply(values: np.ndarray) -> np.ndarray:
-        return np.asarray(pydicom.pixels.apply_modality_lut(values, ds), dtype=np.float32)
+        def apply_lut(values: np.ndarray) -> np.ndarray:
+            return np.asarray(pydicom.pixels.apply_modality_lut(values, ds), dtype=np.float32)
 
-    return apply
+        return apply_lut
+    slope, intercept = lut.rescale_slope, lut.rescale_intercept
+
+    def apply_linear(values: np.ndarray) -> np.ndarray:
+        out = values.astype(np.float64) * slope + intercept
+        return out.astype(np.float32)
+
+    return apply_linear

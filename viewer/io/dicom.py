@@ -1,6 +1,7 @@
 """DICOM header helpers shared by scan and decode: reading, windows, LUTs, View fields."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -75,24 +76,44 @@ def _multi(value) -> list:
     return [value]
 
 
-def window_presets(ds) -> list[WindowPreset]:
-    """Each Window Center/Width pair of the file, with its explanation.
-
-    Pairs with a non-positive width are dropped (they cannot be applied).
-    """
+def _window_pairs(ds) -> list[tuple[int, object, object, float | None, float | None]]:
+    """(index, raw centre, raw width, centre, width) per pair; unreadable numbers are None."""
     centers = _multi(ds.get("WindowCenter"))
     widths = _multi(ds.get("WindowWidth"))
-    explanations = [str(e) for e in _multi(ds.get("WindowCenterWidthExplanation"))]
-    presets = []
+    pairs = []
     for i, (center, width) in enumerate(zip(centers, widths)):
         try:
             c, w = float(center), float(width)
-        except (TypeError, ValueError):
-            continue
-        if w > 0:
+        except (TypeError, ValueError, OverflowError):
+            c = w = None
+        pairs.append((i, center, width, c, w))
+    return pairs
+
+
+def _usable(c: float | None, w: float | None) -> bool:
+    return c is not None and w is not None and math.isfinite(c) and math.isfinite(w) and w > 0
+
+
+def window_presets(ds) -> list[WindowPreset]:
+    """Each Window Center/Width pair of the file, with its explanation.
+
+    Pairs that are not finite numbers with a positive width are dropped
+    (WindowWidth "1e400" reads as infinity; see `window_notes`).
+    """
+    explanations = [str(e) for e in _multi(ds.get("WindowCenterWidthExplanation"))]
+    presets = []
+    for i, _raw_c, _raw_w, c, w in _window_pairs(ds):
+        if _usable(c, w):
             label = explanations[i] if i < len(explanations) else f"File window {i + 1}"
-            presets.append(WindowPreset(c, w, label.strip() or f"File window {i + 1}"))
+            presets.append(WindowPreset(c, w, label.strip()[:64] or f"File window {i + 1}"))
     return presets
+
+
+def window_notes(ds) -> list[str]:
+    """One short note per file window that `window_presets` ignored."""
+    return [f"file window {i + 1} ({str(raw_c)[:24]}/{str(raw_w)[:24]}) ignored: centre and "
+            "width must be finite and the width positive"
+            for i, raw_c, raw_w, c, w in _window_pairs(ds) if not _usable(c, w)]
 
 
 def read_lut_sequence(item):
@@ -129,9 +150,9 @@ def pixel_spacing(ds) -> tuple[tuple[float, float] | None, str]:
         values = _multi(ds.get(keyword))
         try:
             pair = tuple(float(v) for v in values[:2])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             continue
-        if len(pair) == 2 and all(v > 0 for v in pair):
+        if len(pair) == 2 and all(math.isfinite(v) and v > 0 for v in pair):
             return (pair[0], pair[1]), keyword
     return None, ""
 
@@ -140,7 +161,7 @@ def _int(ds, keyword: str, default: int | None = 0) -> int | None:
     try:
         value = ds.get(keyword, default)
         return default if value in (None, "") else int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return default
 
 
@@ -167,6 +188,24 @@ def check_image_header(ds, has_pixels: bool) -> None:
         raise HeaderProblem(f"missing {', '.join(missing)}; cannot place the image in a study")
     if not _int(ds, "Rows") or not _int(ds, "Columns"):
         raise HeaderProblem("Rows/Columns missing or zero")
+    check_pixel_geometry(ds)
+
+
+def check_pixel_geometry(ds) -> None:
+    """Scan-time part of the pixel limits (``viewer.io.limits``); raises HeaderProblem."""
+    from viewer.io.limits import MAX_FRAME_SAMPLES, SUPPORTED_BITS_ALLOCATED
+
+    rows, cols = _int(ds, "Rows") or 0, _int(ds, "Columns") or 0
+    if rows < 0 or cols < 0:
+        raise HeaderProblem(f"Rows/Columns {rows}/{cols} are negative; the header is damaged")
+    bits = _int(ds, "BitsAllocated", None)
+    if bits is not None and bits not in SUPPORTED_BITS_ALLOCATED:
+        raise HeaderProblem(f"Bits Allocated {bits} is not supported (1, 8, 16, 32 or 64); "
+                            "the header is damaged")
+    samples = _int(ds, "SamplesPerPixel", 1) or 1
+    if rows * cols * samples > MAX_FRAME_SAMPLES:
+        raise HeaderProblem(f"header claims {rows} x {cols} x {samples} samples per frame, "
+                            f"above the limit of {MAX_FRAME_SAMPLES:,}; the header is damaged")
 
 
 def header_to_nodes(ds, path: Path) -> tuple[View, Patient, Study, Series]:

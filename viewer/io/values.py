@@ -43,8 +43,10 @@ class ValueIndex:
         if self.kind == "offset":
             shifted = stored.astype(np.int64) - int(self.offset)
             return np.clip(shifted, 0, len(self.table) - 1).astype(np.uint32)
-        scaled = np.rint((stored.astype(np.float32) - self.offset) * self.scale)
-        return np.clip(scaled, 0, len(self.table) - 1).astype(np.uint16)
+        with np.errstate(invalid="ignore", over="ignore"):
+            scaled = np.rint((stored.astype(np.float32) - self.offset) * self.scale)
+            scaled = np.clip(scaled, 0, len(self.table) - 1)
+        return np.nan_to_num(scaled, nan=0.0).astype(np.uint16)  # NaN pixels show as the minimum
 
     def modality_of(self, stored: np.ndarray) -> np.ndarray:
         """float32 modality values of ``stored`` pixels (one table lookup)."""
@@ -84,7 +86,7 @@ def take_chunked(table: np.ndarray, indices: np.ndarray) -> np.ndarray:
 def build_value_index(stored: np.ndarray, modality: Callable[[np.ndarray], np.ndarray],
                       ) -> ValueIndex:
     """Choose the index scheme for ``stored`` and tabulate ``modality`` over it."""
-    lo, hi = (float(stored.min()), float(stored.max())) if stored.size else (0.0, 0.0)
+    lo, hi = _finite_range(stored)
     dtype = stored.dtype
     if dtype in (np.uint8, np.uint16):
         domain = np.arange(int(hi) + 1, dtype=np.int64)
@@ -99,15 +101,39 @@ def build_value_index(stored: np.ndarray, modality: Callable[[np.ndarray], np.nd
     return _quantised(stored, modality, lo, hi)
 
 
+def _finite_range(stored: np.ndarray) -> tuple[float, float]:
+    """(min, max) of the finite values of ``stored``; (0, 0) when there are none."""
+    if not stored.size:
+        return 0.0, 0.0
+    if stored.dtype.kind != "f":
+        return float(stored.min()), float(stored.max())
+    finite = stored[np.isfinite(stored)]
+    return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+
+
 def _quantised(stored: np.ndarray, modality: Callable[[np.ndarray], np.ndarray],
                lo: float, hi: float) -> ValueIndex:
     span = hi - lo if hi > lo else 1.0
+    if not np.isfinite(span):  # float64 data spanning more than the float64 range
+        lo, hi, span = lo / 2, hi / 2, hi / 2 - lo / 2
     levels = lo + np.arange(QUANT_LEVELS, dtype=np.float64) * (span / (QUANT_LEVELS - 1))
-    table = np.asarray(modality(levels.astype(stored.dtype if stored.dtype.kind == "f"
-                                              else np.float64)), dtype=np.float32)
+    table = _finite_table(modality(levels.astype(stored.dtype if stored.dtype.kind == "f"
+                                                 else np.float64)))
     return ValueIndex("quantised", table, lo, (QUANT_LEVELS - 1) / span, lo, hi)
 
 
 def _table(modality: Callable[[np.ndarray], np.ndarray], domain: np.ndarray,
            dtype: np.dtype) -> np.ndarray:
-    return np.asarray(modality(domain.astype(dtype)), dtype=np.float32)
+    return _finite_table(modality(domain.astype(dtype)))
+
+
+def _finite_table(values) -> np.ndarray:
+    """float32 table with NaN/inf (a damaged modality LUT, overflow) replaced by finite ends."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        table = np.asarray(values, dtype=np.float32)
+    bad = ~np.isfinite(table)
+    if bad.any():
+        good = table[~bad]
+        lo, hi = (float(good.min()), float(good.max())) if good.size else (0.0, 0.0)
+        table = np.nan_to_num(table, nan=lo, posinf=hi, neginf=lo)
+    return table
