@@ -33,7 +33,7 @@ from viewer.qt.theme import icon
 from viewer.qt.views_panel import ViewsPanel
 from viewer.qt.window_actions import APP_TITLE, WindowActionsMixin
 from viewer.qt.workers import CancelToken, run_in_pool, shutdown_pool
-from viewer.render import default_display_uint8, downsample_for_display
+from viewer.render import downsample_for_display, render_display
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,10 @@ def _thumbnail(uint8: np.ndarray) -> np.ndarray:
 
 
 def _thumbnail_job(view: View) -> np.ndarray:
+    """Decode (isolated for compressed DICOM, see viewer.io.decode) and shrink; colour stays colour."""
     from viewer.io.decode import load_image
 
-    return _thumbnail(default_display_uint8(load_image(view)))
+    return _thumbnail(render_display(load_image(view), max_side=THUMB_SIZE))
 
 
 class MainWindow(WindowActionsMixin, QMainWindow):
