@@ -195,7 +195,7 @@ def _load_picture(view: View) -> DecodedImage:
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise DecodeError(clip(f"{Path(view.path).name}: cannot read image "
                                f"({first_line(exc)})")) from exc
-    values = build_value_index(arr, _identity)
+    values = build_value_index(rgb if rgb is not None else arr, _identity)
     return DecodedImage(arr, LutInfo(photometric="RGB" if rgb is not None else "MONOCHROME2"),
                         values, rgb=rgb, view=view, decoder="Pillow")
 
@@ -265,7 +265,8 @@ def decode_dicom(view: View, stage: Callable[[str], None] = _no_stage,
         modality_fn = _identity
     else:
         modality_fn = _modality_function(ds, lut)
-    values = build_value_index(arr, modality_fn)
+    # colour: index over the channels too, so one table maps R, G, B and the luma
+    values = build_value_index(rgb if rgb is not None else arr, modality_fn)
     return DecodedImage(arr, lut, values, rgb=rgb, view=view, decoder=decoder, notes=notes)
 
 

@@ -95,6 +95,21 @@ def validate_window(center: float, width: float) -> tuple[float, float]:
     return float(center), float(width)
 
 
+def finite_range(data_range: tuple[float, float]) -> tuple[float, float]:
+    """``data_range`` as floats, or (0, 1) when either end is NaN/inf (damaged data).
+
+    Presets and drags derived from a non-finite range would be non-finite
+    windows, which `validate_window` refuses; (0, 1) keeps the view usable.
+    """
+    try:
+        lo, hi = float(data_range[0]), float(data_range[1])
+    except (TypeError, ValueError, OverflowError):
+        return 0.0, 1.0
+    if not (math.isfinite(lo) and math.isfinite(hi) and math.isfinite(hi - lo)):
+        return 0.0, 1.0
+    return lo, hi
+
+
 def drag_to_window(center: float, width: float, dx: float, dy: float,
                    data_range: tuple[float, float], sensitivity: float = 1.0,
                    inverted: bool = False) -> tuple[float, float]:
@@ -107,7 +122,7 @@ def drag_to_window(center: float, width: float, dx: float, dy: float,
     same: ``DRAG_PIXELS_PER_RANGE`` pixels change a value by the full range.
     Width never drops below 1 (or 1/1000 of the range for data spanning < 1000).
     """
-    lo, hi = sorted((float(data_range[0]), float(data_range[1])))
+    lo, hi = sorted(finite_range(data_range))
     span = max(hi - lo, 1e-6)
     step = span / DRAG_PIXELS_PER_RANGE * sensitivity
     min_width = min(1.0, span / 1000.0)
@@ -127,7 +142,7 @@ def relative_presets(data_range: tuple[float, float], modality: str = "",
     at 35 % of the way from dark to bright, width 50 % of the range;
     mediastinum = 60 % / 40 %; bone = 75 % / 30 %.
     """
-    dark, bright = float(data_range[0]), float(data_range[1])
+    dark, bright = finite_range(data_range)
     span = max(abs(bright - dark), 1e-6)
     presets = [WindowPreset((dark + bright) / 2, span, "Full range")]
     if modality.upper() == "CT":

@@ -14,7 +14,7 @@ from PySide6.QtGui import QImage
 
 from viewer.io.decode import DecodedImage, load_image
 from viewer.model.study import View, WindowPreset
-from viewer.render import data_range, render_uint8
+from viewer.render import data_range, render_display, render_uint8
 
 # Longest side of the display copy (area-averaged by an integer factor, so a
 # 3000-row image gives 1000 rows): enough for a fitted view on a 1080p-class
@@ -32,13 +32,20 @@ def window_key(window: WindowPreset | None, function: str | None, invert: bool) 
 
 
 def render(image: DecodedImage, key: WindowKey, max_side: int | None = None) -> np.ndarray:
-    """uint8 rendering of ``image`` for ``key`` (see `window_key`).
+    """Grey uint8 rendering of ``image`` for ``key`` (see `window_key`; export uses it).
 
     ``max_side`` renders from the cached display-size copy (area-averaged).
     """
     center, width, function, invert = key
     window = None if center is None or width is None else WindowPreset(center, width)
     return render_uint8(image, window, invert, function, max_side=max_side)
+
+
+def render_shown(image: DecodedImage, key: WindowKey, max_side: int | None = None) -> np.ndarray:
+    """What the image view shows for ``key``: like `render`, but colour images stay colour (HxWx3)."""
+    center, width, function, invert = key
+    window = None if center is None or width is None else WindowPreset(center, width)
+    return render_display(image, window, invert, function, max_side=max_side)
 
 
 def to_qimage(arr: np.ndarray) -> QImage:
@@ -80,13 +87,13 @@ class ViewPixels:
         return self.small_uint8.shape[:2] != self.image.shape
 
     def render_small(self, key: WindowKey) -> np.ndarray:
-        """Display-size rendering for ``key`` (a few ms: one table lookup)."""
-        return render(self.image, key, DISPLAY_MAX_SIDE)
+        """Display-size rendering for ``key`` (a few ms: one table lookup); colour stays colour."""
+        return render_shown(self.image, key, DISPLAY_MAX_SIDE)
 
 
 def prepare_view(view: View, image: DecodedImage | None = None,
                  key: WindowKey = (None, None, None, False)) -> ViewPixels:
     """Decode (unless given) and render the display copy: the worker part of opening."""
     image = image if image is not None else load_image(view)
-    small = render(image, key, DISPLAY_MAX_SIDE)
+    small = render_shown(image, key, DISPLAY_MAX_SIDE)
     return ViewPixels(view, image, key, small, data_range(image))

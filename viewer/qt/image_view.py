@@ -20,7 +20,7 @@ from viewer.model.display import DisplayState, relative_presets
 from viewer.model.phi import ANONYMOUS, format_date, view_label
 from viewer.model.study import Patient, Study, View, WindowPreset, format_age
 from viewer.plugin_api import OverlayLayer
-from viewer.qt.image_source import ViewPixels, WindowKey, render, to_qimage, window_key
+from viewer.qt.image_source import ViewPixels, WindowKey, render_shown, to_qimage, window_key
 from viewer.qt.overlay_paint import draw_colorbar, draw_corner_text
 from viewer.qt.workers import run_in_pool
 from viewer.render import display_range, pixel_value_at
@@ -279,7 +279,7 @@ class ImageView(QWidget):
                 self._full = (key, arr, _to_pixmap(arr))
                 self.update()
 
-        run_in_pool(lambda: render(image, key), done, self._full_failed)
+        run_in_pool(lambda: render_shown(image, key), done, self._full_failed)
 
     def _full_failed(self, exc: BaseException) -> None:
         self._full_request = None
@@ -391,13 +391,25 @@ _GRAY_TO_RGB32 = (np.arange(256, dtype=np.uint32) * 0x010101) | 0xFF000000
 
 
 def _to_pixmap(arr: np.ndarray) -> QPixmap:
-    """Gray uint8 -> pixmap through a numpy RGB32 table.
+    """Gray HxW or colour HxWx3 uint8 -> pixmap through a numpy RGB32 array.
 
     Qt's own Grayscale8 -> pixmap conversion is several times slower than one
     table lookup, and an RGB32 pixmap draws fastest on the raster engine.
     """
-    rgb32 = np.take(_GRAY_TO_RGB32, arr)
+    if arr.ndim == 3:
+        rgb32 = _pack_rgb32(arr)
+    else:
+        rgb32 = np.take(_GRAY_TO_RGB32, arr)
     image = QImage(rgb32.data, rgb32.shape[1], rgb32.shape[0], rgb32.strides[0],
                    QImage.Format.Format_RGB32)
     # The raster pixmap would share the numpy buffer, so hand it a Qt-owned copy.
     return QPixmap.fromImage(image.copy())
+
+
+def _pack_rgb32(rgb: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 -> HxW uint32 0xFFRRGGBB (Qt's Format_RGB32)."""
+    out = np.full(rgb.shape[:2], 0xFF000000, dtype=np.uint32)
+    out |= rgb[..., 0].astype(np.uint32) << 16
+    out |= rgb[..., 1].astype(np.uint32) << 8
+    out |= rgb[..., 2]
+    return out

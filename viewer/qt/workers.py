@@ -81,7 +81,7 @@ class _Job(QRunnable):
     def run(self) -> None:
         try:
             result = self._fn(self._progress) if self._with_progress else self._fn()
-        except Exception as exc:  # reported to the UI thread, never lost
+        except BaseException as exc:  # noqa: BLE001 - pyo3 panics are BaseExceptions; report, never lose
             self._deliver(self._relay.failed, exc)
             return
         self._deliver(self._relay.finished, result)

@@ -105,6 +105,8 @@ def _voi_unit(image: DecodedImage, window, function: str | None) -> np.ndarray:
     if chosen is None and image.lut.voi_luts:
         voi = image.lut.voi_luts[0]
         return voi.apply(table) / float(voi.max_output)
+    if chosen is None and image.rgb is not None:
+        return np.clip(table.astype(np.float64) / 255.0, 0.0, 1.0)  # colour: as stored
     if chosen is None:
         lo, hi = data_range(image)
         return voi_lut_table(table, (lo + hi) / 2, max(hi - lo, 1.0), "LINEAR_EXACT")
@@ -147,6 +149,30 @@ def render_uint8(image: DecodedImage, window: WindowPreset | tuple[float, float]
     return apply_lut(lut, image.values.index(stored))
 
 
+def render_display(image: DecodedImage, window: WindowPreset | tuple[float, float] | None = None,
+                   invert: bool = False, function: str | None = None,
+                   max_side: int | None = None) -> np.ndarray:
+    """What the image view shows: HxW uint8 for grey, HxWx3 uint8 for colour images.
+
+    Colour images keep their colours: the same VOI table (built over 0..255,
+    identity when no window is chosen) maps each of R, G and B, so window,
+    level and invert act on colour as on grey. Models never get this; they
+    get ``default_display_uint8`` (grey).
+    """
+    if image.rgb is None:
+        return render_uint8(image, window, invert, function, max_side)
+    rgb = image.rgb if max_side is None else display_rgb(image, max_side)
+    return apply_lut(display_lut(image, window, invert, function), rgb)
+
+
+def display_rgb(image: DecodedImage, max_side: int) -> np.ndarray:
+    """Cached ``downsample_for_display(image.rgb, max_side)``."""
+    key = ("pyramid-rgb", int(max_side))
+    if key not in image.cache:
+        image.cache[key] = downsample_for_display(image.rgb, max_side)
+    return image.cache[key]
+
+
 def apply_lut(lut: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """``lut[indices]`` in cache-sized chunks (see ``viewer.io.values.take_chunked``)."""
     return take_chunked(lut, indices)
@@ -187,9 +213,13 @@ def downsample_for_display(arr: np.ndarray, max_side: int) -> np.ndarray:
             acc[:part.shape[0], :part.shape[1]] += part
     rows = np.minimum(factor, h - np.arange(out_h) * factor)
     cols = np.minimum(factor, w - np.arange(out_w) * factor)
-    if arr.dtype.kind == "f":
+    if acc.dtype.kind == "f":
         count = np.outer(rows, cols).reshape((out_h, out_w) + (1,) * (arr.ndim - 2))
-        return (acc / count).astype(arr.dtype)
+        mean = acc / count
+        if arr.dtype.kind == "f":
+            return mean.astype(arr.dtype)
+        info = np.iinfo(arr.dtype)
+        return np.clip(np.rint(mean), info.min, info.max).astype(arr.dtype)
     if h % factor == 0 and w % factor == 0:
         n = factor * factor
         return ((acc + n // 2) // n).astype(arr.dtype)
@@ -198,7 +228,8 @@ def downsample_for_display(arr: np.ndarray, max_side: int) -> np.ndarray:
 
 
 def _accumulator(dtype: np.dtype, factor: int) -> type:
-    if dtype.kind == "f":
+    """Sum type: exact for 8/16-bit, float64 for 64-bit integers (their sums overflow)."""
+    if dtype.kind == "f" or dtype.itemsize >= 8:
         return np.float64
     if dtype.itemsize <= 2 and factor <= 256:
         return np.uint32 if dtype.kind == "u" else np.int32
