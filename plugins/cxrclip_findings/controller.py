@@ -5,6 +5,10 @@ signals. Every request is a `Job` for the single `EngineWorker`, tagged with
 the study generation and its own topic generation; results whose generation
 is no longer current (the study was switched, the prompt changed) are dropped
 and counted in ``dropped``. The model loads lazily in the worker at activation.
+
+Results are not kept here but in a `ResultsStore` keyed by StudyInstanceUID
+(see study_state.py): each job writes into the results of the study it was
+submitted for, and the panels read the open study's results.
 """
 from __future__ import annotations
 
@@ -14,14 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QObject, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
 from plugins.cxrclip_findings.overlays import LAYER_NAME, heatmap_layers, restyle
 from plugins.cxrclip_findings.requests import Generations, Job
+from plugins.cxrclip_findings.study_state import DraftStore, ResultsStore, StudyResults
 from plugins.cxrclip_findings.worker import EngineWorker, JobResult
 
 log = logging.getLogger(__name__)
 SELECTED_VIEW = "<selected view>"
+DRAFT_SAVE_MS = 1000
 
 
 @dataclass
@@ -33,10 +39,15 @@ class StudyState:
     generation: int
     prepared: Any = None
 
+    @property
+    def uid(self) -> str:
+        """The StudyInstanceUID the study's results are kept under."""
+        return study_uid_of(self.handle)
+
     def ensure_prepared(self, service: Any) -> Any:
         """Read the views once (on the worker thread) and keep the model input."""
         if self.prepared is None:
-            self.prepared = service.prepare(self.handle.study_uid, self.views)
+            self.prepared = service.prepare(self.uid, self.views)
         return self.prepared
 
 
@@ -68,10 +79,11 @@ class FindingsController(QObject):
     heatmap_style = Signal(bool, float)
     busy_changed = Signal(bool)
     job_timing = Signal(str, float)
+    draft_loaded = Signal(str)  # the open study's draft (on study switch)
 
     def __init__(self, host: Any = None, manifest: Any = None,
                  service_factory: Callable[[Path], Any] | None = None,
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None, drafts: DraftStore | None = None) -> None:
         super().__init__(parent)
         self.host, self.manifest = host, manifest
         self._service_factory = service_factory
@@ -80,22 +92,64 @@ class FindingsController(QObject):
         self.worker.finished_job.connect(self._on_result)
         self.worker.busy.connect(self.busy_changed)
         app = QCoreApplication.instance()
-        if app is not None:  # never leave the engine thread running at exit
-            app.aboutToQuit.connect(self.worker.stop)
+        if app is not None:  # never leave the engine thread running or a draft unsaved at exit
+            app.aboutToQuit.connect(self.shutdown)
+        self.results = ResultsStore(drafts)
+        self._draft_timer = QTimer(self)
+        self._draft_timer.setSingleShot(True)
+        self._draft_timer.setInterval(DRAFT_SAVE_MS)
+        self._draft_timer.timeout.connect(self.results.flush)
         self.service: Any = None
         self.model_dir: Path | None = None
         self.model_error = ""
         self.study: StudyState | None = None
         self.selected_view_id: str | None = None
-        self.findings: list[Any] = []
-        self.prompt_scores: dict[str, Any] = {}
         self.last_prompt: tuple[str, str | None] | None = None
-        self.heatmap_target: HeatmapTarget | None = None
         self.heatmap_visible, self.opacity = True, 0.7
         self.layers: dict[str, Any] = {}
         self.sentence_scope_view: str | None = None
         self.sentence_k = 8
         self.dropped = 0
+
+    # ----- the open study's results (read-only views of the ResultsStore) -------------
+    @property
+    def current(self) -> StudyResults | None:
+        """The open study's results, or None without a study."""
+        return self.results.get(self.study.uid) if self.study is not None else None
+
+    @property
+    def findings(self) -> list[Any]:
+        """Zero-shot findings of the open study."""
+        return self.current.findings if self.current is not None else []
+
+    @property
+    def prompt_scores(self) -> dict[str, Any]:
+        """Prompt scores of the open study, by prompt text."""
+        return self.current.prompt_scores if self.current is not None else {}
+
+    @property
+    def heatmap_target(self) -> HeatmapTarget | None:
+        """What the open study's heatmap shows."""
+        return self.current.heatmap_target if self.current is not None else None
+
+    def set_draft(self, text: str) -> None:
+        """The open study's draft changed (saved to disk a second later and on exit)."""
+        if self.study is None:
+            return
+        self.results.set_draft(self.study.uid, text)
+        self._draft_timer.start()
+
+    def flush_drafts(self) -> None:
+        """Write changed drafts now."""
+        self._draft_timer.stop()
+        self.results.flush()
+
+    def _model_id(self) -> str:
+        try:
+            return str(self.service.summary().model_id) if self.service is not None else ""
+        except Exception:  # a summary failure must not lose results; log and carry on
+            log.warning("model summary failed", exc_info=True)
+            return ""
 
     # ----- model ------------------------------------------------------------------
     def load_model(self, model_dir: str | Path) -> None:
@@ -107,7 +161,7 @@ class FindingsController(QObject):
 
         def run() -> Any:
             service = factory(model_dir)
-            service.warm_up()
+            service.warm_up(stop=self.worker.stopping)
             return service
 
         self._submit(Job("model", run, "model", gen), self._model_done, self._model_failed)
@@ -118,6 +172,7 @@ class FindingsController(QObject):
         self.model_ready.emit(service.summary())
         if self.study is not None:
             self.study.prepared = None
+            self.current.reset_scores(self._model_id())
             self._start_study_jobs()
 
     def _model_failed(self, exc: BaseException) -> None:
@@ -134,16 +189,20 @@ class FindingsController(QObject):
     def open_study(self, handle: Any) -> None:
         """A study opened: drop the old one's work and schedule findings and sentences."""
         self._clear_overlays()
+        self.flush_drafts()
         gen = self.gens.bump("study")
         self.worker.queue.discard(lambda j: j.meta.get("study_gen", gen) != gen)
         views = [v for v in handle.views
                  if self.manifest is None or self.manifest.applies_to_view(v.meta)]
         self.study = StudyState(handle, views, gen)
-        self.findings, self.prompt_scores, self.selected_view_id = [], {}, None
-        self.heatmap_target = None
+        self.selected_view_id = None
+        results = self.current
+        if results.model_id != self._model_id():
+            results.reset_scores(self._model_id())
         if self.sentence_scope_view != SELECTED_VIEW:
             self.sentence_scope_view = None  # a view id of the old study means nothing now
         self.study_changed.emit(handle, "")
+        self.draft_loaded.emit(results.draft)
         if self.service is not None:
             self._start_study_jobs()
 
@@ -155,11 +214,12 @@ class FindingsController(QObject):
     def close_study(self) -> None:
         """Forget the study; late results for it are dropped."""
         self._clear_overlays()
+        self.flush_drafts()
         self.gens.bump("study")
         self.worker.queue.discard(lambda j: "study_gen" in j.meta)
-        self.study, self.findings, self.prompt_scores = None, [], {}
-        self.heatmap_target = None
+        self.study = None
         self.study_changed.emit(None, "no study open")
+        self.draft_loaded.emit("")
 
     def select_view(self, view_id: str) -> None:
         """Remember the selected view; sentences follow it when their scope is SELECTED_VIEW."""
@@ -180,7 +240,7 @@ class FindingsController(QObject):
 
     def _findings_done(self, result: tuple[Any, list[Any]]) -> None:
         prepared, findings = result
-        self.findings = findings
+        self.results.get(prepared.study_id).findings = list(findings)
         self.view_problems.emit(prepared.problems)
         self.findings_ready.emit(findings)
 
@@ -194,11 +254,11 @@ class FindingsController(QObject):
             self.gens.bump("prompt")
             return
         self._submit_study("prompt", lambda s, p: s.score(p, text, negative),
-                           lambda r: self._prompt_done(r[1]), self.prompt_failed.emit)
+                           lambda r: self._prompt_done(r[0].study_id, r[1]), self.prompt_failed.emit)
 
-    def _prompt_done(self, score: Any) -> None:
+    def _prompt_done(self, study_uid: str, score: Any) -> None:
         if score is not None:
-            self.prompt_scores[score.prompt] = score
+            self.results.get(study_uid).prompt_scores[score.prompt] = score
         self.prompt_ready.emit(score)
 
     def request_sentences(self, view_id: str | None, k: int) -> None:
@@ -208,8 +268,14 @@ class FindingsController(QObject):
         if self.study is None or self.service is None:
             return
         target = self.selected_view_id if view_id == SELECTED_VIEW else view_id
-        self._submit_study("sentences", lambda s, p: s.nearest_sentences(p, target, int(k)),
+        prior = self.has_prior()
+        self._submit_study("sentences", lambda s, p: s.nearest_sentences(p, target, int(k), prior),
                            lambda r: self.sentences_ready.emit(r[1]), self.sentences_failed.emit)
+
+    def has_prior(self) -> bool:
+        """True when the viewer shows a prior study next to this one (then report sentences
+        that compare with a prior study are offered)."""
+        return getattr(self.host, "prior_study", None) is not None
 
     def select_finding(self, finding: str) -> None:
         """Show the heatmap of a finding on each view."""
@@ -223,9 +289,9 @@ class FindingsController(QObject):
 
     def show_heatmap(self, target: HeatmapTarget) -> None:
         """Compute and show the heatmap of ``target`` on every readable view."""
-        self.heatmap_target = target
         if self.study is None or self.service is None:
             return
+        self.current.heatmap_target = target
         opacity, visible = self.opacity, self.heatmap_visible
 
         def run(service: Any, prepared: Any) -> dict[str, Any]:
@@ -310,9 +376,16 @@ class FindingsController(QObject):
             job.meta["done"](result.value)
 
     def shutdown(self) -> None:
-        """Stop the worker thread (called on deactivate)."""
+        """Save drafts and stop the worker thread (deactivate, or the app quitting)."""
         self._clear_overlays()
+        self.flush_drafts()
         self.worker.stop()
+
+
+def study_uid_of(handle: Any) -> str:
+    """The key a study's results are kept under: its StudyInstanceUID (folder name for
+    PNG/JPEG studies), never empty."""
+    return str(getattr(handle, "study_uid", "") or "") or f"unnamed-study-{id(handle)}"
 
 
 def _default_service_factory(model_dir: Path) -> Any:

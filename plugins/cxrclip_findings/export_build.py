@@ -5,6 +5,8 @@ engine's `FindingScore`/`PromptScore`, so tests can pass simple objects.
 """
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,9 @@ from typing import Any
 from plugins.cxrclip_findings.contradictions import find_contradictions, split_sentences
 from plugins.cxrclip_findings.export_data import (
     ExportContent, ModelInfo, PatientInfo, ScoreEntry, StudyRef, ViewRef, ViewScore)
+from plugins.cxrclip_findings.study_state import study_key
+
+log = logging.getLogger(__name__)
 
 
 def view_ref(view: Any, sop_class_uid: str = "") -> ViewRef:
@@ -67,3 +72,31 @@ def export_content(study: Any, views: Sequence[Any], model: ModelInfo, findings:
     """Everything one export holds, ready for `export_json` / `export_sr`."""
     return ExportContent(study_ref(study, views, sop_classes), model, score_entries(findings),
                          score_entries(prompts), draft, draft_contradictions(draft))
+
+
+def read_sop_classes(views: Sequence[Any]) -> dict[str, str]:
+    """SOP Class UID of each DICOM view, read from its header (PNG/JPEG views are skipped;
+    an unreadable header leaves that view out)."""
+    import pydicom
+
+    out = {}
+    for view in views:
+        if getattr(view, "source", "dicom") != "dicom":
+            continue
+        try:
+            ds = pydicom.dcmread(view.path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+        except (OSError, ValueError) as exc:
+            log.info("SOP Class UID of %s unreadable: %s", view.path, exc)
+            continue
+        uid = getattr(ds, "SOPClassUID", "") or getattr(
+            getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "")
+        if uid:
+            out[view.view_id] = str(uid)
+    return out
+
+
+def default_export_stem(study: Any, kind: str) -> str:
+    """A file name stem that differs per study and names no patient:
+    ``cxrclip_<study date>_<short study key>_<kind>`` (key = hash of the StudyInstanceUID)."""
+    date = re.sub(r"[^0-9]", "", str(getattr(study, "date", "") or "")) or "nodate"
+    return f"cxrclip_{date}_{study_key(str(study.study_uid))}_{kind}"

@@ -76,6 +76,14 @@ class ModelInfo:
     backbone: str = ""
     device: str = ""
     synthetic: bool = False
+    intended_use: str = ""
+    # finding -> probability threshold from the model's calibration; empty: uncalibrated
+    operating_points: dict[str, float] = field(default_factory=dict, compare=False)
+
+    @property
+    def calibrated(self) -> bool:
+        """True when the model folder gives operating points."""
+        return bool(self.operating_points)
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,12 @@ PNG/JPEG studies, whose ids are file paths, are then called ``view-1``,
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from plugins.cxrclip_findings.export_data import ExportContent, ScoreEntry, ViewRef
+from plugins.cxrclip_findings.file_io import write_private
 
 SCHEMA = "cxrclip-findings"
 SCHEMA_VERSION = 1
@@ -66,7 +65,9 @@ def build_export(content: ExportContent, include_identifiers: bool = False,
         "identifiers_included": include_identifiers,
         "model": {"name": content.model.name, "model_id": content.model.model_id,
                   "backbone": content.model.backbone, "device": content.model.device,
-                  "synthetic": content.model.synthetic},
+                  "synthetic": content.model.synthetic,
+                  "intended_use": content.model.intended_use,
+                  "operating_points": dict(content.model.operating_points)},
         "study": study_out,
         "findings": [_score_dict(f, keys) for f in content.findings],
         "prompts": [_score_dict(p, keys) for p in content.prompts],
@@ -82,12 +83,7 @@ def build_export(content: ExportContent, include_identifiers: bool = False,
 
 def write_export(content: ExportContent, path: str | Path, include_identifiers: bool = False,
                  created: datetime | None = None) -> Path:
-    """Write `build_export` to ``path`` atomically (UTF-8, indented); returns the path."""
-    path = Path(path)
+    """Write `build_export` to ``path`` atomically, mode 0600 (UTF-8, indented)."""
     data = build_export(content, include_identifiers, created)
-    fd, tmp = tempfile.mkstemp(prefix=".export-", suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, ensure_ascii=False)
-        fh.write("\n")
-    os.replace(tmp, path)
-    return path
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return write_private(path, text.encode("utf-8"))

@@ -1,33 +1,43 @@
 """Export the results as a DICOM Comprehensive 3D SR (highdicom) that other viewers can show.
 
-Content tree (relationship in brackets)::
+Content tree (relationship in brackets; codes in sr_codes.py)::
 
     CONTAINER Diagnostic imaging report (LN 18748-4)
       [CONTAINS] TEXT Algorithm Name (DCM 111001)          model name
       [CONTAINS] TEXT Algorithm Version (DCM 111003)       model id
+      [CONTAINS] TEXT Intended use (99CXRCLIP)             from the model card
+      [CONTAINS] TEXT Calibration status (99CXRCLIP)       calibrated / uncalibrated
       [CONTAINS] TEXT Comment (DCM 121106)                 "Synthetic demo model ..." if so
-      [CONTAINS] CONTAINER Zero-shot findings (99CXRCLIP ZSFIND)
-         [CONTAINS] CODE Finding (DCM 121071) = (99CXRCLIP <slug>, <finding>)
-            [HAS PROPERTIES] NUM Probability (99CXRCLIP PROB), unit UCUM "1"
-            [HAS PROPERTIES] NUM Cosine similarity (99CXRCLIP COSSIM)
+      [CONTAINS] CONTAINER Zero-shot findings (99CXRCLIP)
+         [CONTAINS] CODE Finding (DCM 121071) = SNOMED CT / DCM / private finding code
+            [HAS PROPERTIES] CODE Presence of property (DCM 121052) = Present | Absent
+                             (against the operating point) | Presence Undetermined (uncalibrated)
+            [HAS PROPERTIES] NUM CAD Operating Point (DCM 111071)   only when calibrated
+            [HAS PROPERTIES] NUM Probability (DCM 122157), UCUM "1"
+            [HAS PROPERTIES] NUM Cosine similarity (99CXRCLIP)
             [HAS PROPERTIES] NUM Probability  (one per view)
                [INFERRED FROM] IMAGE Source (SCT 260753009) -> the view's SOP instance
-      [CONTAINS] CONTAINER Prompt scores (99CXRCLIP PROMPTS)
-         [CONTAINS] TEXT Prompt (99CXRCLIP PROMPT) = text, with the same NUM children
-            and [HAS PROPERTIES] TEXT Negative prompt (99CXRCLIP NEGPROMPT)
-      [CONTAINS] TEXT Draft report (99CXRCLIP DRAFT)
+      [CONTAINS] CONTAINER Prompt scores (99CXRCLIP)
+         [CONTAINS] TEXT Prompt = text, with the same NUM children
+            and [HAS PROPERTIES] TEXT Negative prompt
+      [CONTAINS] TEXT Draft report (99CXRCLIP)
+         [HAS PROPERTIES] TEXT Draft contradiction   one per flagged pair
       [CONTAINS] CONTAINER Image Library (DCM 111028)
          [CONTAINS] IMAGE Source -> each DICOM view
 
-Finding codes use the private scheme ``99CXRCLIP`` (code = finding name in
-upper case with underscores) because the CheXpert labels have no single
-standard code. The SR inherits patient and study from the images (DICOM needs
-that for it to join the study), so it always carries the study's identifiers.
+Identifiers: with ``include_identifiers`` the SR copies patient and study
+attributes from the images (so a PACS files it with the study). Without, it is
+de-identified following the Basic Application Level Confidentiality Profile
+(PS3.15 Annex E) with the Retain UIDs Option: patient name, ID, birth date,
+sex, accession number, study ID, referring physician, study date and time are
+empty (type 2, present), content date/time get a dummy value (type 1), the
+Study/Series/SOP Instance UIDs of the images are kept (the SR must reference
+them; the JSON keeps them too), and the SR records the method
+(PatientIdentityRemoved, DeidentificationMethod and its code sequence).
 """
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import highdicom as hd
@@ -36,38 +46,27 @@ from highdicom.sr import CodedConcept, RelationshipTypeValues
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from plugins.cxrclip_findings import sr_codes as C
 from plugins.cxrclip_findings.export_data import ExportContent, ScoreEntry, StudyRef, ViewRef
+from plugins.cxrclip_findings.file_io import write_private_with
+from plugins.cxrclip_findings.sr_codes import finding_code, presence_code
 
-SCHEME = "99CXRCLIP"
-REPORT = CodedConcept("18748-4", "LN", "Diagnostic imaging report")
-ALGORITHM_NAME = CodedConcept("111001", "DCM", "Algorithm Name")
-ALGORITHM_VERSION = CodedConcept("111003", "DCM", "Algorithm Version")
-COMMENT = CodedConcept("121106", "DCM", "Comment")
-FINDING = CodedConcept("121071", "DCM", "Finding")
-IMAGE_LIBRARY = CodedConcept("111028", "DCM", "Image Library")
-SOURCE = CodedConcept("260753009", "SCT", "Source")
-ZERO_SHOT = CodedConcept("ZSFIND", SCHEME, "Zero-shot findings")
-PROMPTS = CodedConcept("PROMPTS", SCHEME, "Prompt scores")
-PROMPT = CodedConcept("PROMPT", SCHEME, "Prompt")
-NEGATIVE = CodedConcept("NEGPROMPT", SCHEME, "Negative prompt")
-PROBABILITY = CodedConcept("PROB", SCHEME, "Probability")
-SIMILARITY = CodedConcept("COSSIM", SCHEME, "Cosine similarity")
-DRAFT = CodedConcept("DRAFT", SCHEME, "Draft report")
-NO_UNITS = CodedConcept("1", "UCUM", "no units")
 _CONTAINS = RelationshipTypeValues.CONTAINS
 _PROPS = RelationshipTypeValues.HAS_PROPERTIES
 _EVIDENCE_ATTRS = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex",
                    "AccessionNumber", "StudyID", "StudyDate", "StudyTime", "ReferringPhysicianName")
+# Attributes the Basic Profile empties (Z) that the SR carries as type 2.
+_EMPTIED = _EVIDENCE_ATTRS + ("PatientAge",)
+DUMMY_DATE, DUMMY_TIME = "19000101", "000000"
+DEID_METHOD = "PS3.15 E.1 Basic Profile, Retain UIDs Option"  # LO: at most 64 characters
+UNCALIBRATED = ("uncalibrated: the model defines no operating points, so no finding is stated "
+                "present or absent; probabilities are the model's zero-shot scores")
+CALIBRATED = "calibrated: presence is stated against the model's operating point per finding"
+Progress = Callable[[str], None]
 
 
 class SRExportError(ValueError):
     """The study cannot be exported as SR; the message says why and what to do."""
-
-
-def finding_code(name: str) -> CodedConcept:
-    """Private code for a finding, e.g. "Pleural Effusion" -> (PLEURAL_EFFUSION, 99CXRCLIP)."""
-    value = re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")[:16] or "UNNAMED"
-    return CodedConcept(value, SCHEME, name[:64])
 
 
 def _dicom_views(study: StudyRef) -> list[ViewRef]:
@@ -83,21 +82,25 @@ def _dicom_views(study: StudyRef) -> list[ViewRef]:
 
 
 def _image_item(view: ViewRef, relationship: RelationshipTypeValues) -> hd.sr.ImageContentItem:
-    return hd.sr.ImageContentItem(SOURCE, view.sop_class_uid, view.sop_instance_uid,
+    return hd.sr.ImageContentItem(C.SOURCE, view.sop_class_uid, view.sop_instance_uid,
                                   relationship_type=relationship)
 
 
 def _num(name: CodedConcept, value: float) -> hd.sr.NumContentItem:
-    return hd.sr.NumContentItem(name, float(value), NO_UNITS, relationship_type=_PROPS)
+    return hd.sr.NumContentItem(name, float(value), C.NO_UNITS, relationship_type=_PROPS)
+
+
+def _text(name: CodedConcept, value: str, relationship=_CONTAINS) -> hd.sr.TextContentItem:
+    return hd.sr.TextContentItem(name, value, relationship_type=relationship)
 
 
 def _score_children(entry: ScoreEntry, views: dict[str, ViewRef]) -> list:
-    children = [_num(PROBABILITY, entry.probability), _num(SIMILARITY, entry.similarity)]
+    children = [_num(C.PROBABILITY, entry.probability), _num(C.SIMILARITY, entry.similarity)]
     for score in entry.views:
         view = views.get(score.view_id)
         if view is None:
             continue
-        item = _num(PROBABILITY, score.probability)
+        item = _num(C.PROBABILITY, score.probability)
         item.ContentSequence = hd.sr.ContentSequence(
             [_image_item(view, RelationshipTypeValues.INFERRED_FROM)])
         children.append(item)
@@ -110,11 +113,23 @@ def _with_children(item, children: list):
     return item
 
 
-def _findings_container(entries: Sequence[ScoreEntry], views: dict[str, ViewRef]):
-    items = [_with_children(hd.sr.CodeContentItem(FINDING, finding_code(e.name),
-                                                  relationship_type=_CONTAINS),
-                            _score_children(e, views)) for e in entries]
-    return _with_children(hd.sr.ContainerContentItem(ZERO_SHOT, relationship_type=_CONTAINS), items)
+def _finding_item(entry: ScoreEntry, views: dict[str, ViewRef],
+                  operating_points: dict[str, float]):
+    threshold = operating_points.get(entry.name)
+    children = [hd.sr.CodeContentItem(C.PRESENCE, presence_code(entry.probability, threshold),
+                                      relationship_type=_PROPS)]
+    if threshold is not None:
+        children.append(_num(C.OPERATING_POINT, threshold))
+    children += _score_children(entry, views)
+    item = hd.sr.CodeContentItem(C.FINDING, finding_code(entry.name), relationship_type=_CONTAINS)
+    return _with_children(item, children)
+
+
+def _findings_container(content: ExportContent, views: dict[str, ViewRef]):
+    points = content.model.operating_points
+    items = [_finding_item(e, views, points) for e in content.findings]
+    return _with_children(hd.sr.ContainerContentItem(C.ZERO_SHOT, relationship_type=_CONTAINS),
+                          items)
 
 
 def _prompts_container(entries: Sequence[ScoreEntry], views: dict[str, ViewRef]):
@@ -122,46 +137,55 @@ def _prompts_container(entries: Sequence[ScoreEntry], views: dict[str, ViewRef])
     for e in entries:
         children = _score_children(e, views)
         if e.negative:
-            children.insert(0, hd.sr.TextContentItem(NEGATIVE, e.negative, relationship_type=_PROPS))
-        items.append(_with_children(
-            hd.sr.TextContentItem(PROMPT, e.name, relationship_type=_CONTAINS), children))
-    return _with_children(hd.sr.ContainerContentItem(PROMPTS, relationship_type=_CONTAINS), items)
+            children.insert(0, _text(C.NEGATIVE, e.negative, _PROPS))
+        items.append(_with_children(_text(C.PROMPT, e.name), children))
+    return _with_children(hd.sr.ContainerContentItem(C.PROMPTS, relationship_type=_CONTAINS),
+                          items)
+
+
+def _model_items(content: ExportContent) -> list:
+    model = content.model
+    items = [_text(C.ALGORITHM_NAME, model.name or "CXR-CLIP"),
+             _text(C.ALGORITHM_VERSION, model.model_id or "unknown"),
+             _text(C.INTENDED_USE, model.intended_use or "not stated by the model card"),
+             _text(C.CALIBRATION, CALIBRATED if model.calibrated else UNCALIBRATED)]
+    if model.synthetic:
+        items.append(_text(C.COMMENT, "Synthetic demo model - not for clinical use"))
+    return items
 
 
 def build_content(content: ExportContent) -> hd.sr.ContainerContentItem:
     """The SR content tree (see module docstring) for ``content``."""
     views = {v.view_id: v for v in _dicom_views(content.study)}
-    items = [hd.sr.TextContentItem(ALGORITHM_NAME, content.model.name or "CXR-CLIP",
-                                   relationship_type=_CONTAINS),
-             hd.sr.TextContentItem(ALGORITHM_VERSION, content.model.model_id or "unknown",
-                                   relationship_type=_CONTAINS)]
-    if content.model.synthetic:
-        items.append(hd.sr.TextContentItem(
-            COMMENT, "Synthetic demo model - not for clinical use", relationship_type=_CONTAINS))
+    items = _model_items(content)
     if content.findings:
-        items.append(_findings_container(content.findings, views))
+        items.append(_findings_container(content, views))
     if content.prompts:
         items.append(_prompts_container(content.prompts, views))
     if content.draft.strip():
-        items.append(hd.sr.TextContentItem(DRAFT, content.draft.strip(),
-                                           relationship_type=_CONTAINS))
+        flags = [_text(C.CONTRADICTION, c, _PROPS) for c in content.contradictions]
+        items.append(_with_children(_text(C.DRAFT, content.draft.strip()), flags))
     library = [_image_item(v, _CONTAINS) for v in views.values()]
     items.append(_with_children(
-        hd.sr.ContainerContentItem(IMAGE_LIBRARY, relationship_type=_CONTAINS), library))
-    root = hd.sr.ContainerContentItem(REPORT)
+        hd.sr.ContainerContentItem(C.IMAGE_LIBRARY, relationship_type=_CONTAINS), library))
+    root = hd.sr.ContainerContentItem(C.REPORT)
     root.ContentSequence = hd.sr.ContentSequence(items)
     return root
 
 
-def evidence_from_refs(study: StudyRef) -> list[Dataset]:
-    """Minimal evidence datasets built from plain data (when the files are not at hand)."""
+def evidence_from_refs(study: StudyRef, include_identifiers: bool = True) -> list[Dataset]:
+    """Evidence datasets built from plain data: only UIDs, classes and modality, plus the
+    patient/study attributes (empty when ``include_identifiers`` is False)."""
     out = []
+    p = study.patient
     for view in _dicom_views(study):
         ds = Dataset()
-        ds.PatientName, ds.PatientID = study.patient.name, study.patient.patient_id
-        ds.PatientBirthDate, ds.PatientSex = study.patient.birth_date, study.patient.sex
-        ds.AccessionNumber, ds.StudyID = study.accession_number, ""
-        ds.StudyDate, ds.StudyTime, ds.ReferringPhysicianName = study.study_date, "", ""
+        for attr in _EVIDENCE_ATTRS:
+            setattr(ds, attr, "")
+        if include_identifiers:
+            ds.PatientName, ds.PatientID = p.name, p.patient_id
+            ds.PatientBirthDate, ds.PatientSex = p.birth_date, p.sex
+            ds.AccessionNumber, ds.StudyDate = study.accession_number, study.study_date
         ds.StudyInstanceUID = study.study_instance_uid
         ds.SeriesInstanceUID = view.series_instance_uid or study.study_instance_uid + ".1"
         ds.SOPClassUID, ds.SOPInstanceUID = view.sop_class_uid, view.sop_instance_uid
@@ -183,21 +207,69 @@ def read_evidence(paths: Sequence[str | Path]) -> list[Dataset]:
     return out
 
 
+def deidentify(sr: Dataset) -> Dataset:
+    """Apply the Basic Profile (Retain UIDs) to the SR's own header, in place."""
+    for attr in _EMPTIED:
+        if attr in sr:
+            setattr(sr, attr, "")
+    for attr in ("OtherPatientIDsSequence", "OtherPatientNames", "OtherPatientIDs",
+                 "PatientAddress", "InstitutionName", "InstitutionAddress",
+                 "ReferencedPatientSequence", "ReferencedStudySequence"):
+        if attr in sr:
+            delattr(sr, attr)
+    for date_attr, time_attr in (("ContentDate", "ContentTime"),
+                                 ("InstanceCreationDate", "InstanceCreationTime"),
+                                 ("SeriesDate", "SeriesTime")):
+        if date_attr in sr:
+            setattr(sr, date_attr, DUMMY_DATE)
+        if time_attr in sr:
+            setattr(sr, time_attr, DUMMY_TIME)
+    sr.PatientIdentityRemoved = "YES"
+    sr.DeidentificationMethod = DEID_METHOD
+    sr.DeidentificationMethodCodeSequence = [_code_item(C.BASIC_PROFILE), _code_item(C.RETAIN_UIDS)]
+    return sr
+
+
+def _code_item(code: CodedConcept) -> Dataset:
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator = code.value, code.scheme_designator
+    item.CodeMeaning = code.meaning
+    return item
+
+
 def build_sr(content: ExportContent, evidence: Sequence[Dataset] | None = None,
-             manufacturer: str = "CXR-CLIP Viewer") -> hd.sr.Comprehensive3DSR:
-    """A Comprehensive 3D SR document for ``content`` (evidence defaults to the plain refs)."""
-    evidence = list(evidence) if evidence else evidence_from_refs(content.study)
-    return hd.sr.Comprehensive3DSR(
-        evidence=evidence, content=build_content(content),
+             include_identifiers: bool = False, manufacturer: str = "CXR-CLIP Viewer",
+             progress: Progress | None = None) -> hd.sr.Comprehensive3DSR:
+    """A Comprehensive 3D SR document for ``content``.
+
+    With ``include_identifiers`` the patient/study attributes are copied from
+    ``evidence`` (the image headers; plain refs when not given); without, the
+    evidence is rebuilt from UIDs only and the SR de-identified (module docstring).
+    """
+    say = progress or (lambda _s: None)
+    if include_identifiers:
+        evidence = list(evidence) if evidence else evidence_from_refs(content.study)
+    else:
+        evidence = evidence_from_refs(content.study, include_identifiers=False)
+    say("Building the SR content")
+    tree = build_content(content)
+    say("Building the SR document")
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=evidence, content=tree,
         series_instance_uid=generate_uid(), series_number=990,
         sop_instance_uid=generate_uid(), instance_number=1, manufacturer=manufacturer,
         is_complete=True, is_final=False, is_verified=False,
         series_description="CXR-CLIP findings")
+    if not include_identifiers:
+        deidentify(sr)
+    return sr
 
 
 def write_sr(content: ExportContent, path: str | Path,
-             evidence: Sequence[Dataset] | None = None) -> Path:
-    """Build the SR and save it to ``path`` (DICOM Part 10 file)."""
-    path = Path(path)
-    build_sr(content, evidence).save_as(path, enforce_file_format=True)
-    return path
+             evidence: Sequence[Dataset] | None = None, include_identifiers: bool = False,
+             progress: Progress | None = None) -> Path:
+    """Build the SR and save it to ``path`` (DICOM Part 10 file, mode 0600, atomic)."""
+    sr = build_sr(content, evidence, include_identifiers, progress=progress)
+    if progress is not None:
+        progress("Writing the file")
+    return write_private_with(path, lambda fh: sr.save_as(fh, enforce_file_format=True))

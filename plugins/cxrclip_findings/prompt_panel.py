@@ -40,9 +40,9 @@ class PromptPanel(QWidget):
         self.prompt.setPlaceholderText("Type a finding, e.g. small left pleural effusion")
         self.prompt.setClearButtonEnabled(True)
         self._completions = QStringListModel(self)
-        completer = QCompleter(self._completions, self)
-        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        self.prompt.setCompleter(completer)
+        self.completer = QCompleter(self._completions, self)
+        self.completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.prompt.setCompleter(self.completer)
         self.negative = QLineEdit(self)
         self.negative.setPlaceholderText("Negative prompt (default: \u201cno \u2026\u201d)")
         self.status = StatusLine(self)
@@ -91,6 +91,8 @@ class PromptPanel(QWidget):
 
     def _connect(self) -> None:
         self.prompt.textEdited.connect(lambda _t: self.timer.start())
+        # QLineEdit opens the popup after textEdited is emitted: check once it is up
+        self.prompt.textEdited.connect(lambda _t: QTimer.singleShot(0, self._drop_exact_popup))
         self.negative.textEdited.connect(lambda _t: self.timer.start())
         self.prompt.returnPressed.connect(self._commit)
         self.heatmap_button.clicked.connect(self._heatmap)
@@ -124,6 +126,15 @@ class PromptPanel(QWidget):
         if not text:
             self.study_label.clear()
             self.views.clear()
+
+    def _drop_exact_popup(self) -> None:
+        """Close the completion popup when the text already equals a history entry: it has
+        nothing left to offer, and an open popup would swallow the next click (the
+        Heatmap button, a tab)."""
+        popup = self.completer.popup()
+        text = self.prompt.text().strip().lower()
+        if popup.isVisible() and text in {t.lower() for t in self.history.items()}:
+            popup.hide()
 
     def _commit(self) -> None:
         self.submit()

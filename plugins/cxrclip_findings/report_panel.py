@@ -1,5 +1,10 @@
 """Report panel: nearest bank sentences, a draft built from them with contradictions flagged,
-and the export buttons (JSON, DICOM SR)."""
+and the export buttons (JSON, DICOM SR).
+
+The draft belongs to the open study: the panel shows the draft the controller
+keeps for that study (`FindingsController.draft_loaded`) and hands every edit
+back (`FindingsController.set_draft`); it holds no draft of its own.
+"""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -13,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from plugins.cxrclip_findings.contradictions import find_contradictions
 from plugins.cxrclip_findings.controller import SELECTED_VIEW, FindingsController
+from plugins.cxrclip_findings.study_state import study_key
 from plugins.cxrclip_findings.ui_common import ERROR_STYLE, StatusLine
 
 FLAG_COLOR = QColor(120, 40, 40)
@@ -38,8 +44,9 @@ class ReportPanel(QWidget):
         self.sentences = QListWidget(self)
         self.sentences.setWordWrap(True)
         self.sentences.setToolTip("Click a sentence to add it to the draft")
+        self.draft_title = QLabel("Draft", self)
         self.draft = QPlainTextEdit(self)
-        self.draft.setPlaceholderText("Draft: click sentences above, then edit")
+        self._loading_draft = False
         self.flags = QLabel("", self)
         self.flags.setWordWrap(True)
         self.flags.setStyleSheet(ERROR_STYLE)
@@ -51,6 +58,7 @@ class ReportPanel(QWidget):
         self._layout()
         self._connect(export_json, export_sr)
         self.status.show_message("Waiting for a study.")
+        self._draft_enabled(False)
 
     def _layout(self) -> None:
         top = QHBoxLayout()
@@ -69,7 +77,7 @@ class ReportPanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.status)
         layout.addWidget(self.sentences, 3)
-        layout.addWidget(QLabel("Draft", self))
+        layout.addWidget(self.draft_title)
         layout.addWidget(self.draft, 2)
         layout.addWidget(self.flags)
         layout.addLayout(draft_buttons)
@@ -83,6 +91,7 @@ class ReportPanel(QWidget):
         self.sentences.itemClicked.connect(lambda item: self.add_sentence(
             item.data(Qt.ItemDataRole.UserRole)))
         self.draft.textChanged.connect(self.check_draft)
+        self.draft.textChanged.connect(self._draft_edited)
         self.copy_button.clicked.connect(
             lambda: QGuiApplication.clipboard().setText(self.draft.toPlainText()))
         self.clear_button.clicked.connect(self.draft.clear)
@@ -92,6 +101,7 @@ class ReportPanel(QWidget):
             self.sr_button.clicked.connect(export_sr)
         c = self.controller
         c.study_changed.connect(self._study_changed)
+        c.draft_loaded.connect(self.show_draft)
         c.sentences_ready.connect(self.show_sentences)
         c.sentences_failed.connect(lambda msg: self.status.show_message(
             f"Sentences unavailable: {msg}", error=True))
@@ -105,6 +115,11 @@ class ReportPanel(QWidget):
 
     def _study_changed(self, handle: Any, reason: str) -> None:
         self.sentences.clear()
+        state = self.controller.study
+        self._draft_enabled(state is not None)
+        if state is not None:
+            date = getattr(state.handle.study, "date", "") or "no date"
+            self.draft_title.setText(f"Draft for study {date} · {study_key(state.uid, 8)}")
         self.scope.blockSignals(True)
         self.scope.clear()
         self.scope.addItem("Study", None)
@@ -130,8 +145,37 @@ class ReportPanel(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, n.sentence)
             self.sentences.addItem(item)
 
+    def _draft_enabled(self, enabled: bool) -> None:
+        self.draft.setReadOnly(not enabled)
+        self.draft.setPlaceholderText("Draft: click sentences above, then edit" if enabled
+                                      else "Open a study to write its draft")
+        if not enabled:
+            self.draft_title.setText("Draft")
+        for button in (self.json_button, self.sr_button, self.clear_button):
+            button.setEnabled(enabled)
+
+    def show_draft(self, text: str) -> None:
+        """Show the open study's draft (from the controller; not echoed back as an edit)."""
+        self._loading_draft = True
+        try:
+            self.draft.setPlainText(text)
+            self.draft.moveCursor(QTextCursor.MoveOperation.End)
+        finally:
+            self._loading_draft = False
+
+    def _draft_edited(self) -> None:
+        if not self._loading_draft:
+            self.controller.set_draft(self.draft.toPlainText())
+
+    def set_phi_hidden(self, hidden: bool) -> None:
+        """With Hide-PHI on, exports leave identifiers out unless the user ticks the box."""
+        if hidden:
+            self.include_ids.setChecked(False)
+
     def add_sentence(self, sentence: str) -> None:
-        """Append a sentence to the draft on its own line."""
+        """Append a sentence to the open study's draft on its own line."""
+        if self.controller.study is None:
+            return
         text = self.draft.toPlainText().rstrip()
         self.draft.setPlainText(f"{text}\n{sentence}" if text else sentence)
         self.draft.moveCursor(QTextCursor.MoveOperation.End)

@@ -9,7 +9,9 @@ the plugin's worker thread; the engine serialises model calls itself.
 """
 from __future__ import annotations
 
+import json
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,12 +22,15 @@ import numpy as np
 
 from cxrclip.engine import Engine, FindingScore, PromptScore, StudyInput, ViewInput
 from cxrclip.sentence_bank import Neighbour, SentenceBank
+from plugins.cxrclip_findings.sentence_filter import needs_prior
 from plugins.cxrclip_findings.text_cache import CachedTextEngine, PromptEmbeddingStore
 
 log = logging.getLogger(__name__)
 
 SYNTHETIC_WORDS = ("synthetic", "phantom", "demo model")
 HEATMAP_MAX_SIDE = 512
+SENTENCE_OVERFETCH = 4  # bank neighbours fetched per wanted sentence (comparisons are dropped)
+_TEXT_NAME_RE = re.compile(r"([A-Za-z0-9][\w.\-/]*[\w])\s+text\s+(?:tower|encoder)", re.I)
 
 
 class ModelLoadError(RuntimeError):
@@ -47,6 +52,7 @@ class ModelSummary:
     synthetic: bool
     device: str
     path: str
+    operating_points: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,86 @@ def _card_is_synthetic(card: Any) -> bool:
         return bool(extra["synthetic"])
     text = " ".join(str(getattr(card, f, "") or "") for f in ("title", "description", "data"))
     return any(word in text.lower() for word in SYNTHETIC_WORDS)
+
+
+def _model_folder_errors() -> tuple[type[BaseException], ...]:
+    """The checkpoint loader's "bad model folder" error, when this cxrclip has it."""
+    try:
+        from cxrclip.checkpoint import ModelFolderError
+    except ImportError:
+        return ()
+    return (ModelFolderError,)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def text_encoder_name(model_dir: Path, card: Any = None) -> str:
+    """What the text tower is, e.g. "all-MiniLM-L6-v2 (BertModel, 6 layers, 384-d)".
+
+    The name comes from the card's ``extra.text_encoder``, the text config's
+    ``_name_or_path``, the source folder the model was built from, or the card's
+    training text ("... all-MiniLM-L6-v2 text tower ..."); the architecture from
+    ``text_encoder/config.json``. Saved models call their tower folder
+    "text_encoder", which says nothing, so that name is never shown alone.
+    """
+    cfg = _read_json(model_dir / "config.json")
+    text_cfg = _read_json(model_dir / str((cfg.get("text_encoder") or {}).get("dir", "text_encoder"))
+                          / "config.json")
+    extra = getattr(card, "extra", {}) or {}
+    candidates = [extra.get("text_encoder") if isinstance(extra, dict) else None,
+                  text_cfg.get("_name_or_path"),
+                  (cfg.get("text_encoder") or {}).get("source"),
+                  ((cfg.get("model") or {}).get("text") or {}).get("path")]
+    name = next((n for n in (_meaningful_name(c) for c in candidates) if n), "")
+    if not name:
+        found = _TEXT_NAME_RE.search(" ".join(str(getattr(card, f, "") or "")
+                                              for f in ("training", "description")))
+        name = found.group(1).rsplit("/", 1)[-1] if found else ""
+    arch = _architecture(text_cfg)
+    if name and arch:
+        return f"{name} ({arch})"
+    return name or arch or "unknown text encoder"
+
+
+def _meaningful_name(value: Any) -> str:
+    """The last path part of ``value`` unless it is a generic folder name."""
+    if not value:
+        return ""
+    part = Path(str(value)).name
+    generic = part.lower() in {"text_encoder", "text", "model", "checkpoint", ""}
+    return "" if generic or re.fullmatch(r"step_\d+|checkpoint-\d+", part) else part
+
+
+def _architecture(text_cfg: dict[str, Any]) -> str:
+    arch = (text_cfg.get("architectures") or [text_cfg.get("model_type", "")])[0]
+    details = [f"{text_cfg['num_hidden_layers']} layers"] if "num_hidden_layers" in text_cfg else []
+    if "hidden_size" in text_cfg:
+        details.append(f"{text_cfg['hidden_size']}-d")
+    return ", ".join([str(arch)] + details) if arch else ""
+
+
+def operating_points(model_dir: Path, card: Any = None) -> dict[str, float]:
+    """Calibrated per-finding thresholds from ``config.json`` ("operating_points") or the
+    card's ``extra.operating_points``; empty when the model is uncalibrated."""
+    extra = getattr(card, "extra", {}) or {}
+    raw = _read_json(model_dir / "config.json").get("operating_points") or (
+        extra.get("operating_points") if isinstance(extra, dict) else None) or {}
+    points = {}
+    for finding, value in dict(raw).items():
+        try:
+            threshold = float(value)
+        except (TypeError, ValueError):
+            log.warning("operating point %r of %s is not a number, ignored", value, finding)
+            continue
+        if 0.0 <= threshold <= 1.0:
+            points[str(finding)] = threshold
+    return points
 
 
 def to_gray(pixels: np.ndarray) -> np.ndarray:
@@ -118,8 +204,12 @@ class FindingsService:
         try:
             engine = CachedTextEngine.load(model_dir, device=device, num_threads=num_threads)
             card = read_card(model_dir)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise ModelLoadError(f"cannot load model {model_dir}: {exc}") from exc
+        except _model_folder_errors() as exc:  # the loader's message names the file and fix
+            raise ModelLoadError(str(exc)) from exc
+        except Exception as exc:  # anything else: say what failed, keep the traceback in the log
+            log.warning("loading model %s failed", model_dir, exc_info=True)
+            raise ModelLoadError(f"cannot load model {model_dir}: {type(exc).__name__}: {exc}"
+                                 ) from exc
         engine.store = PromptEmbeddingStore.for_model(engine.model_id)
         return cls(engine, model_dir, card, bank_dir)
 
@@ -130,20 +220,24 @@ class FindingsService:
         return ModelSummary(
             name=str(getattr(card, "title", "") or cfg.name or self.model_dir.name),
             model_id=self.engine.model_id, backbone=cfg.image.name,
-            text_encoder=Path(cfg.text.path).name or "text encoder",
+            text_encoder=text_encoder_name(self.model_dir, card),
             image_size=int(cfg.preprocess.image_size),
             data=str(getattr(card, "data", "") or "not stated"),
             intended_use=str(getattr(card, "intended_use", "") or "not stated"),
             description=str(getattr(card, "description", "") or ""),
             synthetic=_card_is_synthetic(card), device=str(self.engine.device),
-            path=str(self.model_dir))
+            path=str(self.model_dir), operating_points=operating_points(self.model_dir, card))
 
-    def warm_up(self, findings: Sequence[str] | None = None) -> None:
+    def warm_up(self, findings: Sequence[str] | None = None,
+                stop: threading.Event | None = None) -> None:
         """Encode the zero-shot prompt ensembles once (then kept on disk per model id),
-        so the first study opened gets its findings quickly."""
+        so the first study opened gets its findings quickly. ``stop`` ends it early
+        (the app is closing) after the finding in progress."""
         from cxrclip import prompts as prompt_lib
 
         for finding in findings or prompt_lib.CHEXPERT_14:
+            if stop is not None and stop.is_set():
+                break
             positives, negatives = prompt_lib.zero_shot_prompts(finding)
             self.engine.encode_text(positives + negatives)
         store = getattr(self.engine, "store", None)
@@ -204,8 +298,9 @@ class FindingsService:
 
     # ----- sentences --------------------------------------------------------------
     def nearest_sentences(self, prepared: PreparedStudy, view_id: str | None = None,
-                          k: int = 8) -> list[Neighbour]:
-        """Bank sentences nearest to the study embedding, or to one view's embedding."""
+                          k: int = 8, has_prior: bool = False) -> list[Neighbour]:
+        """Bank sentences nearest to the study embedding, or to one view's embedding.
+        Without a prior study, sentences comparing with one are left out."""
         if not prepared.usable:
             return []
         if view_id is not None and any(v.view_id == view_id for v in prepared.inputs.views):
@@ -213,7 +308,10 @@ class FindingsService:
             query = self.engine.encode_views([view])[0]
         else:
             query = self.engine.study_embedding(prepared.inputs)
-        return self.bank().nearest(query, k)
+        if has_prior:
+            return self.bank().nearest(query, k)
+        found = self.bank().nearest(query, k * SENTENCE_OVERFETCH)
+        return [n for n in found if not needs_prior(n.sentence)][:k]
 
     def bank(self) -> SentenceBank:
         """The sentence bank for this model: a saved one with matching model id, else built."""

@@ -8,6 +8,7 @@ thread, where the controller checks the job's generation and drops stale ones.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,7 @@ class EngineWorker(QThread):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self.queue = LatestQueue()
+        self.stopping = threading.Event()  # long jobs (model warm-up) check it and end early
         self.setObjectName("cxrclip-engine")
 
     def submit(self, job: Job) -> None:
@@ -72,7 +74,9 @@ class EngineWorker(QThread):
         return JobResult(job, value, seconds=time.perf_counter() - start)
 
     def stop(self, wait_ms: int = 5000) -> None:
-        """Close the queue and wait for the running job to finish."""
+        """Close the queue, ask a long job to end, and wait for the running job to finish."""
+        self.stopping.set()
         self.queue.close()
-        if self.isRunning():
-            self.wait(wait_ms)
+        if self.isRunning() and not self.wait(wait_ms):
+            log.warning("engine thread still busy %d ms after stop; the running job is left "
+                        "to finish on its own", wait_ms)

@@ -10,7 +10,8 @@ import pytest
 from plugins.cxrclip_findings.export_data import (
     ExportContent, ModelInfo, PatientInfo, ScoreEntry, StudyRef, ViewRef, ViewScore)
 from plugins.cxrclip_findings.export_json import build_export, write_export
-from plugins.cxrclip_findings.export_sr import SRExportError, finding_code, write_sr
+from plugins.cxrclip_findings.export_sr import SRExportError, write_sr
+from plugins.cxrclip_findings.sr_codes import finding_code
 
 DX = "1.2.840.10008.5.1.4.1.1.1.1"
 NAME = "PHANTOM^Jane"
@@ -86,8 +87,9 @@ def test_sr_reads_back_with_findings_and_references(tmp_path):
     assert ds.Modality == "SR" and ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"
     assert ds.StudyInstanceUID == "1.2.826.0.1.3680043.10.1"
     items = list(_walk(ds.ContentSequence))
-    codes = {i.ConceptCodeSequence[0].CodeMeaning for i in items if i.ValueType == "CODE"}
-    assert codes == {"Cardiomegaly", "Pleural Effusion"}
+    codes = {i.ConceptCodeSequence[0].CodeMeaning for i in items if i.ValueType == "CODE"
+             and i.ConceptNameCodeSequence[0].CodeMeaning == "Finding"}
+    assert codes == {"Cardiomegaly", "Pleural effusion"}
     cardio = next(i for i in items if i.ValueType == "CODE"
                   and i.ConceptCodeSequence[0].CodeMeaning == "Cardiomegaly")
     probs = [float(c.MeasuredValueSequence[0].NumericValue) for c in cardio.ContentSequence
@@ -113,6 +115,10 @@ def test_sr_refuses_png_only_study(tmp_path):
         write_sr(_content("image"), tmp_path / "sr.dcm")
 
 
-def test_finding_code_fits_short_string():
+def test_finding_codes_are_standard_or_whole():
+    cardio = finding_code("Cardiomegaly")
+    assert (cardio.value, cardio.scheme_designator) == ("287272002", "SCT")
+    assert finding_code("Lung Opacity").scheme_designator == "DCM"
     code = finding_code("Enlarged Cardiomediastinum")
-    assert len(code.value) <= 16 and code.scheme_designator == "99CXRCLIP"
+    assert code.value == "ENLARGED_CARDIOMEDIASTINUM" and code.scheme_designator == "99CXRCLIP"
+    assert "LongCodeValue" in code and "CodeValue" not in code  # > 16 chars: not cut
