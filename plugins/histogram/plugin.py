@@ -1,5 +1,8 @@
 """Histogram plugin: a dock with the selected view's modality-value histogram and its window.
 
+The header names the view by `View.display_label` ("PA", "LAT L", "Image 2"),
+which never contains a file name, so it is safe while PHI is hidden.
+
 The histogram is computed in a worker (``np.histogram`` over the modality
 values); the window [center - width/2, center + width/2] is shaded and its
 centre drawn as a line, updated live while the user drags the window.
@@ -181,7 +184,9 @@ class HistogramPlugin(BasePlugin):
 
     def _failed(self, request: int, view: ViewHandle, exc: BaseException) -> None:
         if request == self._request and self.panel is not None:
-            self.panel.label.setText(f"{view.meta.display_label}: cannot read pixels ({exc})")
+            # the message may quote the file's path: only its kind while PHI is hidden
+            why = type(exc).__name__ if self.host.phi_hidden else str(exc)
+            self.panel.label.setText(f"{view.meta.display_label}: cannot read pixels ({why})")
 
 
 def create_plugin() -> HistogramPlugin:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, QThreadPool, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QWidget
+from PySide6.QtWidgets import QDockWidget, QFrame, QScrollArea, QWidget
 
 from viewer.plugin_api import ExportFormat, OverlayLayer, PluginManifest, StudyHandle, ViewHandle
 from viewer.plugin_host import ActivePlugin, DiscoveredPlugin, PluginRegistry, import_factory
@@ -24,12 +24,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MIN_PANEL_WIDTH, MIN_PANEL_HEIGHT = 200, 80  # a plugin dock can shrink to this
 DOCK_AREAS = {
     "right": Qt.DockWidgetArea.RightDockWidgetArea,
     "left": Qt.DockWidgetArea.LeftDockWidgetArea,
     "bottom": Qt.DockWidgetArea.BottomDockWidgetArea,
     "top": Qt.DockWidgetArea.TopDockWidgetArea,
 }
+
+
+def scrollable(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless scroll area that resizes it and scrolls when the dock is
+    smaller than the widget's minimum size."""
+    area = QScrollArea()
+    area.setObjectName(f"scroll-{widget.objectName() or type(widget).__name__}")
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidget(widget)
+    area.setMinimumSize(MIN_PANEL_WIDTH, MIN_PANEL_HEIGHT)
+    return area
 
 
 class QtPluginHost(QObject):
@@ -74,12 +87,16 @@ class QtPluginHost(QObject):
         return self._window.hide_phi
 
     def add_dock_panel(self, title: str, widget: QWidget, area: str = "right") -> QDockWidget:
-        """Wrap ``widget`` in a dock on the given side and list it in View ▸ Panels."""
+        """Wrap ``widget`` in a dock on the given side and list it in View ▸ Panels.
+
+        The widget sits in a scroll area, so no plugin panel's minimum size can
+        make the main window taller or wider than the screen.
+        """
         if area not in DOCK_AREAS:
             raise ValueError(f"dock area must be one of {sorted(DOCK_AREAS)}, got {area!r}")
         dock = QDockWidget(title, self._window)
         dock.setObjectName(f"plugin-dock-{title}")
-        dock.setWidget(widget)
+        dock.setWidget(scrollable(widget))
         self._window.addDockWidget(DOCK_AREAS[area], dock)
         self._window.panels_menu.addAction(dock.toggleViewAction())
         self.docks[title] = dock

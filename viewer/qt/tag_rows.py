@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.tag import Tag
+from pydicom.uid import UID
 
 from viewer.model.phi import MASK, Redactor, is_identifying
 
@@ -60,6 +61,8 @@ def value_text(value: object, vr: str, tag: int) -> str:
         shown = ", ".join(str(v) for v in list(value)[:MAX_VALUES])
         return f"[{shown}, …] ({len(value)} values)"
     text = str(value)
+    if vr == "UI" and isinstance(value, UID) and value.keyword:
+        text = f"{text} ({value.name})"  # a registered UID: say what it is
     return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + "…"
 
 
