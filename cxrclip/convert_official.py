@@ -1,22 +1,28 @@
 """Convert a published CXR-CLIP checkpoint (``r50_*.tar`` / ``swint_*.tar``) to our format.
 
 The published files are ``torch.save`` dicts ``{model, optimizer, scheduler,
-config, epoch, train_loss}``. They are read with ``weights_only=True`` only: a
-file that needs code to unpickle is refused, never executed. Keys are mapped to
-the current module names (legacy transformers 4.x Swin names are renamed,
-legacy buffers dropped) and every remaining weight must match the model
-exactly, or the conversion fails listing the differences.
+config, epoch, train_loss}``; the config still holds omegaconf ``ListConfig``
+objects and ``train_loss`` may be a numpy scalar. They are read through
+:mod:`cxrclip.safe_unpickle`, which admits torch's weights-only types and maps
+omegaconf and numpy objects to plain data: a file that needs any other code to
+unpickle is refused, never executed. Keys are mapped to the current module names
+(legacy transformers 4.x Swin names are renamed, legacy buffers dropped) and
+every remaining weight must match the model exactly, or the conversion fails
+listing the differences. The converted model's preprocessing is the official
+evaluation transform (:data:`cxrclip.config.OFFICIAL_RESIZE`).
 """
 from __future__ import annotations
 
 import pickle
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 from collections.abc import Mapping
 
 import torch
 
+from cxrclip import safe_unpickle
 from cxrclip.checkpoint import CheckpointError, ModelCard, build_model_for_loading, load_weights, save_model
 from cxrclip.config import (POOLINGS, ImageEncoderConfig, ModelConfig, PreprocessConfig, ProjectionConfig,
                             TextEncoderConfig)
@@ -39,7 +45,9 @@ _LEGACY_BUFFERS = (
     re.compile(r"\.relative_position_index$"),
     re.compile(r"\.relative_coords_table$"),
 )
-_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+# What a malformed (not malicious: those are refused first) pickle can raise while being read.
+_READ_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, TypeError,
+                AttributeError, IndexError, KeyError, RecursionError)
 _DATA = {
     "m": "MIMIC-CXR",
     "mc": "MIMIC-CXR + CheXpert",
@@ -51,34 +59,48 @@ class ConversionError(ValueError):
     """The file is not a convertible CXR-CLIP checkpoint; the message says why."""
 
 
+def _check_archive(path: Path) -> None:
+    """A torch >= 1.6 zip checkpoint, not a TorchScript archive (torch.load would run those)."""
+    if not zipfile.is_zipfile(path):
+        raise ConversionError(f"cannot read {path} as a torch checkpoint: it is not a zip archive "
+                              "(corrupt, not a checkpoint, or saved by torch < 1.6)")
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    if any(name.endswith("constants.pkl") for name in names):
+        raise ConversionError(f"refused to load {path}: it is a TorchScript archive, not a checkpoint "
+                              "of weights. Nothing from it was run.")
+    if not any(name.endswith("data.pkl") for name in names):
+        raise ConversionError(f"cannot read {path} as a torch checkpoint: the zip archive has no data.pkl")
+
+
 def read_official(path: str | Path) -> dict[str, Any]:
-    """``torch.load`` with ``weights_only=True``; refuse pickles that need code."""
+    """The checkpoint's dict as plain data; refuse pickles that need code (nothing is run)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
+    _check_archive(path)
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise _unpickling_error(path, str(exc)) from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise ConversionError(f"cannot read {path} as a torch checkpoint: {exc}") from None
+        data = torch.load(path, map_location="cpu", weights_only=False, pickle_module=safe_unpickle)
+        data = safe_unpickle.to_plain(data)
+    except safe_unpickle.RefusedGlobal as exc:
+        raise _refused(path, exc.qualname) from None
+    except _READ_ERRORS as exc:
+        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise ConversionError(f"cannot read {path} as a torch checkpoint (corrupt or not a checkpoint?): "
+                              f"{detail[:200]}") from None
     if not isinstance(data, Mapping):
         raise ConversionError(f"{path} holds a {type(data).__name__}, expected a dict with a 'model' entry")
     return dict(data)
 
 
-def _unpickling_error(path: Path, message: str) -> ConversionError:
-    """Explain a ``weights_only`` refusal: code-needing globals vs. an unreadable file."""
-    found = _GLOBAL.search(message)
-    if found is None:
-        detail = message.strip().splitlines()[-1] if message.strip() else "unknown error"
-        return ConversionError(f"cannot read {path} as a torch checkpoint (corrupt or not a checkpoint?): "
-                               f"{detail[:200]}")
+def _refused(path: Path, qualname: str) -> ConversionError:
+    """Explain a refused global: what it is and how a trusted file can still be converted."""
     return ConversionError(
-        f"refused to load {path}: it contains a pickled object ({found.group(1)}) that would need "
-        "code to be executed. Nothing from it was run. Only if you trust its source: open it once "
-        "in a separate Python session with torch's unrestricted loader, torch.save just "
-        "{'model': <state dict>, 'config': <plain dict>} to a new file, and convert that file."
+        f"refused to load {path}: it contains a pickled object ({qualname}) that would need "
+        "code to be executed. Nothing from it was run. Only tensors, omegaconf configs and numpy "
+        "numbers are read as data. Only if you trust its source: open it once in a separate Python "
+        "session with torch's unrestricted loader, torch.save just {'model': <state dict>, "
+        "'config': <plain dict>} to a new file, and convert that file."
     )
 
 
@@ -135,9 +157,24 @@ def _find(config: Any, key: str) -> Any:
     return None
 
 
+def _eval_sizes(official_config: Any) -> tuple[int, int]:
+    """(resize, crop) of the official config's test transform; 224, 224 when not given."""
+    transform = _find(official_config, "transform")
+    test = transform.get("test") if isinstance(transform, Mapping) else None
+    sizes = []
+    for step in ("Resize", "CenterCrop"):
+        size = test.get(step, {}).get("size") if isinstance(test, Mapping) else None
+        sizes.append(size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else 224)
+    return sizes[0], sizes[1]
+
+
 def build_config(backbone: str, state: Mapping[str, torch.Tensor], official_config: Any,
                  text_dir: str, name: str) -> ModelConfig:
-    """Our ModelConfig for an official checkpoint (dims read from the weights)."""
+    """Our ModelConfig for an official checkpoint (dims read from the weights).
+
+    Preprocessing is the official evaluation transform: Resize + CenterCrop sizes from the
+    config's ``transform.test`` (224 when absent) with :data:`OFFICIAL_RESIZE` rules.
+    """
     dim = int(state["image_projection.projection.weight"].shape[0])
     kind = "mlp" if "image_projection.fc.weight" in state else "linear"
     text_section = _find(official_config, "text_encoder")
@@ -146,11 +183,15 @@ def build_config(backbone: str, state: Mapping[str, torch.Tensor], official_conf
     if pooling not in POOLINGS:
         raise ConversionError(f"the checkpoint's text_encoder.pooling is {pooling!r}; supported: {list(POOLINGS)}")
     encoder = BACKBONES[backbone]
+    resize, crop = _eval_sizes(official_config)
+    if resize < crop:
+        raise ConversionError(f"the checkpoint's test transform resizes to {resize} but crops {crop}; "
+                              "expected Resize >= CenterCrop")
     return ModelConfig(
-        image=ImageEncoderConfig(name=encoder),
+        image=ImageEncoderConfig(name=encoder, image_size=crop),
         text=TextEncoderConfig(path=text_dir, pooling=str(pooling)),
         projection=ProjectionConfig(kind=kind, dim=dim),
-        preprocess=PreprocessConfig.for_backbone(encoder),
+        preprocess=PreprocessConfig.official(encoder, image_size=crop, resize_shorter=resize),
         name=f"cxrclip-{name}",
     )
 

@@ -122,13 +122,92 @@ def to_legacy(state: dict[str, torch.Tensor], add_buffers: bool = True, legacy_n
     return out
 
 
+# The official configs (kakaobrain/cxr-clip configs/train.yaml with its defaults: clahe transform,
+# clip_{resnet,swin}_clinical model, adamw, cosine scheduler, cxr_clip loss), written out here.
+OFFICIAL_YAML = """
+base: {seed: 1234, amp: true, image_size: 224, text_max_length: 256, loss_best: contrastive,
+       data_frac: 1.0, output: {checkpoint: ./outputs/checkpoints/, tensorboard: ./outputs/tensorboard/}}
+data_train:
+  mimic_cxr: {name: mimic_cxr, data_type: imagetext, data_path: datasets/mimic_train.csv,
+              image_size: "${base.image_size}", text_max_length: "${base.text_max_length}", data_frac: 1.0}
+  chexpert: {name: chexpert, data_type: imagetext, data_path: datasets/chexpert_train.csv,
+             image_size: "${base.image_size}", text_max_length: "${base.text_max_length}", data_frac: 1.0}
+dataloader:
+  train: {pin_memory: true, shuffle: true, drop_last: true, num_workers: 8, prefetch_factor: 8, batch_size: 128}
+  valid: {pin_memory: true, shuffle: false, drop_last: false, num_workers: 8, prefetch_factor: 8, batch_size: 128}
+tokenizer: {source: huggingface, pretrained_model_name_or_path: emilyalsentzer/Bio_ClinicalBERT,
+            cache_dir: huggingface/tokenizers}
+transform:
+  train:
+    RandomResizedCrop: {size: "${base.image_size}", scale: [0.8, 1.1]}
+    CLAHE: {clip_limit: 4.0}
+    ColorJitter: {brightness: 0.1, contrast: 0.2, saturation: 0.2, hue: 0.1}
+    CenterCrop: {size: "${base.image_size}"}
+  valid:
+    Resize: {size: "${base.image_size}"}
+    CenterCrop: {size: "${base.image_size}"}
+  test:
+    Resize: {size: "${base.image_size}"}
+    CenterCrop: {size: "${base.image_size}"}
+model:
+  name: clip_custom
+  temperature: 0.07
+  image_encoder: IMAGE_ENCODER
+  text_encoder: {source: huggingface, name: emilyalsentzer/Bio_ClinicalBERT, pretrained: true,
+                 gradient_checkpointing: false, pooling: eos, cache_dir: huggingface/,
+                 trust_remote_code: true, mlm_head: true}
+  projection_head: {name: linear, dropout: 0.1, proj_dim: 512}
+optimizer: {name: adamw, config: {lr: 5.0e-05, weight_decay: 0.0001}}
+scheduler: {name: cosine, config: {total_epochs: 15, warmup_epochs: 1}}
+loss: {cxr_clip: {label_smoothing: 0.0, i2i_weight: 1.0, t2t_weight: 0.5, loss_ratio: 1.0}}
+"""
+IMAGE_ENCODERS = {
+    "r50": "{source: torchvision, name: resnet, pretrained: true}",
+    "swint": "{source: huggingface, name: microsoft/swin-tiny-patch4-window7-224, pretrained: true, "
+             "model_type: swin}",
+}
+
+
+def official_config(backbone: str):
+    """The config exactly as the official trainer stores it: hydra's DictConfig, resolved, with
+    only the DictConfig nodes turned into dicts, so lists stay omegaconf ListConfig objects."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    cfg = OmegaConf.create(OFFICIAL_YAML.replace("IMAGE_ENCODER", IMAGE_ENCODERS[backbone]))
+    OmegaConf.resolve(cfg)
+
+    def only_dictconfig(node):
+        if isinstance(node, DictConfig):
+            return {key: only_dictconfig(value) for key, value in node.items()}
+        return node
+
+    config = only_dictconfig(cfg)
+    # what the trainer adds before saving (plain ints on the plain dict)
+    config["scheduler"]["config"].update(total_steps=15 * 1000, warmup_steps=1000)
+    assert isinstance(config["transform"]["train"]["RandomResizedCrop"]["scale"], ListConfig)
+    return config
+
+
+def official_training_state(n_params: int = 3) -> tuple[dict, dict]:
+    """An AdamW state dict (tensors per parameter) and the official warmup-cosine LambdaLR state."""
+    state = {i: {"step": torch.tensor(3000.0), "exp_avg": torch.full((4,), 0.01 * i),
+                 "exp_avg_sq": torch.full((4,), 1e-4)} for i in range(n_params)}
+    groups = [{"lr": 4.9e-05, "betas": (0.9, 0.999), "eps": 1e-08, "weight_decay": 0.0001, "amsgrad": False,
+               "foreach": None, "maximize": False, "capturable": False, "differentiable": False,
+               "fused": None, "initial_lr": 5e-05, "params": list(range(n_params))}]
+    scheduler = {"tsteps": 15000, "wsteps": 1000, "base_lrs": [5e-05], "last_epoch": 3000, "verbose": False,
+                 "_step_count": 3001, "_get_lr_called_within_step": False, "_last_lr": [4.9e-05],
+                 "lr_lambdas": [{}]}
+    return {"state": state, "param_groups": groups}, scheduler
+
+
 def save_official(path: Path, model_state: dict[str, torch.Tensor], backbone: str) -> Path:
-    """Write a file shaped like the published checkpoints (plain-data dict)."""
-    config = {"model": {"image_encoder": {"name": "resnet50" if backbone == "r50" else "swin"},
-                        "text_encoder": {"name": "emilyalsentzer/Bio_ClinicalBERT", "pooling": "eos"},
-                        "projection_head": {"name": "linear", "proj_dim": 512}}}
-    torch.save({"model": model_state, "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4}]},
-                "scheduler": {"last_epoch": 3}, "config": config, "epoch": 3, "train_loss": 1.25}, path)
+    """Write a file the way the official trainer does (cxrclip/trainer.py's torch.save)."""
+    import numpy as np
+
+    optimizer, scheduler = official_training_state()
+    torch.save({"model": model_state, "optimizer": optimizer, "scheduler": scheduler,
+                "config": official_config(backbone), "epoch": 3, "train_loss": np.float64(1.25)}, path)
     return path
 
 
@@ -139,4 +218,5 @@ def helpers():
                                 "official_shapes": staticmethod(official_shapes),
                                 "to_legacy": staticmethod(to_legacy),
                                 "save_official": staticmethod(save_official),
+                                "official_config": staticmethod(official_config),
                                 "write_bert_dir": staticmethod(write_bert_dir)})
