@@ -19,6 +19,7 @@ from pydicom.datadict import tag_for_keyword
 from viewer.io.dicom import (DICOMDIR_SOP_CLASS, HEADER_KEYWORDS, HeaderProblem,
                              check_image_header, header_to_nodes)
 from viewer.io.fast_header import read_header_fast
+from viewer.io.messages import clip, first_line
 from viewer.io.sniff import IMAGE_SUFFIXES, sniff_bytes
 from viewer.model.study import Patient, Series, Study, StudyTree, View
 
@@ -104,7 +105,7 @@ def _scan_one(path: Path, result: ScanResult) -> None:
     try:
         outcome = _read_entry(path)
     except HeaderProblem as exc:
-        result.problems.append(Problem(path, str(exc)))
+        result.problems.append(Problem(path, clip(str(exc))))
         return
     except Exception as exc:  # noqa: BLE001 - a bad file must never stop the scan
         log.debug("header read failed for %s", path, exc_info=True)
@@ -115,12 +116,12 @@ def _scan_one(path: Path, result: ScanResult) -> None:
         return
     view, patient, study, series = outcome
     if not result.studies.add(view, patient, study, series):
-        result.problems.append(Problem(path, f"duplicate of image {view.view_id} (ignored)"))
+        result.problems.append(Problem(path, clip(f"duplicate of image {view.view_id} (ignored)")))
 
 
 def _describe(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"unreadable DICOM header ({type(exc).__name__}{': ' + text if text else ''})"
+    """One short line (a damaged header can make pydicom quote megabytes of value)."""
+    return clip(f"unreadable DICOM header ({first_line(exc, 200)})")
 
 
 def _read_entry(path: Path) -> tuple[View, Patient, Study, Series] | None:
@@ -204,7 +205,7 @@ def _picture_entry(path: Path) -> tuple[View, Patient, Study, Series]:
             width, height = img.size
             mode = img.mode
     except (UnidentifiedImageError, OSError) as exc:
-        raise HeaderProblem(f"not a readable image: {exc}") from exc
+        raise HeaderProblem(f"not a readable image ({first_line(exc, 200)})") from exc
     absolute = path.resolve()
     study_dir = absolute.parent
     patient_id = study_dir.parent.name if study_dir.parent != study_dir else ""
