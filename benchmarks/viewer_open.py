@@ -7,6 +7,12 @@ CR images in a temp dir, then in one process:
   run is a warm-up (imports, page cache) and is excluded from the median;
 - W/L: ``DisplayState.set_window`` + synchronous ``repaint()`` of one view
   (LUT on the display copy + pixmap + paint), median over many steps.
+The open is measured for each decode isolation mode of ``viewer.io.decode``
+in the same run: ``auto`` (the default: these uncompressed files decode
+in-process after the length check), ``process`` (every file in a worker
+process, pixels back through shared memory; the first open, which starts
+the workers, is reported apart) and ``inline``; the ratio process/inline is
+the cost of isolation.
 Targets: open ≤ 300 ms, W/L ≤ 16 ms.
 
 Usage: QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/viewer_open.py [--runs 7]
@@ -86,7 +92,19 @@ def main() -> None:
         window.resize(1600, 1000)
         window.show()
         app.processEvents()
-        opens = [time_open(app, window, folder) for _ in range(args.runs + 1)][1:]
+        from viewer.io import decode, isolate
+
+        isolate.shutdown()  # the first isolated open starts the workers: measured apart
+        opens_by_mode: dict[str, list[float]] = {}
+        cold_start = 0.0
+        for mode in ("inline", "process", "auto"):
+            decode.set_isolation(mode)
+            first = time_open(app, window, folder)
+            if mode == "process":
+                cold_start = first
+            opens_by_mode[mode] = [time_open(app, window, folder) for _ in range(args.runs)]
+        decode.set_isolation("auto")
+        opens = opens_by_mode["auto"]
         view = window.image_views()[0]
         print(f"view widget {view.width()}x{view.height()}, display copy "
               f"{view.pixels.small_uint8.shape[1]}x{view.pixels.small_uint8.shape[0]}")
@@ -95,6 +113,12 @@ def main() -> None:
         wl_zoomed = time_window_changes(view, 20)
     print(f"open two 2500x3000 16-bit views -> both painted: median {statistics.median(opens) * 1e3:.0f} ms "
           f"(min {min(opens) * 1e3:.0f}, max {max(opens) * 1e3:.0f}, {len(opens)} runs)")
+    med = {mode: statistics.median(v) for mode, v in opens_by_mode.items()}
+    for mode, values in opens_by_mode.items():
+        print(f"  decode {mode:8s}: open median {med[mode] * 1e3:.0f} ms "
+              f"(min {min(values) * 1e3:.0f}, max {max(values) * 1e3:.0f})")
+    print(f"  isolated/in-process ratio (process/inline medians): {med['process'] / med['inline']:.2f}; "
+          f"first isolated open incl. worker start: {cold_start * 1e3:.0f} ms")
     print(f"W/L change -> re-render + repaint (fitted view): median {statistics.median(wl) * 1e3:.1f} ms "
           f"(p90 {np.percentile(wl, 90) * 1e3:.1f})")
     print(f"W/L change -> re-render + repaint (1:1 zoom, display copy drawn until the worker's "
