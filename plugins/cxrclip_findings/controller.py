@@ -355,6 +355,9 @@ class FindingsController(QObject):
     def _submit(self, job: Job, done: Callable[[Any], None],
                 fail: Callable[[BaseException], None]) -> None:
         job.meta.update(done=done, fail=fail)
+        if self.worker.stopping.is_set():
+            log.debug("job %s not queued: the plugin has shut down", job.key)
+            return
         self.worker.submit(job)
 
     def _is_current(self, job: Job) -> bool:
@@ -365,6 +368,8 @@ class FindingsController(QObject):
 
     def _on_result(self, result: JobResult) -> None:
         job = result.job
+        if self.worker.stopping.is_set():  # a result queued before shutdown: nobody wants it
+            return
         if not self._is_current(job):
             self.dropped += 1
             log.debug("dropped stale %s result (generation %s)", job.key, job.generation)

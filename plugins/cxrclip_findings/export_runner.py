@@ -49,7 +49,8 @@ class _Task(QRunnable):
         start = time.perf_counter()
         try:
             path = self.fn(self._progress)
-            if self.cancel.is_set():
+            if self.cancel.is_set():  # cancelled while the file was being renamed in: remove it
+                Path(path).unlink(missing_ok=True)
                 raise ExportCancelled("export cancelled")
         except Exception as exc:  # any failure goes back to the UI as a message
             if not isinstance(exc, (ExportCancelled, ValueError, OSError)):

@@ -132,12 +132,16 @@ def text_encoder_name(model_dir: Path, card: Any = None) -> str:
 
 
 def _meaningful_name(value: Any) -> str:
-    """The last path part of ``value`` unless it is a generic folder name."""
+    """The last path part of ``value`` that is not a generic folder name ("model",
+    "text_encoder"), looking one level up at most; "" when both are generic."""
     if not value:
         return ""
-    part = Path(str(value)).name
-    generic = part.lower() in {"text_encoder", "text", "model", "checkpoint", ""}
-    return "" if generic or re.fullmatch(r"step_\d+|checkpoint-\d+", part) else part
+    path = Path(str(value))
+    for part in (path.name, path.parent.name):
+        generic = part.lower() in {"text_encoder", "text", "model", "checkpoint", "checkpoints", ""}
+        if not generic and not re.fullmatch(r"step_\d+|checkpoint-\d+", part):
+            return part
+    return ""
 
 
 def _architecture(text_cfg: dict[str, Any]) -> str:

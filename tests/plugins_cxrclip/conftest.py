@@ -33,6 +33,12 @@ def _sandboxed_cache(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def _sandboxed_data_dir(tmp_path, monkeypatch):
+    """Drafts go to a per-test folder, never the user's data folder."""
+    monkeypatch.setenv("CXRCLIP_DATA_DIR", str(tmp_path / "user-data"))
+
+
+@pytest.fixture(autouse=True)
 def _one_torch_thread():
     """One intra-op thread: on this shared, oversubscribed CPU two threads spin-wait and run
     ~10x slower. Restored after each test so other folders keep their setting."""
@@ -87,7 +93,8 @@ def bank_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("bank")
     (folder / "sentences.txt").write_text(
         "# test bank\nNo pleural effusion.\nRight pleural effusion.\nThe heart is enlarged.\n"
-        "Heart size is normal.\nLarge right pneumothorax.\nThe lungs are clear.\n", encoding="utf-8")
+        "Heart size is normal.\nLarge right pneumothorax.\nThe lungs are clear.\n"
+        "Right pleural effusion, unchanged since the prior study.\n", encoding="utf-8")
     return folder
 
 
@@ -164,6 +171,8 @@ class FakeHost:
         self.main_window = None
         self.current_study = None
         self.selected_view = None
+        self.phi_hidden = False
+        self.export_formats: list[Any] = []
 
     def add_dock_panel(self, title, widget, area="right"):
         self.panels[title] = widget
@@ -179,7 +188,7 @@ class FakeHost:
         self.actions.append((menu, text, shortcut))
 
     def add_export_format(self, fmt):
-        pass
+        self.export_formats.append(fmt)
 
     def report_problem(self, where, reason):
         self.problems.append((where, reason))

@@ -85,6 +85,6 @@ def test_broken_model_viewer_still_opens_studies(qtbot, tmp_path, helpers, monke
     qtbot.waitUntil(lambda: len(win.image_views()) == 2
                     and all(v.pixels is not None for v in win.image_views()), timeout=WAIT)
     plugin = _plugin(win)
-    assert "does not exist" in plugin.model_panel.status.label.text()
+    assert "does not exist" in plugin.model_panel.error.text()
     assert "Model not available" in plugin.findings_panel.status.label.text()
     win.plugin_host.shutdown()

@@ -141,7 +141,7 @@ def test_broken_model_shows_error_and_keeps_going(qtbot, make_plugin, fake_host,
     (broken / "config.json").write_text('{"format_version": 1}')
     monkeypatch.setenv("CXRCLIP_MODEL", str(broken))
     plugin = make_plugin()
-    status = plugin.model_panel.status.label
+    status = plugin.model_panel.error
     qtbot.waitUntil(lambda: "Model failed to load" in status.text(), timeout=WAIT)
     assert fake_host.problems and fake_host.problems[0][0] == "CXR-CLIP model"
     plugin.study_opened(helpers.study_handle(helpers.make_study(tmp_path / "s")))
@@ -157,8 +157,9 @@ def test_not_applicable_study_says_why(qtbot, make_plugin, tmp_path, helpers):
         assert "Idle: CXR-CLIP findings handles CR, DX, OT" in panel.status.label.text()
 
 
-def test_report_draft_flags_contradictions(qtbot, make_plugin):
+def test_report_draft_flags_contradictions(qtbot, make_plugin, tmp_path, helpers):
     plugin = make_plugin()
+    plugin.study_opened(helpers.study_handle(helpers.make_study(tmp_path / "s")))
     panel = plugin.report_panel
     panel.add_sentence("Right pleural effusion.")
     panel.add_sentence("Heart size is normal.")
@@ -188,14 +189,19 @@ def test_sentences_export_json_and_sr(qtbot, make_plugin, tmp_path, helpers):
 
     data = json.loads(plugin.export_json(tmp_path / "out.json").read_text())
     assert PATIENT_NAME not in json.dumps(data) and "PHANTOM" not in json.dumps(data)
+    assert {v["sop_class_uid"] for v in data["study"]["views"]} == {"1.2.840.10008.5.1.4.1.1.1.1"}
     assert len(data["findings"]) == 14
     assert [p["name"] for p in data["prompts"]] == ["large right pneumothorax"]
     assert data["draft"]["text"] == first.data(0x0100)
     with_ids = json.loads(plugin.export_json(tmp_path / "ids.json", True).read_text())
     assert with_ids["patient"]["name"] == PATIENT_NAME
 
-    ds = pydicom.dcmread(plugin.export_sr(tmp_path / "sr.dcm"))
+    sr_path = tmp_path / "sr.dcm"
+    assert plugin.export_sr(sr_path)  # started in the background
+    qtbot.waitUntil(sr_path.exists, timeout=WAIT)
+    ds = pydicom.dcmread(sr_path)
     assert ds.Modality == "SR" and ds.StudyInstanceUID == handle.study_uid
+    assert PATIENT_NAME not in str(ds.PatientName) and ds.PatientIdentityRemoved == "YES"
 
     def walk(items):
         for item in items:
@@ -203,7 +209,8 @@ def test_sentences_export_json_and_sr(qtbot, make_plugin, tmp_path, helpers):
             yield from walk(getattr(item, "ContentSequence", []))
 
     items = list(walk(ds.ContentSequence))
-    findings = {i.ConceptCodeSequence[0].CodeMeaning for i in items if i.ValueType == "CODE"}
+    findings = {i.ConceptCodeSequence[0].CodeMeaning for i in items if i.ValueType == "CODE"
+                and i.ConceptNameCodeSequence[0].CodeMeaning == "Finding"}
     assert len(findings) == 14 and "Cardiomegaly" in findings
     refs = {i.ReferencedSOPSequence[0].ReferencedSOPInstanceUID for i in items
             if i.ValueType == "IMAGE"}
@@ -287,7 +294,7 @@ def test_failed_second_model_keeps_the_first(qtbot, make_plugin, fake_host, tmp_
     plugin.study_opened(helpers.study_handle(helpers.make_study(tmp_path / "s")))
     _wait_findings(qtbot, plugin)
     plugin.load_model(tmp_path / "missing-model", remember=False)
-    status = plugin.model_panel.status.label
+    status = plugin.model_panel.error
     qtbot.waitUntil(lambda: "Model failed to load" in status.text(), timeout=WAIT)
     assert "still using" in status.text()
     assert plugin.controller.service is first
