@@ -7,6 +7,7 @@ huge allocations, over-long/ill-fitting messages; plus the colour cases.
 from __future__ import annotations
 
 import glob
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -207,3 +208,26 @@ def test_isolated_pixels_equal_in_process_and_leave_no_files(pydicom_data_dir):
     assert np.array_equal(isolated.values.table, inline.values.table)
     assert isolated.stored.flags.writeable
     assert set(glob.glob("/dev/shm/cxrclip-px-*")) <= before
+
+
+def test_worker_time_limit_becomes_decode_error_and_pool_recovers(pydicom_data_dir):
+    from viewer.io.isolate import decode_in_worker
+
+    view = _view(pydicom_data_dir / "emri_small_jpeg_2k_lossless.dcm")
+    with pytest.raises(DecodeError, match=r"^emri_small_jpeg_2k_lossless\.dcm: decoding stopped "
+                       r"after 0\.001 s \(limit per file\) in .*JPEG 2000.*other files are not "
+                       r"affected") as info:
+        decode_in_worker(view, timeout=0.001)
+    assert len(str(info.value)) <= 300
+    assert load_image(view, isolation="process").stored.shape == (64, 64)
+
+
+def test_auto_mode_sends_a_file_that_changed_since_the_scan_to_a_worker(pydicom_data_dir,
+                                                                           tmp_path):
+    """The scan saw an uncompressed file; by decode time it is RLE: no in-process decoder runs."""
+    path = tmp_path / "changed.dcm"
+    shutil.copy(pydicom_data_dir / "OBXXXX1A.dcm", path)
+    view = _view(path)
+    shutil.copy(pydicom_data_dir / "OBXXXX1A_rle.dcm", path)
+    image = load_image(view, isolation="auto")
+    assert image.rgb.shape == (600, 800, 3) and not image.stored.flags.owndata

@@ -42,12 +42,22 @@ from viewer.model.study import View, WindowPreset
 log = logging.getLogger(__name__)
 
 __all__ = ["DecodeError", "DecodedImage", "LutInfo", "VoiLut", "load_image", "set_isolation",
-           "get_isolation", "decode_dicom", "ISOLATION_MODES"]
+           "get_isolation", "decode_dicom", "ISOLATION_MODES", "IN_PROCESS_SYNTAXES"]
 
 ISOLATION_MODES = ("auto", "process", "inline")
 _isolation = os.environ.get("CXRCLIP_DECODE_ISOLATION", "auto")
 _PASS_THROUGH = (KeyboardInterrupt, SystemExit, GeneratorExit)
 _SIZE_WARNING = re.compile(r"(\d+) vs\.? (\d+) bytes expected")
+
+
+# Uncompressed syntaxes whose pixels pydicom reads with numpy alone (no native decoder,
+# no inflation): safe to decode in the viewer's process once the length check passed.
+IN_PROCESS_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1",
+                                 "1.2.840.10008.1.2.2"})
+
+
+class NeedsIsolation(DecodeError):
+    """The in-process path met a compressed file; `load_image` sends it to a worker."""
 
 
 def _no_stage(_name: str) -> None:
@@ -160,12 +170,15 @@ def load_image(view: View, isolation: str | None = None) -> DecodedImage:
         raise ValueError(f"isolation must be one of {ISOLATION_MODES}, got {mode!r}")
     if view.source == "image":
         return _guarded(view, _load_picture)
-    in_process = mode == "inline" or (mode == "auto" and view.transfer_syntax_uid
-                                      in NATIVE_SYNTAXES)
-    if in_process:
-        return _guarded(view, lambda v: decode_dicom(v, native_only=mode == "auto"))
     from viewer.io.isolate import decode_in_worker
 
+    if mode == "inline":
+        return _guarded(view, decode_dicom)
+    if mode == "auto" and view.transfer_syntax_uid in IN_PROCESS_SYNTAXES:
+        try:
+            return _guarded(view, lambda v: decode_dicom(v, native_only=True))
+        except NeedsIsolation:  # the file is not what the scan saw: decode it isolated
+            pass
     return decode_in_worker(view)
 
 
@@ -244,9 +257,9 @@ def decode_dicom(view: View, stage: Callable[[str], None] = _no_stage,
                                          f"unreadable DICOM file ({first_line(exc)})",
                                          ADVICE_DAMAGED)) from None
     uid = syntax_uid(ds)
-    if native_only and uid not in NATIVE_SYNTAXES:
-        raise DecodeError(decode_message(view.path, uid, "compressed data may only be decoded "
-                                         "in a worker process", "use isolation 'process'"))
+    if native_only and uid not in IN_PROCESS_SYNTAXES:
+        raise NeedsIsolation(decode_message(view.path, uid, "compressed data may only be "
+                                            "decoded in a worker process", ""))
     check_pixel_header(ds, view.path, uid)
     notes: list[str] = []
     arr, decoder, itk_rescaled = _decode_first_frame(ds, view.path, uid, stage)
