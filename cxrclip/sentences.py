@@ -32,6 +32,10 @@ _HEADER_RE = re.compile(
 )
 # A list marker "1." / "2)" at the start, after a newline or after ". " / ": ".
 _LIST_MARKER_RE = re.compile(r"(?:^|(?<=[\n\x1e.:;!?]))[ \t]*\(?\d{1,2}[.)](?=[ \t]+\S)(?!\d)", re.MULTILINE)
+# A numbered item anywhere after a space or comma ("process 2. Stable", "1.No acute"),
+# followed by a letter; only taken as a list marker when the numbers run 1, 2, ...
+_NUMBERED_ITEM_RE = re.compile(r"(?:^|(?<=[\s,;:\x1e]))[ \t]*\(?(\d{1,2})[.)](?!\d)(?=[ \t]*[A-Za-z])")
+_HEADER_JOINER_RE = re.compile(r"\s+AND\s+|\s*[/&]\s*")
 _BREAK_RE = re.compile(r"[.!?]+(?=\s|$)")
 _WORD_BEFORE_RE = re.compile(r"([A-Za-z][A-Za-z.]*)$")
 _SPACE_RE = re.compile(r"\s+")
@@ -76,13 +80,54 @@ def select_sections(text: str, names: Sequence[str]) -> str:
     wanted = {name.strip().upper() for name in names}
     headers = list(_HEADER_RE.finditer(text))
     kept = [text[h.end():headers[i + 1].start() if i + 1 < len(headers) else len(text)]
-            for i, h in enumerate(headers) if h.group(0).strip().rstrip(":").strip().upper() in wanted]
+            for i, h in enumerate(headers) if wanted & header_parts(h.group(0))]
     return "\n\n".join(kept) if kept else text
 
 
+def header_parts(header: str) -> set[str]:
+    """Section names in one header: "FINDINGS AND IMPRESSION:" → {"FINDINGS", "IMPRESSION"}.
+
+    The header itself is always one of them, so "FINDINGS:" → {"FINDINGS"}.
+    """
+    name = " ".join(header.strip().rstrip(":").split()).upper()
+    return {name, *(part.strip() for part in _HEADER_JOINER_RE.split(name) if part.strip())}
+
+
+def _numbered_runs(text: str) -> list[tuple[int, int]]:
+    """Spans of item numbers that count up from 1 ("1. A 2. B 3. C"), runs of two or more.
+
+    A lone "2." ("There are 2. Small ...") or a number that does not continue the
+    run ("Effusion 10. Edema") is left alone.
+    """
+    spans: list[tuple[int, int]] = []
+    run: list[tuple[int, int]] = []
+    for match in _NUMBERED_ITEM_RE.finditer(text):
+        number = int(match.group(1))
+        if number == 1:
+            spans.extend(run if len(run) >= 2 else [])
+            run = [match.span()]
+        elif run and number == len(run) + 1:
+            run.append(match.span())
+    spans.extend(run if len(run) >= 2 else [])
+    return spans
+
+
 def _mark_list_items(text: str) -> str:
-    """Turn numbered list markers into sentence breaks ("1. A. 2. B" → "A. | B")."""
-    return _LIST_MARKER_RE.sub(_BREAK, text)
+    """Turn numbered list markers into sentence breaks ("1. A. 2. B" → "A. | B").
+
+    Markers at the start of a line or after sentence punctuation always count;
+    elsewhere ("1. A 2. B", "1.A. 2.B.") only a run numbered 1, 2, ... does.
+    """
+    spans = {m.span() for m in _LIST_MARKER_RE.finditer(text)}
+    spans.update(_numbered_runs(text))
+    out, last = [], 0
+    for start, end in sorted(spans):
+        if start < last:  # overlapping match of the other rule
+            continue
+        out.append(text[last:start] + _BREAK)
+        last = end
+    out.append(text[last:])
+    return "".join(out)
 
 
 def _ends_sentence(text: str, dot_start: int, dot_end: int) -> bool:

@@ -36,6 +36,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     """Handler of ``train``."""
     from training.config import load_config
+    from training.data.dataset import DataUnavailable
     from training.trainer.loop import Trainer, TrainingAborted
     from training.trainer.runtime import teardown_runtime
 
@@ -48,6 +49,9 @@ def run_train(args: argparse.Namespace) -> int:
     except TrainingAborted as exc:
         print(f"cxrclip train: aborted: {exc}", file=sys.stderr)
         return 1
+    except DataUnavailable as exc:
+        print(f"cxrclip train: error: {exc.summary()}", file=sys.stderr)
+        return 2
     finally:
         if trainer is not None:
             trainer.close()
@@ -111,17 +115,22 @@ def register_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=512, help="shorter side of cached images (256 or 512)")
     p.add_argument("--workers", type=int, default=4, help="processes that resize images")
     p.add_argument("--limit", type=int, default=None, help="only the first N studies (trials)")
-    p.add_argument("--no-images", action="store_true", help="write the manifest only")
+    p.add_argument("--no-images", action="store_true",
+                   help="write the manifest only; image files are not looked at")
     p.set_defaults(func=run_prepare)
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    """Handler of ``prepare``."""
-    from training.data.adapters import prepare_dataset
+    """Handler of ``prepare``: exit 2 when more than half of the images cannot be read."""
+    from training.data.adapters import ImagesMissing, prepare_dataset
 
     _setup_logging()
-    summary = prepare_dataset(args.dataset, args.root, args.out, size=args.size,
-                              workers=args.workers, limit=args.limit, images=not args.no_images)
+    try:
+        summary = prepare_dataset(args.dataset, args.root, args.out, size=args.size,
+                                  workers=args.workers, limit=args.limit, images=not args.no_images)
+    except ImagesMissing as exc:
+        print(f"cxrclip prepare: error: {exc}", file=sys.stderr)
+        return 2
     print(summary)
     return 0
 

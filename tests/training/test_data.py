@@ -10,7 +10,7 @@ from training.data.augment import TrainAugment, random_resized_crop
 from training.data.dataset import EpochTaggedSampler, StudyPairDataset, TrainCollate
 from training.data.image_cache import CacheJob, build_cache, read_gray_uint8
 from training.data.manifest import read_manifest
-from training.data.text import shuffle_sentences, split_sentences, study_texts
+from training.data.text import report_sentences, shuffle_sentences, study_texts
 
 
 def test_zoom_out_crop_pads_with_black():
@@ -32,9 +32,9 @@ def test_augment_is_deterministic_per_rng():
 
 
 def test_text_pairs():
-    assert split_sentences("A b. C d? E!") == ["A b.", "C d?", "E!"]
+    assert report_sentences("A b. C d? E!") == ["A b.", "C d?", "E!"]
     shuffled = shuffle_sentences("One. Two. Three. Four.", np.random.default_rng(0))
-    assert sorted(split_sentences(shuffled)) == sorted(["One.", "Two.", "Three.", "Four."])
+    assert sorted(report_sentences(shuffled)) == sorted(["One.", "Two.", "Three.", "Four."])
 
 
 def test_study_texts_sections_and_labels(toy_manifest):

@@ -4,8 +4,10 @@ Randomness of a sample depends only on (seed, epoch, index), never on the worker
 that loads it, so a resumed run sees exactly the same augmentations. The sampler
 therefore hands ``(index, epoch)`` pairs to the dataset (``EpochTaggedSampler``).
 A missing or unreadable image makes the dataset try another study (a fixed,
-index-derived sequence) and report how many it skipped, so batches keep their
-size (needed by the DDP gather) and training never stops on a bad file.
+index-derived sequence), log a warning naming the file (once per file) and report
+how many it skipped, so batches keep their size (needed by the DDP gather) and
+training does not stop on a bad file. When ``max_tries`` studies in a row fail
+(the cache is missing or the image root is wrong) it raises ``DataUnavailable``.
 """
 from __future__ import annotations
 
@@ -23,11 +25,50 @@ from cxrclip.config import PreprocessConfig
 from training.data.augment import TrainAugment
 from training.data.image_cache import read_gray_uint8
 from training.data.manifest import Manifest, StudyRecord
-from training.data.text import study_texts
+from training.data.text import fit_sentences, study_texts
 
 log = logging.getLogger(__name__)
 FRONTAL = ("PA", "AP", "FRONTAL", "AP AXIAL", "PA LLD")
+LATERAL = ("LATERAL", "LL", "RL", "LARGE LATERAL", "LAO", "RAO", "LPO", "RPO", "XTABLE LATERAL")
 LOAD_ERRORS = (OSError, ValueError, cv2.error)
+
+
+class DataUnavailable(RuntimeError):
+    """The training images cannot be loaded (missing cache, wrong image root).
+
+    The message names files that failed and how to fix it; the CLI prints it
+    without a traceback and exits with status 2.
+    """
+
+    def summary(self) -> str:
+        """The message without the worker traceback a DataLoader worker adds when re-raising."""
+        text = str(self)
+        if "Original Traceback" not in text:
+            return text
+        return text.rsplit(f"{type(self).__name__}: ", 1)[-1].strip()
+
+
+class _WarnOnce:
+    """Log one warning per unreadable file (per process), naming the file and the reason."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def __call__(self, path: str, exc: Exception, study_id: str) -> None:
+        if path in self.seen:
+            return
+        self.seen.add(path)
+        log.warning("unreadable image %s (study %s): %s; another study is used in its place",
+                    path, study_id, exc)
+
+
+class ImageLoadError(OSError):
+    """One image could not be read; ``path`` names the file."""
+
+    def __init__(self, path: str, cause: Exception) -> None:
+        super().__init__(f"{path}: {type(cause).__name__}: {cause}")
+        self.path = path
+        self.cause = cause
 
 
 def _preprocess(pixels: np.ndarray, config: PreprocessConfig) -> torch.Tensor:
@@ -54,6 +95,7 @@ class StudyPairDataset(Dataset):
         self.seed = seed
         self.shuffle_sentences = shuffle_sentences
         self.max_tries = max_tries
+        self._warn = _WarnOnce()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -62,7 +104,11 @@ class StudyPairDataset(Dataset):
         return np.random.default_rng([self.seed, epoch, index, attempt])
 
     def _view(self, manifest: Manifest, rel: str, rng: np.random.Generator) -> torch.Tensor:
-        pixels = read_gray_uint8(manifest.image_path(rel))
+        path = manifest.image_path(rel)
+        try:
+            pixels = read_gray_uint8(path)
+        except LOAD_ERRORS as exc:
+            raise ImageLoadError(str(path), exc) from exc
         if self.augment is None:  # validation: the evaluation preprocessing only
             return _preprocess(pixels, self.preprocess)
         return _preprocess(self.augment(pixels, rng), self.post)
@@ -86,17 +132,28 @@ class StudyPairDataset(Dataset):
         for attempt in range(self.max_tries):
             rng = self._rng(index, epoch, attempt)
             candidate = index if attempt == 0 else int(rng.integers(len(self.items)))
+            study_id = self.items[candidate][1].study_id
             try:
                 sample = self.load(candidate, rng)
-            except LOAD_ERRORS as exc:
-                failures.append(f"{self.items[candidate][1].study_id}: {exc}")
-                log.debug("skipping study %s: %s", self.items[candidate][1].study_id, exc)
+            except ImageLoadError as exc:
+                failures.append(exc.path)
+                self._warn(exc.path, exc.cause, study_id)
+                continue
+            except LOAD_ERRORS as exc:  # not an image file: e.g. a broken text section
+                failures.append(f"study {study_id}")
+                self._warn(f"study {study_id}", exc, study_id)
                 continue
             sample["skipped"] = len(failures)
             return sample
-        raise RuntimeError(f"{self.max_tries} studies in a row could not be loaded "
-                           f"(last: {failures[-1]}); is the image cache complete? "
-                           "Re-run `cxrclip prepare` or raise data.max_replacement_tries")
+        raise DataUnavailable(self._unavailable_message(failures))
+
+    def _unavailable_message(self, failures: list[str]) -> str:
+        roots = sorted({str(m.image_root) for m, _ in self.items})
+        shown = ", ".join(failures[:3]) + (f" (+{len(failures) - 3} more)" if len(failures) > 3 else "")
+        return (f"{len(failures)} studies in a row could not be loaded (data.max_replacement_tries="
+                f"{self.max_tries}): {shown}. Are the images under {', '.join(roots)}? Run "
+                "`cxrclip prepare` without --no-images (or again, to fill in missing files), "
+                "or point data.train at the manifest folder that holds images/")
 
 
 class EvalDataset(Dataset):
@@ -112,9 +169,13 @@ class EvalDataset(Dataset):
 
     @staticmethod
     def pick_image(record: StudyRecord) -> str:
-        """The first frontal image, else the first image."""
-        for rel, view in zip(record.images, record.view_positions):
-            if view and view.upper() in FRONTAL:
+        """The first frontal image, else the first image not known to be a lateral, else the first."""
+        views = [(view or "").upper() for view in record.view_positions]
+        for rel, view in zip(record.images, views):
+            if view in FRONTAL:
+                return rel
+        for rel, view in zip(record.images, views):
+            if view not in LATERAL:
                 return rel
         return record.images[0]
 
@@ -155,13 +216,18 @@ class EpochTaggedSampler(DistributedSampler):
 
 
 class TrainCollate:
-    """Stack images; tokenize both texts, each padded to the longest in the batch."""
+    """Stack images; tokenize both texts, each padded to the longest in the batch.
+
+    A text longer than ``max_length`` tokens keeps its leading whole sentences
+    (``training.data.text.fit_sentences``), so label texts lose negatives, not findings.
+    """
 
     def __init__(self, tokenizer: Any, max_length: int) -> None:
         self.tokenizer = tokenizer
         self.max_length = max_length
 
     def _tokens(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        texts = fit_sentences(texts, self.tokenizer, self.max_length)
         enc = self.tokenizer(texts, padding="longest", truncation=True,
                              max_length=self.max_length, return_tensors="pt")
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}

@@ -26,7 +26,7 @@ class CacheJob:
 
 @dataclass
 class CacheReport:
-    """Counts of one cache run; ``failed`` lists (source, reason)."""
+    """Counts of one cache run; ``failed`` lists (source, reason), reason ``"TypeName: message"``."""
 
     written: int = 0
     skipped: int = 0
@@ -86,7 +86,7 @@ def build_cache(jobs: Iterable[CacheJob], workers: int = 0, progress: bool = Fal
             report.skipped += 1
         else:
             report.failed.append((str(job.source), reason or ""))
-            log.warning("could not cache %s: %s", job.source, reason)
+            log.debug("could not cache %s: %s", job.source, reason)  # prepare summarises
     return report
 
 

@@ -58,7 +58,7 @@ class StudyRecord:
             raise ManifestError(f"{where}: images must be a non-empty list of relative paths, "
                                 f"got {self.images!r}")
         for p in self.images:
-            if os.path.isabs(p) or ".." in Path(p).parts:
+            if os.path.isabs(p) or ".." in p.replace("\\", "/").split("/"):
                 raise ManifestError(f"{where}: image path {p!r} must be relative to the "
                                     "image root without '..'")
         if len(self.view_positions) != len(self.images):

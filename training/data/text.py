@@ -1,34 +1,82 @@
-"""Report text for training pairs: two sections, sentence shuffling, labels → sentences."""
+"""Report text for training pairs: two sections, sentence shuffling, labels → sentences.
+
+Sentences are split by ``cxrclip.sentences.split_sentences``, the project's one
+splitter (numbered impressions, abbreviations, decimals).
+"""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 
+from cxrclip.sentences import split_sentences
 from training.data.manifest import StudyRecord
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_ENDS_SENTENCE = re.compile(r"[.!?]$")
+
+__all__ = ["fit_sentences", "labels_text", "report_sentences", "shuffle_sentences", "study_texts"]
 
 
-def split_sentences(text: str) -> list[str]:
-    """Split on sentence-ending punctuation followed by whitespace; empty pieces dropped."""
-    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
+def report_sentences(text: str) -> list[str]:
+    """Sentences of a report section (the project splitter; any sentence with a letter is kept)."""
+    return split_sentences(text, min_letters=1)
+
+
+def _terminated(sentence: str) -> str:
+    """The sentence with a final period when it has no end punctuation ("1. A 2. B" items)."""
+    return sentence if _ENDS_SENTENCE.search(sentence) else sentence + "."
 
 
 def shuffle_sentences(text: str, rng: np.random.Generator) -> str:
     """The same sentences in a random order (the paper's text augmentation)."""
-    sentences = split_sentences(text)
-    if len(sentences) < 2:
+    sentences = [_terminated(s) for s in report_sentences(text)]
+    if not sentences:
         return text.strip()
+    if len(sentences) == 1:
+        return sentences[0]
     order = rng.permutation(len(sentences))
     return " ".join(sentences[i] for i in order)
 
 
 def labels_text(labels: dict[str, int], rng: np.random.Generator) -> str:
-    """A report-like text sampled from label prompts (``cxrclip.prompts.labels_to_report``)."""
-    from cxrclip.prompts import labels_to_report
+    """A report-like text from label sentences: positive and uncertain labels first, then negatives.
 
-    return labels_to_report(dict(labels), rng)
+    Each group is shuffled on its own. Putting the findings first means a text longer
+    than the tokenizer's ``max_length`` loses "no X" sentences, never a finding
+    (``fit_sentences`` then drops whole trailing sentences).
+    """
+    from cxrclip.prompts import label_sentences
+
+    present = {k: v for k, v in labels.items() if v != 0}
+    absent = {k: v for k, v in labels.items() if v == 0}
+    return " ".join(label_sentences(present, rng) + label_sentences(absent, rng))
+
+
+def fit_sentences(texts: list[str], tokenizer: Any, max_length: int) -> list[str]:
+    """Each text cut to its leading whole sentences that fit ``max_length`` tokens.
+
+    Texts that fit are returned unchanged; a text whose first sentence alone is too
+    long is returned unchanged too (the tokenizer truncates it).
+    """
+    probe = tokenizer(texts, truncation=True, max_length=max_length + 1)["input_ids"]
+    budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
+    out = []
+    for text, ids in zip(texts, probe):
+        if len(ids) <= max_length:
+            out.append(text)
+            continue
+        sentences = report_sentences(text)
+        lengths = [len(ids) for ids in tokenizer(sentences, add_special_tokens=False,
+                                                  truncation=True, max_length=max_length + 1)["input_ids"]]
+        kept, used = [], 0
+        for sentence, n in zip(sentences, lengths):
+            if used + n > budget:
+                break
+            kept.append(sentence)
+            used += n
+        out.append(" ".join(kept) if kept else text)
+    return out
 
 
 def study_texts(record: StudyRecord, rng: np.random.Generator,

@@ -46,6 +46,28 @@ class Progress:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+class DataWaitMeter:
+    """Seconds spent waiting for batches over one logging window, and their share of it.
+
+    ``add`` is called once per micro-batch with the time ``next(loader)`` took;
+    ``take`` returns ``(sum of waits, sum / window wall time)`` and starts a new window.
+    """
+
+    def __init__(self, clock=time.perf_counter) -> None:
+        self.clock = clock
+        self.wait_s = 0.0
+        self.started = clock()
+
+    def add(self, seconds: float) -> None:
+        self.wait_s += seconds
+
+    def take(self) -> tuple[float, float]:
+        now = self.clock()
+        wait, elapsed = self.wait_s, now - self.started
+        self.wait_s, self.started = 0.0, now
+        return wait, (min(wait / elapsed, 1.0) if elapsed > 0 else 0.0)
+
+
 def _move(batch: dict[str, Any], device: torch.device, channels_last: bool) -> dict[str, Any]:
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     out = {}
@@ -239,11 +261,12 @@ class Trainer:
         self.model.train()
         bar = self._bar(p.batches_in_epoch)
         window: list[dict[str, float]] = []
-        t_wait, t_last = 0.0, time.perf_counter()
+        self.data_wait = DataWaitMeter()  # one logging window, like ``window``
+        t_last = time.perf_counter()
         skipped_epoch = 0
         bad_step = False
         for batch in self.train_loader:
-            t_wait += time.perf_counter() - t_last
+            self.data_wait.add(time.perf_counter() - t_last)
             if p.batches_in_epoch >= (self.micro_per_epoch // accum) * accum:
                 break  # leftover micro-batches that do not fill an accumulation step
             skipped_epoch += int(batch.pop("skipped"))
@@ -257,8 +280,8 @@ class Trainer:
             else:
                 window.append(result)
             if boundary:
-                self._finish_step(bad_step, window, t_wait)
-                bad_step, t_wait = False, 0.0
+                self._finish_step(bad_step, window)
+                bad_step = False
                 if bar is not None:
                     bar.update(accum)
                 if self._should_stop():
@@ -272,7 +295,7 @@ class Trainer:
         self._end_epoch(skipped_epoch)
         return self._should_stop()
 
-    def _finish_step(self, bad_step: bool, window: list[dict[str, float]], t_wait: float) -> None:
+    def _finish_step(self, bad_step: bool, window: list[dict[str, float]]) -> None:
         p = self.progress
         if bad_step:
             self.optimizer.zero_grad(set_to_none=True)
@@ -289,13 +312,14 @@ class Trainer:
             self._optimizer_step()
         p.step += 1
         if p.step % self.cfg.train.log_every == 0 and window:
-            self._log(window, t_wait)
+            self._log(window)
             window.clear()
         every = self.cfg.train.ckpt_every_steps
         if every and p.step % every == 0 and not self._should_stop():
             self._save()
 
-    def _log(self, window: list[dict[str, float]], t_wait: float) -> None:
+    def _log(self, window: list[dict[str, float]]) -> None:
+        wait, wait_frac = self.data_wait.take()
         if self.writer is None:
             return
         mean = {k: sum(w[k] for w in window) / len(window) for k in window[0]}
@@ -303,7 +327,8 @@ class Trainer:
             self.writer.add_scalar(f"loss/{key}", value, self.progress.step)
         self.writer.add_scalar("train/logit_scale", float(self.model.logit_scale.detach().exp()), self.progress.step)
         self.writer.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.progress.step)
-        self.writer.add_scalar("train/data_wait_s", t_wait, self.progress.step)
+        self.writer.add_scalar("train/data_wait_s", wait, self.progress.step)  # sum over the window
+        self.writer.add_scalar("train/data_wait_frac", wait_frac, self.progress.step)
         now = time.perf_counter()
         last = getattr(self, "_last_log_time", None)
         if last is not None:
@@ -311,8 +336,8 @@ class Trainer:
             self.writer.add_scalar("train/samples_per_s", samples / max(now - last, 1e-9),
                                    self.progress.step)
         self._last_log_time = now
-        log.info("step %d: total %.4f i2t %.4f t2i %.4f", self.progress.step, mean["total"],
-                 mean["i2t"], mean["t2i"])
+        log.info("step %d: total %.4f i2t %.4f t2i %.4f, data wait %.2f s (%.0f %%)",
+                 self.progress.step, mean["total"], mean["i2t"], mean["t2i"], wait, 100 * wait_frac)
 
     def _bar(self, start: int):
         if not (self.rt.is_main and self.cfg.train.progress):

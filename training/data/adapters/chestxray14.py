@@ -37,12 +37,13 @@ def _read_list(path: Path) -> set[str]:
     return {line.strip() for line in path.read_text().splitlines() if line.strip()}
 
 
-def studies(root: Path) -> Iterator[PreparedStudy]:
+def studies(root: Path, images: bool = True) -> Iterator[PreparedStudy]:
+    """One study per image; ``images=False`` does not index the image folders."""
     table = require_file(root, ["Data_Entry_2017.csv", "Data_Entry_2017_v2020.csv"],
                          "the ChestX-ray14 label table (Image Index, Finding Labels, Patient ID)")
     train_val = _read_list(require_file(root, ["train_val_list.txt"], "official train+val image list"))
     test = _read_list(require_file(root, ["test_list.txt"], "official test image list"))
-    images = _image_index(root)
+    index = _image_index(root) if images else {}
     for i, row in enumerate(read_csv(table)):
         if i == 0:
             check_columns(table, row, ["Image Index", "Finding Labels", "Patient ID", "View Position"])
@@ -57,7 +58,7 @@ def studies(root: Path) -> Iterator[PreparedStudy]:
         labels = {f: int(f in found) for f in FINDINGS_14}
         if "No Finding" in found:
             labels["No Finding"] = 1
-        source = images.get(name, root / "images" / name)
+        source = index.get(name, root / "images" / name)
         record = StudyRecord(study_id=Path(name).stem, images=[name], view_positions=[row["View Position"] or None],
                              findings=None, impression=None, labels=labels, split=split, dataset=NAME)
         yield PreparedStudy(record, [source])

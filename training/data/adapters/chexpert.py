@@ -20,40 +20,68 @@ NAME = "chexpert"
 _FILES = (("train.csv", "train"), ("valid.csv", "validate"), ("test.csv", "test"))
 
 
-def _resolve(root: Path, rel: str) -> tuple[Path, Path]:
-    """(source file, path relative inside the dataset) for a Path cell."""
-    parts = Path(rel).parts
-    inner = Path(*parts[1:]) if parts and parts[0].lower().startswith("chexpert") else Path(rel)
-    for candidate in (root / rel, root.parent / rel, root / inner):
-        if candidate.is_file():
-            return candidate, inner
-    return root / inner, inner
+class _Resolver:
+    """Finds the image a Path cell names: under the root, its parent, or without the
+    ``CheXpert-v1.0*/`` prefix. The base that worked last is tried first (one
+    ``stat`` per row); with ``check=False`` nothing touches the filesystem."""
+
+    def __init__(self, root: Path, check: bool) -> None:
+        self.root = root
+        self.check = check
+        self.order = [0, 1, 2]
+
+    def __call__(self, rel: str) -> tuple[Path | None, str]:
+        """(source file, or None unchecked; path inside the dataset, "/"-separated) of a Path cell."""
+        parts = rel.split("/")
+        inner = "/".join(parts[1:]) if parts[0].lower().startswith("chexpert") else rel
+        if not self.check:
+            return None, inner
+        candidates = (self.root / rel, self.root.parent / rel, self.root / inner)
+        for k in self.order:
+            if candidates[k].is_file():
+                self.order = [k] + [j for j in self.order if j != k]
+                return candidates[k], inner
+        return candidates[2], inner
 
 
-def studies(root: Path) -> Iterator[PreparedStudy]:
+def _views(rows: list[dict[str, str]]) -> list[str | None]:
+    """AP/PA when given, LATERAL for lateral images, else the Frontal/Lateral value."""
+    views = []
+    for row in rows:
+        if row.get("Frontal/Lateral") == "Lateral":
+            views.append("LATERAL")
+        else:
+            views.append((row.get("AP/PA") or row.get("Frontal/Lateral") or "").upper() or None)
+    return views
+
+
+def _grouped(path: Path) -> dict[str, list[dict[str, str]]]:
+    grouped: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for i, row in enumerate(read_csv(path)):
+        if i == 0:
+            check_columns(path, row, ["Path", *CHEXPERT_14])
+        parts = row["Path"].split("/")
+        if len(parts) < 3:
+            raise LayoutError(f"{path}: Path {row['Path']!r} is not .../patientX/studyY/view.jpg")
+        grouped["/".join(parts[-3:-1])].append(row)
+    return grouped
+
+
+def studies(root: Path, images: bool = True) -> Iterator[PreparedStudy]:
+    """One prepared study per patientX/studyY; ``images=False`` never looks at image files."""
     require_file(root, ["train.csv"], "the CheXpert training table (Path + 14 label columns)")
     require_file(root, ["valid.csv"], "the CheXpert validation table (Path + 14 label columns)")
+    resolve = _Resolver(root, check=images)
     for name, split in _FILES:
         path = root / name
         if not path.is_file():
             continue
-        grouped: dict[str, list[dict[str, str]]] = defaultdict(list)
-        for i, row in enumerate(read_csv(path)):
-            if i == 0:
-                check_columns(path, row, ["Path", *CHEXPERT_14])
-            parts = Path(row["Path"]).parts
-            if len(parts) < 3:
-                raise LayoutError(f"{path}: Path {row['Path']!r} is not .../patientX/studyY/view.jpg")
-            grouped["/".join(parts[-3:-1])].append(row)
-        for study, rows in grouped.items():
+        for study, rows in _grouped(path).items():
             labels = {k: v for k in CHEXPERT_14 if (v := parse_label(rows[0].get(k))) is not None}
             if not labels:
                 continue
-            resolved = [_resolve(root, r["Path"]) for r in rows]
-            views = [(r.get("AP/PA") or r.get("Frontal/Lateral") or "").upper() or None for r in rows]
-            views = ["LATERAL" if v == "LATERAL" or (r.get("Frontal/Lateral") == "Lateral") else v
-                     for v, r in zip(views, rows)]
+            resolved = [resolve(r["Path"]) for r in rows]
             record = StudyRecord(study_id=study, images=[cache_name(inner) for _, inner in resolved],
-                                 view_positions=views, findings=None, impression=None, labels=labels,
-                                 split=split, dataset=NAME)
-            yield PreparedStudy(record, [src for src, _ in resolved])
+                                 view_positions=_views(rows), findings=None, impression=None,
+                                 labels=labels, split=split, dataset=NAME)
+            yield PreparedStudy(record, [src for src, _ in resolved if src is not None])

@@ -4,11 +4,13 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import posixpath
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
+from cxrclip.sentences import header_parts
 from training.data.manifest import StudyRecord
 
 
@@ -18,7 +20,10 @@ class LayoutError(FileNotFoundError):
 
 @dataclass
 class PreparedStudy:
-    """A manifest record plus the source file of each of its images (same order)."""
+    """A manifest record plus the source file of each of its images (same order).
+
+    ``sources`` is empty when the adapter ran with ``images=False`` (nothing to cache).
+    """
 
     record: StudyRecord
     sources: list[Path]
@@ -55,6 +60,7 @@ def check_columns(path: Path, row: dict[str, str], needed: list[str]) -> None:
         raise LayoutError(f"{path} lacks columns {missing}; is it the official file?")
 
 
+_SINGLE = frozenset({"FINDINGS", "IMPRESSION"})
 _HEADER = re.compile(r"^\s*([A-Z][A-Z /&()-]{2,40}):", re.MULTILINE)
 
 
@@ -71,9 +77,22 @@ def report_sections(text: str) -> dict[str, str]:
 
 
 def findings_impression(text: str) -> tuple[str | None, str | None]:
-    """FINDINGS and IMPRESSION sections of a report (None when absent)."""
+    """FINDINGS and IMPRESSION sections of a report (None when absent).
+
+    A combined section ("FINDINGS AND IMPRESSION:", "IMPRESSION AND FINDINGS:",
+    "FINDINGS/IMPRESSION:") is the impression, as in MIMIC-CXR's own section
+    parser; it fills the findings slot only when the report also has a separate
+    IMPRESSION section and no FINDINGS section.
+    """
     sections = report_sections(text)
-    return sections.get("FINDINGS"), sections.get("IMPRESSION")
+    findings, impression = sections.get("FINDINGS"), sections.get("IMPRESSION")
+    combined = [body for name, body in sections.items()
+                if name not in _SINGLE and _SINGLE <= header_parts(name)]
+    if combined and impression is None:
+        impression = " ".join(combined)
+    elif combined and findings is None:
+        findings = " ".join(combined)
+    return findings, impression
 
 
 def stable_fraction(key: str) -> float:
@@ -81,9 +100,16 @@ def stable_fraction(key: str) -> float:
     return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 2**32
 
 
+_LABEL_CELLS = {"1.0": 1, "0.0": 0, "-1.0": -1, "1": 1, "0": 0, "-1": -1, "": None}
+
+
 def parse_label(value: str | None) -> int | None:
     """CheXpert-style cell → 1/0/-1, or None for blank."""
-    if value is None or not value.strip():
+    if value is None:
+        return None
+    if value in _LABEL_CELLS:  # the common spellings without float parsing (200k-row tables)
+        return _LABEL_CELLS[value]
+    if not value.strip():
         return None
     number = float(value)
     if number not in (1.0, 0.0, -1.0):
@@ -91,6 +117,10 @@ def parse_label(value: str | None) -> int | None:
     return int(number)
 
 
-def cache_name(relative: Path | str) -> str:
-    """Cache path of a source image: same relative path, ``.png`` suffix, forward slashes."""
-    return Path(relative).with_suffix(".png").as_posix()
+def cache_name(relative: PurePath | str) -> str:
+    """Cache path of a source image: same relative path, ``.png`` suffix, forward slashes.
+
+    String operations only: prepare calls this for every image of 200k-row tables.
+    """
+    text = relative.as_posix() if isinstance(relative, PurePath) else relative.replace("\\", "/")
+    return posixpath.splitext(text)[0] + ".png"

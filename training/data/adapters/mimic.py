@@ -6,7 +6,8 @@ Expected under ``--root``:
   files/pXX/pXXXXXXXX/sXXXXXXXX/<dicom_id>.jpg
   reports: files/pXX/pXXXXXXXX/sXXXXXXXX.txt, or the same under mimic-cxr-reports/
   optional: mimic-cxr-2.0.0-chexpert.csv(.gz) (labels kept in the manifest)
-Studies without FINDINGS or IMPRESSION (and without labels) are left out.
+Studies without FINDINGS or IMPRESSION (and without labels) are left out. A combined
+"FINDINGS AND IMPRESSION:" section is the impression (``common.findings_impression``).
 """
 from __future__ import annotations
 
@@ -36,20 +37,29 @@ def _labels(root: Path) -> dict[str, dict[str, int]]:
 
 
 def _report(roots: list[Path], subject: str, study: str) -> str | None:
+    """The report text; the folder that held the last report is tried first."""
     rel = Path(f"p{subject[:2]}") / f"p{subject}" / f"s{study}.txt"
-    for base in roots:
-        if (base / rel).is_file():
-            return (base / rel).read_text(encoding="utf-8", errors="replace")
+    for k, base in enumerate(roots):
+        try:
+            text = (base / rel).read_text(encoding="utf-8", errors="replace")
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        roots.insert(0, roots.pop(k))
+        return text
     return None
 
 
-def studies(root: Path) -> Iterator[PreparedStudy]:
-    """Walk the layout and yield one prepared study per MIMIC study."""
+def studies(root: Path, images: bool = True) -> Iterator[PreparedStudy]:
+    """Walk the layout and yield one prepared study per MIMIC study.
+
+    ``images=False`` does not require the JPG tree (reports may still live in it).
+    """
     meta_path = require_file(root, ["mimic-cxr-2.0.0-metadata.csv.gz", "mimic-cxr-2.0.0-metadata.csv"],
                              "the MIMIC-CXR-JPG metadata table (dicom_id, study_id, ViewPosition)")
     split_path = require_file(root, ["mimic-cxr-2.0.0-split.csv.gz", "mimic-cxr-2.0.0-split.csv"],
                               "the MIMIC-CXR-JPG split table (dicom_id, split)")
-    files = require_dir(root, ["files"], "the JPG tree files/pXX/pXXXXXXXX/sXXXXXXXX/*.jpg")
+    files = (require_dir(root, ["files"], "the JPG tree files/pXX/pXXXXXXXX/sXXXXXXXX/*.jpg")
+             if images else root / "files")
     report_roots = [files, root / "mimic-cxr-reports" / "files", root / "mimic-cxr-reports"]
     splits = {}
     for i, row in enumerate(read_csv(split_path)):
@@ -74,4 +84,4 @@ def studies(root: Path) -> Iterator[PreparedStudy]:
             view_positions=[r["ViewPosition"] or None for r in rows], findings=findings,
             impression=impression, labels=study_labels,
             split=splits.get(rows[0]["dicom_id"], "train"), dataset=NAME)
-        yield PreparedStudy(record, [files / r for r in rels])
+        yield PreparedStudy(record, [files / r for r in rels] if images else [])
