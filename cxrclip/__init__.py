@@ -25,6 +25,7 @@ _LAZY = {
     "load_model": "cxrclip.checkpoint",
     "LoadedModel": "cxrclip.checkpoint",
     "ModelCard": "cxrclip.checkpoint",
+    "ModelFolderError": "cxrclip.checkpoint",
     "Engine": "cxrclip.engine",
     "SentenceBank": "cxrclip.sentence_bank",
     "CXRClipLoss": "cxrclip.losses",

@@ -6,15 +6,23 @@ Layout of ``MODEL_DIR``::
     model.safetensors  all weights of CXRClip (float32 or float16)
     text_encoder/      transformers config.json + tokenizer files of the text encoder
     MODEL_CARD.md      human-readable card; model_card.json holds the same fields
+    MANIFEST.sha256    SHA-256 of every other file (``sha256sum -c`` format), checked on load
 
 Loading needs nothing but this directory. Writes are atomic: everything is
 written to a temporary sibling directory that is renamed into place, so a
 crash never leaves a half-written checkpoint (the trainer relies on this).
+
+A folder either loads correctly or :func:`load_model` raises
+:class:`ModelFolderError` (a ``ValueError``; :class:`ModelFileMissing`, its
+subclass, is also a ``FileNotFoundError``) whose message names the file and the
+fix in 1-3 lines: missing or changed files (manifest), a config that is not a
+JSON object or lacks its ``model`` section, damaged or truncated weights,
+weights that do not fit the config, NaN/Inf weights, and tokenizer files that
+are missing or do not fit the text encoder's vocabulary.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -28,6 +36,7 @@ from collections.abc import Mapping
 import torch
 
 from cxrclip.config import ModelConfig
+from cxrclip.manifest import MANIFEST_FILE, check_manifest, sha256_file, write_manifest
 
 FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (1,)
@@ -41,6 +50,14 @@ _LIST_LIMIT = 8
 
 class CheckpointError(ValueError):
     """A checkpoint is malformed or does not match the model it is loaded into."""
+
+
+class ModelFolderError(CheckpointError):
+    """A model folder cannot be loaded. ``str()`` is for users: 1-3 lines naming the file and the fix."""
+
+
+class ModelFileMissing(ModelFolderError, FileNotFoundError):
+    """The model folder, or a file it needs, does not exist."""
 
 
 @dataclass
@@ -114,11 +131,7 @@ class LoadedModel:
 
 def file_model_id(name: str, weights_path: str | Path) -> str:
     """Stable id ``<name>-<16 hex of sha256(weights file)>`` used as a cache key."""
-    digest = hashlib.sha256()
-    with open(weights_path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return f"{name}-{digest.hexdigest()[:16]}"
+    return f"{name}-{sha256_file(Path(weights_path))[:16]}"
 
 
 def _listing(keys: list[str]) -> str:
@@ -225,6 +238,7 @@ def save_model(model: Any, tokenizer: Any, out_dir: str | Path,
         })
         (tmp / CARD_MD).write_text(card_obj.to_markdown(), encoding="utf-8")
         _write_json(tmp / CARD_JSON, card_obj.to_dict())
+        write_manifest(tmp)
         _make_readable(tmp)
         _replace_dir(tmp, out_dir)
     except BaseException:
@@ -233,27 +247,49 @@ def save_model(model: Any, tokenizer: Any, out_dir: str | Path,
     return model_id
 
 
-def read_config(model_dir: str | Path) -> dict[str, Any]:
-    """Parsed ``config.json`` of a checkpoint directory, with its format version checked."""
-    model_dir = Path(model_dir)
+_FIX_RESTORE = "Copy the model folder again from where it came from (or re-save or re-convert the model)."
+
+
+def missing_folder_error(model_dir: Path) -> ModelFileMissing:
+    """The error for a model folder that does not exist (shared by the loaders and the CLI)."""
+    return ModelFileMissing(f"model directory {model_dir} does not exist.\n"
+                            "Choose a folder made by `cxrclip train` or `cxrclip convert-official`.")
+
+
+def _config_path(model_dir: Path) -> Path:
+    if not model_dir.exists():
+        raise missing_folder_error(model_dir)
     if not model_dir.is_dir():
-        raise FileNotFoundError(f"model directory not found: {model_dir}")
+        raise ModelFileMissing(f"{model_dir} is a file, not a model folder.\n"
+                               "Choose the folder that holds config.json and model.safetensors.")
     path = model_dir / CONFIG_FILE
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} is missing: {model_dir} is not a cxrclip checkpoint directory "
-            "(official .tar checkpoints must first be converted with `cxrclip convert-official`)"
+        raise ModelFileMissing(
+            f"{path} is missing: {model_dir} is not a cxrclip model folder.\n"
+            "Choose a folder made by `cxrclip train`; official .tar checkpoints must first be converted "
+            "with `cxrclip convert-official`."
         )
+    return path
+
+
+def read_config(model_dir: str | Path) -> dict[str, Any]:
+    """Parsed ``config.json`` of a model folder: a JSON object of a supported format with a ``model`` section."""
+    path = _config_path(Path(model_dir))
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path} is not valid JSON: {exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFolderError(f"{path} is not valid JSON ({exc}).\n{_FIX_RESTORE}") from None
+    if not isinstance(data, dict):
+        raise ModelFolderError(f"{path} holds a JSON {type(data).__name__}, not an object with the model's "
+                               f"settings.\n{_FIX_RESTORE}")
     version = data.get("format_version")
     if version not in SUPPORTED_FORMAT_VERSIONS:
-        raise CheckpointError(
+        raise ModelFolderError(
             f"{path}: unsupported format_version {version!r}; this cxrclip reads "
-            f"{list(SUPPORTED_FORMAT_VERSIONS)} - upgrade cxrclip or re-save the model"
+            f"{list(SUPPORTED_FORMAT_VERSIONS)}.\nUpgrade cxrclip or re-save the model."
         )
+    if not isinstance(data.get("model"), dict):
+        raise ModelFolderError(f"{path} has no 'model' section (the model's settings).\n{_FIX_RESTORE}")
     return data
 
 
@@ -262,7 +298,11 @@ def read_card(model_dir: str | Path) -> ModelCard:
     path = Path(model_dir) / CARD_JSON
     if not path.is_file():
         return ModelCard(title="(no model card)")
-    return ModelCard.from_any(json.loads(path.read_text(encoding="utf-8")))
+    try:
+        return ModelCard.from_any(json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, TypeError) as exc:
+        raise ModelFolderError(f"{path} is not a valid model card ({exc}).\n{_FIX_RESTORE} "
+                               f"Or delete {CARD_JSON}: the model loads without a card.") from None
 
 
 def _no_init() -> Any:
@@ -298,25 +338,161 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     return torch.device(device)
 
 
-def load_model(model_dir: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load a checkpoint directory written by :func:`save_model` (model in eval mode)."""
-    from safetensors.torch import load_file
-    from transformers import AutoConfig
+def _model_config(data: Mapping[str, Any], path: Path) -> ModelConfig:
+    try:
+        return ModelConfig.from_dict(data["model"])
+    except (ValueError, TypeError) as exc:
+        raise ModelFolderError(f"{path}: the 'model' section is invalid: {exc}.\n{_FIX_RESTORE}") from None
 
-    from cxrclip.text_encoder import load_tokenizer
 
-    model_dir = Path(model_dir)
-    data = read_config(model_dir)
-    weights = model_dir / WEIGHTS_FILE
-    text_dir = model_dir / data.get("text_encoder", {}).get("dir", TEXT_DIR)
+def _check_manifest(model_dir: Path) -> None:
+    problem = check_manifest(model_dir)
+    if problem is None:
+        return
+    manifest = model_dir / MANIFEST_FILE
+    if problem.reason == "missing":
+        raise ModelFileMissing(f"{model_dir / problem.path} is missing (listed in {manifest}).\n{_FIX_RESTORE}")
+    if problem.reason == "changed":
+        raise ModelFolderError(
+            f"{model_dir / problem.path} does not match its SHA-256 sum in {manifest}: it was changed or "
+            f"damaged after the model was saved.\n{_FIX_RESTORE} If you changed it on purpose, delete "
+            f"{MANIFEST_FILE}."
+        )
+    raise ModelFolderError(f"{manifest} is {problem.reason}.\n{_FIX_RESTORE} Or delete {MANIFEST_FILE}.")
+
+
+# Embedding matrices may be padded beyond the vocabulary (to a multiple of 64 at most).
+VOCAB_PADDING = 64
+# Files that hold a tokenizer's vocabulary (fast tokenizer, WordPiece, BPE, SentencePiece).
+_VOCAB_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
+                "tokenizer.model")
+
+
+def _required_files(weights: Path, text_dir: Path) -> None:
     for required in (weights, text_dir / "config.json"):
         if not required.is_file():
-            raise FileNotFoundError(f"checkpoint file missing: {required}")
-    config = ModelConfig.from_dict(data["model"])
+            raise ModelFileMissing(f"checkpoint file missing: {required}.\n{_FIX_RESTORE}")
+    if not any((text_dir / name).is_file() for name in _VOCAB_FILES):
+        raise ModelFileMissing(f"{text_dir / 'tokenizer.json'} is missing: the folder has no tokenizer "
+                               f"vocabulary ({', '.join(_VOCAB_FILES)}).\n{_FIX_RESTORE}")
+
+
+def _text_model_config(text_dir: Path) -> Any:
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(str(text_dir))
+    except (OSError, ValueError, KeyError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFolderError(f"{text_dir / 'config.json'} cannot be read as a transformers config "
+                               f"({detail[:200]}).\n{_FIX_RESTORE}") from None
+
+
+def _read_weights(weights: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFolderError(f"{weights} is damaged or incomplete (a truncated download or copy?): "
+                               f"{type(exc).__name__}: {str(exc)[:200]}.\n{_FIX_RESTORE}") from None
+
+
+def _check_finite(state: Mapping[str, torch.Tensor], weights: Path) -> None:
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ModelFolderError(
+            f"{weights} has NaN or infinite values in {_listing(bad)}: the model would give NaN scores.\n"
+            "Training diverged or the file is damaged: use an earlier checkpoint or copy the model again."
+        )
+
+
+def _tokenizer(text_dir: Path, text_config: Any) -> Any:
+    """The saved tokenizer, checked against the text encoder's embedding rows (``vocab_size``)."""
+    from cxrclip.text_encoder import load_tokenizer
+
+    try:
+        tokenizer = load_tokenizer(text_dir)
+    # tokenizers' Rust parser raises a bare Exception on a damaged tokenizer.json.
+    except Exception as exc:  # noqa: BLE001
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFolderError(f"the tokenizer in {text_dir} cannot be loaded ({detail[:200]}).\n"
+                               f"{_FIX_RESTORE}") from None
+    rows = int(getattr(text_config, "vocab_size", 0) or 0)
+    size = len(tokenizer)
+    if not rows - VOCAB_PADDING <= size <= rows:
+        raise ModelFolderError(
+            f"the tokenizer in {text_dir} has {size} tokens but the text encoder has {rows} token embeddings: "
+            "its tokenizer files (tokenizer.json / vocab.txt) are missing or belong to another model.\n"
+            f"{_FIX_RESTORE}"
+        )
+    return tokenizer
+
+
+@dataclass
+class _Parts:
+    """What a model folder holds, read and checked, before the model is built."""
+
+    data: dict[str, Any]
+    config: ModelConfig
+    text_config: Any
+    state: dict[str, torch.Tensor]
+    tokenizer: Any
+    weights: Path
+    card: ModelCard
+
+
+def _read_parts(model_dir: Path) -> _Parts:
+    data = read_config(model_dir)
+    _check_manifest(model_dir)
+    weights = model_dir / WEIGHTS_FILE
+    text_section = data.get("text_encoder")
+    text_dir = model_dir / (text_section.get("dir", TEXT_DIR) if isinstance(text_section, dict) else TEXT_DIR)
+    _required_files(weights, text_dir)
+    config = _model_config(data, model_dir / CONFIG_FILE)
     config.text.path = str(text_dir)
-    model = build_model_for_loading(config, AutoConfig.from_pretrained(str(text_dir)))
-    load_weights(model, load_file(str(weights)), str(weights))
-    model.tokenizer = load_tokenizer(text_dir)
+    text_config = _text_model_config(text_dir)
+    state = _read_weights(weights)
+    _check_finite(state, weights)
+    tokenizer = _tokenizer(text_dir, text_config)
+    return _Parts(data, config, text_config, state, tokenizer, weights, read_card(model_dir))
+
+
+def _check_weights_fit(parts: _Parts, model: torch.nn.Module, model_dir: Path) -> None:
+    try:
+        check_state_dict(model.state_dict(), parts.state, str(parts.weights))
+    except CheckpointError as exc:
+        raise ModelFolderError(f"{exc}.\nThe weights do not belong to the model described in "
+                               f"{model_dir / CONFIG_FILE}. {_FIX_RESTORE}") from None
+
+
+def check_model_folder(model_dir: str | Path) -> dict[str, Any]:
+    """Every check of :func:`load_model`, without allocating the model; returns ``config.json``.
+
+    Reads the weights (memory-mapped) and the tokenizer and compares the weights with a
+    model built on the meta device. Raises :class:`ModelFolderError`.
+    """
+    model_dir = Path(model_dir)
+    parts = _read_parts(model_dir)
+    with torch.device("meta"):
+        skeleton = build_model_for_loading(parts.config, parts.text_config)
+    _check_weights_fit(parts, skeleton, model_dir)
+    return parts.data
+
+
+def load_model(model_dir: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a checkpoint directory written by :func:`save_model` (model in eval mode).
+
+    Raises :class:`ModelFolderError` (message names the file and the fix) when the folder
+    is not a usable model; see the module docstring for what is checked.
+    """
+    model_dir = Path(model_dir)
+    parts = _read_parts(model_dir)
+    model = build_model_for_loading(parts.config, parts.text_config)
+    _check_weights_fit(parts, model, model_dir)
+    load_weights(model, parts.state, str(parts.weights))
+    model.tokenizer = parts.tokenizer
     model.to(_resolve_device(device)).eval()
-    model_id = data.get("model_id") or file_model_id(config.name, weights)
-    return LoadedModel(model, model.tokenizer, config, read_card(model_dir), model_id, model_dir)
+    model_id = parts.data.get("model_id") or file_model_id(parts.config.name, parts.weights)
+    return LoadedModel(model, model.tokenizer, parts.config, parts.card, model_id, model_dir)

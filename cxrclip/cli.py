@@ -33,10 +33,13 @@ def _cmd_convert_official(args: argparse.Namespace) -> int:
 
 
 def _info_dict(model_dir: str) -> dict:
-    from cxrclip.checkpoint import read_card, read_config
+    from pathlib import Path
 
-    data = read_config(model_dir)
-    return {"path": model_dir, "model_id": data.get("model_id"),
+    from cxrclip.checkpoint import MANIFEST_FILE, check_model_folder, read_card
+
+    data = check_model_folder(model_dir)  # raises ModelFolderError naming the file and the fix
+    manifest = "files match " + MANIFEST_FILE if (Path(model_dir) / MANIFEST_FILE).is_file() else "no manifest"
+    return {"path": model_dir, "check": f"ok ({manifest})", "model_id": data.get("model_id"),
             "format_version": data["format_version"], "dtype": data.get("dtype"),
             "created": data.get("created"), "text_encoder_source": data.get("text_encoder", {}).get("source"),
             "model": data["model"], "card": read_card(model_dir).to_dict()}
@@ -48,13 +51,17 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return 0
     model, card = info["model"], info["card"]
-    rows = [("model id", info["model_id"]), ("format", f"v{info['format_version']} ({info['dtype']})"),
+    pre = model["preprocess"]
+    resize = (f"{pre.get('interpolation', 'bicubic')} resize, long side {pre.get('resize_rounding', 'round')}, "
+              f"crop offset {pre.get('crop_offset', 'floor')}, {pre.get('resize_dtype', 'float32')}")
+    rows = [("check", info["check"]), ("model id", info["model_id"]), ("format", f"v{info['format_version']} ({info['dtype']})"),
             ("created", info["created"]), ("image encoder", model["image"]["name"]),
             ("text encoder", f"{info['text_encoder_source']} (pooling {model['text']['pooling']})"),
             ("projection", f"{model['projection']['kind']} -> {model['projection']['dim']}"),
             ("preprocess", f"shorter side {model['preprocess']['resize_shorter']}, crop "
                            f"{model['preprocess']['image_size']}, mean {model['preprocess']['mean']}, "
                            f"std {model['preprocess']['std']}"),
+            ("resize", resize),
             ("card", card["title"]), ("source", card["source"]), ("data", card["data"])]
     rows += [(f"metric {k}", v) for k, v in card["metrics"].items()]
     for label, value in rows:

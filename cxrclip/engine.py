@@ -200,15 +200,17 @@ class Engine:
              **kwargs: Any) -> Engine:
         """Load a checkpoint directory written by `cxrclip.checkpoint.save_model`.
 
+        A folder that is not a usable model raises `cxrclip.checkpoint.ModelFolderError`
+        (unwrapped; its message names the file and the fix).
+
         `num_threads` calls `torch.set_num_threads` (process-wide) only when given.
         Other keyword arguments go to `Engine(...)` (cache sizes, batch size).
         """
-        from cxrclip.checkpoint import load_model
+        from cxrclip.checkpoint import load_model, missing_folder_error
 
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
-            raise FileNotFoundError(f"model directory {model_dir} does not exist; pass a folder made by "
-                                    "`cxrclip train` or `cxrclip convert-official`")
+            raise missing_folder_error(model_dir)
         if num_threads is not None:
             if num_threads < 1:
                 raise ValueError(f"num_threads must be >= 1, got {num_threads}")

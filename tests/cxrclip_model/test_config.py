@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from cxrclip.config import (IMAGENET_MEAN, IMAGENET_STD, ModelConfig, PreprocessConfig, ProjectionConfig,
+from cxrclip.config import (IMAGENET_MEAN, IMAGENET_STD, OFFICIAL_RESIZE, ModelConfig, PreprocessConfig, ProjectionConfig,
                             TextEncoderConfig, default_config)
 
 
@@ -59,3 +59,15 @@ def test_preprocess_presets():
 def test_nested_dicts_in_constructor_become_configs():
     config = ModelConfig(text={"path": "x", "pooling": "mean"})
     assert isinstance(config.text, TextEncoderConfig) and config.text.pooling == "mean"
+
+
+def test_old_preprocess_dicts_keep_the_old_resize_and_official_values_round_trip():
+    # config.json files written before the resize keys existed: our documented default behaviour.
+    old = PreprocessConfig.from_dict({"image_size": 128, "resize_shorter": 128, "mean": [0.5] * 3, "std": [0.5] * 3})
+    assert (old.interpolation, old.resize_rounding, old.crop_offset, old.resize_dtype) == (
+        "bicubic", "round", "floor", "float32")
+    official = PreprocessConfig.official("swin_tiny")
+    assert official.to_dict()["interpolation"] == "bilinear" and official.mean == (0.5,) * 3
+    assert PreprocessConfig.from_dict(official.to_dict()) == official
+    assert {k: getattr(official, k) for k in OFFICIAL_RESIZE} == OFFICIAL_RESIZE
+    assert PreprocessConfig.official("resnet50", 224, 256).resize_shorter == 256
