@@ -283,10 +283,10 @@ def _child_main(target: str, memory_bytes: int) -> int:
 
 
 def _error_text(exc: BaseException) -> str:
-    from viewer.io.messages import clip, first_line
+    """A DecodeError's message as it is (already short); anything else as ``Type: first line``."""
+    from viewer.io.messages import DecodeError, clip, first_line
 
-    return clip(str(exc)) if isinstance(exc, RuntimeError) and type(exc).__name__ in (
-        "DecodeError",) else first_line(exc, 300)
+    return clip(str(exc)) if isinstance(exc, DecodeError) else first_line(exc, 300)
 
 
 if __name__ == "__main__":
