@@ -107,6 +107,8 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         self.browser_dock = self._dock("Studies", self.study_browser, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.problems = ProblemsPanel(self, self.redactor)
         self.problems_dock = self._dock("Problems", self.problems, Qt.DockWidgetArea.BottomDockWidgetArea)
+        # Plugin panels on the right get the full height; Problems sits under the images.
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.resizeDocks([self.browser_dock], [260], Qt.Orientation.Horizontal)
         self.resizeDocks([self.problems_dock], [130], Qt.Orientation.Vertical)
 
