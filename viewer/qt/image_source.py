@@ -7,6 +7,7 @@ is only made when the user zooms in past the copy's resolution.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,8 @@ from PySide6.QtGui import QImage
 from viewer.io.decode import DecodedImage, load_image
 from viewer.model.study import View, WindowPreset
 from viewer.render import data_range, render_display, render_uint8
+
+log = logging.getLogger(__name__)
 
 # Longest side of the display copy (area-averaged by an integer factor, so a
 # 3000-row image gives 1000 rows): enough for a fitted view on a 1080p-class
@@ -95,5 +98,7 @@ def prepare_view(view: View, image: DecodedImage | None = None,
                  key: WindowKey = (None, None, None, False)) -> ViewPixels:
     """Decode (unless given) and render the display copy: the worker part of opening."""
     image = image if image is not None else load_image(view)
+    for note in image.notes:  # header values decode ignored (e.g. an infinite window width)
+        log.info("%s: %s", view.view_id, note)
     small = render_shown(image, key, DISPLAY_MAX_SIDE)
     return ViewPixels(view, image, key, small, data_range(image))
