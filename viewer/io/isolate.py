@@ -76,7 +76,8 @@ def decode_in_worker(view: View, timeout: float | None = None):
     except TaskError as exc:
         raise DecodeError(str(exc)) from None
     except WorkerFailed as exc:
-        log.warning("decode worker failed on %s: %s", Path(view.path).name, exc)
+        log.warning("decode worker failed on %s: %s; its stderr ends: %s", Path(view.path).name,
+                    exc, exc.stderr[-500:])
         raise DecodeError(_failure_message(view, exc)) from None
     finally:
         for leftover in glob.glob(glob.escape(prefix) + "*"):

@@ -41,6 +41,7 @@ class WorkerFailed(RuntimeError):
     def __init__(self, what: str, stage: str, detail: str = "") -> None:
         super().__init__(f"{what} during {stage}" + (f" ({detail})" if detail else ""))
         self.what, self.stage, self.detail = what, stage, detail
+        self.stderr = ""  # the child's last words, for the log
 
 
 class TaskError(RuntimeError):
@@ -166,7 +167,8 @@ class WorkerPool:
             worker = self._take()
             try:
                 return worker.call(payload, timeout, on_stage)
-            except WorkerFailed:
+            except WorkerFailed as exc:
+                exc.stderr = worker.stderr_tail()  # e.g. "free(): double free detected"
                 self._drop(worker)
                 worker = None
                 raise
