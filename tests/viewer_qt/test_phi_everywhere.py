@@ -224,7 +224,9 @@ def test_hide_phi_is_remembered_across_restarts(qtbot, tmp_path):
     first = MainWindow(settings=QSettings(path, QSettings.Format.IniFormat), load_plugins=False)
     qtbot.addWidget(first)
     assert not first.hide_phi
-    first.actions_by_key["hide_phi"].trigger()
+    with qtbot.waitSignal(first.phi_hidden_changed) as blocker:
+        first.actions_by_key["hide_phi"].trigger()
+    assert blocker.args == [True]
     first.settings.sync()
     second = MainWindow(settings=QSettings(path, QSettings.Format.IniFormat), load_plugins=False)
     qtbot.addWidget(second)

@@ -56,10 +56,12 @@ def _thumbnail_job(view: View) -> np.ndarray:
 
 class MainWindow(WindowActionsMixin, QMainWindow):
     """The viewer window. ``study_ready(study_uid)`` fires once every view of the
-    shown study has pixels (or failed); ``scan_finished(n_studies)`` after a scan."""
+    shown study has pixels (or failed); ``scan_finished(n_studies)`` after a scan;
+    ``phi_hidden_changed(hidden)`` after Hide-PHI was switched."""
 
     study_ready = Signal(str)
     scan_finished = Signal(int)
+    phi_hidden_changed = Signal(bool)  # plugins may connect through host.main_window
 
     def __init__(self, settings: QSettings | None = None, load_plugins: bool = True,
                  plugin_entry_points: list | None = None) -> None:
@@ -316,6 +318,7 @@ class MainWindow(WindowActionsMixin, QMainWindow):
                 self._load_tags()
         self._build_recent_menu()
         self._update_title()
+        self.phi_hidden_changed.emit(hide)
 
     def view_label(self, view: View) -> str:
         """The label of ``view`` as shown now ("Image 2" for an unlabelled view while hidden)."""
@@ -503,7 +506,8 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         view = self.selected_image_view()
         if view is None:
             return
-        suggested = Path(str(view.view.path)).with_suffix(".png").name
+        suggested = (f"{view.label}.png".replace(" ", "_") if self.hide_phi
+                     else Path(str(view.view.path)).with_suffix(".png").name)
         path, _ = QFileDialog.getSaveFileName(self, "Export View as PNG", suggested, "PNG (*.png)")
         if path:
             self.export_view_png(path)
