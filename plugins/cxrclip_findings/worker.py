@@ -1,9 +1,16 @@
 """The plugin's single engine thread: jobs run one at a time, results come back by signal.
 
-One dedicated `QThread` drains a `LatestQueue`, so model calls are serialised
-and a newer request of the same kind replaces a queued older one. Results are
-emitted as `JobResult` through ``finished``; Qt queues the signal to the UI
-thread, where the controller checks the job's generation and drops stale ones.
+One dedicated thread drains a `LatestQueue`, so model calls are serialised and
+a newer request of the same kind replaces a queued older one. Results are
+emitted as `JobResult` through ``finished_job``; the worker object lives on the
+UI thread, so Qt queues the signal there, where the controller checks the
+job's generation and drops stale ones.
+
+The thread is a daemon Python thread, not a QThread: a job that cannot be
+interrupted (importing torch, loading a model, one forward pass) must never
+keep the application alive after the user quits. `stop` closes the queue, asks
+long jobs to end (``stopping``) and waits briefly, once; a job still running
+after that is abandoned with the process.
 """
 from __future__ import annotations
 
@@ -13,11 +20,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import QObject, Signal
 
 from plugins.cxrclip_findings.requests import Job, LatestQueue, QueueClosed
 
 log = logging.getLogger(__name__)
+STOP_WAIT_MS = 1000
 
 
 @dataclass
@@ -30,7 +38,7 @@ class JobResult:
     seconds: float = 0.0
 
 
-class EngineWorker(QThread):
+class EngineWorker(QObject):
     """Runs jobs from a coalescing queue on one thread; ``busy`` tells when it works."""
 
     finished_job = Signal(object)
@@ -40,15 +48,23 @@ class EngineWorker(QThread):
         super().__init__(parent)
         self.queue = LatestQueue()
         self.stopping = threading.Event()  # long jobs (model warm-up) check it and end early
-        self.setObjectName("cxrclip-engine")
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
 
     def submit(self, job: Job) -> None:
         """Queue ``job`` (replacing a queued job with the same key); starts the thread once."""
         self.queue.put(job)
-        if not self.isRunning():
-            self.start()
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self.run, name="cxrclip-engine",
+                                                daemon=True)
+                self._thread.start()
 
-    def run(self) -> None:  # noqa: D401 - QThread entry point
+    def isRunning(self) -> bool:  # noqa: N802 - the QThread name callers know
+        """True while the engine thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def run(self) -> None:
         """Take and run jobs until the queue is closed."""
         while True:
             try:
@@ -58,7 +74,10 @@ class EngineWorker(QThread):
             if job is None:
                 continue
             self.busy.emit(True)
-            self.finished_job.emit(self._run_one(job))
+            result = self._run_one(job)
+            if self.stopping.is_set():
+                return
+            self.finished_job.emit(result)
             if len(self.queue) == 0:
                 self.busy.emit(False)
 
@@ -73,10 +92,15 @@ class EngineWorker(QThread):
             return JobResult(job, error=exc, seconds=time.perf_counter() - start)
         return JobResult(job, value, seconds=time.perf_counter() - start)
 
-    def stop(self, wait_ms: int = 5000) -> None:
-        """Close the queue, ask a long job to end, and wait for the running job to finish."""
+    def stop(self, wait_ms: int = STOP_WAIT_MS) -> None:
+        """Close the queue, ask a long job to end, and wait up to ``wait_ms`` once for the
+        running job; later calls return at once."""
+        if self.stopping.is_set():
+            return
         self.stopping.set()
         self.queue.close()
-        if self.isRunning() and not self.wait(wait_ms):
-            log.warning("engine thread still busy %d ms after stop; the running job is left "
-                        "to finish on its own", wait_ms)
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            thread.join(wait_ms / 1000)
+            if thread.is_alive():
+                log.info("engine job still running at exit; it ends with the process")
