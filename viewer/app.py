@@ -24,7 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--screenshot-delay", type=float, default=0.3, metavar="S",
                         help="extra wait after the study is drawn, for plugins (default 0.3)")
     parser.add_argument("--size", default="1500x950", help="window size WxH (default 1500x950)")
-    parser.add_argument("--hide-phi", action="store_true", help="start with patient identifiers hidden")
+    phi = parser.add_mutually_exclusive_group()
+    phi.add_argument("--hide-phi", action="store_true",
+                     help="hide patient identifiers (remembered for later starts)")
+    phi.add_argument("--show-phi", action="store_true",
+                     help="show patient identifiers (remembered for later starts)")
     parser.add_argument("--no-plugins", action="store_true", help="do not load plugins")
     parser.add_argument("--plugin", action="append", metavar="NAME",
                         help="load only this plugin entry point (repeatable), e.g. --plugin histogram")
@@ -96,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                         plugin_entry_points=_selected_entry_points(args.plugin))
     hook = ExceptHook(window.report_problem).install()
     window.resize(*_parse_size(args.size))
-    if args.hide_phi:
-        window.set_hide_phi(True)
+    if args.hide_phi or args.show_phi:  # otherwise the saved setting applies
+        window.set_hide_phi(args.hide_phi)
     window.show()
     if args.screenshot is not None:
         _arm_screenshot(app, window, args.screenshot, args.screenshot_timeout, args.screenshot_delay)

@@ -42,3 +42,14 @@ def test_plugin_api_and_host_do_not_import_qt():
             "print(any(m.startswith('PySide6') for m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_phi_options_are_exclusive_and_default_to_the_saved_setting(capsys):
+    from viewer.app import build_parser
+
+    parser = build_parser()
+    assert not parser.parse_args([]).hide_phi and not parser.parse_args([]).show_phi
+    assert parser.parse_args(["--show-phi"]).show_phi
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--hide-phi", "--show-phi"])
+    assert "not allowed with argument" in capsys.readouterr().err
