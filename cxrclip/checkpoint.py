@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -393,14 +394,24 @@ def _read_weights(weights: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     try:
-        return load_file(str(weights))
+        state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelFolderError(f"{weights} is damaged or incomplete (a truncated download or copy?): "
                                f"{type(exc).__name__}: {str(exc)[:200]}.\n{_FIX_RESTORE}") from None
+    # float16/bfloat16 files: the model is float32, and the finiteness check is slow on CPU halves.
+    return {k: v.float() if v.is_floating_point() and v.dtype != torch.float32 else v for k, v in state.items()}
+
+
+def _all_finite(tensor: torch.Tensor) -> bool:
+    """True when no element is NaN or Inf. A finite sum proves it in one pass without a copy;
+    only a non-finite sum (NaN/Inf inside, or an overflow of huge values) needs the elementwise check."""
+    if math.isfinite(float(tensor.sum())):
+        return True
+    return bool(torch.isfinite(tensor).all())
 
 
 def _check_finite(state: Mapping[str, torch.Tensor], weights: Path) -> None:
-    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    bad = [k for k, v in state.items() if v.is_floating_point() and not _all_finite(v)]
     if bad:
         raise ModelFolderError(
             f"{weights} has NaN or infinite values in {_listing(bad)}: the model would give NaN scores.\n"
