@@ -36,15 +36,22 @@ class EP:
 
 
 # --- walking the UI --------------------------------------------------------
+def _columns(model, parent: QModelIndex) -> int:
+    try:
+        return model.columnCount(parent)
+    except TypeError:  # list models (QStringListModel, QListView's) keep columnCount private
+        return 1
+
+
 def _model_texts(model, parent: QModelIndex | None = None) -> list[str]:
     parent = parent or QModelIndex()
     out: list[str] = []
     if not parent.isValid():
-        for c in range(model.columnCount(parent)):
+        for c in range(_columns(model, parent)):
             for role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
                 out.append(str(model.headerData(c, Qt.Orientation.Horizontal, role) or ""))
     for r in range(model.rowCount(parent)):
-        for c in range(model.columnCount(parent)):
+        for c in range(_columns(model, parent)):
             index = model.index(r, c, parent)
             for role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole,
                          Qt.ItemDataRole.StatusTipRole):
