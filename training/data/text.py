@@ -57,25 +57,28 @@ def fit_sentences(texts: list[str], tokenizer: Any, max_length: int) -> list[str
     """Each text cut to its leading whole sentences that fit ``max_length`` tokens.
 
     Texts that fit are returned unchanged; a text whose first sentence alone is too
-    long is returned unchanged too (the tokenizer truncates it).
+    long is returned unchanged too (the tokenizer truncates it). WordPiece splits at
+    spaces, so a text's token count is the sum of its sentences' counts.
     """
     probe = tokenizer(texts, truncation=True, max_length=max_length + 1)["input_ids"]
+    long = [i for i, ids in enumerate(probe) if len(ids) > max_length]
+    if not long:
+        return list(texts)
+    split = {i: report_sentences(texts[i]) for i in long}
+    flat = [s for i in long for s in split[i]]
+    counts = iter(len(ids) for ids in tokenizer(flat, add_special_tokens=False, truncation=True,
+                                                max_length=max_length + 1)["input_ids"])
     budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
-    out = []
-    for text, ids in zip(texts, probe):
-        if len(ids) <= max_length:
-            out.append(text)
-            continue
-        sentences = report_sentences(text)
-        lengths = [len(ids) for ids in tokenizer(sentences, add_special_tokens=False,
-                                                  truncation=True, max_length=max_length + 1)["input_ids"]]
+    out = list(texts)
+    for i in long:
         kept, used = [], 0
-        for sentence, n in zip(sentences, lengths):
+        lengths = [next(counts) for _ in split[i]]
+        for sentence, n in zip(split[i], lengths):
             if used + n > budget:
                 break
             kept.append(sentence)
             used += n
-        out.append(" ".join(kept) if kept else text)
+        out[i] = " ".join(kept) if kept else texts[i]
     return out
 
 
