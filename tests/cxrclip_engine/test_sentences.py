@@ -30,6 +30,19 @@ from cxrclip.sentences import (
         ("  Lungs   are\n\tclear  ", ["Lungs are clear"]),
         ("No. ___. - Normal.", ["Normal."]),
         ("PA AND LATERAL VIEWS OF THE CHEST: heart size normal", ["heart size normal"]),
+        # numbered impressions as MIMIC writes them (wrapped, collapsed, without periods)
+        (
+            "IMPRESSION:\n\n 1.  Endotracheal tube in standard position.\n 2.  Increased left basilar opacity,\n"
+            " likely atelectasis.\n 3.  Small effusion.",
+            ["Endotracheal tube in standard position.", "Increased left basilar opacity, likely atelectasis.",
+             "Small effusion."],
+        ),
+        ("1. No acute process 2. Stable nodule", ["No acute process", "Stable nodule"]),
+        ("1.No acute process. 2.Stable nodule.", ["No acute process.", "Stable nodule."]),
+        ("Compared to prior, 1. Effusion 2. Edema", ["Compared to prior", "Effusion", "Edema"]),
+        # numbers that are not a 1, 2, ... run stay in the text
+        ("Effusion 10. Edema stable.", ["Effusion 10.", "Edema stable."]),
+        ("Nodule in segment 2. Stable since 2019.", ["Nodule in segment 2.", "Stable since 2019."]),
     ],
 )
 def test_split_sentences(text: str, expected: list[str]) -> None:
@@ -110,3 +123,12 @@ def test_select_sections_keeps_findings_and_impression() -> None:
     assert select_sections("Lungs clear.", ["findings"]) == "Lungs clear."
     counted = collect_sentences([report, "FINDINGS: No effusion."], sections=["findings"])
     assert [(c.text, c.count) for c in counted] == [("No effusion.", 2), ("The lungs are clear.", 1)]
+
+
+def test_select_sections_takes_combined_headers() -> None:
+    from cxrclip.sentences import header_parts, select_sections
+
+    assert header_parts("FINDINGS AND IMPRESSION:") == {"FINDINGS AND IMPRESSION", "FINDINGS", "IMPRESSION"}
+    assert header_parts("FINDINGS/IMPRESSION :") >= {"FINDINGS", "IMPRESSION"}
+    report = "INDICATION: Cough.\nFINDINGS AND IMPRESSION:\n1. Small effusion.\n2. No pneumothorax.\n"
+    assert split_sentences(select_sections(report, ["impression"])) == ["Small effusion.", "No pneumothorax."]
