@@ -234,3 +234,14 @@ def test_text_pooling_is_read_from_the_text_encoder_section():
     assert build_config("swint", state, None, "/bert", "x").text.pooling == "eos"
     with pytest.raises(ConversionError, match="pooling is 'cls'"):
         build_config("r50", state, {"text_encoder": {"pooling": "cls"}}, "/bert", "x")
+
+
+def test_allow_list_holds_data_types_only():
+    from cxrclip.safe_unpickle import allowed_globals
+
+    table = allowed_globals()
+    for name in ("builtins.getattr", "builtins.eval", "builtins.exec", "builtins.__import__", "os.system",
+                 "subprocess.Popen", "posix.system", "numpy.core.multiarray._reconstruct", "numpy.ndarray",
+                 "pathlib.Path", "functools.partial", "operator.attrgetter", "torch.load", "omegaconf.OmegaConf"):
+        assert name not in table, name
+    assert not any(callable(v) for k, v in table.items() if k.startswith(("typing.", "builtins.dict")))
