@@ -8,7 +8,13 @@ Measures, with the bundled demo model (or, if it is missing, a random ResNet50 @
   for each sample study (first open: no cached image embeddings);
 - finding clicked -> heatmap overlays set on every view;
 - prompt typing: request sent (debounce fired) -> scores shown, and last keystroke ->
-  scores shown (includes the deliberate debounce delay).
+  scores shown (includes the deliberate debounce delay);
+- DICOM SR export, first and second, built off the UI thread: time to the file,
+  time for the export call to return, and the longest gap of a 10 ms UI timer
+  during the export (a stall probe).
+
+``--sr-only`` measures only the SR exports; ``--shots DIR`` saves screenshots of the
+Report panel after a study switch and of the export progress dialog.
 
 Optionally saves a screenshot of the whole window with the panels filled.
 
@@ -203,6 +209,66 @@ def screenshot(app, win, plugin, path: Path) -> None:
     print(f"screenshot saved to {path} ({path.stat().st_size // 1024} KB)")
 
 
+def sr_export(app, plugin, path: Path, shot: Path | None = None) -> tuple[float, float, float]:
+    """One background SR export: (seconds to the file, seconds the call took, longest UI
+    timer gap in seconds)."""
+    from PySide6.QtCore import QTimer
+
+    runner, done, ticks = plugin.exports.runner, {}, []
+    probe = QTimer()
+    probe.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    probe.start(10)
+    slot = lambda p, s: done.setdefault("t", time.perf_counter())  # noqa: E731
+    runner.finished.connect(slot)
+    start = time.perf_counter()
+    if not plugin.export_sr(path):
+        raise RuntimeError("an export was already running")
+    if shot is not None:  # the dialog appears only after 0.5 s; show it now to picture it
+        runner.dialog.show()
+    returned = time.perf_counter() - start
+    ticks.append(start)
+    while "t" not in done:
+        if shot is not None and runner.dialog is not None and runner.dialog.isVisible():
+            runner.dialog.grab().save(str(shot))
+            shot = None
+        wait(app, lambda: "t" in done or (shot is not None and runner.dialog is not None
+                                           and runner.dialog.isVisible()))
+    probe.stop()
+    runner.finished.disconnect(slot)
+    gaps = [b - a for a, b in zip(sorted(ticks), sorted(ticks)[1:])]
+    return done["t"] - start, returned, max(gaps, default=0.0)
+
+
+def run_sr_exports(app, win, plugin, shots: Path | None) -> None:
+    """Open two sample studies, draft on the first, switch, export the SR twice."""
+    studies = [p for p in sorted(SAMPLES.iterdir()) if p.is_dir()]
+    open_study(app, win, plugin, studies[1])
+    for sentence in DRAFT:
+        plugin.report_panel.add_sentence(sentence)
+    open_study(app, win, plugin, studies[0])
+    plugin.report_panel.add_sentence("The lungs are clear.")
+    if shots is not None:
+        shots.mkdir(parents=True, exist_ok=True)
+        win.plugin_host.docks["Report"].raise_()
+        pause(app, 0.3)
+        from PySide6.QtWidgets import QScrollArea
+
+        area = plugin.report_panel.parent()
+        while area is not None and not isinstance(area, QScrollArea):
+            area = area.parent()
+        if area is not None:  # the dock scrolls when short: bring the draft into view
+            area.ensureWidgetVisible(plugin.report_panel.include_ids)
+        pause(app, 0.3)
+        win.grab().save(str(shots / "draft_after_switch.png"))
+        win.plugin_host.docks["Report"].grab().save(str(shots / "report_after_switch.png"))
+    out = Path(tempfile.mkdtemp(prefix="cxrclip-sr-"))
+    for i in (1, 2):
+        shot = shots / "export_progress.png" if shots is not None and i == 1 else None
+        total, returned, gap = sr_export(app, plugin, out / f"sr-{i}.dcm", shot)
+        print(f"SR export #{i} (off the UI thread): {total:.2f} s to the file; call returned in "
+              f"{returned * 1000:.1f} ms; longest UI timer gap {gap * 1000:.0f} ms")
+
+
 def run_measurements(app, win, plugin, args) -> None:
     """Open each sample study twice, click findings, type prompts; print the figures."""
     busy = {"on": False}
@@ -239,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--debounce-ms", type=int, default=150)
     parser.add_argument("--screenshot", type=Path)
     parser.add_argument("--size", default="1700x1000")
+    parser.add_argument("--sr-only", action="store_true", help="measure only the SR exports")
+    parser.add_argument("--shots", type=Path, help="folder for Report/export screenshots")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("CXRCLIP_CACHE_DIR", tempfile.mkdtemp(prefix="cxrclip-bench-cache-"))
@@ -282,7 +350,9 @@ def main(argv: list[str] | None = None) -> int:
           f"device {plugin.controller.service.engine.device}")
     print(f"model load + prompt warm-up (incl. window): {load_s:.2f} s")
     try:
-        run_measurements(app, win, plugin, args)
+        if not args.sr_only:
+            run_measurements(app, win, plugin, args)
+        run_sr_exports(app, win, plugin, args.shots)
     finally:
         win.plugin_host.shutdown()
     return 0

@@ -60,6 +60,18 @@ class _Task(QRunnable):
         self.signals.done.emit(path, time.perf_counter() - start)
 
 
+class _Prewarm(QRunnable):
+    def __init__(self, fn: Callable[[], None]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def run(self) -> None:  # noqa: D401 - QRunnable entry point
+        try:
+            self.fn()
+        except Exception:  # a failed warm-up only costs time at the first export
+            log.info("export warm-up failed", exc_info=True)
+
+
 class ExportRunner(QObject):
     """Runs one export at a time in the background; ``finished(path, seconds)`` or
     ``failed(message)`` come back on the UI thread."""
@@ -96,6 +108,10 @@ class ExportRunner(QObject):
         self.dialog = self._make_dialog(title)
         self.pool.start(_Task(fn, self._cancel, signals))
         return True
+
+    def prewarm(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the export thread ahead of the first export (errors only logged)."""
+        self.pool.start(_Prewarm(fn))
 
     def _make_dialog(self, title: str) -> QProgressDialog:
         dialog = QProgressDialog(title, "Cancel", 0, 0, self._parent_widget())

@@ -37,6 +37,7 @@ them; the JSON keeps them too), and the SR records the method
 """
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -263,6 +264,21 @@ def build_sr(content: ExportContent, evidence: Sequence[Dataset] | None = None,
     if not include_identifiers:
         deidentify(sr)
     return sr
+
+
+def warm_up() -> None:
+    """Build a small SR in memory once, so highdicom parses its standard tables now.
+
+    The first SR of a process spends seconds in ``json.loads`` of those tables,
+    which holds the GIL: run on a background thread while the model loads, it
+    keeps that stall out of the user's first export.
+    """
+    from plugins.cxrclip_findings.export_data import ModelInfo, StudyRef
+
+    view = ViewRef("1.2.3.4.5", source="dicom", sop_class_uid="1.2.840.10008.5.1.4.1.1.1.1",
+                   sop_instance_uid="1.2.3.4.5", series_instance_uid="1.2.3.4")
+    sr = build_sr(ExportContent(StudyRef("1.2.3", (view,)), ModelInfo("warm-up", "warm-up")))
+    sr.save_as(io.BytesIO(), enforce_file_format=True)  # the writer's first use, too
 
 
 def write_sr(content: ExportContent, path: str | Path,

@@ -23,6 +23,7 @@ from plugins.cxrclip_findings.export_data import ExportContent, ModelInfo
 from plugins.cxrclip_findings.export_json import write_export
 from plugins.cxrclip_findings.export_runner import ExportRunner
 from plugins.cxrclip_findings.export_sr import SRExportError, read_evidence, write_sr
+from plugins.cxrclip_findings.export_sr import warm_up as warm_up_sr
 from plugins.cxrclip_findings.file_io import free_path
 from plugins.cxrclip_findings.heatmap_png import write_heatmap_png
 from plugins.cxrclip_findings.study_state import study_key
@@ -46,6 +47,7 @@ class Exports:
         self.runner.failed.connect(self._failed)
         self.runner.cancelled.connect(lambda: self._status("Export cancelled"))
         self.last_seconds: float | None = None
+        self.runner.prewarm(warm_up_sr)  # highdicom's table parsing, away from the first export
 
     @property
     def controller(self) -> Any:

@@ -22,6 +22,7 @@ from plugins.cxrclip_findings.study_state import study_key
 from plugins.cxrclip_findings.ui_common import ERROR_STYLE, StatusLine
 
 FLAG_COLOR = QColor(120, 40, 40)
+MIN_LIST_HEIGHT, MIN_DRAFT_HEIGHT = 60, 56
 
 
 class ReportPanel(QWidget):
@@ -44,8 +45,10 @@ class ReportPanel(QWidget):
         self.sentences = QListWidget(self)
         self.sentences.setWordWrap(True)
         self.sentences.setToolTip("Click a sentence to add it to the draft")
+        self.sentences.setMinimumHeight(MIN_LIST_HEIGHT)  # the dock may be short: draft stays
         self.draft_title = QLabel("Draft", self)
         self.draft = QPlainTextEdit(self)
+        self.draft.setMinimumHeight(MIN_DRAFT_HEIGHT)
         self._loading_draft = False
         self.flags = QLabel("", self)
         self.flags.setWordWrap(True)

@@ -77,8 +77,22 @@ def test_missing_model_dir_is_a_clear_error(tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
-    with pytest.raises(ModelLoadError, match="cannot load model"):
+    with pytest.raises(ModelLoadError) as info:  # the loader's own message: file and fix
         FindingsService.load(broken)
+    assert str(broken / "config.json") in str(info.value)
+    assert not str(info.value).startswith("cannot load model")
+
+
+def test_unexpected_load_error_names_model_and_type(tmp_path, monkeypatch):
+    from plugins.cxrclip_findings import service as service_module
+
+    def explode(*_args, **_kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(service_module.CachedTextEngine, "load", explode)
+    (tmp_path / "m").mkdir()
+    with pytest.raises(ModelLoadError, match=r"cannot load model .*/m: RuntimeError: out of memory"):
+        FindingsService.load(tmp_path / "m")
 
 
 def test_to_gray():
