@@ -478,6 +478,15 @@ def _check_weights_fit(parts: _Parts, model: torch.nn.Module, model_dir: Path) -
                                f"{model_dir / CONFIG_FILE}. {_FIX_RESTORE}") from None
 
 
+def _build(parts: _Parts, model_dir: Path) -> torch.nn.Module:
+    try:
+        return build_model_for_loading(parts.config, parts.text_config)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelFolderError(f"{model_dir / CONFIG_FILE}: cannot build the model it describes ({exc}).\n"
+                               "Upgrade cxrclip if a newer version made the model; else copy the folder "
+                               "again.") from None
+
+
 def check_model_folder(model_dir: str | Path) -> dict[str, Any]:
     """Every check of :func:`load_model`, without allocating the model; returns ``config.json``.
 
@@ -487,7 +496,7 @@ def check_model_folder(model_dir: str | Path) -> dict[str, Any]:
     model_dir = Path(model_dir)
     parts = _read_parts(model_dir)
     with torch.device("meta"):
-        skeleton = build_model_for_loading(parts.config, parts.text_config)
+        skeleton = _build(parts, model_dir)
     _check_weights_fit(parts, skeleton, model_dir)
     return parts.data
 
@@ -500,7 +509,7 @@ def load_model(model_dir: str | Path, device: str | torch.device = "cpu") -> Loa
     """
     model_dir = Path(model_dir)
     parts = _read_parts(model_dir)
-    model = build_model_for_loading(parts.config, parts.text_config)
+    model = _build(parts, model_dir)
     _check_weights_fit(parts, model, model_dir)
     load_weights(model, parts.state, str(parts.weights))
     model.tokenizer = parts.tokenizer

@@ -198,3 +198,13 @@ def test_exported_from_the_package():
     import cxrclip
 
     assert cxrclip.ModelFolderError is ModelFolderError and issubclass(ModelFolderError, ValueError)
+
+
+def test_unknown_image_encoder_names_the_config(copy, capsys, png):
+    folder = copy(manifest=False)
+    config = json.loads((folder / "config.json").read_text())
+    config["model"]["image"]["name"] = "resnet77"
+    (folder / "config.json").write_text(json.dumps(config))
+    message = assert_refused(folder, r"config.json: cannot build the model it describes \(unknown image encoder "
+                                     r"'resnet77'", capsys, png)
+    assert "Upgrade cxrclip" in message
