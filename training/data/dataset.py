@@ -29,7 +29,8 @@ from training.data.text import fit_sentences, study_texts
 
 log = logging.getLogger(__name__)
 FRONTAL = ("PA", "AP", "FRONTAL", "AP AXIAL", "PA LLD")
-LATERAL = ("LATERAL", "LL", "RL", "LARGE LATERAL", "LAO", "RAO", "LPO", "RPO", "XTABLE LATERAL")
+LATERAL = ("LATERAL", "LL", "RL", "LARGE LATERAL", "XTABLE LATERAL")
+NOT_FRONTAL = LATERAL + ("LAO", "RAO", "LPO", "RPO", "OBLIQUE")
 LOAD_ERRORS = (OSError, ValueError, cv2.error)
 
 
@@ -149,7 +150,8 @@ class StudyPairDataset(Dataset):
 
     def _unavailable_message(self, failures: list[str]) -> str:
         roots = sorted({str(m.image_root) for m, _ in self.items})
-        shown = ", ".join(failures[:3]) + (f" (+{len(failures) - 3} more)" if len(failures) > 3 else "")
+        distinct = list(dict.fromkeys(failures))
+        shown = ", ".join(distinct[:3]) + (f" (+{len(distinct) - 3} more)" if len(distinct) > 3 else "")
         return (f"{len(failures)} studies in a row could not be loaded (data.max_replacement_tries="
                 f"{self.max_tries}): {shown}. Are the images under {', '.join(roots)}? Run "
                 "`cxrclip prepare` without --no-images (or again, to fill in missing files), "
@@ -169,13 +171,14 @@ class EvalDataset(Dataset):
 
     @staticmethod
     def pick_image(record: StudyRecord) -> str:
-        """The first frontal image, else the first image not known to be a lateral, else the first."""
+        """The first frontal image, else the first image not known to be lateral or oblique
+        (a null view), else the first image."""
         views = [(view or "").upper() for view in record.view_positions]
         for rel, view in zip(record.images, views):
             if view in FRONTAL:
                 return rel
         for rel, view in zip(record.images, views):
-            if view not in LATERAL:
+            if view not in NOT_FRONTAL:
                 return rel
         return record.images[0]
 
