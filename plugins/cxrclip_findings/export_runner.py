@@ -60,16 +60,11 @@ class _Task(QRunnable):
         self.signals.done.emit(path, time.perf_counter() - start)
 
 
-class _Prewarm(QRunnable):
-    def __init__(self, fn: Callable[[], None]) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def run(self) -> None:  # noqa: D401 - QRunnable entry point
-        try:
-            self.fn()
-        except Exception:  # a failed warm-up only costs time at the first export
-            log.info("export warm-up failed", exc_info=True)
+def _prewarm(fn: Callable[[], None]) -> None:
+    try:
+        fn()
+    except Exception:  # a failed warm-up only costs time at the first export
+        log.info("export warm-up failed", exc_info=True)
 
 
 class ExportRunner(QObject):
@@ -110,8 +105,10 @@ class ExportRunner(QObject):
         return True
 
     def prewarm(self, fn: Callable[[], None]) -> None:
-        """Run ``fn`` on the export thread ahead of the first export (errors only logged)."""
-        self.pool.start(_Prewarm(fn))
+        """Run ``fn`` ahead of the first export on a daemon thread (never holds the app's
+        exit; errors are only logged)."""
+        threading.Thread(target=_prewarm, args=(fn,), name="cxrclip-export-warm-up",
+                         daemon=True).start()
 
     def _make_dialog(self, title: str) -> QProgressDialog:
         dialog = QProgressDialog(title, "Cancel", 0, 0, self._parent_widget())
