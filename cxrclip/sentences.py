@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import csv
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from cxrclip.openi import OpenIReportError, read_openi_report
 
 # Words after which a period does not end the sentence (compared lower-case,
 # without the final period).
@@ -245,18 +246,12 @@ def read_txt_reports(path: Path) -> list[str]:
 
 
 def _xml_sections(file: Path, wanted: set[str]) -> list[str]:
-    """Texts of the `<AbstractText Label=...>` nodes of one OpenI XML file whose label is wanted."""
+    """Texts of the `<AbstractText Label=...>` sections of one OpenI XML file whose label is wanted."""
     try:
-        root = ET.parse(file).getroot()
-    except ET.ParseError as exc:
-        raise ReportSourceError(f"{file}: not valid XML ({exc}); remove it or fix the file") from exc
-    texts = []
-    for node in root.iter("AbstractText"):
-        if node.get("Label", "").upper() in wanted:
-            text = "".join(node.itertext()).strip()
-            if text:
-                texts.append(text)
-    return texts
+        report = read_openi_report(file)
+    except OpenIReportError as exc:
+        raise ReportSourceError(str(exc)) from exc
+    return [text for label, text in report.sections.items() if label in wanted]
 
 
 def read_openi_xml(path: Path, labels: tuple[str, ...] = ("FINDINGS", "IMPRESSION")) -> list[str]:

@@ -6,6 +6,7 @@ import pytest
 from cxrclip.sentences import (
     ReportSourceError,
     collect_sentences,
+    read_openi_xml,
     read_report_source,
     sentence_key,
     split_sentences,
@@ -132,3 +133,22 @@ def test_select_sections_takes_combined_headers() -> None:
     assert header_parts("FINDINGS/IMPRESSION :") >= {"FINDINGS", "IMPRESSION"}
     report = "INDICATION: Cough.\nFINDINGS AND IMPRESSION:\n1. Small effusion.\n2. No pneumothorax.\n"
     assert split_sentences(select_sections(report, ["impression"])) == ["Small effusion.", "No pneumothorax."]
+
+
+def test_openi_report_one_reader_for_bank_and_adapter(tmp_path) -> None:
+    from cxrclip.openi import read_openi_report
+    from training.data.adapters.openi import parse_report
+
+    xml = tmp_path / "1.xml"
+    xml.write_text('<eCitation><uId id="CXR1"/><Abstract>'
+                   '<AbstractText Label="FINDINGS">The heart is\n   normal.</AbstractText>'
+                   '<AbstractText Label="IMPRESSION">No acute disease.</AbstractText>'
+                   '<AbstractText Label="COMPARISON"></AbstractText></Abstract>'
+                   '<parentImage id="CXR1_1_IM-0001-3001"/><parentImage id="CXR1_1_IM-0001-4001"/>'
+                   '</eCitation>')
+    report = read_openi_report(xml)
+    assert report.study_id == "CXR1"
+    assert report.sections == {"FINDINGS": "The heart is normal.", "IMPRESSION": "No acute disease."}
+    assert report.image_ids == ["CXR1_1_IM-0001-3001", "CXR1_1_IM-0001-4001"]
+    assert parse_report(xml) == ("CXR1", "The heart is normal.", "No acute disease.", report.image_ids)
+    assert read_openi_xml(xml) == ["The heart is normal.", "No acute disease."]

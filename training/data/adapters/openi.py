@@ -10,10 +10,10 @@ Every study goes to the ``test`` split (Open-I is an evaluation set in the paper
 from __future__ import annotations
 
 import logging
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
+from cxrclip.openi import OpenIReportError, read_openi_report
 from training.data.adapters.common import LayoutError, PreparedStudy, require_dir
 from training.data.adapters.openi_views import metadata_key, read_views
 from training.data.manifest import StudyRecord
@@ -30,24 +30,14 @@ def _xml_files(root: Path) -> list[Path]:
     return files
 
 
-def _text(node: ET.Element | None) -> str | None:
-    if node is None:
-        return None
-    text = " ".join("".join(node.itertext()).split())
-    return text or None
-
-
 def parse_report(path: Path) -> tuple[str, str | None, str | None, list[str]]:
     """(study id, findings, impression, image ids) of one Open-I XML report."""
     try:
-        tree = ET.parse(path)
-    except ET.ParseError as exc:
-        raise LayoutError(f"{path} is not a readable Open-I XML report: {exc}") from exc
-    sections = {n.get("Label", "").upper(): _text(n) for n in tree.iter("AbstractText")}
-    uid = tree.find(".//uId")
-    study = uid.get("id") if uid is not None and uid.get("id") else path.stem
-    ids = [n.get("id") for n in tree.iter("parentImage") if n.get("id")]
-    return study, sections.get("FINDINGS"), sections.get("IMPRESSION"), ids
+        report = read_openi_report(path)
+    except OpenIReportError as exc:
+        raise LayoutError(str(exc)) from exc
+    sections = report.sections
+    return report.study_id, sections.get("FINDINGS"), sections.get("IMPRESSION"), report.image_ids
 
 
 def studies(root: Path, images: bool = True) -> Iterator[PreparedStudy]:
