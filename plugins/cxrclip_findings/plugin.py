@@ -81,6 +81,9 @@ class CxrClipFindingsPlugin(BasePlugin):
         c.model_failed.connect(lambda _m: setattr(self, "_pending_default", None))
         c.study_changed.connect(lambda *_a: self.report_panel.set_phi_hidden(self.phi_hidden))
         self.report_panel.set_phi_hidden(self.phi_hidden)
+        phi_changed = getattr(getattr(host, "main_window", None), "phi_hidden_changed", None)
+        if phi_changed is not None:
+            phi_changed.connect(self.report_panel.set_phi_hidden)
         model_dir, source = resolve_model_dir(self._saved_model_dir())
         log.info("CXR-CLIP model from %s: %s", source, model_dir)
         c.load_model(model_dir)

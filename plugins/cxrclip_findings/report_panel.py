@@ -34,6 +34,7 @@ class ReportPanel(QWidget):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
+        self._phi_hidden = False
         self.scope = QComboBox(self)
         self.scope.addItem("Study", None)
         self.scope.addItem("Selected view", SELECTED_VIEW)
@@ -120,9 +121,7 @@ class ReportPanel(QWidget):
         self.sentences.clear()
         state = self.controller.study
         self._draft_enabled(state is not None)
-        if state is not None:
-            date = getattr(state.handle.study, "date", "") or "no date"
-            self.draft_title.setText(f"Draft for study {date} · {study_key(state.uid, 8)}")
+        self._show_draft_title()
         self.scope.blockSignals(True)
         self.scope.clear()
         self.scope.addItem("Study", None)
@@ -170,10 +169,25 @@ class ReportPanel(QWidget):
         if not self._loading_draft:
             self.controller.set_draft(self.draft.toPlainText())
 
+    def _show_draft_title(self) -> None:
+        """'Draft for study <date> · <key>'; the study date is an identifier, left out under Hide-PHI."""
+        state = self.controller.study
+        if state is None:
+            return
+        key = study_key(state.uid, 8)
+        if self._phi_hidden:
+            self.draft_title.setText(f"Draft for study {key}")
+        else:
+            date = getattr(state.handle.study, "date", "") or "no date"
+            self.draft_title.setText(f"Draft for study {date} · {key}")
+
     def set_phi_hidden(self, hidden: bool) -> None:
-        """With Hide-PHI on, exports leave identifiers out unless the user ticks the box."""
+        """With Hide-PHI on, exports leave identifiers out unless the user ticks the box,
+        and the draft title shows no study date."""
+        self._phi_hidden = hidden
         if hidden:
             self.include_ids.setChecked(False)
+        self._show_draft_title()
 
     def add_sentence(self, sentence: str) -> None:
         """Append a sentence to the open study's draft on its own line."""

@@ -151,18 +151,37 @@ def phi_folder(tmp_path: Path, facts) -> Folder:
     return Folder(root, secrets, str(sample.PatientName), sample.PatientID, "PHANTOM_0000_chest_pa")
 
 
-@pytest.fixture
-def phi_window(qtbot, settings):
-    """A main window with the installed histogram plugin, as the app loads it."""
+def _cxrclip_sandbox(monkeypatch, tmp_path: Path) -> None:
+    """The CXR-CLIP plugin's drafts and caches in temp folders; 3 class prompts per finding."""
+    import cxrclip.prompts as prompt_lib
+
+    monkeypatch.setenv("CXRCLIP_DATA_DIR", str(tmp_path / "user-data"))
+    monkeypatch.setenv("CXRCLIP_CACHE_DIR", str(tmp_path / "cache"))
+    original = prompt_lib.class_prompts
+    monkeypatch.setattr(prompt_lib, "class_prompts",
+                        lambda finding, max_prompts=None, seed=0: original(finding, 3, seed))
+
+
+@pytest.fixture(params=["histogram", "all plugins"])
+def phi_window(request, qtbot, settings, monkeypatch, tmp_path):
+    """A main window with the installed histogram plugin, or with every installed plugin
+    (the CXR-CLIP plugin with the bundled demo model), as the app loads them."""
     from viewer.plugin_host import discover_plugins
     from viewer.qt.main_window import MainWindow
 
-    manifest = next(d.manifest for d in discover_plugins() if d.entry_name == "histogram")
-    win = MainWindow(settings=settings, plugin_entry_points=[EP("histogram", manifest)])
+    found = [d for d in discover_plugins() if d.manifest is not None]
+    if request.param == "histogram":
+        found = [d for d in found if d.entry_name == "histogram"]
+    else:
+        _cxrclip_sandbox(monkeypatch, tmp_path)
+    win = MainWindow(settings=settings,
+                     plugin_entry_points=[EP(d.entry_name, d.manifest) for d in found])
     qtbot.addWidget(win)
     win.resize(1400, 900)
     win.show()
     qtbot.waitUntil(lambda: "Histogram" in win.plugin_host.registry.names(), timeout=WAIT)
+    if request.param != "histogram":
+        qtbot.waitUntil(lambda: len(win.plugin_host.registry.names()) == len(found), timeout=WAIT)
     return win
 
 
@@ -172,12 +191,21 @@ def _open(qtbot, win, folder: Path) -> None:
     qtbot.waitUntil(lambda: win.problems.count() >= 1, timeout=WAIT)
 
 
+def _findings_tree(win):
+    """The CXR-CLIP Findings panel's tree when that plugin is loaded, else None."""
+    dock = win.plugin_host.docks.get("Findings")
+    return dock.widget().widget().tree if dock is not None else None
+
+
 def _show(qtbot, win, study) -> None:
     with qtbot.waitSignal(win.study_ready, timeout=WAIT):
         win.show_study(study)
     win.select_view(win.image_views()[-1].view_id)
     hist = win.plugin_host.docks["Histogram"].widget().widget()
     qtbot.waitUntil(lambda: "computing" not in hist.label.text(), timeout=WAIT)
+    tree = _findings_tree(win)
+    if tree is not None and study.views()[0].path.suffix == ".dcm":  # the model scored the study
+        qtbot.waitUntil(lambda: tree.topLevelItemCount() >= 14, timeout=WAIT)
 
 
 def _open_tags(qtbot, win) -> None:
