@@ -1,0 +1,127 @@
+"""The application model without Qt: studies, selection, layout, priors, links, Hide-PHI."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from viewer.model.measurements import Measurement
+from viewer.model.priors import find_prior, groups, same_patient
+from viewer.model.study import Patient, Series, Study, StudyTree, View
+from viewer.model.viewer_model import NoPriorError, ViewerModel
+
+
+class FakeScan:
+    def __init__(self, tree: StudyTree) -> None:
+        self.studies, self.problems = tree, []
+
+
+def _add(tree: StudyTree, patient: str, name: str, study: str, date: str, positions=("PA", "LL")):
+    for index, position in enumerate(positions):
+        view = View(f"{study}.{index}", Path(f"/data/{study}/{index}.dcm"), modality="CR",
+                    view_position=position, study_uid=study, series_uid=f"{study}.s",
+                    patient_id=patient, instance_number=index + 1)
+        tree.add(view, Patient(patient, name), Study(study, patient, date), Series(f"{study}.s"))
+
+
+@pytest.fixture
+def tree() -> StudyTree:
+    tree = StudyTree()
+    _add(tree, "P1", "Doe^Jane", "cur", "20240105")
+    _add(tree, "P1", "Doe^Jane", "old", "20200101")
+    _add(tree, "P1", "Doe^Jane", "mid", "20220101")
+    _add(tree, "P1", "Doe^Jane", "later", "20250101")
+    _add(tree, "P2", "Roe^Rick", "other", "20230101")
+    _add(tree, "", "", "anon1", "20230101")
+    _add(tree, "", "", "anon2", "20240101")
+    return tree
+
+
+@pytest.fixture
+def model(tree) -> ViewerModel:
+    model = ViewerModel()
+    model.set_scan(FakeScan(tree), "/data")
+    return model
+
+
+def test_prior_is_the_latest_earlier_study_of_the_same_patient(tree):
+    assert find_prior(tree, tree.study("cur")).study_uid == "mid"
+    assert find_prior(tree, tree.study("old")) is None
+    assert find_prior(tree, tree.study("other")) is None
+    assert find_prior(tree, tree.study("anon2")) is None  # no patient id: no grouping
+    assert [[s.study_uid for s in g] for g in groups(tree)] == [["old", "mid", "cur", "later"]]
+
+
+def test_same_id_with_another_name_is_not_the_same_patient():
+    a = Study("a", "P1", patient=Patient("P1", "Doe^Jane"))
+    b = Study("b", "P1", patient=Patient("P1", "Smith^Al"))
+    c = Study("c", "P1", patient=Patient("P1", "DOE JANE"))
+    assert not same_patient(a, b) and same_patient(a, c)
+
+
+def test_open_select_close_emit_in_order(model, tree):
+    events = []
+    model.study_opened.connect(lambda s: events.append(("opened", s.study_uid)))
+    model.selection_changed.connect(lambda v: events.append(("selected", v)))
+    model.study_closed.connect(lambda s: events.append(("closed", s.study_uid)))
+    model.open_study(tree.study("cur"))
+    assert model.selected_view.meta.view_position == "PA"
+    model.select_view("cur.1")
+    model.open_study(tree.study("other"))
+    assert events == [("opened", "cur"), ("selected", "cur.0"), ("selected", "cur.1"),
+                      ("closed", "cur"), ("opened", "other"), ("selected", "other.0")]
+    with pytest.raises(KeyError, match="not open"):
+        model.select_view("cur.0")
+
+
+def test_compare_layout_shows_both_frontals_with_linked_window_and_geometry(model, tree):
+    model.open_study(tree.study("cur"))
+    priors, layouts = [], []
+    model.prior_changed.connect(lambda p: priors.append(p and p.study_uid))
+    model.layout_changed.connect(layouts.append)
+    model.set_layout("compare")
+    shown = [h.view_id for h in model.shown_views()]
+    assert shown == ["cur.0", "mid.0"] and layouts == ["compare"] and priors == ["mid"]
+    current, prior = (model.display_state(v) for v in shown)
+    current.set_window(300, 600)
+    assert (prior.window_center, prior.window_width) == (300, 600)
+    current.set_zoom(2.5)
+    current.pan_by(10, -4)
+    assert (prior.zoom, prior.pan, prior.fit) == (2.5, (10, -4), False)
+    model.set_layout("study")
+    assert priors == ["mid", None] and model.prior_study is None
+    current.set_window(100, 50)
+    assert prior.window_center == 300  # no longer linked
+
+
+def test_compare_without_prior_says_why(model, tree):
+    model.open_study(tree.study("old"))
+    with pytest.raises(NoPriorError, match="no earlier study"):
+        model.set_layout("compare")
+    assert model.layout == "study"
+
+
+def test_user_window_sync_and_hide_phi(model, tree):
+    model.open_study(tree.study("cur"))
+    pa, lat = (model.display_state(h.view_id) for h in model.current_study.views)
+    pa.set_window(10, 20)
+    assert lat.window_center is None
+    seen = []
+    model.sync_changed.connect(seen.append)
+    model.set_sync_window(True)
+    pa.set_window(30, 40)
+    assert (lat.window_center, lat.window_width) == (30, 40) and seen == [True]
+    hidden = []
+    model.phi_hidden_changed.connect(hidden.append)
+    model.set_hide_phi(True)
+    model.set_hide_phi(True)
+    assert hidden == [True] and model.redactor.scrub("Doe^Jane") != "Doe^Jane"
+
+
+def test_measurements_are_dropped_with_their_study(model, tree):
+    model.open_study(tree.study("cur"))
+    model.measurements.add(Measurement("ruler", "cur.0", ((0, 0), (3, 4))))
+    assert model.measurements.result(model.measurements.all()[0]).text == "5.0 px"
+    assert model.measurements.context("cur.0").label == "PA"
+    model.close_study()
+    assert len(model.measurements) == 0 and model.current_study is None
