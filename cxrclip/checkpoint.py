@@ -34,8 +34,6 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Mapping
 
-import torch
-
 from cxrclip.config import ModelConfig
 from cxrclip.manifest import MANIFEST_FILE, check_manifest, sha256_file, write_manifest
 
@@ -215,6 +213,7 @@ def save_model(model: Any, tokenizer: Any, out_dir: str | Path,
     ``tokenizer=None`` uses ``model.tokenizer`` or the one in ``config.text.path``.
     Returns the model id.
     """
+    import torch
     from safetensors.torch import save_file
 
     if dtype not in (None, torch.float32, torch.float16, torch.bfloat16):
@@ -334,6 +333,8 @@ def load_weights(model: torch.nn.Module, state: Mapping[str, torch.Tensor], sour
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:
+    import torch
+
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -391,6 +392,7 @@ def _text_model_config(text_dir: Path) -> Any:
 
 def _read_weights(weights: Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
+    import torch
     from safetensors.torch import load_file
 
     try:
@@ -405,6 +407,8 @@ def _read_weights(weights: Path) -> dict[str, torch.Tensor]:
 def _all_finite(tensor: torch.Tensor) -> bool:
     """True when no element is NaN or Inf. A finite sum proves it in one pass without a copy;
     only a non-finite sum (NaN/Inf inside, or an overflow of huge values) needs the elementwise check."""
+    import torch
+
     if math.isfinite(float(tensor.sum())):
         return True
     return bool(torch.isfinite(tensor).all())
@@ -493,6 +497,8 @@ def check_model_folder(model_dir: str | Path) -> dict[str, Any]:
     Reads the weights (memory-mapped) and the tokenizer and compares the weights with a
     model built on the meta device. Raises :class:`ModelFolderError`.
     """
+    import torch
+
     model_dir = Path(model_dir)
     parts = _read_parts(model_dir)
     with torch.device("meta"):

@@ -1,6 +1,6 @@
 """The ``cxrclip`` command line.
 
-Owns ``convert-official`` and ``info``; ``score`` and ``bank`` come from
+Owns ``convert-official``, ``export-onnx`` and ``info``; ``score`` and ``bank`` come from
 ``cxrclip.engine_cli``; further commands (``train``, ``eval``, ``prepare``,
 ``phantom``) are discovered from the entry-point group ``cxrclip.commands``.
 Each provider is a function ``register(subparsers)`` that adds a sub-parser
@@ -29,6 +29,19 @@ def _cmd_convert_official(args: argparse.Namespace) -> int:
     dtype = torch.float16 if args.fp16 else None
     model_id = convert_official(args.checkpoint, args.out_dir, args.text_encoder, args.backbone, dtype)
     print(f"wrote {args.out_dir} (model id {model_id})")
+    return 0
+
+
+def _cmd_export_onnx(args: argparse.Namespace) -> int:
+    from cxrclip.onnx_export import export_onnx
+
+    info = export_onnx(args.model_dir, opset=args.opset)
+    parity = info["parity"]
+    sizes = ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in info["files"].items())
+    print(f"wrote {args.model_dir}/onnx ({sizes}; opset {info['opset']}) and a new MANIFEST.sha256")
+    print(f"parity vs torch: image max|diff| {parity['image_embedding_max_abs']:.2e}, text max|diff| "
+          f"{parity['text_embedding_max_abs']:.2e}, probability max|diff| {parity['probability_max_abs']:.2e}, "
+          f"token ids {'identical' if parity['token_ids_identical'] else 'DIFFER'}")
     return 0
 
 
@@ -80,13 +93,20 @@ def _add_core_commands(sub: argparse._SubParsersAction) -> None:
     conv.add_argument("--backbone", choices=["auto", "r50", "swint"], default="auto")
     conv.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
     conv.set_defaults(func=_cmd_convert_official)
+    export = sub.add_parser("export-onnx", help="write ONNX exports of a model's towers (for ONNX Runtime)",
+                            description="Write MODEL_DIR/onnx/ (image.onnx, text.onnx, tokenizer.json, "
+                                        "export.json with a parity check vs torch) and rewrite MANIFEST.sha256. "
+                                        "Engine.load(runtime='auto') then uses ONNX Runtime.")
+    export.add_argument("model_dir")
+    export.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    export.set_defaults(func=_cmd_export_onnx)
     info = sub.add_parser("info", help="show a model directory's config and card")
     info.add_argument("model_dir")
     info.add_argument("--json", action="store_true", help="print machine-readable JSON")
     info.set_defaults(func=_cmd_info)
 
 
-CORE_COMMANDS = ("convert-official", "info")
+CORE_COMMANDS = ("convert-official", "export-onnx", "info")
 ENGINE_COMMANDS = ("score", "bank")
 
 

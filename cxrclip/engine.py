@@ -9,6 +9,11 @@ This is the logic behind the viewer's CXR-CLIP plugin, usable headless:
 Scoring follows CXR-CLIP's (and CheXzero's) binary evaluation: the probability
 of "X" is softmax(logit_scale * [cos(image, "no X"), cos(image, "X")])[1].
 All public methods are thread-safe (the plugin calls them from a worker thread).
+
+The encoders run in one of two runtimes (`cxrclip.towers`): torch (the `CXRClip`
+model) or ONNX Runtime (the folder's ``onnx/`` exports, see `cxrclip.onnx_export`).
+`Engine.load(..., runtime="auto")` picks ONNX Runtime when the exports and
+``onnxruntime`` are there; that path imports neither torch nor transformers.
 """
 from __future__ import annotations
 
@@ -17,15 +22,19 @@ from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+from cxrclip.towers import MAX_LOGIT_SCALE, Towers
+
+if TYPE_CHECKING:
+    import torch
 
 Aggregate = Literal["mean", "max"]
 MapKind = Literal["similarity", "probability"]
-MAX_LOGIT_SCALE = 100.0
+Runtime = Literal["auto", "torch", "onnx"]
+RUNTIMES = ("auto", "torch", "onnx")
 
 
 @dataclass(frozen=True)
@@ -141,21 +150,26 @@ class LRUCache:
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """'auto' → CUDA when available, else CPU; anything else is passed to torch.device."""
+    import torch
+
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_DTYPE_NAMES = ("bfloat16", "float16", "float32")
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     """'float32' | 'bfloat16' | 'float16' (or the torch dtype) → torch dtype."""
-    if isinstance(dtype, torch.dtype) and dtype in _DTYPES.values():
+    import torch
+
+    dtypes = {name: getattr(torch, name) for name in _DTYPE_NAMES}
+    if isinstance(dtype, torch.dtype) and dtype in dtypes.values():
         return dtype
-    if isinstance(dtype, str) and dtype in _DTYPES:
-        return _DTYPES[dtype]
-    raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+    if isinstance(dtype, str) and dtype in dtypes:
+        return dtypes[dtype]
+    raise ValueError(f"dtype must be one of {list(_DTYPE_NAMES)}, got {dtype!r}")
 
 
 def binary_probability(positive: np.ndarray, negative: np.ndarray, logit_scale: float) -> np.ndarray:
@@ -174,20 +188,37 @@ class Engine:
     def __init__(self, model: torch.nn.Module, tokenizer: Any, model_id: str,
                  device: str | torch.device = "cpu", image_cache_size: int = 256,
                  text_cache_size: int = 4096, batch_size: int = 16, dtype: str | torch.dtype = "float32"):
-        """Wrap a loaded `CXRClip` (moved to `device` and cast in place, eval mode).
+        """Wrap a loaded `CXRClip` (moved to `device` and cast in place, eval mode): the torch runtime.
 
         `dtype="bfloat16"` (or "float16" on CUDA) casts the weights once: about
         2x faster on CPUs with AVX512-BF16/AMX, half the memory, cosine within
         ~1e-4 of float32. Embeddings are always returned as float32.
         """
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype)
-        # Read before any cast: the scale would lose digits in bfloat16.
-        self._logit_scale = float(min(model.logit_scale.detach().float().exp().item(), MAX_LOGIT_SCALE))
-        self.model = model.to(device=self.device, dtype=self.dtype).eval()
-        self.tokenizer = tokenizer
+        from cxrclip.towers import TorchTowers
+
+        towers = TorchTowers(model, tokenizer, device, dtype)
+        self._setup(towers, model.config, model_id, image_cache_size, text_cache_size, batch_size)
+
+    @classmethod
+    def from_towers(cls, towers: Towers, config: Any, model_id: str, image_cache_size: int = 256,
+                    text_cache_size: int = 4096, batch_size: int = 16) -> Engine:
+        """An engine over any `cxrclip.towers.Towers` (e.g. `cxrclip.runtime_onnx.OnnxTowers`)."""
+        engine = cls.__new__(cls)
+        engine._setup(towers, config, model_id, image_cache_size, text_cache_size, batch_size)
+        return engine
+
+    def _setup(self, towers: Towers, config: Any, model_id: str, image_cache_size: int,
+               text_cache_size: int, batch_size: int) -> None:
+        self.towers = towers
+        self.runtime: str = towers.runtime
+        self.runtime_note = ""  # why `load(runtime="auto")` chose this runtime, when not the first choice
+        self.device = towers.device
+        self.dtype = towers.dtype
+        self.model = getattr(towers, "model", None)  # the torch CXRClip (None under ONNX Runtime)
+        self.tokenizer = getattr(towers, "tokenizer", None)
+        self._logit_scale = float(towers.logit_scale)
         self.model_id = str(model_id)
-        self.config = model.config
+        self.config = config
         self.batch_size = int(batch_size)
         self._image_cache = LRUCache(image_cache_size)
         self._text_cache = LRUCache(text_cache_size)
@@ -197,23 +228,50 @@ class Engine:
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str | torch.device = "auto", num_threads: int | None = None,
-             **kwargs: Any) -> Engine:
+             runtime: Runtime = "auto", **kwargs: Any) -> Engine:
         """Load a checkpoint directory written by `cxrclip.checkpoint.save_model`.
 
         A folder that is not a usable model raises `cxrclip.checkpoint.ModelFolderError`
         (unwrapped; its message names the file and the fix).
 
-        `num_threads` calls `torch.set_num_threads` (process-wide) only when given.
-        Other keyword arguments go to `Engine(...)` (cache sizes, batch size).
+        `runtime`: "onnx" runs the folder's ONNX exports (``cxrclip export-onnx``) with
+        ONNX Runtime, "torch" the torch model, "auto" ONNX Runtime when the exports and
+        ``onnxruntime`` are present (and `dtype` is float32), else torch; `engine.runtime`
+        says which, `engine.runtime_note` why auto fell back to torch.
+        `num_threads` calls `torch.set_num_threads` (process-wide) only when given, or sets
+        ONNX Runtime's intra-op threads. Other keyword arguments go to `Engine(...)`
+        (cache sizes, batch size, dtype).
         """
-        from cxrclip.checkpoint import load_model, missing_folder_error
+        from cxrclip.checkpoint import missing_folder_error
 
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {list(RUNTIMES)}, got {runtime!r}")
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
             raise missing_folder_error(model_dir)
+        if num_threads is not None and num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+        note = ""
+        if runtime != "torch":
+            from cxrclip import runtime_onnx
+
+            note = runtime_onnx.unavailable_reason(model_dir, kwargs.get("dtype", "float32"))
+            if not note:
+                return runtime_onnx.load_engine(cls, model_dir, device, num_threads, **kwargs)
+            if runtime == "onnx":
+                raise runtime_onnx.OnnxUnavailable(note)
+        engine = cls._load_torch(model_dir, device, num_threads, **kwargs)
+        engine.runtime_note = note
+        return engine
+
+    @classmethod
+    def _load_torch(cls, model_dir: Path, device: str | torch.device, num_threads: int | None,
+                    **kwargs: Any) -> Engine:
+        import torch
+
+        from cxrclip.checkpoint import load_model
+
         if num_threads is not None:
-            if num_threads < 1:
-                raise ValueError(f"num_threads must be >= 1, got {num_threads}")
             torch.set_num_threads(int(num_threads))
         target = resolve_device(device)
         loaded = load_model(model_dir, target)
@@ -247,21 +305,20 @@ class Engine:
             self._map_cache.clear()
 
     # ----- images -----------------------------------------------------------------
-    def _preprocess(self, pixels: np.ndarray) -> torch.Tensor:
-        from cxrclip.preprocess import preprocess_image
+    def _preprocess(self, pixels: np.ndarray) -> np.ndarray:
+        from cxrclip.preprocess import preprocess_array
 
         array = np.asarray(pixels)
         if array.ndim not in (2, 3) or array.size == 0:
             raise ValueError(f"view pixels must be a non-empty H x W (or H x W x 3) array, got shape {array.shape}")
-        return preprocess_image(array, self.config.preprocess)
+        return preprocess_array(array, self.config.preprocess)
 
     def _forward_images(self, batch: list[np.ndarray]) -> np.ndarray:
         outputs = []
         for start in range(0, len(batch), self.batch_size):
-            tensor = torch.stack([self._preprocess(p) for p in batch[start:start + self.batch_size]])
-            with self._model_lock, torch.inference_mode():
-                emb = self.model.encode_image(tensor.to(self.device, self.dtype), normalize=True)
-            outputs.append(emb.float().cpu().numpy())
+            pixels = np.stack([self._preprocess(p) for p in batch[start:start + self.batch_size]])
+            with self._model_lock:
+                outputs.append(np.asarray(self.towers.encode_image(pixels), dtype=np.float32))
         return np.concatenate(outputs)
 
     def encode_views(self, views: Sequence[ViewInput]) -> np.ndarray:
@@ -296,12 +353,9 @@ class Engine:
         out = np.zeros((len(texts), self.embed_dim), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             index = order[start:start + batch_size]
-            tokens = self.tokenizer([texts[i] for i in index], padding="longest",
-                                    truncation=True, max_length=max_length, return_tensors="pt")
-            with self._model_lock, torch.inference_mode():
-                emb = self.model.encode_text(tokens["input_ids"].to(self.device),
-                                             tokens["attention_mask"].to(self.device), normalize=True)
-            out[index] = emb.float().cpu().numpy()
+            input_ids, attention_mask = self.towers.tokenize([texts[i] for i in index], max_length)
+            with self._model_lock:
+                out[index] = self.towers.encode_text(input_ids, attention_mask)
         return out
 
     def encode_text(self, prompts: Sequence[str] | str) -> np.ndarray:
@@ -466,10 +520,11 @@ class Engine:
             cached = self._map_cache.get(key)
         if cached is not None:
             return cached
-        tensor = self._preprocess(view.pixels).unsqueeze(0).to(self.device, self.dtype)
-        with self._model_lock, torch.inference_mode():
-            fmap = self.model.image_feature_map(tensor)[0]  # (D, h, w)
-        fmap = F.normalize(fmap.float(), dim=0).cpu().numpy()
+        pixels = self._preprocess(view.pixels)[None]
+        with self._model_lock:
+            fmap = np.asarray(self.towers.image_feature_map(pixels)[0], dtype=np.float32)  # (D, h, w)
+        # As torch's F.normalize: x / max(|x|, 1e-12) along the channel axis.
+        fmap = fmap / np.maximum(np.linalg.norm(fmap, axis=0, keepdims=True), np.float32(1e-12))
         with self._cache_lock:
             self._map_cache.put(key, fmap)
         return fmap

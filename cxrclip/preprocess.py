@@ -27,15 +27,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 from PIL import Image
 
 from cxrclip.config import PreprocessConfig
 
-__all__ = ["CropGeometry", "crop_geometry", "map_to_image", "preprocess_batch",
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["CropGeometry", "crop_geometry", "map_to_image", "preprocess_array", "preprocess_batch",
            "preprocess_image", "to_uint8"]
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)
@@ -174,12 +176,27 @@ def _resize(gray: np.ndarray, height: int, width: int, config: PreprocessConfig)
     return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 255.0)
 
 
-def preprocess_image(pixels: np.ndarray, config: PreprocessConfig) -> torch.Tensor:
-    """Model input (3 x S x S float32) from a grey or RGB image; see the module docstring."""
+def _crop(pixels: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """Steps 1-3: the resized, centre-cropped grey image (S x S float32, values 0..255)."""
     gray = to_uint8(pixels)
     geo = crop_geometry(*gray.shape, config)
     resized = _resize(gray, geo.resized_height, geo.resized_width, config)
-    crop = resized[geo.top:geo.top + geo.size, geo.left:geo.left + geo.size]
+    return resized[geo.top:geo.top + geo.size, geo.left:geo.left + geo.size]
+
+
+def preprocess_array(pixels: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """:func:`preprocess_image` in numpy only (no torch import): 3 x S x S float32, same values."""
+    x = _crop(pixels, config) / np.float32(255.0)
+    mean = np.asarray(config.mean, dtype=np.float32).reshape(3, 1, 1)
+    std = np.asarray(config.std, dtype=np.float32).reshape(3, 1, 1)
+    return np.ascontiguousarray((x[None] - mean) / std, dtype=np.float32)
+
+
+def preprocess_image(pixels: np.ndarray, config: PreprocessConfig) -> torch.Tensor:
+    """Model input (3 x S x S float32) from a grey or RGB image; see the module docstring."""
+    import torch
+
+    crop = _crop(pixels, config)
     x = torch.from_numpy(np.ascontiguousarray(crop)).div_(255.0).expand(3, -1, -1)
     mean = torch.tensor(config.mean, dtype=torch.float32).view(3, 1, 1)
     std = torch.tensor(config.std, dtype=torch.float32).view(3, 1, 1)
@@ -188,6 +205,8 @@ def preprocess_image(pixels: np.ndarray, config: PreprocessConfig) -> torch.Tens
 
 def preprocess_batch(images: Sequence[np.ndarray], config: PreprocessConfig) -> torch.Tensor:
     """Stack :func:`preprocess_image` of each image into B x 3 x S x S."""
+    import torch
+
     if len(images) == 0:
         raise ValueError("preprocess_batch needs at least one image, got an empty sequence")
     return torch.stack([preprocess_image(image, config) for image in images])

@@ -1,0 +1,202 @@
+"""The ONNX Runtime towers: a model folder's ``onnx/`` exports, run without torch or transformers.
+
+Layout written by `cxrclip.onnx_export.export_onnx` (``cxrclip export-onnx``)::
+
+    onnx/image.onnx      pixels (B, 3, S, S) float32 -> image_embedding (B, D) normalised,
+                         feature_map (B, D, h, w) projected, not normalised
+    onnx/text.onnx       input_ids, attention_mask (B, L) int64 -> text_embedding (B, D) normalised
+    onnx/tokenizer.json  the text encoder's fast tokenizer (``tokenizers``), padding/truncation off
+    onnx/export.json     model_id, logit_scale, padding, opset, versions, parity check at export
+
+This module imports only numpy, ``onnxruntime`` and ``tokenizers`` (and the torch-free
+parts of cxrclip: config, manifest, checkpoint's folder checks, preprocess).
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ONNX_DIR = "onnx"
+IMAGE_FILE = "image.onnx"
+TEXT_FILE = "text.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+EXPORT_FILE = "export.json"
+EXPORT_FORMAT = 1
+ONNX_FILES = (IMAGE_FILE, TEXT_FILE, TOKENIZER_FILE, EXPORT_FILE)
+
+
+class OnnxUnavailable(ValueError):
+    """`Engine.load(runtime="onnx")` on a folder without usable exports (message names the fix)."""
+
+
+def _export_hint(model_dir: Path) -> str:
+    return f"Run `cxrclip export-onnx {model_dir}` (needs torch), or load with runtime='torch'."
+
+
+def read_export_info(model_dir: Path) -> dict[str, Any]:
+    """Parsed ``onnx/export.json``; raises `OnnxUnavailable` naming the file when it is unusable."""
+    path = Path(model_dir) / ONNX_DIR / EXPORT_FILE
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise OnnxUnavailable(f"{path} cannot be read ({type(exc).__name__}).\n{_export_hint(model_dir)}") from None
+    if not isinstance(info, dict) or info.get("format") != EXPORT_FORMAT:
+        raise OnnxUnavailable(f"{path} is not an export record of format {EXPORT_FORMAT}.\n{_export_hint(model_dir)}")
+    return info
+
+
+def _config_model_id(model_dir: Path) -> str | None:
+    try:
+        data = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return data.get("model_id") if isinstance(data, dict) else None
+
+
+def unavailable_reason(model_dir: str | Path, dtype: Any = "float32") -> str:
+    """Why the ONNX runtime cannot serve ``model_dir`` ("" when it can). Cheap: no file is hashed."""
+    model_dir = Path(model_dir)
+    if str(dtype).removeprefix("torch.") != "float32":
+        return f"dtype {dtype!r} asks for the torch runtime (the ONNX exports are float32)"
+    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("tokenizers") is None:
+        return "onnxruntime or tokenizers is not installed (pip install onnxruntime tokenizers)"
+    missing = [name for name in ONNX_FILES if not (model_dir / ONNX_DIR / name).is_file()]
+    if missing:
+        return f"{model_dir / ONNX_DIR / missing[0]} is missing. {_export_hint(model_dir)}"
+    try:
+        info = read_export_info(model_dir)
+    except OnnxUnavailable as exc:
+        return str(exc).replace("\n", " ")
+    if info.get("model_id") != _config_model_id(model_dir):
+        return (f"{model_dir / ONNX_DIR / EXPORT_FILE} was exported from model {info.get('model_id')!r}, "
+                f"not this folder's {_config_model_id(model_dir)!r}. {_export_hint(model_dir)}")
+    return ""
+
+
+def providers_for(device: Any, available: list[str]) -> tuple[list[Any], str]:
+    """ONNX Runtime execution providers for ``device`` ('auto', 'cpu', 'cuda', 'cuda:N') and its name."""
+    name = str(device)
+    cuda = "CUDAExecutionProvider" in available
+    if name == "auto":
+        name = "cuda" if cuda else "cpu"
+    if name == "cpu":
+        return ["CPUExecutionProvider"], "cpu"
+    if name.startswith("cuda"):
+        if not cuda:
+            raise ValueError(f"device {device!r}: onnxruntime has no CUDAExecutionProvider here "
+                             "(install onnxruntime-gpu, or use device='cpu')")
+        index = int(name.partition(":")[2] or 0)
+        return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"], f"cuda:{index}"
+    raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N' for the ONNX runtime, got {device!r}")
+
+
+def session_options(num_threads: int | None, optimization: str = "all") -> Any:
+    """ONNX Runtime session options: intra-op threads and graph optimisation level."""
+    import onnxruntime as ort
+
+    levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    if optimization not in levels:
+        raise ValueError(f"optimization must be one of {list(levels)}, got {optimization!r}")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = levels[optimization]
+    options.log_severity_level = 3  # errors only; ORT's warnings about unused initialisers are noise here
+    if num_threads is not None:
+        options.intra_op_num_threads = int(num_threads)
+        options.inter_op_num_threads = 1
+    return options
+
+
+class OnnxTokenizer:
+    """``tokenizers`` fast tokenizer: pads to the longest text, truncates to ``max_length``."""
+
+    def __init__(self, path: Path, pad_id: int, pad_token: str, max_length: int):
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_file(str(path))
+        self._tokenizer.enable_padding(pad_id=int(pad_id), pad_token=str(pad_token))
+        self._max_length = int(max_length)
+        self._tokenizer.enable_truncation(self._max_length)
+        self._lock = threading.Lock()  # truncation is tokenizer state; changed only under the lock
+
+    def __call__(self, texts: list[str], max_length: int) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            if int(max_length) != self._max_length:
+                self._max_length = int(max_length)
+                self._tokenizer.enable_truncation(self._max_length)
+            encodings = self._tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        return ids, mask
+
+    def __len__(self) -> int:
+        return int(self._tokenizer.get_vocab_size())
+
+
+class OnnxTowers:
+    """`cxrclip.towers.Towers` on ONNX Runtime sessions of a folder's ``onnx/`` exports."""
+
+    runtime = "onnx"
+    dtype = "float32"
+    model = None
+
+    def __init__(self, onnx_dir: Path, info: dict[str, Any], max_length: int, device: Any = "auto",
+                 num_threads: int | None = None, optimization: str = "all", text_file: str = TEXT_FILE):
+        import onnxruntime as ort
+
+        providers, self.device = providers_for(device, ort.get_available_providers())
+        options = session_options(num_threads, optimization)
+        self.image_session = ort.InferenceSession(str(onnx_dir / IMAGE_FILE), options, providers=providers)
+        self.text_session = ort.InferenceSession(str(onnx_dir / text_file), options, providers=providers)
+        self.tokenizer = OnnxTokenizer(onnx_dir / TOKENIZER_FILE, info["pad_token_id"], info["pad_token"],
+                                       max_length)
+        self.logit_scale = float(info["logit_scale"])
+        self.info = info
+
+    def tokenize(self, texts: list[str], max_length: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.tokenizer(texts, max_length)
+
+    def encode_text(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        feeds = {"input_ids": np.asarray(input_ids, np.int64), "attention_mask": np.asarray(attention_mask, np.int64)}
+        return self.text_session.run(["text_embedding"], feeds)[0]
+
+    def encode_image(self, pixels: np.ndarray) -> np.ndarray:
+        return self.image_session.run(["image_embedding"], {"pixels": np.asarray(pixels, np.float32)})[0]
+
+    def image_feature_map(self, pixels: np.ndarray) -> np.ndarray:
+        return self.image_session.run(["feature_map"], {"pixels": np.asarray(pixels, np.float32)})[0]
+
+
+def load_towers(model_dir: str | Path, device: Any = "auto", num_threads: int | None = None,
+                optimization: str = "all") -> tuple[OnnxTowers, Any, str]:
+    """(towers, ModelConfig, model_id) of a model folder with ONNX exports.
+
+    Runs the folder checks that need no torch (config.json, MANIFEST.sha256, which covers
+    the ONNX files too) and raises `cxrclip.checkpoint.ModelFolderError` / `OnnxUnavailable`.
+    """
+    from cxrclip.checkpoint import CONFIG_FILE, _check_manifest, _model_config, read_config
+
+    model_dir = Path(model_dir)
+    data = read_config(model_dir)
+    _check_manifest(model_dir)
+    reason = unavailable_reason(model_dir)
+    if reason:
+        raise OnnxUnavailable(reason)
+    config = _model_config(data, model_dir / CONFIG_FILE)
+    info = read_export_info(model_dir)
+    towers = OnnxTowers(model_dir / ONNX_DIR, info, config.text.max_length, device, num_threads, optimization)
+    return towers, config, str(info["model_id"])
+
+
+def load_engine(engine_cls: Any, model_dir: Path, device: Any, num_threads: int | None, **kwargs: Any) -> Any:
+    """`engine_cls.from_towers` over `load_towers` (used by `Engine.load`); ``dtype`` must be float32."""
+    kwargs.pop("dtype", None)  # checked by unavailable_reason: float32 only
+    towers, config, model_id = load_towers(model_dir, device, num_threads)
+    return engine_cls.from_towers(towers, config, model_id, **kwargs)
