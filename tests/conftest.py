@@ -59,15 +59,24 @@ def txv_data_dir(tmp_path_factory) -> Path:
     `make test` downloads the wheel (no dependencies) into `$CXRCLIP_TEST_DATA`;
     the files are read at test time and never committed. Skips when it is absent.
     """
+    import tempfile
     import zipfile
 
     folder = Path(os.environ.get("CXRCLIP_TEST_DATA", REPO_ROOT / ".venv" / "test-data"))
     wheels = sorted(folder.glob("torchxrayvision-*.whl"))
     if not wheels:
         pytest.skip(f"torchxrayvision wheel not found in {folder} (make test-data downloads it)")
-    out = tmp_path_factory.mktemp("txv")
+    target = folder / wheels[-1].stem  # unpacked once, beside the wheel, for later runs
+    if (target / "torchxrayvision" / "data").is_dir():
+        return target / "torchxrayvision" / "data"
+    try:
+        scratch = Path(tempfile.mkdtemp(dir=folder))
+    except OSError:  # read-only folder: unpack for this run only
+        scratch = tmp_path_factory.mktemp("txv")
     with zipfile.ZipFile(wheels[-1]) as zf:
-        for name in zf.namelist():
-            if name.startswith("torchxrayvision/data/"):
-                zf.extract(name, out)
-    return out / "torchxrayvision" / "data"
+        zf.extractall(scratch, [n for n in zf.namelist() if n.startswith("torchxrayvision/data/")])
+    try:
+        scratch.rename(target)  # atomic; fails harmlessly if a parallel run got there first
+    except OSError:
+        return scratch / "torchxrayvision" / "data"
+    return target / "torchxrayvision" / "data"

@@ -90,10 +90,10 @@ def _element_row(ds: Dataset, tag: int) -> TagRow:
         elem = ds[tag]
         keyword, vr = elem.keyword or elem.name, str(elem.VR)
     except Exception as exc:  # pydicom failed converting the raw element  # noqa: BLE001
-        raw = ds.get_item(tag)
-        vr = str(getattr(raw, "VR", "") or "")
-        return TagRow(tag_text, _keyword(tag), vr, unreadable(exc),
-                      is_identifying(_keyword(tag), vr, int(tag)))
+        vr = _raw_vr(ds, tag)
+        # a damaged VR must not unmask a date or a name: judge by the dictionary's VR too
+        ident = any(is_identifying(_keyword(tag), v, int(tag)) for v in (vr, _dictionary_vr(tag)))
+        return TagRow(tag_text, _keyword(tag), vr, unreadable(exc), ident)
     try:
         if vr == "SQ":
             return TagRow(tag_text, keyword, vr, "", is_identifying(keyword, vr, int(tag)),
@@ -103,6 +103,24 @@ def _element_row(ds: Dataset, tag: int) -> TagRow:
         return TagRow(tag_text, keyword, vr, value_text(value, vr, int(tag)), ident)
     except Exception as exc:  # formatting the value failed  # noqa: BLE001
         return TagRow(tag_text, keyword, vr, unreadable(exc), is_identifying(keyword, vr, int(tag)))
+
+
+def _raw_vr(ds: Dataset, tag: Tag) -> str:
+    """The VR as written in the file, without converting the element (which just failed)."""
+    try:
+        raw = ds.get_item(tag, keep_deferred=True)
+    except Exception:  # noqa: BLE001 - the row already says the element is unreadable
+        return ""
+    return str(getattr(raw, "VR", "") or "")
+
+
+def _dictionary_vr(tag: Tag) -> str:
+    from pydicom.datadict import dictionary_VR
+
+    try:
+        return dictionary_VR(tag)
+    except KeyError:  # private or unknown tag
+        return ""
 
 
 def _uid_values(value: object) -> list[str]:
