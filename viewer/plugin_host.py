@@ -173,6 +173,12 @@ class PluginRegistry:
         for active in self.active:
             self.call(active.manifest, active.plugin, "window_changed", view_id, center, width)
 
+    def notify(self, hook: str, *args: Any) -> None:
+        """Call the optional ``hook(*args)`` of every plugin that has it (prior_changed,
+        layout_changed, measurement_changed, ...)."""
+        for active in self.active:
+            self.call(active.manifest, active.plugin, hook, *args)
+
     def study_closed(self, study: StudyHandle) -> None:
         """Tell every plugin that the study closes."""
         for active in self.active:

@@ -35,6 +35,15 @@ class Signal:
         except ValueError:
             raise ValueError(f"{callback!r} is not connected to this Signal") from None
 
+    def is_connected(self, callback: Callable[..., Any]) -> bool:
+        """True when ``callback`` is subscribed."""
+        return callback in self._callbacks
+
+    def disconnect_if_connected(self, callback: Callable[..., Any]) -> None:
+        """Unsubscribe ``callback`` when it is subscribed (no error otherwise)."""
+        if callback in self._callbacks:
+            self._callbacks.remove(callback)
+
     def emit(self, *args: Any) -> None:
         """Call every subscriber with ``args`` (unless blocked)."""
         if self._blocked:

@@ -21,6 +21,7 @@ from viewer.model.phi import ANONYMOUS, format_date, view_label
 from viewer.model.study import Patient, Study, View, WindowPreset, format_age
 from viewer.plugin_api import OverlayLayer
 from viewer.qt.image_source import ViewPixels, WindowKey, render_shown, to_qimage, window_key
+from viewer.qt.measure_tools import MeasureController
 from viewer.qt.overlay_paint import draw_colorbar, draw_corner_text
 from viewer.qt.workers import run_in_pool
 from viewer.render import display_range, pixel_value_at
@@ -42,10 +43,11 @@ class ImageView(QWidget):
     cursor_info = Signal(str)
     window_changed = Signal(str, float, float)
 
-    def __init__(self, view: View, parent: QWidget | None = None) -> None:
+    def __init__(self, view: View, parent: QWidget | None = None,
+                 state: DisplayState | None = None) -> None:
         super().__init__(parent)
         self.view = view
-        self.state = DisplayState()
+        self.state = state if state is not None else DisplayState()  # the model's, when given
         self.state.changed.connect(self._on_state_changed)
         self.pixels: ViewPixels | None = None
         self.study: Study | None = None
@@ -71,6 +73,8 @@ class ImageView(QWidget):
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.number: int | None = None  # place in the study's reading order (neutral labels)
+        self.caption = ""  # e.g. "PRIOR" in the comparison layout
+        self.measure: MeasureController | None = None
         self.setObjectName(f"ImageView:{view.display_label}")
 
     # --- data ------------------------------------------------------------
@@ -169,6 +173,28 @@ class ImageView(QWidget):
         self.is_selected = selected
         self.update()
 
+    def set_caption(self, text: str) -> None:
+        """A word shown above the view label (e.g. "PRIOR")."""
+        self.caption = text
+        self.update()
+
+    def attach_measurements(self, controller: MeasureController) -> None:
+        """Draw and edit measurements through ``controller`` (see viewer.qt.measure_tools)."""
+        self.measure = controller
+        controller.store.tool_changed.connect(self._on_tool_changed)
+        self._on_tool_changed(controller.store.tool)
+
+    def _on_tool_changed(self, tool: str) -> None:
+        self.setCursor(Qt.CursorShape.CrossCursor if tool != "navigate" else Qt.CursorShape.ArrowCursor)
+
+    def release(self) -> None:
+        """Unsubscribe from the model's display state and measurements (before deletion:
+        the model outlives this widget)."""
+        self.state.changed.disconnect_if_connected(self._on_state_changed)
+        if self.measure is not None:
+            self.measure.store.tool_changed.disconnect_if_connected(self._on_tool_changed)
+            self.measure.detach()
+
     # --- plugin overlays -------------------------------------------------
     def set_overlay(self, layer: OverlayLayer) -> None:
         """Add or replace the overlay layer named ``layer.name``."""
@@ -199,7 +225,7 @@ class ImageView(QWidget):
                 top_left.append(sex_age)
         if self.study is not None and self.study.date:
             top_left.append(format_date(self.study.date, self.hide_phi))
-        top_right = [self.label, " ".join(
+        top_right = ([self.caption] if self.caption else []) + [self.label, " ".join(
             p for p in (self.view.modality, self.view.series_description) if p)]
         window = self.effective_window()
         bottom_left = [f"W {window[1]:.0f}  L {window[0]:.0f}" if window else ""]
@@ -230,6 +256,10 @@ class ImageView(QWidget):
     def _transform(self):
         size = self.image_size()
         return None if size is None else self.state.transform(size, self.widget_size())
+
+    def current_transform(self):
+        """The image <-> widget `ViewTransform` now, or None before pixels arrive."""
+        return self._transform()
 
     def image_point(self, pos: QPointF) -> tuple[float, float] | None:
         """Image (x, y) under the widget point ``pos``."""
@@ -296,6 +326,8 @@ class ImageView(QWidget):
         else:
             self._paint_image(painter, transform)
             self.image_paints += 1
+            if self.measure is not None:
+                self.measure.paint(painter, transform)
         if self.show_overlays:
             draw_corner_text(painter, QRectF(self.rect()), self.overlay_lines())
         if self.is_selected:
@@ -326,22 +358,48 @@ class ImageView(QWidget):
             draw_colorbar(painter, bar, rect)
 
     # --- mouse -----------------------------------------------------------
+    def _measure_event(self, event: QMouseEvent, kind: str) -> bool:
+        """Give a left-button event to the measurement controller; True when it used it."""
+        if self.measure is None or self.pixels is None:
+            return False
+        pos = event.position()
+        point = self.image_point(pos)
+        if point is None:
+            return False
+        widget_pos = (pos.x(), pos.y())
+        if kind == "move":
+            left_down = bool(event.buttons() & Qt.MouseButton.LeftButton)
+            return self.measure.move(point, left_down)
+        if event.button() != Qt.MouseButton.LeftButton:
+            return False
+        handler = self.measure.press if kind == "press" else self.measure.release
+        return handler(point, widget_pos)
+
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        self._drag = (event.button(), event.position())
         self.selected.emit(self.view_id)
+        used = self._measure_event(event, "press")
+        self._drag = None if used else (event.button(), event.position())
         event.accept()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         self._drag = None
+        self._measure_event(event, "release")
         event.accept()
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self.measure is not None and (self.measure.drawing or self.measure.store.tool != "navigate"):
+            self.mousePressEvent(event)  # a quick second click while drawing
+            return
         if event.button() == Qt.MouseButton.LeftButton:
             self.state.set_fit(True)
         event.accept()
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         pos = event.position()
+        if self._drag is None and self._measure_event(event, "move"):
+            self._report_cursor(pos)
+            event.accept()
+            return
         if self._drag is not None and self.pixels is not None:
             button, last = self._drag
             dx, dy = pos.x() - last.x(), pos.y() - last.y()

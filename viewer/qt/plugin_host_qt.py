@@ -4,23 +4,28 @@ Activation: manifests come from `viewer.plugin_host.discover_plugins`; each
 plugin's factory module is imported in a worker thread (torch and friends load
 there), then the factory and ``activate(host)`` run on the UI thread, where
 widgets may be created. Every failure becomes a Problems row.
+
+The host reads the application state from the `ViewerModel` (``host.model``)
+and forwards its events to the plugins' hooks; it needs from the window only
+what `HostWindow` lists, so this module does not import the main window.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, Qt, QThreadPool, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFrame, QScrollArea, QWidget
+from PySide6.QtWidgets import QDockWidget, QFrame, QMenu, QScrollArea, QStatusBar, QWidget
 
+from viewer.model.measurement_store import MeasurementStore
+from viewer.model.measurements import Measurement
+from viewer.model.viewer_model import ViewerModel
 from viewer.plugin_api import ExportFormat, OverlayLayer, PluginManifest, StudyHandle, ViewHandle
 from viewer.plugin_host import ActivePlugin, DiscoveredPlugin, PluginRegistry, import_factory
 from viewer.qt.workers import run_in_pool
-
-if TYPE_CHECKING:
-    from viewer.qt.main_window import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +50,27 @@ def scrollable(widget: QWidget) -> QScrollArea:
     return area
 
 
+class HostWindow(Protocol):
+    """What the plugin host needs from the window that carries it (a QMainWindow)."""
+
+    model: ViewerModel
+    panels_menu: QMenu
+
+    def menu_named(self, name: str) -> QMenu: ...
+
+    def image_view(self, view_id: str) -> Any: ...
+
+    def add_export_action(self, fmt: ExportFormat) -> None: ...
+
+    def report_problem(self, where: str, reason: str, path: str | Path | None = None) -> None: ...
+
+    def statusBar(self) -> QStatusBar: ...  # noqa: N802 (Qt name)
+
+    def addDockWidget(self, area: Qt.DockWidgetArea, dock: QDockWidget) -> None: ...  # noqa: N802
+
+
 class QtPluginHost(QObject):
-    """Implements the `PluginHost` protocol for `MainWindow`; owns the `PluginRegistry`.
+    """Implements the `PluginHost` protocol on a `HostWindow`; owns the `PluginRegistry`.
 
     ``plugin_ready(name)`` fires after a plugin activated; ``plugins_settled``
     after every discovered plugin either activated or failed.
@@ -55,9 +79,10 @@ class QtPluginHost(QObject):
     plugin_ready = Signal(str)
     plugins_settled = Signal()
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: HostWindow) -> None:
         super().__init__(window)
         self._window = window
+        self.model: ViewerModel = window.model
         self.registry = PluginRegistry(self.report_problem)
         self.docks: dict[str, QDockWidget] = {}
         self.actions: list[tuple[str, str, str]] = []  # (menu, text, shortcut) for Help
@@ -67,24 +92,59 @@ class QtPluginHost(QObject):
         # Plugin imports (torch, models) get their own thread so they never hold up decoding.
         self._import_pool = QThreadPool(self)
         self._import_pool.setMaxThreadCount(1)
+        self._subscribe(window.model)
+
+    def _subscribe(self, model: ViewerModel) -> None:
+        """Model events become plugin hooks (after the window's widgets followed them)."""
+        reg = self.registry
+        model.study_opened.connect(reg.study_opened)
+        model.study_closed.connect(self._on_study_closed)
+        model.selection_changed.connect(
+            lambda view_id: (handle := model.view_handle(view_id)) is not None and reg.view_selected(handle))
+        model.prior_changed.connect(lambda prior: reg.notify("prior_changed", prior))
+        model.layout_changed.connect(lambda layout: reg.notify("layout_changed", layout))
+        model.measurements.changed.connect(self._on_measurement)
+
+    def _on_study_closed(self, study: StudyHandle) -> None:
+        self.overlays.clear()
+        self.registry.study_closed(study)
+
+    def _on_measurement(self, action: str, m: Measurement) -> None:
+        result = None if action == "removed" else self.model.measurements.result(m)
+        self.registry.notify("measurement_changed", action, m, result)
 
     # --- PluginHost protocol -------------------------------------------
     @property
-    def main_window(self) -> MainWindow:
+    def main_window(self) -> HostWindow:
         return self._window
 
     @property
     def current_study(self) -> StudyHandle | None:
-        return self._window.current_study
+        return self.model.current_study
+
+    @property
+    def prior_study(self) -> StudyHandle | None:
+        """The prior study shown beside the current one ("Compare with prior"), else None."""
+        return self.model.prior_study
+
+    @property
+    def layout(self) -> str:
+        """``"study"`` or ``"compare"``."""
+        return self.model.layout
 
     @property
     def selected_view(self) -> ViewHandle | None:
-        return self._window.selected_view_handle()
+        return self.model.selected_view
+
+    @property
+    def measurements(self) -> MeasurementStore:
+        """The measurements of the open studies (read; ``.result(m)`` gives the numbers)."""
+        return self.model.measurements
 
     @property
     def phi_hidden(self) -> bool:
         """True while the user hides patient identifiers: plugins should mask them too."""
-        return self._window.hide_phi
+        return self.model.hide_phi
 
     def add_dock_panel(self, title: str, widget: QWidget, area: str = "right") -> QDockWidget:
         """Wrap ``widget`` in a dock on the given side and list it in View ▸ Panels.
@@ -124,7 +184,7 @@ class QtPluginHost(QObject):
         action = QAction(text, self._window)
         if shortcut:
             action.setShortcut(QKeySequence(shortcut))
-        action.triggered.connect(lambda _checked=False: self._safe(f"menu {menu} ▸ {text}", callback))
+        action.triggered.connect(lambda _checked=False: self.run_safely(f"menu {menu} ▸ {text}", callback))
         self._window.menu_named(menu).addAction(action)
         self.actions.append((menu, text, shortcut or ""))
         return action
@@ -189,8 +249,11 @@ class QtPluginHost(QObject):
             view = self.selected_view
             if view is not None:
                 self.registry.view_selected(view, only=active)
+            if self.prior_study is not None:
+                self.registry.call(active.manifest, active.plugin, "prior_changed", self.prior_study)
 
-    def _safe(self, where: str, callback: Callable[[], None]) -> None:
+    def run_safely(self, where: str, callback: Callable[[], None]) -> None:
+        """Call a plugin callback; an exception becomes a Problems row."""
         try:
             callback()
         except Exception as exc:  # plugin callback: report, keep running

@@ -1,16 +1,21 @@
-"""Handlers of the View, Window, Tools and Help actions of the main window.
+"""Handlers of the View, Window, Measure, Tools and Help actions of the main window.
 
-Each ``_on_<key>`` matches an `ActionSpec` key in `viewer.qt.shortcuts.ACTIONS`;
-the tools act on the selected image view. Kept apart from `MainWindow` so the
-window module holds only construction and the open/study flow.
+Each ``_on_<key>`` matches an `ActionSpec` key in `viewer.qt.shortcuts.ACTIONS`
+(``tool_<kind>`` keys pick a measurement tool, see `_handler`); the tools act on
+the selected image view. State changes go to the application model
+(``self.model``). Kept apart from `MainWindow` so the window module holds only
+construction and the wiring of the model.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QMessageBox
 
+from viewer.model.viewer_model import NoPriorError
 from viewer.qt.dialogs import ShortcutsDialog
+from viewer.qt.file_actions import FileActionsMixin
 from viewer.qt.tag_browser import TagBrowserDialog
 
 if TYPE_CHECKING:
@@ -19,8 +24,15 @@ if TYPE_CHECKING:
 APP_TITLE = "CXR-CLIP Viewer"
 
 
-class WindowActionsMixin:
-    """Reading-tool, preset, tag-browser and help handlers for `MainWindow`."""
+class WindowActionsMixin(FileActionsMixin):
+    """Reading-tool, measurement, layout, preset, tag-browser and help handlers for `MainWindow`."""
+
+    def _handler(self, key: str) -> Callable:
+        """The handler of action ``key``: ``_on_<key>``, or picking tool ``<kind>`` for ``tool_<kind>``."""
+        if key.startswith("tool_"):
+            tool = key.removeprefix("tool_")
+            return lambda checked: checked and self.model.measurements.set_tool(tool)
+        return getattr(self, f"_on_{key}")
 
     def _targets(self) -> list[ImageView]:
         """The views a tool acts on: the selected one."""
@@ -72,19 +84,28 @@ class WindowActionsMixin:
             view.state.reset()
 
     def _on_sync_wl(self, enabled: bool) -> None:
-        self.sync.enabled = enabled
+        self.model.set_sync_window(enabled)
+
+    def _on_compare_prior(self, on: bool) -> None:
+        try:
+            self.model.set_layout("compare" if on else "study")
+        except NoPriorError as exc:
+            self._on_model_layout(self.model.layout)  # untick
+            self.statusBar().showMessage(f"Compare with prior: {exc}", 6000)
+
+    def _on_delete_measurement(self) -> None:
+        if not self.model.measurements.remove_selected():
+            self.statusBar().showMessage("Delete: no measurement is selected (click one first)", 4000)
 
     def _on_hide_phi(self, hide: bool) -> None:
         self.set_hide_phi(hide)
 
     def _on_overlays(self, show: bool) -> None:
-        for view in self.views_panel.views:
-            view.set_show_overlays(show)
+        self.presenter.set_show_overlays(show)
 
     def _on_next_view(self) -> None:
-        views = self.views_panel.views
-        if views:
-            ids = [v.view_id for v in views]
+        ids = [h.view_id for h in self.model.shown_views()]
+        if ids:
             index = ids.index(self.selected_view_id) if self.selected_view_id in ids else -1
             self.select_view(ids[(index + 1) % len(ids)])
 
