@@ -153,14 +153,26 @@ def _save_tokenizer(tokenizer: Any, path: Path) -> tuple[int, str]:
     return int(tokenizer.pad_token_id), str(tokenizer.pad_token)
 
 
+def _eager_image_attention(model: nn.Module) -> None:
+    """Switch transformers image encoders (Swin) to eager attention for export.
+
+    With SDPA attention the exporter's decomposition step fails on Swin in torch 2.13
+    ("Cannot view a tensor with shape ..."); eager attention computes the same numbers.
+    """
+    for module in model.image_encoder.modules():
+        if hasattr(module, "set_attn_implementation") and hasattr(module, "config"):
+            module.set_attn_implementation("eager")
+
+
 def _export_towers(model: nn.Module, tokenizer: Any, out: Path, opset: int) -> dict[str, int]:
+    _eager_image_attention(model)
     size = int(model.config.image.image_size)
     pixels = torch.from_numpy(parity_pixels(size))
     tokens = tokenizer(list(PARITY_TEXTS[:2]), padding="longest", return_tensors="pt")
     batch = {0: "batch"}
-    _export_graph(ImageTower(model), (pixels,), out / IMAGE_FILE, ["pixels"], ["image_embedding", "feature_map"],
+    _export_graph(ImageTower(model).eval(), (pixels,), out / IMAGE_FILE, ["pixels"], ["image_embedding", "feature_map"],
                   {"pixels": batch}, opset)
-    _export_graph(TextTower(model), (tokens["input_ids"], tokens["attention_mask"]), out / TEXT_FILE,
+    _export_graph(TextTower(model).eval(), (tokens["input_ids"], tokens["attention_mask"]), out / TEXT_FILE,
                   ["input_ids", "attention_mask"], ["text_embedding"],
                   {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}, opset)
     return {IMAGE_FILE: _finish_graph(out / IMAGE_FILE), TEXT_FILE: _finish_graph(out / TEXT_FILE)}
@@ -287,3 +299,32 @@ def export_onnx(model_dir: str | Path, opset: int = DEFAULT_OPSET) -> dict[str, 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return info
+
+
+def expand_fp16(model: Any) -> int:
+    """Undo `shrink_exact_fp16`: float16 initialisers + Cast back to plain float32 initialisers."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    halves = {i.name: i for i in graph.initializer if i.name.endswith("__fp16")}
+    casts = [n for n in graph.node if n.op_type == "Cast" and len(n.input) == 1 and n.input[0] in halves]
+    restored = [numpy_helper.from_array(numpy_helper.to_array(halves[n.input[0]]).astype(np.float32), n.output[0])
+                for n in casts]
+    kept = [i for i in graph.initializer if i.name not in halves] + restored
+    nodes = [n for n in graph.node if not (n.op_type == "Cast" and len(n.input) == 1 and n.input[0] in halves)]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return len(casts)
+
+
+def quantize_text_int8(source: str | Path, target: str | Path) -> Path:
+    """Int8 dynamic quantisation (per-tensor int8 weights of MatMul/Gemm, onnxruntime.quantization) of a text graph."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model = onnx.load(str(source))
+    expand_fp16(model)  # quantize_dynamic only quantises weights that are initialisers
+    quantize_dynamic(model, str(target), op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8)
+    return Path(target)
