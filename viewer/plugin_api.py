@@ -258,6 +258,23 @@ class PluginHost(Protocol):
     @property
     def selected_view(self) -> ViewHandle | None: ...
 
+    @property
+    def prior_study(self) -> StudyHandle | None:
+        """The prior shown beside the current study ("Compare with prior"), else None."""
+
+    @property
+    def layout(self) -> str:
+        """``"study"`` (the current study's views) or ``"compare"`` (current vs prior frontal)."""
+
+    @property
+    def model(self) -> Any:
+        """The application model (`viewer.model.viewer_model.ViewerModel`): read it, or
+        connect to its signals; change it only through its methods."""
+
+    @property
+    def measurements(self) -> Any:
+        """The `viewer.model.measurement_store.MeasurementStore` of the open studies."""
+
     def add_dock_panel(self, title: str, widget: Any, area: str = "right") -> Any: ...
 
     def set_overlay(self, view_id: str, layer: OverlayLayer) -> None: ...
@@ -283,7 +300,8 @@ class Plugin(Protocol):
     ``study_not_applicable(study, reason)`` is optional: the host calls it
     instead of ``study_opened`` when none of the study's views matches the
     manifest, so the plugin can show why it is idle. ``window_changed(view_id,
-    center, width)`` is optional too.
+    center, width)``, ``prior_changed(prior)``, ``layout_changed(layout)`` and
+    ``measurement_changed(action, measurement, result)`` are optional too.
     """
 
     def activate(self, host: PluginHost) -> None: ...
@@ -321,6 +339,17 @@ class BasePlugin:
 
     def study_closed(self, study: StudyHandle) -> None:
         """The study is being closed; drop references to its pixels."""
+
+    def prior_changed(self, prior: StudyHandle | None) -> None:
+        """A prior study is now shown beside the current one (None: the comparison ended)."""
+
+    def layout_changed(self, layout: str) -> None:
+        """The layout changed: ``"study"`` or ``"compare"``."""
+
+    def measurement_changed(self, action: str, measurement: Any, result: Any) -> None:
+        """A measurement was ``"added"``, ``"changed"`` (moved, reshaped) or ``"removed"``;
+        ``measurement`` is a `viewer.model.measurements.Measurement` (kind, view_id, points in
+        image pixels), ``result`` its `MeasurementResult` (values, unit, text; None when removed)."""
 
     def deactivate(self) -> None:
         """The viewer is closing or the plugin is being unloaded."""

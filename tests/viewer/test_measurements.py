@@ -150,3 +150,17 @@ def test_store_signals_selection_results_and_json_without_identifiers(tmp_path):
     assert "1.2.3.4" in json.dumps(store.to_dict(include_identifiers=True))
     with pytest.raises(ValueError, match="unknown tool"):
         store.set_tool("laser")
+
+
+@pytest.mark.parametrize("kind", ["rect", "ellipse"])
+def test_region_stats_match_the_full_image_mask(kind):
+    rng = np.random.default_rng(0)
+    pixels = rng.normal(100, 20, (64, 80)).astype(np.float32)
+    p0, p1 = (7.3, 5.6), (61.2, 40.9)
+    full = pixels[region_mask(kind, p0, p1, pixels.shape)]
+    stats = region_stats(kind, p0, p1, pixels)
+    assert stats.count == full.size
+    assert stats.mean == pytest.approx(float(full.mean()), rel=1e-6)
+    assert stats.maximum == pytest.approx(float(full.max()))
+    edge = region_stats(kind, (-5, -5), (3, 3), pixels)  # partly outside the image
+    assert edge.count == int(region_mask(kind, (-5, -5), (3, 3), pixels.shape).sum())

@@ -149,7 +149,14 @@ def region_stats(kind: str, p0: Point, p1: Point, pixels: np.ndarray) -> RegionS
         values = values.mean(axis=2)
     if values.ndim != 2:
         raise ValueError(f"region statistics need a 2-D image, got shape {values.shape}")
-    inside = values[region_mask(kind, p0, p1, values.shape)].astype(np.float64)
+    left, top, right, bottom = box(p0, p1)
+    # only the bounding box's pixels are tested (a small ROI on a large image stays cheap)
+    r0, c0 = max(0, math.ceil(top - 0.5)), max(0, math.ceil(left - 0.5))
+    r1 = min(values.shape[0], math.floor(bottom - 0.5) + 1)
+    c1 = min(values.shape[1], math.floor(right - 0.5) + 1)
+    crop = values[r0:max(r1, r0), c0:max(c1, c0)]
+    shifted = ((p0[0] - c0, p0[1] - r0), (p1[0] - c0, p1[1] - r0))
+    inside = crop[region_mask(kind, *shifted, crop.shape)].astype(np.float64)
     if inside.size == 0:
         raise ValueError("the region holds no pixel centre; draw it larger")
     return RegionStats(int(inside.size), float(inside.mean()), float(inside.std()),
