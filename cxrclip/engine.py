@@ -8,6 +8,9 @@ This is the logic behind the viewer's CXR-CLIP plugin, usable headless:
 
 Scoring follows CXR-CLIP's (and CheXzero's) binary evaluation: the probability
 of "X" is softmax(logit_scale * [cos(image, "no X"), cos(image, "X")])[1].
+`zero_shot` is the one recipe of `cxrclip.zero_shot` (ensembles, No Finding,
+views, the folder's ``calibration.json``), with each view's out-of-distribution
+verdict from the folder's ``ood.json`` (`cxrclip.ood`).
 All public methods are thread-safe (the plugin calls them from a worker thread).
 
 The encoders run in one of two runtimes (`cxrclip.towers`): torch (the `CXRClip`
@@ -20,13 +23,18 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from cxrclip.towers import MAX_LOGIT_SCALE, Towers
+from cxrclip.zero_shot import FindingScore, ViewOOD, ViewScore, ZeroShotClassifier, binary_probability
+from cxrclip.zero_shot import unit as _unit
+
+__all__ = ["MAX_LOGIT_SCALE", "CacheInfo", "Engine", "FindingScore", "LRUCache", "PromptScore", "ScoreResult",
+           "StudyInput", "ViewInput", "ViewOOD", "ViewScore", "binary_probability"]
 
 if TYPE_CHECKING:
     import torch
@@ -55,17 +63,6 @@ class StudyInput:
 
 
 @dataclass(frozen=True)
-class ViewScore:
-    """A prompt's score on one view."""
-
-    view_id: str
-    label: str
-    similarity: float
-    probability: float
-    negative_similarity: float
-
-
-@dataclass(frozen=True)
 class PromptScore:
     """A prompt's scores on every view and on the study as a whole."""
 
@@ -74,6 +71,8 @@ class PromptScore:
     similarity: float
     probability: float
     views: list[ViewScore]
+    familiarity: float | None = None  # highest cosine to the model's reference sentences (cxrclip.ood)
+    unfamiliar: bool = False  # below the model's prompt threshold: wording the model has not seen
 
 
 @dataclass(frozen=True)
@@ -88,16 +87,6 @@ class ScoreResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict, ready for JSON."""
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class FindingScore:
-    """Zero-shot result for one finding (prompt ensembles vs negative ensembles)."""
-
-    finding: str
-    similarity: float
-    probability: float
-    views: list[ViewScore] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -172,16 +161,6 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     raise ValueError(f"dtype must be one of {list(_DTYPE_NAMES)}, got {dtype!r}")
 
 
-def binary_probability(positive: np.ndarray, negative: np.ndarray, logit_scale: float) -> np.ndarray:
-    """softmax(logit_scale * [negative, positive])[1], computed stably as a sigmoid."""
-    diff = logit_scale * (np.asarray(positive, np.float64) - np.asarray(negative, np.float64))
-    return 1.0 / (1.0 + np.exp(-diff))
-
-
-def _unit(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), 1e-12)
-
-
 class Engine:
     """CXR-CLIP inference with embedding caches; see the module docstring."""
 
@@ -225,6 +204,17 @@ class Engine:
         self._map_cache = LRUCache(32)  # normalised feature maps (D, h, w), ~100 kB each
         self._cache_lock = threading.Lock()
         self._model_lock = threading.Lock()
+        self.calibration = None  # cxrclip.calibration.Calibration of the folder, if any
+        self.ood_guard = None  # cxrclip.ood.OODGuard of the folder, if any
+
+    def attach_model_files(self, model_dir: str | Path) -> None:
+        """Read the folder's ``calibration.json`` and ``ood.json``/``ood.npz`` (each optional;
+        ignored when written for another model id)."""
+        from cxrclip.calibration import Calibration
+        from cxrclip.ood import OODGuard
+
+        self.calibration = Calibration.load(model_dir, self.model_id)
+        self.ood_guard = OODGuard.load(model_dir, self.model_id)
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str | torch.device = "auto", num_threads: int | None = None,
@@ -257,11 +247,14 @@ class Engine:
 
             note = runtime_onnx.unavailable_reason(model_dir, kwargs.get("dtype", "float32"))
             if not note:
-                return runtime_onnx.load_engine(cls, model_dir, device, num_threads, **kwargs)
+                engine = runtime_onnx.load_engine(cls, model_dir, device, num_threads, **kwargs)
+                engine.attach_model_files(model_dir)
+                return engine
             if runtime == "onnx":
                 raise runtime_onnx.OnnxUnavailable(note)
         engine = cls._load_torch(model_dir, device, num_threads, **kwargs)
         engine.runtime_note = note
+        engine.attach_model_files(model_dir)
         return engine
 
     @classmethod
@@ -320,6 +313,12 @@ class Engine:
             with self._model_lock:
                 outputs.append(np.asarray(self.towers.encode_image(pixels), dtype=np.float32))
         return np.concatenate(outputs)
+
+    def embed_images(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
+        """L2-normalised image embeddings (N, D) without touching the cache (evaluation, calibration)."""
+        if not len(pixels):
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        return self._forward_images(list(pixels))
 
     def encode_views(self, views: Sequence[ViewInput]) -> np.ndarray:
         """L2-normalised image embeddings (N, D), cached by (model_id, view_id)."""
@@ -433,9 +432,14 @@ class Engine:
         text_emb = self.encode_text(prompts + negs)  # one forward pass for both sides
         pos_emb, neg_emb = text_emb[:len(prompts)], text_emb[len(prompts):]
         results = []
-        for prompt, neg, p_emb, n_emb in zip(prompts, negs, pos_emb, neg_emb):
+        guard = self.ood_guard
+        guard = guard if guard is not None and guard.prompt_threshold is not None else None
+        familiarity = guard.prompt_familiarity(pos_emb) if guard is not None else [None] * len(prompts)
+        for prompt, neg, p_emb, n_emb, fam in zip(prompts, negs, pos_emb, neg_emb, familiarity):
             sim, prob, views = self._score_vectors(study, view_emb, p_emb, n_emb, aggregate)
-            results.append(PromptScore(prompt, neg, sim, prob, views))
+            unfamiliar = guard is not None and bool(fam < guard.prompt_threshold)
+            results.append(PromptScore(prompt, neg, sim, prob, views,
+                                       None if fam is None else round(float(fam), 4), unfamiliar))
         return ScoreResult(study.study_id, aggregate, self.logit_scale, results)
 
     @staticmethod
@@ -456,30 +460,33 @@ class Engine:
                   aggregate: Aggregate = "mean", max_prompts: int | None = None) -> list[FindingScore]:
         """Zero-shot probability of each finding (default: CheXpert-14), highest first.
 
-        Each finding is an ensemble: the re-normalised mean embedding of its
-        class prompts, against its binary negative ("no X"); see
-        `cxrclip.prompts.zero_shot_prompts`.
+        The recipe is `cxrclip.zero_shot.ZeroShotClassifier` (class-prompt ensembles
+        against their negatives, No Finding as the complement of the other findings,
+        the folder's calibration and operating points); each `FindingScore.ood` holds
+        the views' out-of-distribution verdicts when the folder has OOD statistics.
         `max_prompts` limits each ensemble to a fixed subset (faster first call).
         """
-        from cxrclip import prompts as prompt_lib
-
         self._check_study(study, aggregate)
-        names = list(prompt_lib.CHEXPERT_14 if findings is None else findings)
-        ensembles_text = [prompt_lib.zero_shot_prompts(f, max_prompts=max_prompts) for f in names]
-        positives = [pos for pos, _ in ensembles_text]
-        negatives = [neg for _, neg in ensembles_text]
-        # One batched pass over every prompt of every finding, then split per group.
-        groups = positives + negatives
-        flat = self.encode_text([p for group in groups for p in group])
-        bounds = np.cumsum([0] + [len(g) for g in groups])
-        ensembles = [_unit(flat[a:b].mean(axis=0)) for a, b in zip(bounds[:-1], bounds[1:])]
+        classifier = self.zero_shot_classifier(findings, max_prompts)
         view_emb = self.encode_views(study.views)
-        scores = []
-        for i, finding in enumerate(names):
-            pos, neg = ensembles[i], ensembles[len(names) + i]
-            sim, prob, views = self._score_vectors(study, view_emb, pos, neg, aggregate)
-            scores.append(FindingScore(finding, sim, prob, views))
-        return sorted(scores, key=lambda s: s.probability, reverse=True)
+        ood = self._verdicts(study.views, view_emb)
+        return classifier.score_study([v.view_id for v in study.views], [v.label for v in study.views],
+                                      view_emb, aggregate, ood)
+
+    def zero_shot_classifier(self, findings: Sequence[str] | None = None,
+                             max_prompts: int | None = None) -> ZeroShotClassifier:
+        """The zero-shot recipe with this engine's text tower, logit scale and calibration."""
+        return ZeroShotClassifier.build(self.encode_text, self.logit_scale, findings, self.calibration,
+                                        max_prompts=max_prompts)
+
+    def out_of_distribution(self, views: Sequence[ViewInput]) -> list[ViewOOD]:
+        """Each view's OOD verdict (empty when the model folder has no OOD statistics)."""
+        return self._verdicts(views, self.encode_views(views))
+
+    def _verdicts(self, views: Sequence[ViewInput], view_emb: np.ndarray) -> list[ViewOOD]:
+        if self.ood_guard is None or not views:
+            return []
+        return self.ood_guard.verdicts([v.view_id for v in views], view_emb)
 
     # ----- maps -------------------------------------------------------------------
     def similarity_map(self, view: ViewInput, prompt: str, negative: str | None = None,

@@ -21,12 +21,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_score(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "score", help="score free-text prompts against an image or study folder",
+        "score", help="score prompts and/or the zero-shot findings of one or more studies",
         description="Score prompts against each view of a DICOM/PNG/JPEG file or study folder and the "
-                    "study as a whole. Probability = softmax(logit_scale * [cos(negative), cos(prompt)])[1].")
-    parser.add_argument("path", type=Path, help="DICOM/PNG/JPEG file, or a folder with one study's images")
-    parser.add_argument("--prompt", action="append", required=True, metavar="TEXT",
+                    "study as a whole. Probability = softmax(logit_scale * [cos(negative), cos(prompt)])[1]. "
+                    "--findings adds the CheXpert-14 zero-shot findings (calibrated, with a 'positive' flag, "
+                    "when the model folder has calibration.json). Each file carries its out-of-distribution "
+                    "verdict when the folder has ood.json. Several PATHs: one study each, a JSON list.")
+    parser.add_argument("path", type=Path, nargs="+",
+                        help="DICOM/PNG/JPEG file, or a folder with one study's images (one study per PATH)")
+    parser.add_argument("--prompt", action="append", metavar="TEXT",
                         help="prompt to score (repeat for several)")
+    parser.add_argument("--findings", action="store_true",
+                        help="also score the CheXpert-14 findings with the model's zero-shot recipe")
     parser.add_argument("--negative", action="append", metavar="TEXT",
                         help="negative prompt: once for all prompts or once per prompt (default: 'no <prompt>')")
     parser.add_argument("--model", required=True, type=Path, metavar="DIR", help="model directory")
@@ -83,27 +89,73 @@ def _load_engine(model_dir: Path, device: str, num_threads: int | None = None, d
 
 def score_payload(path: Path, prompts: list[str], negatives: list[str] | None, model_dir: Path,
                   aggregate: str = "mean", device: str = "auto", num_threads: int | None = None,
-                  dtype: str = "float32") -> dict[str, Any]:
-    """Read `path`, score `prompts`, and return the JSON-ready result of `cxrclip score`."""
-    from cxrclip.engine import StudyInput, ViewInput
+                  dtype: str = "float32", findings: bool = False) -> dict[str, Any]:
+    """Read `path`, score `prompts` (and the findings), and return the JSON-ready result of `cxrclip score`."""
+    return score_payloads([path], prompts, negatives, model_dir, aggregate, device, num_threads, dtype,
+                          findings)[0]
+
+
+def score_payloads(paths: list[Path], prompts: list[str] | None, negatives: list[str] | None, model_dir: Path,
+                   aggregate: str = "mean", device: str = "auto", num_threads: int | None = None,
+                   dtype: str = "float32", findings: bool = False) -> list[dict[str, Any]]:
+    """One `cxrclip score` result per path (every path is read before the model loads)."""
     from cxrclip.image_io import read_study
 
-    folder = read_study(path)
+    folders = [read_study(p) for p in paths]
     engine = _load_engine(model_dir, device, num_threads, dtype)
+    return [_study_payload(engine, folder, path, prompts or [], negatives, aggregate, findings)
+            for folder, path in zip(folders, paths)]
+
+
+def _study_payload(engine: Any, folder: Any, path: Path, prompts: list[str], negatives: list[str] | None,
+                   aggregate: str, findings: bool) -> dict[str, Any]:
+    from cxrclip.engine import StudyInput, ViewInput
+
     views = [ViewInput(im.view_id, im.pixels, im.label) for im in folder.images]
-    negs: list[str] | str | None = negatives[0] if negatives and len(negatives) == 1 else negatives
-    result = engine.score(StudyInput(folder.study_id, views), prompts, negs, aggregate=aggregate)
-    payload = {"model_id": engine.model_id, **result.to_dict()}
-    payload["files"] = [{"view_id": im.view_id, "label": im.label, "path": str(im.path)} for im in folder.images]
+    study = StudyInput(folder.study_id, views)
+    payload: dict[str, Any] = {"model_id": engine.model_id, "study_id": folder.study_id, "path": str(path),
+                               "aggregate": aggregate, "logit_scale": engine.logit_scale,
+                               "calibrated": engine.calibration is not None}
+    if prompts:
+        negs: list[str] | str | None = negatives[0] if negatives and len(negatives) == 1 else negatives
+        payload["prompts"] = engine.score(study, prompts, negs, aggregate=aggregate).to_dict()["prompts"]
+    if findings:
+        payload["findings"] = [finding_dict(f) for f in engine.zero_shot(study, aggregate=aggregate)]
+    ood = {v.view_id: v.to_dict() for v in engine.out_of_distribution(views)}
+    payload["out_of_distribution"] = any(v["flag"] for v in ood.values())
+    payload["files"] = [{"view_id": im.view_id, "label": im.label, "path": str(im.path),
+                         "out_of_distribution": ood.get(im.view_id)} for im in folder.images]
     payload["skipped"] = [{"path": str(p), "reason": reason} for p, reason in folder.skipped]
     return payload
+
+
+def finding_dict(score: Any) -> dict[str, Any]:
+    """A `FindingScore` as the JSON of `cxrclip score --findings`."""
+    return {"finding": score.finding, "probability": score.probability, "positive": score.positive,
+            "calibrated": score.calibrated, "operating_point": score.operating_point,
+            "raw_probability": score.raw_probability, "similarity": score.similarity,
+            "out_of_distribution": score.out_of_distribution,
+            "views": [{"view_id": v.view_id, "label": v.label, "probability": v.probability,
+                       "similarity": v.similarity} for v in score.views]}
 
 
 def format_table(payload: dict[str, Any]) -> str:
     """Human-readable table of a `score_payload`."""
     lines = [f"study {payload['study_id']}  model {payload['model_id']}  "
              f"aggregate {payload['aggregate']}  logit scale {payload['logit_scale']:.2f}"]
-    for prompt in payload["prompts"]:
+    for file in payload.get("files", []):
+        ood = file.get("out_of_distribution")
+        if ood and ood["flag"]:
+            lines.append(f"OUTSIDE THIS MODEL'S EXPERIENCE: {file['label'] or file['path']} "
+                         f"(distance {ood['score']:.2f} > {ood['threshold']:.2f})")
+    if "findings" in payload:
+        state = "calibrated" if payload.get("calibrated") else "uncalibrated"
+        lines += ["", f"findings ({state}):", f"  {'finding':<28} {'prob':>7} {'point':>7}  positive"]
+        for f in payload["findings"]:
+            point = "" if f["operating_point"] is None else f"{f['operating_point']:.3f}"
+            mark = {True: "yes", False: "no", None: "-"}[f["positive"]]
+            lines.append(f"  {f['finding']:<28} {f['probability']:>7.3f} {point:>7}  {mark}")
+    for prompt in payload.get("prompts", []):
         lines.append("")
         lines.append(f"prompt: {prompt['prompt']!r}   negative: {prompt['negative']!r}")
         lines.append(f"  {'view':<40} {'cosine':>8} {'prob':>7}")
@@ -111,15 +163,24 @@ def format_table(payload: dict[str, Any]) -> str:
             name = view["label"] or view["view_id"]
             lines.append(f"  {name[:40]:<40} {view['similarity']:>8.4f} {view['probability']:>7.3f}")
         lines.append(f"  {'STUDY':<40} {prompt['similarity']:>8.4f} {prompt['probability']:>7.3f}")
+        if prompt.get("unfamiliar"):
+            lines.append(f"  hint: wording far from the model's training text (cosine {prompt['familiarity']:.2f})")
     for skipped in payload["skipped"]:
         lines.append(f"skipped {skipped['path']}: {skipped['reason']}")
     return "\n".join(lines)
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    payload = score_payload(args.path, args.prompt, args.negative, args.model, args.aggregate, args.device,
-                            args.threads, args.dtype)
-    print(json.dumps(payload, indent=2) if args.json else format_table(payload))
+    if not args.prompt and not args.findings:
+        print("cxrclip score: error: nothing to score; give --prompt TEXT (repeatable) and/or --findings",
+              file=sys.stderr)
+        return 2
+    payloads = score_payloads(args.path, args.prompt, args.negative, args.model, args.aggregate, args.device,
+                              args.threads, args.dtype, args.findings)
+    if args.json:
+        print(json.dumps(payloads[0] if len(payloads) == 1 else payloads, indent=2))
+    else:
+        print("\n\n".join(format_table(p) for p in payloads))
     return 0
 
 

@@ -1,0 +1,58 @@
+"""The out-of-distribution guard on synthetic embeddings: fit, threshold, verdicts, files."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cxrclip.ood import OODError, OODGuard, shrunk_covariance
+
+
+def _cluster(n: int, seed: int, dim: int = 32, centre_seed: int = 0) -> np.ndarray:
+    centre = np.random.default_rng(centre_seed).normal(size=dim)
+    x = centre / np.linalg.norm(centre) + 0.05 * np.random.default_rng(seed).normal(size=(n, dim))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_in_distribution_passes_and_far_embeddings_are_flagged() -> None:
+    guard = OODGuard.fit(_cluster(400, 1))
+    threshold = guard.set_threshold(_cluster(400, 2), percentile=99.5)
+    heldout = guard.scores(_cluster(1000, 3))
+    assert (heldout > threshold).mean() < 0.03
+    far = _cluster(20, 4, centre_seed=7)  # another direction on the sphere
+    verdicts = guard.verdicts([f"far{i}" for i in range(20)], far)
+    assert all(v.flag and v.score > v.threshold for v in verdicts)
+    near = guard.verdicts(["near"], _cluster(1, 5))
+    assert near[0].view_id == "near" and not near[0].flag
+
+
+def test_shrinkage_makes_a_singular_covariance_invertible() -> None:
+    x = _cluster(10, 6, dim=64)  # fewer samples than dimensions
+    cov, shrink = shrunk_covariance(x)
+    assert 0.0 < shrink <= 1.0
+    assert np.all(np.linalg.eigvalsh(cov) > 0)
+
+
+def test_prompt_familiarity() -> None:
+    ref = np.eye(4, 8)
+    guard = OODGuard.fit(_cluster(50, 1, dim=8))
+    guard.set_text_reference(ref, threshold=0.6)
+    close, far = np.array([0.9, 0.1, 0, 0, 0, 0, 0, 0]), np.array([0, 0, 0, 0, 0, 0, 1.0, 0])
+    np.testing.assert_allclose(guard.prompt_familiarity(np.stack([close, far])),
+                               [0.9 / np.linalg.norm(close), 0.0], atol=1e-6)
+    assert not guard.prompt_is_unfamiliar(close) and guard.prompt_is_unfamiliar(far)
+
+
+def test_save_load_round_trip(tmp_path) -> None:
+    guard = OODGuard.fit(_cluster(100, 1), {"model_id": "m1"})
+    guard.set_threshold(_cluster(100, 2))
+    guard.set_text_reference(np.eye(3, 32), 0.5)
+    guard.save(tmp_path)
+    loaded = OODGuard.load(tmp_path, "m1")
+    probe = _cluster(5, 9)
+    np.testing.assert_allclose(loaded.scores(probe), guard.scores(probe), rtol=1e-4)
+    assert loaded.threshold == pytest.approx(guard.threshold) and loaded.prompt_threshold == 0.5
+    assert OODGuard.load(tmp_path, "another-model") is None
+    assert OODGuard.load(tmp_path / "missing") is None
+    (tmp_path / "ood.npz").write_bytes(b"not numpy")
+    with pytest.raises(OODError, match="re-run `cxrclip calibrate`"):
+        OODGuard.load(tmp_path)
