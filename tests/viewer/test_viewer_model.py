@@ -125,3 +125,15 @@ def test_measurements_are_dropped_with_their_study(model, tree):
     assert model.measurements.context("cur.0").label == "PA"
     model.close_study()
     assert len(model.measurements) == 0 and model.current_study is None
+
+
+def test_compare_window_link_maps_between_value_ranges(model, tree):
+    model.open_study(tree.study("cur"))
+    model.set_layout("compare")
+    current, prior = (model.display_state(h.view_id) for h in model.shown_views())
+    current.value_range, prior.value_range = (0.0, 4000.0), (0.0, 1000.0)
+    current.set_window(1000, 2000)
+    assert (prior.window_center, prior.window_width) == (250, 500)
+    prior.value_range = (0.0, 4000.0)  # same scale: the same window
+    current.set_window(1200, 800)
+    assert (prior.window_center, prior.window_width) == (1200, 800)

@@ -73,9 +73,15 @@ def test_current_and_prior_side_by_side_with_linked_window_zoom_and_pan(qtbot, w
     assert recorder.priors == ["20230626"] and recorder.layouts == ["compare"]
     qtbot.waitUntil(lambda: left.pixels is not None and right.pixels is not None, timeout=60000)
 
-    left.state.set_window(1800, 900)  # W/L on the current: the prior follows
-    assert (right.state.window_center, right.state.window_width) == (1800, 900)
-    assert right.effective_window() == (1800, 900)
+    # W/L on the current: the prior follows, at the same place of its own value range
+    (l_lo, l_hi), (r_lo, r_hi) = left.pixels.data_range, right.pixels.data_range
+    left.state.set_window(l_lo + 0.4 * (l_hi - l_lo), 0.3 * (l_hi - l_lo))
+    expected = (r_lo + 0.4 * (r_hi - r_lo), 0.3 * (r_hi - r_lo))
+    assert right.effective_window() == pytest.approx(expected)
+    before = right.rendered_uint8().copy()
+    left.state.set_window(l_lo + 0.6 * (l_hi - l_lo), 0.2 * (l_hi - l_lo))
+    assert right.effective_window() == pytest.approx((r_lo + 0.6 * (r_hi - r_lo), 0.2 * (r_hi - r_lo)))
+    assert not (right.rendered_uint8() == before).all()  # the prior was re-rendered
     right.state.zoom_at(2.0, (50, 60), right.image_size(), right.widget_size())  # zoom on the prior
     assert (left.state.zoom, left.state.pan, left.state.fit) == (right.state.zoom, right.state.pan, False)
 

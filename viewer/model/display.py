@@ -163,6 +163,9 @@ class DisplayState:
 
     def __init__(self) -> None:
         self.changed = Signal()
+        # (min, max) modality values of the shown image once known; lets a relative
+        # `WindowSync` map a window between images of different value scales
+        self.value_range: tuple[float, float] | None = None
         self._set_defaults()
 
     def _set_defaults(self) -> None:
@@ -313,11 +316,30 @@ class DisplayState:
         self.changed.emit("reset")
 
 
-class WindowSync:
-    """Optional window/level sync: a window change on one state is copied to the rest."""
+def map_window(center: float, width: float, source: tuple[float, float] | None,
+               target: tuple[float, float] | None) -> tuple[float, float]:
+    """(center, width) moved from the value range ``source`` to ``target`` (same place
+    and same fraction of the range); unchanged when either range is unknown or empty."""
+    if source is None or target is None:
+        return center, width
+    (s_lo, s_hi), (t_lo, t_hi) = sorted(finite_range(source)), sorted(finite_range(target))
+    if s_hi <= s_lo or t_hi <= t_lo:
+        return center, width
+    scale = (t_hi - t_lo) / (s_hi - s_lo)
+    return t_lo + (center - s_lo) * scale, width * scale
 
-    def __init__(self, enabled: bool = True) -> None:
+
+class WindowSync:
+    """Optional window/level sync: a window change on one state is copied to the rest.
+
+    ``relative=True`` maps the window through each state's ``value_range`` (see
+    `map_window`), for images whose values are scaled differently (a current and
+    a prior from two devices); identical ranges give identical windows.
+    """
+
+    def __init__(self, enabled: bool = True, relative: bool = False) -> None:
         self.enabled = enabled
+        self.relative = relative
         self._states: list[DisplayState] = []
         self._handlers: dict[int, object] = {}
         self._busy = False
@@ -355,6 +377,10 @@ class WindowSync:
                     other.set_invert(source.invert)
                 elif source.window_center is None or source.window_width is None:
                     other.clear_window()
+                elif self.relative:
+                    other.set_window(*map_window(source.window_center, source.window_width,
+                                                 source.value_range, other.value_range),
+                                     source.voi_function)
                 else:
                     other.set_window(source.window_center, source.window_width,
                                      source.voi_function)

@@ -58,7 +58,8 @@ class ViewerModel:
         self.hide_phi = False
         self.redactor = Redactor()
         self.sync = WindowSync(enabled=False)  # the user's "Sync W/L" across shown views
-        self.compare_window = WindowSync(enabled=True)  # current <-> prior in "compare"
+        # current <-> prior in "compare", relative: the two may come from different devices
+        self.compare_window = WindowSync(enabled=True, relative=True)
         self.compare_geometry = GeometryLink(enabled=True)
         self.measurements = MeasurementStore()
         self.measurements.context_factory = self._measure_context
@@ -98,11 +99,11 @@ class ViewerModel:
         if self.current_study is None:
             return
         closing = self.current_study
+        self.measurements.clear()  # while its views are still open, for subscribers
         self._set_prior(None)
         self.layout = "study"
         self.current_study = None
         self.selected_view_id = None
-        self.measurements.clear()
         for state in self._states.values():
             self.sync.remove(state)
         self._states.clear()

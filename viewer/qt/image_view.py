@@ -97,6 +97,7 @@ class ImageView(QWidget):
     def set_pixels(self, pixels: ViewPixels) -> None:
         """Show prepared pixels (from the decode worker)."""
         self.pixels = pixels
+        self.state.value_range = pixels.data_range
         self.message = ""
         key = self.current_key()
         if pixels.small_key == key:

@@ -90,8 +90,10 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         self.study_browser.study_activated.connect(self._on_study_activated)
         self.study_browser.view_activated.connect(self._on_view_activated)
         self.browser_dock = self._dock("Studies", self.study_browser, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.measurements_panel = MeasurementsPanel(self.model.measurements, self.model.select_view,
-                                                    self.report_problem, self)
+        model = self.model
+        self.measurements_panel = MeasurementsPanel(  # picking a row selects its view, if open
+            model.measurements, lambda view_id: model.view_handle(view_id) and model.select_view(view_id),
+            self.report_problem, self)
         self.measurements_dock = self._dock("Measurements", self.measurements_panel,
                                             Qt.DockWidgetArea.LeftDockWidgetArea)
         self.problems = ProblemsPanel(self, self.model.redactor)

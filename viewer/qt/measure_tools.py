@@ -237,8 +237,11 @@ class MeasureController:
         anchor = max((transform.image_to_widget(*p) for p in m.points), key=lambda q: (q[0], -q[1]))
         metrics = QFontMetricsF(painter.font())
         width, height = metrics.horizontalAdvance(text) + 8, metrics.height() + 4
-        x = min(max(anchor[0] + 8, 2.0), max(self.view.width() - width - 2, 2.0))
-        y = min(max(anchor[1] - height / 2, 2.0), max(self.view.height() - height - 2, 2.0))
+        x = anchor[0] + 8  # right of the shape's rightmost point, else left of it
+        if x + width > self.view.width() - 2:
+            x = anchor[0] - width - 8
+        x = min(max(x, 2.0), max(self.view.width() - width - 2, 2.0))
+        y = min(max(anchor[1] - height - 4, 2.0), max(self.view.height() - height - 2, 2.0))
         rect = QRectF(x, y, width, height)
         painter.save()
         painter.setPen(Qt.PenStyle.NoPen)

@@ -85,7 +85,9 @@ class MeasurementsPanel(QWidget):
     def _on_changed(self, action: str, m: Measurement) -> None:
         item = self._find(m.measurement_id)
         if action == "removed" and item is not None:
+            self.tree.blockSignals(True)  # removing a row moves the selection: not a pick
             self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(item))
+            self.tree.blockSignals(False)
         elif action == "added" or item is None:
             self.tree.addTopLevelItem(self._item(m))
         else:

@@ -139,7 +139,8 @@ class ViewsPresenter(QObject):
                     lambda exc, v=handle.meta: self._failed(gen, v, exc), priority=PRIORITY_VIEW)
 
     def _ready(self, gen: int, pixels: ViewPixels) -> None:
-        if gen != self._gen:
+        if gen != self._gen:  # superseded; the thumbnail is still good
+            self.thumbnail_ready.emit(pixels.view.view_id, thumbnail(pixels.small_uint8))
             return
         view = self.image_view(pixels.view.view_id)
         if view is None:
