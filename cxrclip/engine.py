@@ -72,7 +72,8 @@ class PromptScore:
     probability: float
     views: list[ViewScore]
     familiarity: float | None = None  # highest cosine to the model's reference sentences (cxrclip.ood)
-    unfamiliar: bool = False  # below the model's prompt threshold: wording the model has not seen
+    unfamiliar: bool = False  # wording the model has not seen (cxrclip.ood: unknown words or low familiarity)
+    unknown_words: tuple[str, ...] = ()  # the prompt's words absent from the model's reference text
 
 
 @dataclass(frozen=True)
@@ -433,13 +434,13 @@ class Engine:
         pos_emb, neg_emb = text_emb[:len(prompts)], text_emb[len(prompts):]
         results = []
         guard = self.ood_guard
-        guard = guard if guard is not None and guard.prompt_threshold is not None else None
         familiarity = guard.prompt_familiarity(pos_emb) if guard is not None else [None] * len(prompts)
         for prompt, neg, p_emb, n_emb, fam in zip(prompts, negs, pos_emb, neg_emb, familiarity):
             sim, prob, views = self._score_vectors(study, view_emb, p_emb, n_emb, aggregate)
-            unfamiliar = guard is not None and bool(fam < guard.prompt_threshold)
-            results.append(PromptScore(prompt, neg, sim, prob, views,
-                                       None if fam is None else round(float(fam), 4), unfamiliar))
+            unknown = tuple(guard.unknown_words(prompt)) if guard is not None else ()
+            unfamiliar = guard is not None and guard.prompt_is_unfamiliar(prompt, p_emb)
+            fam = None if fam is None or np.isnan(fam) else round(float(fam), 4)
+            results.append(PromptScore(prompt, neg, sim, prob, views, fam, unfamiliar, unknown))
         return ScoreResult(study.study_id, aggregate, self.logit_scale, results)
 
     @staticmethod

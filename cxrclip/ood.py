@@ -9,15 +9,20 @@ what they were computed from) and ``ood.npz`` (arrays; read with ``allow_pickle=
   in-distribution views (default the 99.5th), so about 0.5 % of in-distribution views
   are flagged by construction. A view above the threshold is "outside this model's
   experience".
-- **Prompts.** The highest cosine between a prompt's text embedding and the reference
-  sentences (report sentences of the in-distribution studies); a prompt below the
-  threshold gets a hint that the model has not seen such wording.
+- **Prompts.** A prompt gets a hint that the model has not seen such wording when one
+  of its words never occurs in the reference text (the report sentences of the
+  in-distribution studies and the class prompts), or when the highest cosine between
+  its text embedding and the reference sentences is below a threshold. The word test
+  carries the weight: a text tower fine-tuned on a few hundred template sentences maps
+  gibberish close to some of them ("asdfgh" has cosine 0.94 to a report sentence of the
+  demo model), so the cosine alone cannot tell.
 
 Numpy only (the engine uses it under ONNX Runtime too).
 """
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +35,12 @@ OOD_JSON = "ood.json"
 OOD_ARRAYS = "ood.npz"
 FORMAT = "cxrclip-ood"
 FORMAT_VERSION = 1
+_WORD = re.compile(r"[a-z]+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-case letter runs of two or more letters ("Left-sided PTX." -> left, sided, ptx)."""
+    return [w for w in _WORD.findall(text.lower()) if len(w) >= 2]
 
 
 class OODError(ValueError):
@@ -59,6 +70,7 @@ class OODGuard:
     text_reference: np.ndarray | None = None
     prompt_threshold: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    vocabulary: frozenset[str] = frozenset()
 
     @classmethod
     def fit(cls, embeddings: np.ndarray, meta: dict[str, Any] | None = None) -> OODGuard:
@@ -101,8 +113,17 @@ class OODGuard:
             return np.full(emb.shape[0], np.nan)
         return (emb @ self.text_reference.T).max(axis=1).astype(np.float64)
 
-    def prompt_is_unfamiliar(self, text_embedding: np.ndarray) -> bool:
-        """True when the prompt is farther from every reference sentence than the threshold."""
+    def unknown_words(self, text: str) -> list[str]:
+        """The prompt's words that never occur in the reference text (empty without a vocabulary)."""
+        if not self.vocabulary:
+            return []
+        return list(dict.fromkeys(w for w in words(text) if w not in self.vocabulary))
+
+    def prompt_is_unfamiliar(self, text: str, text_embedding: np.ndarray) -> bool:
+        """True when a word is unknown or the prompt is farther from every reference sentence
+        than the threshold."""
+        if self.unknown_words(text):
+            return True
         if self.prompt_threshold is None:
             return False
         return bool(self.prompt_familiarity(text_embedding)[0] < self.prompt_threshold)
@@ -115,7 +136,7 @@ class OODGuard:
             arrays["text_reference"] = self.text_reference.astype(np.float16)
         np.savez_compressed(folder / OOD_ARRAYS, **arrays)
         info = {"format": FORMAT, "format_version": FORMAT_VERSION, "threshold": self.threshold,
-                "prompt_threshold": self.prompt_threshold, **self.meta}
+                "prompt_threshold": self.prompt_threshold, **self.meta, "vocabulary": sorted(self.vocabulary)}
         (folder / OOD_JSON).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         return [folder / OOD_JSON, folder / OOD_ARRAYS]
 
@@ -143,8 +164,8 @@ class OODGuard:
                                                 folder / OOD_JSON, info.get("model_id"), model_id)
             return None
         meta = {k: v for k, v in info.items() if k not in ("format", "format_version", "threshold",
-                                                          "prompt_threshold")}
+                                                          "prompt_threshold", "vocabulary")}
         text = arrays.get("text_reference")
         return cls(arrays["mean"].astype(np.float64), arrays["precision"].astype(np.float64),
                    float(info["threshold"]), None if text is None else text.astype(np.float32),
-                   info.get("prompt_threshold"), meta)
+                   info.get("prompt_threshold"), meta, frozenset(info.get("vocabulary") or ()))

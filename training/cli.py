@@ -86,6 +86,9 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--blank-as-negative", action="store_true",
                    help="count findings a study's labels do not mention as absent (complete ground truth)")
     p.set_defaults(func=run_eval)
+    from training.evaluation.calibrate import register as register_calibrate
+
+    register_calibrate(sub)  # `calibrate` comes with `eval` (no entry point of its own)
 
 
 def run_eval(args: argparse.Namespace) -> int:

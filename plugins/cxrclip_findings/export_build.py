@@ -13,7 +13,7 @@ from typing import Any
 
 from plugins.cxrclip_findings.contradictions import find_contradictions, split_sentences
 from plugins.cxrclip_findings.export_data import (
-    ExportContent, ModelInfo, PatientInfo, ScoreEntry, StudyRef, ViewRef, ViewScore)
+    ExportContent, ModelInfo, PatientInfo, ScoreEntry, StudyRef, ViewOOD, ViewRef, ViewScore)
 from plugins.cxrclip_findings.study_state import study_key
 
 log = logging.getLogger(__name__)
@@ -54,9 +54,23 @@ def score_entries(scores: Iterable[Any]) -> tuple[ScoreEntry, ...]:
         name = getattr(s, "finding", None) or getattr(s, "prompt", "")
         views = tuple(ViewScore(v.view_id, float(v.probability), float(v.similarity))
                       for v in getattr(s, "views", ()))
+        raw = getattr(s, "raw_probability", None)
+        positive = getattr(s, "positive", None)
+        point = getattr(s, "operating_point", None)
         out.append(ScoreEntry(name, float(s.probability), float(s.similarity),
-                              getattr(s, "negative", "") or "", views))
+                              getattr(s, "negative", "") or "", views,
+                              None if raw is None else float(raw), bool(getattr(s, "calibrated", False)),
+                              None if positive is None else bool(positive),
+                              None if point is None else float(point), bool(getattr(s, "unfamiliar", False))))
     return tuple(out)
+
+
+def ood_verdicts(findings: Iterable[Any]) -> tuple[ViewOOD, ...]:
+    """The views' out-of-distribution verdicts carried by the engine's findings (the same on each)."""
+    for finding in findings:
+        return tuple(ViewOOD(v.view_id, bool(v.flag), float(v.score), float(v.threshold))
+                     for v in getattr(finding, "ood", ()))
+    return ()
 
 
 def draft_contradictions(draft: str) -> tuple[str, ...]:
@@ -70,8 +84,9 @@ def export_content(study: Any, views: Sequence[Any], model: ModelInfo, findings:
                    prompts: Iterable[Any], draft: str,
                    sop_classes: dict[str, str] | None = None) -> ExportContent:
     """Everything one export holds, ready for `export_json` / `export_sr`."""
+    findings = list(findings)
     return ExportContent(study_ref(study, views, sop_classes), model, score_entries(findings),
-                         score_entries(prompts), draft, draft_contradictions(draft))
+                         score_entries(prompts), draft, draft_contradictions(draft), ood_verdicts(findings))
 
 
 def read_sop_classes(views: Sequence[Any]) -> dict[str, str]:

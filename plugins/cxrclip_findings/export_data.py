@@ -58,13 +58,31 @@ class ViewScore:
 
 @dataclass(frozen=True)
 class ScoreEntry:
-    """Study-level score of a finding or prompt, with its per-view breakdown."""
+    """Study-level score of a finding or prompt, with its per-view breakdown.
+
+    For findings of a calibrated model ``probability`` is calibrated, ``raw_probability``
+    the model's own, ``positive`` whether it reaches the finding's ``operating_point``."""
 
     name: str
     probability: float
     similarity: float
     negative: str = ""
     views: tuple[ViewScore, ...] = ()
+    raw_probability: float | None = None
+    calibrated: bool = False
+    positive: bool | None = None
+    operating_point: float | None = None
+    unfamiliar: bool = False  # prompts: wording far from anything the model was trained on
+
+
+@dataclass(frozen=True)
+class ViewOOD:
+    """A view's out-of-distribution verdict: flagged views are outside the model's experience."""
+
+    view_id: str
+    flag: bool
+    score: float
+    threshold: float
 
 
 @dataclass(frozen=True)
@@ -96,3 +114,9 @@ class ExportContent:
     prompts: tuple[ScoreEntry, ...] = ()
     draft: str = ""
     contradictions: tuple[str, ...] = ()
+    ood: tuple[ViewOOD, ...] = ()  # empty: the model has no OOD statistics
+
+    @property
+    def out_of_distribution(self) -> bool:
+        """True when any view is outside the model's experience."""
+        return any(v.flag for v in self.ood)

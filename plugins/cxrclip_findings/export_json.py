@@ -39,11 +39,17 @@ def _view_dict(view: ViewRef, key: str, include_identifiers: bool) -> dict[str, 
     return out
 
 
-def _score_dict(entry: ScoreEntry, keys: dict[str, str]) -> dict[str, Any]:
+def _score_dict(entry: ScoreEntry, keys: dict[str, str], finding: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {"name": entry.name, "probability": round(entry.probability, _ROUND),
                            "similarity": round(entry.similarity, _ROUND)}
+    if finding:
+        out.update(calibrated=entry.calibrated, positive=entry.positive,
+                   operating_point=entry.operating_point,
+                   raw_probability=None if entry.raw_probability is None else round(entry.raw_probability, _ROUND))
     if entry.negative:
         out["negative"] = entry.negative
+    if entry.unfamiliar:
+        out["unfamiliar_wording"] = True
     out["views"] = [{"view": keys.get(v.view_id, v.view_id),
                      "probability": round(v.probability, _ROUND),
                      "similarity": round(v.similarity, _ROUND)} for v in entry.views]
@@ -59,6 +65,12 @@ def build_export(content: ExportContent, include_identifiers: bool = False,
         "study_instance_uid": study.study_instance_uid, "study_date": study.study_date,
         "description": study.study_description,
         "views": [_view_dict(v, keys[v.view_id], include_identifiers) for v in study.views]}
+    ood = {v.view_id: v for v in content.ood}
+    for view, out_view in zip(study.views, study_out["views"]):
+        if view.view_id in ood:
+            v = ood[view.view_id]
+            out_view["out_of_distribution"] = {"flag": v.flag, "score": round(v.score, 4),
+                                               "threshold": round(v.threshold, 4)}
     out: dict[str, Any] = {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
         "created": (created or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
@@ -69,7 +81,8 @@ def build_export(content: ExportContent, include_identifiers: bool = False,
                   "intended_use": content.model.intended_use,
                   "operating_points": dict(content.model.operating_points)},
         "study": study_out,
-        "findings": [_score_dict(f, keys) for f in content.findings],
+        "out_of_distribution": content.out_of_distribution,
+        "findings": [_score_dict(f, keys, finding=True) for f in content.findings],
         "prompts": [_score_dict(p, keys) for p in content.prompts],
         "draft": {"text": content.draft, "contradictions": list(content.contradictions)},
     }

@@ -8,6 +8,8 @@ Content tree (relationship in brackets; codes in sr_codes.py)::
       [CONTAINS] TEXT Intended use (99CXRCLIP)             from the model card
       [CONTAINS] TEXT Calibration status (99CXRCLIP)       calibrated / uncalibrated
       [CONTAINS] TEXT Comment (DCM 121106)                 "Synthetic demo model ..." if so
+      [CONTAINS] TEXT Outside the model's experience (99CXRCLIP)   one per out-of-distribution view
+         [INFERRED FROM] IMAGE Source -> that view   (its findings' presence is then Undetermined)
       [CONTAINS] CONTAINER Zero-shot findings (99CXRCLIP)
          [CONTAINS] CODE Finding (DCM 121071) = SNOMED CT / DCM / private finding code
             [HAS PROPERTIES] CODE Presence of property (DCM 121052) = Present | Absent
@@ -115,10 +117,10 @@ def _with_children(item, children: list):
 
 
 def _finding_item(entry: ScoreEntry, views: dict[str, ViewRef],
-                  operating_points: dict[str, float]):
+                  operating_points: dict[str, float], out_of_distribution: bool = False):
     threshold = operating_points.get(entry.name)
-    children = [hd.sr.CodeContentItem(C.PRESENCE, presence_code(entry.probability, threshold),
-                                      relationship_type=_PROPS)]
+    presence = C.UNDETERMINED if out_of_distribution else presence_code(entry.probability, threshold)
+    children = [hd.sr.CodeContentItem(C.PRESENCE, presence, relationship_type=_PROPS)]
     if threshold is not None:
         children.append(_num(C.OPERATING_POINT, threshold))
     children += _score_children(entry, views)
@@ -128,7 +130,7 @@ def _finding_item(entry: ScoreEntry, views: dict[str, ViewRef],
 
 def _findings_container(content: ExportContent, views: dict[str, ViewRef]):
     points = content.model.operating_points
-    items = [_finding_item(e, views, points) for e in content.findings]
+    items = [_finding_item(e, views, points, content.out_of_distribution) for e in content.findings]
     return _with_children(hd.sr.ContainerContentItem(C.ZERO_SHOT, relationship_type=_CONTAINS),
                           items)
 
@@ -155,10 +157,25 @@ def _model_items(content: ExportContent) -> list:
     return items
 
 
+def _ood_items(content: ExportContent, views: dict[str, ViewRef]) -> list:
+    """A TEXT item per out-of-distribution view, inferred from that view's image."""
+    items = []
+    for verdict in content.ood:
+        view = views.get(verdict.view_id)
+        if not verdict.flag or view is None:
+            continue
+        text = (f"{view.label or view.sop_instance_uid}: outside this model's experience (distance "
+                f"{verdict.score:.2f} > threshold {verdict.threshold:.2f}); its findings are not stated")
+        items.append(_with_children(_text(C.OUT_OF_DISTRIBUTION, text),
+                                    [_image_item(view, RelationshipTypeValues.INFERRED_FROM)]))
+    return items
+
+
 def build_content(content: ExportContent) -> hd.sr.ContainerContentItem:
     """The SR content tree (see module docstring) for ``content``."""
     views = {v.view_id: v for v in _dicom_views(content.study)}
     items = _model_items(content)
+    items += _ood_items(content, views)
     if content.findings:
         items.append(_findings_container(content, views))
     if content.prompts:

@@ -147,7 +147,7 @@ class PromptPanel(QWidget):
         if score is None:
             self.status.show_message("No readable views to score.", error=True)
             return
-        self.status.show_message("")
+        self.status.show_message(unfamiliar_hint(score))
         self.study_label.setText(f"Study: <b>{score.probability:.2f}</b> "
                                  f"<span style='color:#9aa0a6'>vs \u201c{score.negative}\u201d, "
                                  f"cos {score.similarity:.3f}</span>")
@@ -236,3 +236,18 @@ class PromptPanel(QWidget):
                 return
             save_prompt_set(prompt_set, path)
             self.add_set(prompt_set)
+
+
+UNFAMILIAR_HINT = "Hint: this wording is far from anything the model was trained on ({why}); its score may mean little."
+
+
+def unfamiliar_hint(score: Any) -> str:
+    """The hint for a prompt unlike the model's training text ("" otherwise)."""
+    if not getattr(score, "unfamiliar", False):
+        return ""
+    unknown = tuple(getattr(score, "unknown_words", ()) or ())
+    if unknown:
+        why = "words it never saw: " + ", ".join(f"\u201c{w}\u201d" for w in unknown)
+    else:
+        why = f"closest training sentence: cosine {float(getattr(score, 'familiarity', 0.0) or 0.0):.2f}"
+    return UNFAMILIAR_HINT.format(why=why)

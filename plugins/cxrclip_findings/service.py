@@ -53,6 +53,8 @@ class ModelSummary:
     device: str
     path: str
     operating_points: dict[str, float] = field(default_factory=dict)
+    calibrated: bool = False  # the folder has a calibration.json for this model
+    ood_guard: bool = False  # the folder has out-of-distribution statistics
 
 
 @dataclass(frozen=True)
@@ -152,9 +154,12 @@ def _architecture(text_cfg: dict[str, Any]) -> str:
     return ", ".join([str(arch)] + details) if arch else ""
 
 
-def operating_points(model_dir: Path, card: Any = None) -> dict[str, float]:
-    """Calibrated per-finding thresholds from ``config.json`` ("operating_points") or the
-    card's ``extra.operating_points``; empty when the model is uncalibrated."""
+def operating_points(model_dir: Path, card: Any = None, calibration: Any = None) -> dict[str, float]:
+    """Calibrated per-finding thresholds: the engine's ``calibration.json`` when given, else
+    ``config.json`` ("operating_points") or the card's ``extra.operating_points``; empty when
+    the model is uncalibrated."""
+    if calibration is not None:
+        return dict(calibration.operating_points())
     extra = getattr(card, "extra", {}) or {}
     raw = _read_json(model_dir / "config.json").get("operating_points") or (
         extra.get("operating_points") if isinstance(extra, dict) else None) or {}
@@ -230,20 +235,25 @@ class FindingsService:
             intended_use=str(getattr(card, "intended_use", "") or "not stated"),
             description=str(getattr(card, "description", "") or ""),
             synthetic=_card_is_synthetic(card), device=str(self.engine.device),
-            path=str(self.model_dir), operating_points=operating_points(self.model_dir, card))
+            path=str(self.model_dir), operating_points=self.operating_points(),
+            calibrated=getattr(self.engine, "calibration", None) is not None,
+            ood_guard=getattr(self.engine, "ood_guard", None) is not None)
+
+    def operating_points(self) -> dict[str, float]:
+        """finding -> calibrated-probability threshold (empty: uncalibrated)."""
+        return operating_points(self.model_dir, self.card, getattr(self.engine, "calibration", None))
 
     def warm_up(self, findings: Sequence[str] | None = None,
                 stop: threading.Event | None = None) -> None:
         """Encode the zero-shot prompt ensembles once (then kept on disk per model id),
         so the first study opened gets its findings quickly. ``stop`` ends it early
         (the app is closing) after the finding in progress."""
-        from cxrclip import prompts as prompt_lib
+        from cxrclip import zero_shot
 
-        for finding in findings or prompt_lib.CHEXPERT_14:
+        for ensemble in zero_shot.finding_ensembles(zero_shot.scored_findings(findings, "complement")):
             if stop is not None and stop.is_set():
                 break
-            positives, negatives = prompt_lib.zero_shot_prompts(finding)
-            self.engine.encode_text(positives + negatives)
+            self.engine.encode_text(list(ensemble.positives + ensemble.negatives))
         store = getattr(self.engine, "store", None)
         if store is not None:
             try:
@@ -267,7 +277,9 @@ class FindingsService:
         return PreparedStudy(study_id, StudyInput(study_id, inputs), problems)
 
     def zero_shot(self, prepared: PreparedStudy) -> list[FindingScore]:
-        """CheXpert-14 findings sorted by study probability (empty without usable views)."""
+        """CheXpert-14 findings sorted by study probability (empty without usable views):
+        `Engine.zero_shot`, i.e. the one recipe of `cxrclip.zero_shot`, calibrated when the
+        model folder has a calibration, each with its views' out-of-distribution verdicts."""
         return self.engine.zero_shot(prepared.inputs) if prepared.usable else []
 
     def score(self, prepared: PreparedStudy, prompt: str, negative: str | None = None
@@ -280,10 +292,9 @@ class FindingsService:
     @staticmethod
     def finding_prompt(finding: str) -> tuple[str, str]:
         """(positive, negative) text used to draw a finding's heatmap."""
-        from cxrclip.prompts import binary_prompts
+        from cxrclip.zero_shot import heatmap_prompt
 
-        negative, positive = binary_prompts(finding)
-        return positive, negative
+        return heatmap_prompt(finding)
 
     def heatmaps(self, prepared: PreparedStudy, prompt: str,
                  max_side: int | None = HEATMAP_MAX_SIDE) -> dict[str, np.ndarray]:

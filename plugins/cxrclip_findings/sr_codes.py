@@ -53,6 +53,7 @@ DRAFT = CodedConcept("DRAFT_REPORT", SCHEME, "Draft report")
 INTENDED_USE = CodedConcept("INTENDED_USE", SCHEME, "Intended use")
 CALIBRATION = CodedConcept("CALIBRATION", SCHEME, "Calibration status")
 CONTRADICTION = CodedConcept("DRAFT_CONTRADICTION", SCHEME, "Draft contradiction")
+OUT_OF_DISTRIBUTION = CodedConcept("OUT_OF_DISTRIBUTION", SCHEME, "Outside the model's experience")
 
 
 def private_value(name: str) -> str:

@@ -7,6 +7,9 @@ from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QProgressBar, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget)
 
 SCORE_ROLE = Qt.ItemDataRole.UserRole + 1
+MUTED_ROLE = SCORE_ROLE + 1  # truthy: draw the bar grey (the view is outside the model's experience)
+POINT_ROLE = SCORE_ROLE + 2  # float: the finding's operating point, drawn as a tick on the bar
+MUTED = QColor(150, 150, 150)
 BAR_LOW, BAR_HIGH = QColor(70, 110, 160), QColor(235, 120, 40)
 ERROR_STYLE = "color: #ff7b72;"
 MUTED_STYLE = "color: #9aa0a6;"
@@ -79,9 +82,14 @@ class ScoreBarDelegate(QStyledItemDelegate):
         text_width = option.fontMetrics.horizontalAdvance("0.00") + 6
         track = QRect(inner.left(), inner.top(), max(4, inner.width() - text_width), inner.height())
         painter.fillRect(track, TRACK)
+        muted = bool(index.data(MUTED_ROLE))
         painter.fillRect(QRect(track.left(), track.top(), round(track.width() * value),
-                               track.height()), bar_color(value))
-        painter.setPen(option.palette.text().color())
+                               track.height()), MUTED if muted else bar_color(value))
+        point = index.data(POINT_ROLE)
+        if point is not None:
+            x = track.left() + round(track.width() * min(1.0, max(0.0, float(point))))
+            painter.fillRect(QRect(x - 1, track.top() - 3, 2, track.height() + 6), option.palette.text())
+        painter.setPen(MUTED if muted else option.palette.text().color())
         painter.drawText(QRect(track.right() + 2, option.rect.top(), text_width, option.rect.height()),
                          int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight),
                          f"{value:.2f}")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from training.cli import main
 from training.config import load_config
 from training.trainer.loop import Trainer
@@ -30,34 +32,45 @@ def test_train_then_eval(overrides_for, toy_manifest, tmp_path, capsys):
     assert "retrieval.image_to_text.R@1" in capsys.readouterr().out
 
 
-class _HashEmbedder:
-    """Texts -> fixed unit vectors (one per distinct string), and a record of what was asked."""
+class _HashEngine:
+    """Texts -> fixed unit vectors (one per distinct string); the engine API the runner uses."""
+
+    logit_scale = 20.0
+    calibration = None
 
     def __init__(self):
-        self.vectors: dict[str, "torch.Tensor"] = {}
+        self.vectors: dict[str, np.ndarray] = {}
 
-    def texts(self, texts):
-        import torch
-
+    def embed_texts(self, texts):
         for t in texts:
             if t not in self.vectors:
-                g = torch.Generator().manual_seed(len(self.vectors))
-                self.vectors[t] = torch.nn.functional.normalize(torch.randn(8, generator=g), dim=0)
-        return torch.stack([self.vectors[t] for t in texts])
+                v = np.random.default_rng(len(self.vectors)).normal(size=8)
+                self.vectors[t] = (v / np.linalg.norm(v)).astype(np.float32)
+        return np.stack([self.vectors[t] for t in texts])
+
+    encode_text = embed_texts
+
+    def zero_shot_classifier(self, findings):
+        from cxrclip.zero_shot import ZeroShotClassifier
+
+        return ZeroShotClassifier.build(self.encode_text, self.logit_scale, findings)
 
 
-def test_binary_text_pair_and_ensemble():
-    import torch
+def _unit(x):
+    return x / np.linalg.norm(x)
 
+
+def test_binary_classifier_pair_and_ensemble():
     from cxrclip.prompts import class_prompts
-    from training.evaluation.runner import _binary_text
+    from training.evaluation.runner import binary_classifier
 
-    emb = _HashEmbedder()
-    neg, pos = _binary_text(emb, "Edema", "pair", rsna=False)
-    assert torch.equal(neg, emb.vectors["no pulmonary edema"]) and torch.equal(pos, emb.vectors["pulmonary edema"])
-    neg, pos = _binary_text(emb, "Edema", "ensemble", rsna=False)
-    mean = torch.stack([emb.vectors[p] for p in class_prompts("Edema")]).mean(dim=0)
-    assert torch.allclose(pos, mean / mean.norm())
-    assert torch.equal(neg, emb.vectors["no pulmonary edema"])
-    neg, pos = _binary_text(emb, "Pneumonia", "ensemble", rsna=True)  # RSNA keeps its pair
-    assert torch.equal(pos, emb.vectors["Findings suggesting pneumonia"])
+    eng = _HashEngine()
+    pair = binary_classifier(eng, ["Edema"], "pair", rsna=False)
+    np.testing.assert_allclose(pair.negative[0], eng.vectors["no pulmonary edema"], atol=1e-6)
+    np.testing.assert_allclose(pair.positive[0], eng.vectors["pulmonary edema"], atol=1e-6)
+    ensemble = binary_classifier(eng, ["Edema"], "ensemble", rsna=False)
+    mean = np.stack([eng.vectors[p] for p in class_prompts("Edema")]).mean(axis=0)
+    np.testing.assert_allclose(ensemble.positive[0], _unit(mean), atol=1e-6)
+    np.testing.assert_allclose(ensemble.negative[0], eng.vectors["no pulmonary edema"], atol=1e-6)
+    rsna = binary_classifier(eng, ["Pneumonia"], "ensemble", rsna=True)  # RSNA keeps its pair
+    np.testing.assert_allclose(rsna.positive[0], eng.vectors["Findings suggesting pneumonia"], atol=1e-6)

@@ -25,11 +25,15 @@ def test_recall_at_k_by_hand():
 
 
 def test_binary_metrics_match_sklearn():
+    from cxrclip.zero_shot import ZeroShotClassifier
+
     rng = np.random.default_rng(0)
     img = F.normalize(torch.randn(40, 8), dim=1)
     neg, pos = F.normalize(torch.randn(2, 8), dim=1)
     targets = rng.integers(0, 2, size=40)
-    probs = metrics.binary_probabilities(img, neg, pos, logit_scale=10.0).numpy()
+    classifier = ZeroShotClassifier(["Edema"], pos[None].double().numpy(), neg[None].double().numpy(), 10.0,
+                                    no_finding="text")
+    probs = classifier.probabilities(img.double().numpy())[:, 0]
     by_hand = 1 / (1 + np.exp(-10.0 * ((img @ pos) - (img @ neg)).numpy()))
     np.testing.assert_allclose(probs, by_hand, rtol=1e-5)
     m = metrics.binary_metrics(probs, targets)

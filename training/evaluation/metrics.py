@@ -3,8 +3,10 @@
 Definitions follow the CXR-CLIP evaluation code:
 - multi-class zero-shot: class score = mean cosine similarity between the image and
   every prompt of the class; prediction = arg-max class.
-- binary zero-shot: softmax over the scaled similarities to ["No X", "X"]; the
-  probability of "X" is the score; threshold 0.5 for F1/accuracy.
+- binary zero-shot: the probabilities come from the one recipe, `cxrclip.zero_shot`
+  (softmax over the clamped, scaled similarities to the negative and positive text,
+  calibrated when the model folder has a calibration); F1/accuracy at a threshold
+  (the operating point when calibrated, else 0.5).
 - retrieval: recall@k = share of queries whose paired item is among the k most
   similar (ties count against the query: rank = number of other items scoring >= it).
 """
@@ -27,13 +29,6 @@ def multiclass_accuracy(scores: torch.Tensor, targets: np.ndarray) -> float:
     """Share of rows whose arg-max column equals the target index."""
     pred = scores.argmax(dim=1).cpu().numpy()
     return float(accuracy_score(np.asarray(targets), pred))
-
-
-def binary_probabilities(image_emb: torch.Tensor, negative: torch.Tensor, positive: torch.Tensor,
-                         logit_scale: float) -> torch.Tensor:
-    """P(positive) from softmax(scale * [cos(img, neg), cos(img, pos)]); neg/pos are (D,)."""
-    logits = logit_scale * torch.stack([image_emb @ negative, image_emb @ positive], dim=1)
-    return logits.softmax(dim=1)[:, 1]
 
 
 def binary_metrics(probs: np.ndarray, targets: np.ndarray, threshold: float = 0.5) -> dict[str, float]:

@@ -1,4 +1,8 @@
-"""``cxrclip eval``: embed a manifest split with a saved model and run the requested tasks."""
+"""``cxrclip eval``: embed a manifest split with a saved model and run the requested tasks.
+
+Images are embedded and findings scored through `cxrclip.Engine` and the one
+zero-shot recipe (`cxrclip.zero_shot`), so evaluation measures what the viewer shows.
+"""
 from __future__ import annotations
 
 import json
@@ -10,14 +14,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from training.data.dataset import EvalDataset
+from cxrclip.engine import Engine
+from cxrclip.zero_shot import ZeroShotClassifier, unit
 from training.data.manifest import Manifest, read_manifest
 from training.evaluation import metrics
+from training.evaluation.embedding import all_view_embeddings, study_embeddings
 
 log = logging.getLogger(__name__)
-TASKS = ("zeroshot", "binary", "retrieval", "linear_probe")
+TASKS = ("zeroshot", "binary", "retrieval", "linear_probe", "ood")
 CHEXPERT_5 = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
 
 
@@ -50,34 +55,6 @@ def resolve_data(name_or_path: str) -> Path:
                             f"under $CXRCLIP_DATA ({base or 'unset'})")
 
 
-class Embedder:
-    """Wraps a loaded model: image embeddings of dataset items, text embeddings of strings."""
-
-    def __init__(self, model: Any, device: torch.device, batch_size: int) -> None:
-        self.model, self.device, self.batch_size = model, device, batch_size
-
-    @torch.no_grad()
-    def images(self, dataset: EvalDataset, workers: int = 0) -> tuple[torch.Tensor, np.ndarray]:
-        loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=workers)
-        embs, oks = [], []
-        for batch in loader:
-            embs.append(self.model.encode_image(batch["image"].to(self.device)).float().cpu())
-            oks.append(batch["ok"].numpy())
-        if not embs:
-            return torch.zeros(0, self.model.embed_dim), np.zeros(0, dtype=bool)
-        return torch.cat(embs), np.concatenate(oks).astype(bool)
-
-    @torch.no_grad()
-    def texts(self, texts: list[str]) -> torch.Tensor:
-        out = []
-        for i in range(0, len(texts), self.batch_size):
-            enc = self.model.tokenizer(texts[i:i + self.batch_size], padding="longest", truncation=True,
-                                       max_length=self.model.config.text.max_length, return_tensors="pt")
-            out.append(self.model.encode_text(enc["input_ids"].to(self.device),
-                                              enc["attention_mask"].to(self.device)).float().cpu())
-        return torch.cat(out) if out else torch.zeros(0, self.model.embed_dim)
-
-
 def complete_labels(records: list, findings: list[str]) -> list:
     """Records whose unmentioned findings count as absent (0), for data with complete ground
     truth such as the phantoms; the common CheXpert practice of reading blank as negative."""
@@ -94,7 +71,11 @@ def _label_matrix(records: list, findings: list[str]) -> np.ndarray:
     return out
 
 
-def zeroshot_multiclass(emb: Embedder, image_emb: torch.Tensor, records: list,
+def _texts(engine: Engine, texts: list[str]) -> torch.Tensor:
+    return torch.from_numpy(engine.embed_texts(texts))
+
+
+def zeroshot_multiclass(engine: Engine, image_emb: torch.Tensor, records: list,
                         findings: list[str]) -> dict[str, Any]:
     """CheXpert5x200-style: studies with exactly one positive among ``findings``."""
     from cxrclip.prompts import class_prompts
@@ -104,7 +85,7 @@ def zeroshot_multiclass(emb: Embedder, image_emb: torch.Tensor, records: list,
     if len(single) == 0:
         return {"skipped": f"no study has exactly one positive among {findings}"}
     targets = (labels[single] == 1).argmax(axis=1)
-    prompts = [emb.texts(class_prompts(f)) for f in findings]
+    prompts = [_texts(engine, class_prompts(f)) for f in findings]
     scores = metrics.class_scores(image_emb[single], prompts)
     return {"accuracy": metrics.multiclass_accuracy(scores, targets), "n": int(len(single)),
             "classes": findings}
@@ -113,49 +94,85 @@ def zeroshot_multiclass(emb: Embedder, image_emb: torch.Tensor, records: list,
 BINARY_PROMPTS = ("pair", "ensemble")
 
 
-def _binary_text(emb: Embedder, finding: str, mode: str, rsna: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(negative, positive) text embeddings of a finding for the binary task.
+def binary_classifier(engine: Engine, findings: list[str], mode: str, rsna: bool) -> ZeroShotClassifier:
+    """The zero-shot classifier of the binary task.
 
-    "pair": the paper's ["No X", "X"] (RSNA: its BioViL-style pair). "ensemble": the
-    viewer's zero-shot - the normalised mean of the finding's class prompts against "No X".
+    "ensemble": the viewer's recipe (`Engine.zero_shot_classifier`: class-prompt ensembles,
+    No Finding as the complement of the others, the folder's calibration). "pair": the
+    paper's ["No X", "X"] per finding (No Finding included), uncalibrated. RSNA's Pneumonia
+    keeps its BioViL-style pair in both modes.
     """
-    from cxrclip.prompts import RSNA_PNEUMONIA_PROMPTS, binary_prompts, zero_shot_prompts
+    from cxrclip.prompts import RSNA_PNEUMONIA_PROMPTS, binary_prompts
 
-    if mode == "ensemble" and not (rsna and finding == "Pneumonia"):
-        positives, negatives = zero_shot_prompts(finding)
-        pos = torch.nn.functional.normalize(emb.texts(positives).mean(dim=0), dim=0)
-        return emb.texts(negatives)[0], pos
-    pair = RSNA_PNEUMONIA_PROMPTS if rsna and finding == "Pneumonia" else binary_prompts(finding)
-    neg, pos = emb.texts(list(pair))
-    return neg, pos
+    if mode not in BINARY_PROMPTS:
+        raise ValueError(f"binary prompts must be one of {list(BINARY_PROMPTS)}, got {mode!r}")
+    if mode == "ensemble":
+        classifier = engine.zero_shot_classifier(findings)
+    else:
+        pairs = [binary_prompts(f) for f in findings]
+        text = engine.embed_texts([t for pair in pairs for t in pair]).astype(np.float64)
+        classifier = ZeroShotClassifier(findings, text[1::2], text[0::2], engine.logit_scale, None, "text")
+    if rsna and "Pneumonia" in classifier.names:
+        neg, pos = engine.embed_texts(list(RSNA_PNEUMONIA_PROMPTS)).astype(np.float64)
+        j = classifier.names.index("Pneumonia")
+        classifier.positive[j], classifier.negative[j] = unit(pos), unit(neg)
+    return classifier
 
 
-def zeroshot_binary(emb: Embedder, image_emb: torch.Tensor, records: list,
+def _binary_entry(probs: np.ndarray, raw: np.ndarray, targets: np.ndarray,
+                  point: float | None) -> dict[str, Any]:
+    """AUROC/F1/accuracy (at the operating point, else 0.5), reliability before and after calibration."""
+    from cxrclip.calibration import reliability
+
+    out = metrics.binary_metrics(probs, targets, threshold=0.5 if point is None else point)
+    raw_rel = reliability(raw, targets)
+    out.update(ece_raw=raw_rel["ece"], brier_raw=raw_rel["brier"])
+    if point is not None:
+        rel = reliability(probs, targets)
+        pred = probs >= point
+        out.update(ece=rel["ece"], brier=rel["brier"], auroc_raw=metrics.binary_metrics(raw, targets)["auroc"],
+                   operating_point=point, sensitivity=float(pred[targets == 1].mean()),
+                   specificity=float(1 - pred[targets == 0].mean()))
+    return out
+
+
+def zeroshot_binary(engine: Engine, image_emb: np.ndarray, records: list,
                     findings: list[str], rsna: bool = False, prompts: str = "pair") -> dict[str, Any]:
-    """Per finding: softmax over (negative, positive) text on studies labelled 0 or 1 for it."""
-    if prompts not in BINARY_PROMPTS:
-        raise ValueError(f"binary prompts must be one of {list(BINARY_PROMPTS)}, got {prompts!r}")
-
+    """Per finding: the zero-shot probability on studies labelled 0 or 1 for it (see `_binary_entry`)."""
+    classifier = binary_classifier(engine, findings, prompts, rsna)
+    calibration = classifier.calibration
+    probs, raw = classifier.probabilities(image_emb), classifier.probabilities(image_emb, calibrated=False)
     labels = _label_matrix(records, findings)
-    scale = float(emb.model.logit_scale.detach().exp())
     out: dict[str, Any] = {}
     for j, finding in enumerate(findings):
         rows = np.where(np.isin(labels[:, j], (0, 1)))[0]
         if len(np.unique(labels[rows, j])) < 2:
             out[finding] = {"skipped": "needs both positive and negative studies"}
             continue
-        neg, pos = _binary_text(emb, finding, prompts, rsna)
-        probs = metrics.binary_probabilities(image_emb[rows], neg, pos, scale).numpy()
-        out[finding] = metrics.binary_metrics(probs, labels[rows, j].astype(int))
+        col = classifier.names.index(finding)
+        point = calibration.operating_point(finding) if calibration is not None else None
+        out[finding] = _binary_entry(probs[rows, col], raw[rows, col], labels[rows, j].astype(int), point)
     return out
 
 
-def retrieval(emb: Embedder, image_emb: torch.Tensor, records: list) -> dict[str, Any]:
+def out_of_distribution(engine: Engine, manifests: list[Manifest], split: str) -> dict[str, Any]:
+    """Share of the split's views (all of them) the model's OOD guard flags: in-distribution
+    data should give about the guard's percentile (e.g. 0.5 %)."""
+    if engine.ood_guard is None:
+        return {"skipped": "the model folder has no ood.json/ood.npz (run `cxrclip calibrate`)"}
+    scores = engine.ood_guard.scores(all_view_embeddings(engine, manifests, split))
+    return {"flagged": int((scores > engine.ood_guard.threshold).sum()), "n_views": int(len(scores)),
+            "false_ood_rate": float((scores > engine.ood_guard.threshold).mean()),
+            "threshold": engine.ood_guard.threshold, "score_p50": float(np.median(scores)),
+            "score_max": float(scores.max())}
+
+
+def retrieval(engine: Engine, image_emb: torch.Tensor, records: list) -> dict[str, Any]:
     """Image→text and text→image recall@1/5/10 with the longer report section as text."""
     rows = [i for i, r in enumerate(records) if r.longest_section()]
     if len(rows) < 2:
         return {"skipped": "fewer than 2 studies with report text"}
-    text_emb = emb.texts([records[i].longest_section() for i in rows])
+    text_emb = _texts(engine, [records[i].longest_section() for i in rows])
     img = image_emb[rows]
     return {"image_to_text": metrics.recall_at_k(img, text_emb),
             "text_to_image": metrics.recall_at_k(text_emb, img), "n": len(rows)}
@@ -180,54 +197,49 @@ def linear_probe(train: tuple[torch.Tensor, list], test: tuple[torch.Tensor, lis
 def _findings(records: list, requested: list[str] | None) -> list[str]:
     if requested:
         return requested
-    seen = sorted({k for r in records if r.labels for k in r.labels})
-    return [f for f in seen if f != "No Finding"]
+    return sorted({k for r in records if r.labels for k in r.labels})
 
 
-def _split_embeddings(emb: Embedder, manifests: list[Manifest], split: str, preprocess: Any):
-    dataset = EvalDataset(manifests, split, preprocess)
-    if len(dataset) == 0:
-        raise ValueError(f"no studies with split {split!r} in {[str(m.root) for m in manifests]}")
-    image_emb, ok = emb.images(dataset)
-    records = [r for (_, r), good in zip(dataset.items, ok) if good]
-    return image_emb[torch.from_numpy(ok)], records, int((~ok).sum())
+def load_engine(model_dir: str, device: str) -> Engine:
+    """The engine the viewer would use for ``model_dir`` (calibration and OOD files attached)."""
+    return Engine.load(model_dir, device=device)
 
 
 def run_evaluation(req: EvalRequest) -> dict[str, Any]:
     """Run the tasks, print a table, write JSON when ``req.out`` is set; returns the results."""
-    from cxrclip.checkpoint import load_model
-
     tasks = req.tasks or ["zeroshot", "retrieval"]
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown eval task(s) {unknown}; choose from {list(TASKS)}")
-    device = torch.device("cuda" if req.device == "auto" and torch.cuda.is_available()
-                          else ("cpu" if req.device == "auto" else req.device))
-    loaded = load_model(req.model_dir, device)
-    emb = Embedder(loaded.model, device, req.batch_size)
+    engine = load_engine(req.model_dir, req.device)
+    engine.batch_size = req.batch_size
     manifests = [read_manifest(resolve_data(d)) for d in req.data]
-    image_emb, records, unreadable = _split_embeddings(emb, manifests, req.split, loaded.config.preprocess)
+    split = study_embeddings(engine, manifests, req.split)
+    image_emb, records = split.embeddings, split.records
     findings = _findings(records, req.findings)
     if req.blank_as_negative:
         records = complete_labels(records, findings)
-    results: dict[str, Any] = {"model": str(req.model_dir), "model_id": loaded.model_id,
+    results: dict[str, Any] = {"model": str(req.model_dir), "model_id": engine.model_id,
                                "data": req.data, "split": req.split, "n_studies": len(records),
-                               "unreadable_images": unreadable,
-                               "blank_as_negative": req.blank_as_negative}
+                               "unreadable_images": split.unreadable,
+                               "blank_as_negative": req.blank_as_negative,
+                               "calibrated": engine.calibration is not None}
     if "zeroshot" in tasks:
         classes = req.findings or [f for f in CHEXPERT_5 if f in findings] or findings
-        results["zeroshot"] = zeroshot_multiclass(emb, image_emb, records, classes)
+        results["zeroshot"] = zeroshot_multiclass(engine, torch.from_numpy(image_emb), records, classes)
     if "binary" in tasks:
         rsna = any(m.header.dataset == "rsna" for m in manifests)
-        results["binary"] = zeroshot_binary(emb, image_emb, records, findings, rsna=rsna,
+        results["binary"] = zeroshot_binary(engine, image_emb, records, findings, rsna=rsna,
                                             prompts=req.binary_prompts)
         results["binary_prompts"] = req.binary_prompts
     if "retrieval" in tasks:
-        results["retrieval"] = retrieval(emb, image_emb, records)
+        results["retrieval"] = retrieval(engine, torch.from_numpy(image_emb), records)
     if "linear_probe" in tasks:
-        train_emb, train_records, _ = _split_embeddings(emb, manifests, req.train_split,
-                                                        loaded.config.preprocess)
-        results["linear_probe"] = linear_probe((train_emb, train_records), (image_emb, records), findings)
+        train = study_embeddings(engine, manifests, req.train_split)
+        results["linear_probe"] = linear_probe((torch.from_numpy(train.embeddings), train.records),
+                                               (torch.from_numpy(image_emb), records), findings)
+    if "ood" in tasks:
+        results["ood"] = out_of_distribution(engine, manifests, req.split)
     print(format_table(results))
     if req.out:
         Path(req.out).parent.mkdir(parents=True, exist_ok=True)

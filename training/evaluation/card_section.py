@@ -1,0 +1,78 @@
+"""Write a model's calibration, operating points and OOD guard into its card files.
+
+``model_card.json``: ``extra.operating_points`` (finding -> calibrated probability),
+``extra.calibration`` (method per finding, data, command, rules) and ``extra.ood``.
+``MODEL_CARD.md``: a "Calibration and operating points" section between markers,
+replaced when ``cxrclip calibrate`` runs again.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from cxrclip.calibration import Calibration
+
+START = "<!-- calibration:start (written by cxrclip calibrate) -->"
+END = "<!-- calibration:end -->"
+
+
+def card_extra(calibration: Calibration, ood: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``extra`` keys this module owns."""
+    out: dict[str, Any] = {
+        "operating_points": calibration.operating_points(),
+        "calibration": {"file": "calibration.json", "data": calibration.data, "split": calibration.split,
+                        "command": calibration.command, "no_finding": calibration.no_finding,
+                        "methods": {n: c.method for n, c in calibration.findings.items()},
+                        "method_rule": calibration.method_rule,
+                        "operating_point_rule": calibration.operating_point_rule}}
+    if ood is not None:
+        out["ood"] = {"files": ["ood.json", "ood.npz"], "threshold": ood["threshold"],
+                      "prompt_threshold": ood.get("prompt_threshold"),
+                      "statistics_data": ood.get("statistics_data"),
+                      "threshold_percentile": ood.get("threshold_percentile")}
+    return out
+
+
+def markdown_section(calibration: Calibration, ood: dict[str, Any] | None) -> str:
+    """The Markdown section (with its markers)."""
+    lines = [START, "## Calibration and operating points", "",
+             f"Fitted by `{calibration.command or 'cxrclip calibrate'}` on {', '.join(calibration.data)} "
+             f"(split `{calibration.split}`), stored in `calibration.json`. No Finding = 1 - max over the other "
+             f"findings (Support Devices excluded), then calibrated. Method rule: {calibration.method_rule}. "
+             f"Operating point rule: {calibration.operating_point_rule}.", "",
+             "| finding | method | positives | negatives | operating point | ECE before | ECE after "
+             "| Brier before | Brier after |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, c in sorted(calibration.findings.items()):
+        rel = calibration.reliability.get(name, {})
+        point = "" if c.operating_point is None else f"{c.operating_point:.3f}"
+        lines.append(f"| {name} | {c.method} | {c.n_positive} | {c.n_negative} | {point} | "
+                     f"{rel.get('ece_before', '')} | {rel.get('ece_after', '')} | "
+                     f"{rel.get('brier_before', '')} | {rel.get('brier_after', '')} |")
+    lines += ["", "ECE/Brier here are on the fitting data; held-out figures are in the metrics above."]
+    if ood is not None:
+        lines += ["", "## Out-of-distribution guard", "",
+                  f"`ood.json` + `ood.npz`: Mahalanobis distance of each view's embedding to "
+                  f"{ood.get('n_statistics')} views of {', '.join(ood.get('statistics_data') or [])} "
+                  f"(shrinkage {ood.get('shrinkage')}); threshold {ood['threshold']:.3f} = "
+                  f"{ood.get('threshold_percentile')}th percentile of {ood.get('n_threshold')} held-out "
+                  f"in-distribution views. Prompt hint below a highest cosine of "
+                  f"{ood.get('prompt_threshold')} to {ood.get('n_reference_sentences')} reference sentences."]
+    lines.append(END)
+    return "\n".join(lines) + "\n"
+
+
+def update_card_files(model_dir: Path, calibration: Calibration, ood: dict[str, Any] | None) -> None:
+    """Merge into ``model_card.json`` and replace/append the section of ``MODEL_CARD.md``."""
+    card_json = model_dir / "model_card.json"
+    card = json.loads(card_json.read_text(encoding="utf-8")) if card_json.is_file() else {}
+    card.setdefault("extra", {}).update(card_extra(calibration, ood))
+    card_json.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    card_md = model_dir / "MODEL_CARD.md"
+    text = card_md.read_text(encoding="utf-8") if card_md.is_file() else ""
+    section = markdown_section(calibration, ood)
+    if START in text and END in text:
+        text = text[:text.index(START)] + section + text[text.index(END) + len(END):].lstrip("\n")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    card_md.write_text(text, encoding="utf-8")
