@@ -137,3 +137,26 @@ def test_compare_window_link_maps_between_value_ranges(model, tree):
     prior.value_range = (0.0, 4000.0)  # same scale: the same window
     current.set_window(1200, 800)
     assert (prior.window_center, prior.window_width) == (1200, 800)
+
+
+def test_adjacent_study_wraps_and_follows_a_given_order(model, tree):
+    assert model.adjacent_study(1).study_uid == "cur"  # nothing shown: the first
+    model.open_study(tree.study("cur"))
+    assert model.adjacent_study(1).study_uid == "old"
+    assert model.adjacent_study(-1).study_uid == "anon2"  # wraps around
+    assert model.adjacent_study(1, ["later", "cur", "mid"]).study_uid == "mid"
+    assert model.adjacent_study(1, ["mid", "later"]).study_uid == "mid"  # current filtered out
+
+
+def test_study_rows_hide_identifiers(tree):
+    from viewer.model.phi import Redactor
+    from viewer.model.study_rows import study_rows
+
+    redactor = Redactor()
+    redactor.add_tree(tree)
+    shown = study_rows(tree, False, redactor, lambda s: 2 if s.study_uid == "mid" else 0)
+    cur = next(r for r in shown if r.study_uid == "cur")
+    assert cur.cells() == ("Doe Jane", "P1", "2024-01-05", "", "CR", "PA, LL", "")
+    assert next(r for r in shown if r.study_uid == "mid").cells()[-1] == "2"
+    hidden = next(r for r in study_rows(tree, True, redactor) if r.study_uid == "cur")
+    assert hidden.cells()[:3] == ("Anonymous", "", "") and hidden.sort_date == "20240105"

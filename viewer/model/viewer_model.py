@@ -109,6 +109,20 @@ class ViewerModel:
         self._states.clear()
         self.study_closed.emit(closing)
 
+    def adjacent_study(self, step: int, order: list[str] | None = None) -> Study | None:
+        """The study ``step`` places after (negative: before) the current one in ``order``
+        (study UIDs, e.g. the study list's sorting; default the scan's order), wrapping
+        around; the first study when none is shown; None without studies."""
+        if self.tree is None:
+            return None
+        uids = order if order is not None else [s.study_uid for s in self.tree.studies()]
+        uids = [u for u in uids if self.tree.study(u) is not None]
+        if not uids:
+            return None
+        current = self.current_study.study_uid if self.current_study else None
+        index = (uids.index(current) + step) % len(uids) if current in uids else 0
+        return self.tree.study(uids[index])
+
     def prior_candidate(self) -> Study | None:
         """The prior of the current study among the scanned studies, or None."""
         if self.current_study is None or self.tree is None:

@@ -28,6 +28,7 @@ from viewer.qt.problems_panel import ProblemsPanel
 from viewer.qt.scan_loader import ScanLoader
 from viewer.qt.shortcuts import ACTIONS, ActionSpec
 from viewer.qt.study_browser import StudyBrowser
+from viewer.qt.study_list import StudyList
 from viewer.qt.theme import icon
 from viewer.qt.views_panel import ViewsPanel
 from viewer.qt.views_presenter import ViewsPresenter
@@ -90,6 +91,11 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         self.study_browser.study_activated.connect(self._on_study_activated)
         self.study_browser.view_activated.connect(self._on_view_activated)
         self.browser_dock = self._dock("Studies", self.study_browser, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.study_list = StudyList(self.model.redactor, self._problems_of, self)
+        self.study_list.study_activated.connect(self._on_study_activated)
+        self.study_list_dock = self._dock("Study List", self.study_list, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.browser_dock, self.study_list_dock)
+        self.browser_dock.raise_()
         model = self.model
         self.measurements_panel = MeasurementsPanel(  # picking a row selects its view, if open
             model.measurements, lambda view_id: model.view_handle(view_id) and model.select_view(view_id),
@@ -157,7 +163,7 @@ class MainWindow(WindowActionsMixin, QMainWindow):
                 toolbar.addAction(action)
         self.menu_named("View").addSeparator()
         self.menu_named("View").addMenu(self.panels_menu)
-        for dock in (self.browser_dock, self.measurements_dock, self.problems_dock):
+        for dock in (self.browser_dock, self.study_list_dock, self.measurements_dock, self.problems_dock):
             self.panels_menu.addAction(dock.toggleViewAction())
         self.actions_by_key["overlays"].setChecked(True)
         self.actions_by_key["tool_navigate"].setChecked(True)
@@ -182,6 +188,7 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         """Widgets follow the model."""
         model, presenter = self.model, self.presenter
         model.scan_changed.connect(lambda scan: scan is not None and self.study_browser.set_studies(scan.studies))
+        model.scan_changed.connect(lambda scan: self.study_list.set_studies(scan and scan.studies))
         model.study_opened.connect(self._on_model_study_opened)
         model.study_closed.connect(lambda _study: self._update_title())
         model.selection_changed.connect(self._on_model_selection)
@@ -193,6 +200,7 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         presenter.cursor_info.connect(self.cursor_label.setText)
         presenter.thumbnail_ready.connect(self.study_browser.set_thumbnail)
         presenter.view_failed.connect(lambda view, msg: self.report_problem(str(view.path), msg, view.path))
+        presenter.view_failed.connect(lambda *_a: self.study_list.refresh())
 
     def _build_recent_menu(self) -> None:
         self.recent_menu.clear()
@@ -283,6 +291,7 @@ class MainWindow(WindowActionsMixin, QMainWindow):
 
     def _on_model_study_opened(self, study: StudyHandle) -> None:
         self.study_browser.select_study(study.study_uid)
+        self.study_list.select_study(study.study_uid)
         self._update_title()
         self.actions_by_key["compare_prior"].setEnabled(self.model.prior_candidate() is not None)
 
@@ -298,6 +307,7 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         self.settings.setValue(HIDE_PHI_KEY, hide)
         self.statusBar().clearMessage()  # it may quote a name or a path
         self.study_browser.set_hide_phi(hide)
+        self.study_list.set_hide_phi(hide)
         self.problems.set_hide_phi(hide)
         if self._tag_dialog is not None:
             self._tag_dialog.browser.set_hide_phi(hide)
@@ -313,6 +323,11 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         action.setChecked(layout == "compare")
         action.blockSignals(False)
         self._update_title()
+
+    def _problems_of(self, study: Study) -> int:
+        """Problems rows about files of ``study`` (for the Study List)."""
+        paths = {Path(v.path) for v in study.views()}
+        return sum(1 for e in self.problems.entries if e.path is not None and Path(e.path) in paths)
 
     def _saved_hide_phi(self) -> bool:
         value = self.settings.value(HIDE_PHI_KEY, False)

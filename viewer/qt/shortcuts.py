@@ -45,6 +45,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
                checkable=True, toolbar=True),
     ActionSpec("overlays", "View", "Show Corner Overlays", "O", "mdi6.text-box-outline", checkable=True),
     ActionSpec("next_view", "View", "Select Next View", "N", "mdi6.arrow-right-bold"),
+    ActionSpec("next_study", "View", "Next Study", "]", "mdi6.skip-next"),
+    ActionSpec("previous_study", "View", "Previous Study", "[", "mdi6.skip-previous"),
     ActionSpec("preset_file", "Window", "Window from File", "F1"),
     ActionSpec("preset_full", "Window", "Full Range", "F2"),
     ActionSpec("preset_lung", "Window", "Lung", "F3"),

@@ -109,6 +109,18 @@ class WindowActionsMixin(FileActionsMixin):
             index = ids.index(self.selected_view_id) if self.selected_view_id in ids else -1
             self.select_view(ids[(index + 1) % len(ids)])
 
+    def _step_study(self, step: int) -> None:
+        """Show the next/previous study in the Study List's order (filter and sorting)."""
+        study = self.model.adjacent_study(step, self.study_list.visible_order() or None)
+        if study is not None:
+            self.show_study(study)
+
+    def _on_next_study(self) -> None:
+        self._step_study(1)
+
+    def _on_previous_study(self) -> None:
+        self._step_study(-1)
+
     def _preset(self, name: str) -> None:
         for view in self._targets():
             view.apply_preset(name)
