@@ -160,3 +160,64 @@ def test_study_rows_hide_identifiers(tree):
     assert next(r for r in shown if r.study_uid == "mid").cells()[-1] == "2"
     hidden = next(r for r in study_rows(tree, True, redactor) if r.study_uid == "cur")
     assert hidden.cells()[:3] == ("Anonymous", "", "") and hidden.sort_date == "20240105"
+
+
+def test_measurements_as_a_tid1500_sr_without_identifiers(tmp_path, facts_free_dicom=None):
+    import numpy as np
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    from viewer.io.scan import scan_folder
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate = "Secret^Sam", "SEC-991", "19500101"
+    ds.StudyDate, ds.AccessionNumber, ds.ReferringPhysicianName = "20240202", "ACC-7731", "Doc^Who"
+    ds.StudyID, ds.StudyTime, ds.PatientSex = "S1", "101010", "M"
+    ds.Modality, ds.ViewPosition, ds.PixelSpacing = "DX", "PA", [0.5, 0.5]
+    ds.Rows = ds.Columns = 20
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = np.full((20, 20), 7, np.uint16).tobytes()
+    (tmp_path / "d").mkdir()
+    ds.save_as(tmp_path / "d" / "pa.dcm", enforce_file_format=True)
+    model = ViewerModel()
+    model.set_scan(scan_folder(tmp_path / "d"))
+    model.open_study(model.tree.studies()[0])
+    view_id = model.current_study.views[0].view_id
+    for kind, points in (("ruler", ((0, 0), (6, 8))), ("angle", ((5, 0), (0, 0), (0, 5))),
+                         ("ellipse", ((2, 2), (10, 8))), ("rect", ((1, 1), (5, 5))),
+                         ("ctr", ((4, 10), (10, 10), (1, 12), (19, 12)))):
+        model.measurements.add(Measurement(kind, view_id, points))
+    path = model.write_measurements_sr(tmp_path / "m.dcm")
+    sr = pydicom.dcmread(path)
+    text = str(sr)
+    for secret in ("Secret", "SEC-991", "19500101", "20240202", "ACC-7731", "Doc^Who"):
+        assert secret not in text, secret
+    assert sr.PatientIdentityRemoved == "YES" and sr.StudyInstanceUID == ds.StudyInstanceUID
+    assert sr.ContentTemplateSequence[0].TemplateIdentifier == "1500"
+    values = {}
+
+    def walk(items):
+        for item in items:
+            if item.ValueType == "NUM":
+                values.setdefault(item.ConceptNameCodeSequence[0].CodeMeaning, []).append(
+                    (float(item.MeasuredValueSequence[0].NumericValue),
+                     item.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0].CodeValue))
+            walk(getattr(item, "ContentSequence", []))
+
+    walk(sr.ContentSequence)
+    assert values["Length"] == [(5.0, "mm")]  # 10 px x 0.5 mm
+    assert values["Angle"][0][0] == pytest.approx(90.0) and values["Angle"][0][1] == "deg"
+    assert [u for _v, u in values["Area"]] == ["mm2", "mm2"]
+    assert values["Mean"] == [(7.0, "1"), (7.0, "1")]
+    assert values["Cardiothoracic ratio"][0][0] == pytest.approx(6 / 18)
+    with_ids = pydicom.dcmread(model.write_measurements_sr(tmp_path / "ids.dcm", include_identifiers=True))
+    assert with_ids.PatientID == "SEC-991"

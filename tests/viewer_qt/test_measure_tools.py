@@ -187,3 +187,21 @@ def test_angle_is_one_drag_and_one_click(qtbot, window, calibrated):
     m = window.model.measurements.all()[0]
     assert window.model.measurements.result(m).values["angle"] == pytest.approx(90.0, abs=1.0)
     assert window.model.measurements.result(m).text.endswith("°")
+
+
+def test_measurements_panel_exports_a_dicom_sr(qtbot, window, calibrated, tmp_path):
+    import pydicom
+
+    view = _open(qtbot, window, calibrated)
+    window.model.measurements.set_tool("ruler")
+    _drag(qtbot, view, (20, 100), (220, 100))
+    saved = []
+    window.measurements_panel.export_sr(tmp_path / "sr.dcm", on_done=saved.append)
+    qtbot.waitUntil(lambda: bool(saved) or window.problems.count() > 0, timeout=30000)
+    assert saved, window.problems.rows()
+    sr = pydicom.dcmread(saved[0])
+    assert sr.Modality == "SR" and sr.PatientID == "" and "Measure" not in str(sr.PatientName)
+    length = window.model.measurements.result(window.model.measurements.all()[0]).values["length"]
+    nums = [i for g in sr.ContentSequence for i in getattr(g, "ContentSequence", [])
+            for i in getattr(i, "ContentSequence", []) if i.ValueType == "NUM"]
+    assert [float(n.MeasuredValueSequence[0].NumericValue) for n in nums] == pytest.approx([length])

@@ -241,6 +241,19 @@ class ViewerModel:
         return view_label(view, self.hide_phi, self.view_number(view))
 
     # --- measurements ----------------------------------------------------------
+    def write_measurements_sr(self, path: str | Path, include_identifiers: bool = False) -> Path:
+        """Save the measurements on DICOM views as a TID 1500 SR (see viewer.model.measurement_sr)."""
+        from viewer.model.measurement_sr import SRItem, write_measurement_sr
+
+        store, items, units = self.measurements, [], {}
+        for m in store.all():
+            handle = self.view_handle(m.view_id)
+            if handle is not None:
+                context = store.context(m.view_id)
+                items.append(SRItem(m, store.result(m), context.calibration, handle.meta))
+                units[m.view_id] = context.value_unit
+        return write_measurement_sr(items, path, include_identifiers, units)
+
     def _measure_context(self, view_id: str) -> MeasureContext:
         handle = self.view_handle(view_id)
         if handle is None:

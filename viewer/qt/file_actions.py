@@ -79,3 +79,6 @@ class FileActionsMixin:
 
     def _on_export_measurements(self) -> None:
         self.measurements_panel.export_dialog()
+
+    def _on_export_measurements_sr(self) -> None:
+        self.measurements_panel.sr_dialog()

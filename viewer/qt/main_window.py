@@ -99,7 +99,7 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         model = self.model
         self.measurements_panel = MeasurementsPanel(  # picking a row selects its view, if open
             model.measurements, lambda view_id: model.view_handle(view_id) and model.select_view(view_id),
-            self.report_problem, self)
+            self.report_problem, self, write_sr=model.write_measurements_sr)
         self.measurements_dock = self._dock("Measurements", self.measurements_panel,
                                             Qt.DockWidgetArea.LeftDockWidgetArea)
         self.problems = ProblemsPanel(self, self.model.redactor)

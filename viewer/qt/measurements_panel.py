@@ -26,10 +26,12 @@ class MeasurementsPanel(QWidget):
     """List of measurements; ``select_view(view_id)`` is called when a row is picked."""
 
     def __init__(self, store: MeasurementStore, select_view: Callable[[str], None],
-                 report: Callable[[str, str], None], parent: QWidget | None = None) -> None:
+                 report: Callable[[str, str], None], parent: QWidget | None = None,
+                 write_sr: Callable[[Path, bool], Path] | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("MeasurementsPanel")
         self.store, self._select_view, self._report = store, select_view, report
+        self._write_sr = write_sr
         self.tree = QTreeWidget(self)
         self.tree.setHeaderLabels(["Measurement", "View", "Value"])
         self.tree.setRootIsDecorated(False)
@@ -40,9 +42,13 @@ class MeasurementsPanel(QWidget):
         self.delete_button.clicked.connect(store.remove_selected)
         self.export_button = QPushButton("Export JSON…", self)
         self.export_button.clicked.connect(self.export_dialog)
+        self.sr_button = QPushButton("Export SR…", self)
+        self.sr_button.setToolTip("DICOM SR measurement report (TID 1500) of the measurements on DICOM views")
+        self.sr_button.clicked.connect(self.sr_dialog)
+        self.sr_button.setVisible(write_sr is not None)
         self.include_ids = QCheckBox("Include identifiers", self)
         buttons = QHBoxLayout()
-        for widget in (self.delete_button, self.export_button):
+        for widget in (self.delete_button, self.export_button, self.sr_button):
             buttons.addWidget(widget)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
@@ -116,6 +122,7 @@ class MeasurementsPanel(QWidget):
     def _update_buttons(self) -> None:
         self.delete_button.setEnabled(self.store.selected_id is not None)
         self.export_button.setEnabled(len(self.store) > 0)
+        self.sr_button.setEnabled(len(self.store) > 0)
 
     def export_dialog(self) -> None:
         """Ask for a file name and write the JSON export."""
@@ -132,3 +139,25 @@ class MeasurementsPanel(QWidget):
             log.warning("measurement export to %s failed", path, exc_info=True)
             self._report("export measurements", f"cannot write the file: {exc.strerror or exc}")
             return None
+
+    def sr_dialog(self) -> None:
+        """Ask for a file name and write the DICOM SR in a worker."""
+        path, _ = QFileDialog.getSaveFileName(self, "Export Measurements as DICOM SR",
+                                              "measurements_sr.dcm", "DICOM (*.dcm)")
+        if path:
+            self.export_sr(path)
+
+    def export_sr(self, path: str | Path, on_done: Callable[[Path], None] | None = None) -> None:
+        """Write the SR (identifiers only when the box is ticked) off the UI thread; a failure
+        becomes a Problems row."""
+        from viewer.qt.workers import run_in_pool
+
+        if self._write_sr is None:
+            return
+        write, include = self._write_sr, self.include_ids.isChecked()
+
+        def failed(exc: BaseException) -> None:
+            log.warning("measurement SR export failed", exc_info=exc)
+            self._report("export measurements as DICOM SR", f"{type(exc).__name__}: {exc}")
+
+        run_in_pool(lambda: write(Path(path), include), on_done or (lambda _p: None), failed)

@@ -67,6 +67,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("delete_measurement", "Measure", "Delete Selected Measurement", "Del", "mdi6.delete"),
     ActionSpec("export_measurements", "Measure", "Export Measurements as JSON…", "Ctrl+Shift+E",
                "mdi6.code-json"),
+    ActionSpec("export_measurements_sr", "Measure", "Export Measurements as DICOM SR…", "",
+               "mdi6.file-document-outline"),
     ActionSpec("tag_browser", "Tools", "DICOM Tags…", "Ctrl+T", "mdi6.tag-text-outline", toolbar=True),
     ActionSpec("shortcuts", "Help", "Keyboard Shortcuts", "Ctrl+/", "mdi6.keyboard"),
     ActionSpec("about", "Help", "About", "", "mdi6.information-outline"),
