@@ -24,7 +24,7 @@ import numpy as np
 
 from cxrclip.calibration import Calibration, fit_finding, reliability
 from cxrclip.ood import OODGuard
-from cxrclip.zero_shot import NO_FINDING, ZeroShotClassifier
+from cxrclip.zero_shot import ZeroShotClassifier
 
 OOD_PERCENTILE = 99.5
 PROMPT_PERCENTILE = 1.0
@@ -84,26 +84,16 @@ def _labels(records: list, names: list[str]) -> np.ndarray:
 
 def fit_calibration(classifier: ZeroShotClassifier, embeddings: np.ndarray, labels: np.ndarray,
                     model_id: str) -> Calibration:
-    """Fit every finding (the others first, then No Finding on their calibrated complement);
-    ``labels`` is (N, F) in ``classifier.names`` order with 1/0 and NaN/-1 for unknown."""
-    classifier.calibration = None
+    """Fit every finding on the input its calibration maps (No Finding: the complement of the
+    others); ``labels`` is (N, F) in ``classifier.names`` order with 1/0 and NaN/-1 for unknown."""
     inputs = classifier.calibration_inputs(embeddings)
     fitted = {}
     for j, name in enumerate(classifier.names):
-        if name == NO_FINDING and classifier.no_finding == "complement":
-            continue
         rows = np.isin(labels[:, j], (0, 1))
         found = fit_finding(inputs[rows, j], labels[rows, j]) if rows.any() else None
         if found is not None:
             fitted[name] = found
     calibration = Calibration(model_id, fitted, classifier.no_finding)
-    if NO_FINDING in classifier.names and classifier.no_finding == "complement":
-        classifier.calibration = calibration
-        j = classifier.names.index(NO_FINDING)
-        rows = np.isin(labels[:, j], (0, 1))
-        found = fit_finding(classifier.calibration_inputs(embeddings)[rows, j], labels[rows, j])
-        if found is not None:
-            fitted[NO_FINDING] = found
     classifier.calibration = calibration
     calibration.reliability = _reliability(classifier, embeddings, labels)
     return calibration
@@ -151,7 +141,7 @@ def fit_ood(engine: Any, ood_manifests: list, data_manifests: list, split: str, 
     guard.meta.update(n_reference_sentences=len(sentences), n_vocabulary=len(guard.vocabulary),
                       prompt_rule=f"hint when a word is not in the vocabulary of the reference sentences and "
                                   f"class prompts, or the highest cosine to the reference sentences is below "
-                                  f"the {PROMPT_PERCENTILE:g}th percentile of the class prompts' minus "
+                                  f"percentile {PROMPT_PERCENTILE:g} of the class prompts' minus "
                                   f"{PROMPT_MARGIN}")
     return guard
 
@@ -187,7 +177,7 @@ def run_calibrate(req: CalibrateRequest) -> dict[str, Any]:
         summary["ood"] = {"threshold": guard.threshold, "prompt_threshold": guard.prompt_threshold,
                           **guard.meta}
     _update_card(Path(req.model_dir), calibration, summary.get("ood"))
-    write_manifest(req.model_dir)
+    write_manifest(Path(req.model_dir))
     summary["written"] = [str(p) for p in written]
     return summary
 

@@ -49,15 +49,16 @@ def markdown_section(calibration: Calibration, ood: dict[str, Any] | None) -> st
         lines.append(f"| {name} | {c.method} | {c.n_positive} | {c.n_negative} | {point} | "
                      f"{rel.get('ece_before', '')} | {rel.get('ece_after', '')} | "
                      f"{rel.get('brier_before', '')} | {rel.get('brier_after', '')} |")
-    lines += ["", "ECE/Brier here are on the fitting data; held-out figures are in the metrics above."]
+    lines += ["", "ECE/Brier here are on the fitting data; held-out figures are in the section above."]
     if ood is not None:
         lines += ["", "## Out-of-distribution guard", "",
                   f"`ood.json` + `ood.npz`: Mahalanobis distance of each view's embedding to "
                   f"{ood.get('n_statistics')} views of {', '.join(ood.get('statistics_data') or [])} "
                   f"(shrinkage {ood.get('shrinkage')}); threshold {ood['threshold']:.3f} = "
                   f"{ood.get('threshold_percentile')}th percentile of {ood.get('n_threshold')} held-out "
-                  f"in-distribution views. Prompt hint below a highest cosine of "
-                  f"{ood.get('prompt_threshold')} to {ood.get('n_reference_sentences')} reference sentences."]
+                  f"in-distribution views. Prompt hint when a word is not among the {ood.get('n_vocabulary')} "
+                  f"words of {ood.get('n_reference_sentences')} reference sentences and the class prompts, or "
+                  f"the highest cosine to those sentences is below {ood.get('prompt_threshold')}."]
     lines.append(END)
     return "\n".join(lines) + "\n"
 
