@@ -48,14 +48,18 @@ class MeasurementsPanel(QWidget):
         self.sr_button.setVisible(write_sr is not None)
         self.include_ids = QCheckBox("Include identifiers", self)
         buttons = QHBoxLayout()
-        for widget in (self.delete_button, self.export_button, self.sr_button):
+        for widget in (self.delete_button, self.export_button):
             buttons.addWidget(widget)
         buttons.addStretch(1)
+        more = QHBoxLayout()  # two short rows keep the dock narrow
+        more.addWidget(self.sr_button)
+        more.addWidget(self.include_ids)
+        more.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.tree)
         layout.addLayout(buttons)
-        layout.addWidget(self.include_ids)
+        layout.addLayout(more)
         store.changed.connect(self._on_changed)
         store.selection_changed.connect(self._on_selected)
         self.refresh()
