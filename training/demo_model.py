@@ -7,7 +7,9 @@ Steps (each skipped when its output already exists, so an interrupted build resu
 3. `cxrclip eval` of the final checkpoint on the held-out set;
 4. export as fp16 safetensors into `assets/models/cxrclip-demo/` with a model card that
    quotes the held-out metrics, the data, the run and the hardware;
-5. a sentence bank built from the held-out reports plus `assets/sentence_bank/sentences.txt`.
+5. a sentence bank built from the held-out reports plus `assets/sentence_bank/sentences.txt`;
+6. `cxrclip calibrate` on a validation set (seed 3) with OOD statistics from another (seed 4):
+   calibration, operating points and the out-of-distribution guard (docs/trust.md).
 """
 from __future__ import annotations
 
@@ -36,6 +38,10 @@ class DemoBuild:
     train_seed: int = 1
     heldout_seed: int = 2
     image_size: int = 160
+    val_studies: int = 600
+    val_seed: int = 3
+    ood_studies: int = 400
+    ood_seed: int = 4
 
     @property
     def train_dir(self) -> Path:
@@ -44,6 +50,14 @@ class DemoBuild:
     @property
     def heldout_dir(self) -> Path:
         return self.work / "heldout"
+
+    @property
+    def val_dir(self) -> Path:
+        return self.work / "val"
+
+    @property
+    def ood_dir(self) -> Path:
+        return self.work / "ood"
 
     @property
     def run_dir(self) -> Path:
@@ -63,7 +77,9 @@ def _cxrclip(*args: str) -> None:
 
 def generate_data(build: DemoBuild) -> None:
     for out, studies, seed, split in ((build.train_dir, build.train_studies, build.train_seed, "hash"),
-                                      (build.heldout_dir, build.heldout_studies, build.heldout_seed, "test")):
+                                      (build.heldout_dir, build.heldout_studies, build.heldout_seed, "test"),
+                                      (build.val_dir, build.val_studies, build.val_seed, "validate"),
+                                      (build.ood_dir, build.ood_studies, build.ood_seed, "validate")):
         if (out / "manifest.json").is_file():
             continue
         _cxrclip("phantom", "generate", "--out", str(out), "--studies", str(studies), "--seed", str(seed),
@@ -100,8 +116,10 @@ def summarise_metrics(results: dict) -> dict[str, float]:
     auroc = {name: round(float(m["auroc"]), 4) for name, m in binary.items()
              if isinstance(m, dict) and m.get("auroc") is not None}
     summary: dict[str, float] = {f"zero-shot AUROC, {name}": value for name, value in auroc.items()}
-    if auroc:
-        summary[f"zero-shot AUROC, macro over {len(auroc)} findings"] = round(sum(auroc.values()) / len(auroc), 4)
+    findings = {k: v for k, v in auroc.items() if k != "No Finding"}  # No Finding is derived from them
+    if findings:
+        summary[f"zero-shot AUROC, macro over {len(findings)} findings"] = round(
+            sum(findings.values()) / len(findings), 4)
     for direction in ("image_to_text", "text_to_image"):
         for k, value in results.get("retrieval", {}).get(direction, {}).items():
             summary[f"retrieval {direction.replace('_to_', '→')} {k}"] = round(float(value), 4)
@@ -156,6 +174,12 @@ def _float16():
     return torch.float16
 
 
+def calibrate(build: DemoBuild) -> None:
+    """Calibration + operating points (seed 3) and the OOD guard (statistics seed 4) into the model folder."""
+    _cxrclip("calibrate", str(build.out), "--data", str(build.val_dir), "--split", "validate",
+             "--ood-data", str(build.ood_dir), "--blank-as-negative")
+
+
 def build_bank(build: DemoBuild) -> None:
     """Bank from held-out reports (one sentence source line per report section) plus the project's sentences."""
     source = build.work / "bank_source.txt"
@@ -193,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = final_checkpoint(build.run_dir)
     metrics = summarise_metrics(evaluate(build, checkpoint))
     export(build, checkpoint, metrics, seconds)
+    calibrate(build)
     build_bank(build)
     print(json.dumps(metrics, indent=2))
     return 0

@@ -6,13 +6,14 @@ from training.demo_model import final_checkpoint, summarise_metrics
 
 def test_summary_has_per_finding_auroc_and_macro_mean():
     results = {"binary": {"Cardiomegaly": {"auroc": 0.9, "f1": 0.5}, "Edema": {"auroc": 0.7},
-                          "Fracture": {"auroc": None}},
+                          "Fracture": {"auroc": None}, "No Finding": {"auroc": 0.95}},
                "retrieval": {"image_to_text": {"R@1": 0.25}, "n": 5},
                "zeroshot": {"accuracy": 0.5, "classes": ["A", "B"]}}
     summary = summarise_metrics(results)
     assert summary["zero-shot AUROC, Cardiomegaly"] == 0.9
     assert "zero-shot AUROC, Fracture" not in summary
-    assert summary["zero-shot AUROC, macro over 2 findings"] == pytest.approx(0.8)
+    assert summary["zero-shot AUROC, macro over 2 findings"] == pytest.approx(0.8)  # No Finding apart
+    assert summary["zero-shot AUROC, No Finding"] == 0.95
     assert summary["retrieval image→text R@1"] == 0.25
     assert summary["zero-shot 2-class accuracy (CheXpert5x200-style)"] == 0.5
 
