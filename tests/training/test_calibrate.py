@@ -1,0 +1,62 @@
+"""`cxrclip calibrate` end to end on a tiny trained model, then `cxrclip eval` reporting reliability."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from training.cli import main
+from training.config import load_config
+from training.trainer.loop import Trainer
+
+
+@pytest.fixture
+def tiny_model(overrides_for, toy_manifest, tmp_path):
+    out = tmp_path / "run"
+    trainer = Trainer(load_config(None, overrides_for(toy_manifest, out, **{"train.epochs": 1})))
+    trainer.fit()
+    trainer.close()
+    return out / "best"
+
+
+def test_calibrate_writes_files_card_and_manifest_then_eval_reports_reliability(
+        tiny_model, manifest_factory, tmp_path, capsys):
+    from cxrclip.calibration import Calibration
+    from cxrclip.engine import Engine
+    from cxrclip.manifest import check_manifest
+
+    val = manifest_factory(tmp_path / "val", n=60, seed=3, splits=("validate",), labels_only=60)
+    ood = manifest_factory(tmp_path / "ood", n=30, seed=4, splits=("validate",), labels_only=30)
+    rc = main(["calibrate", str(tiny_model), "--data", str(val), "--split", "validate",
+               "--ood-data", str(ood), "--blank-as-negative", "--device", "cpu"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out)
+    cal = Calibration.load(tiny_model)
+    edema = cal.findings["Edema"]  # labels: Edema on every third study, 20 of 60
+    assert (edema.method, edema.n_positive, edema.n_negative) == ("platt", 20, 40)
+    assert 0.0 <= edema.operating_point <= 1.0
+    assert "Pleural Effusion" not in cal.findings  # positive in every study: nothing to fit
+    assert summary["operating_points"] == cal.operating_points() and cal.split == "validate"
+    assert set(cal.reliability["Edema"]) == {"ece_before", "brier_before", "ece_after", "brier_after"}
+    card = json.loads((tiny_model / "model_card.json").read_text())
+    assert card["extra"]["operating_points"] == cal.operating_points()
+    assert card["extra"]["ood"]["threshold"] == pytest.approx(summary["ood"]["threshold"])
+    assert "## Calibration and operating points" in (tiny_model / "MODEL_CARD.md").read_text()
+    assert check_manifest(tiny_model) is None  # the new files are in MANIFEST.sha256
+
+    engine = Engine.load(tiny_model, device="cpu", runtime="torch")
+    assert engine.calibration == cal and engine.ood_guard is not None
+    assert summary["ood"]["n_statistics"] == 45 and summary["ood"]["n_threshold"] == 90  # views
+
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(tiny_model), "--data", str(val), "--split", "validate", "--tasks", "binary,ood",
+                 "--blank-as-negative", "--binary-prompts", "ensemble", "--device", "cpu",
+                 "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["calibrated"] is True
+    row = res["binary"]["Edema"]
+    assert row["operating_point"] == edema.operating_point and row["ece"] == cal.reliability["Edema"]["ece_after"]
+    # Platt is monotone: the ranking is kept (or reversed, should the slope come out negative)
+    assert min(abs(row["auroc"] - row["auroc_raw"]), abs(row["auroc"] + row["auroc_raw"] - 1)) < 1e-9
+    assert res["ood"]["n_views"] == 90
+    assert res["ood"]["flagged"] <= 1  # the threshold is their own 99.5th percentile
