@@ -38,10 +38,11 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from cxrclip.towers import MAX_LOGIT_SCALE
+
 if TYPE_CHECKING:
     from cxrclip.calibration import Calibration
 
-MAX_LOGIT_SCALE = 100.0
 NO_FINDING = "No Finding"
 NOT_ABNORMAL = ("No Finding", "Support Devices")
 """Findings that do not make a study abnormal (CheXpert's No Finding allows devices)."""
