@@ -82,8 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # highdicom logs every module it copies at INFO
+        logging.getLogger("highdicom").setLevel(logging.WARNING)
+    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    from viewer.io import isolate
     from viewer.qt.errors import ExceptHook
     from viewer.qt.main_window import MainWindow
     from viewer.qt.pyside_check import broken_pyside_message
@@ -103,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.hide_phi or args.show_phi:  # otherwise the saved setting applies
         window.set_hide_phi(args.hide_phi)
     window.show()
+    # the decode worker processes start now (a few ms here), not on the first compressed file
+    QTimer.singleShot(0, isolate.prestart)
     if args.screenshot is not None:
         _arm_screenshot(app, window, args.screenshot, args.screenshot_timeout, args.screenshot_delay)
     if args.path:

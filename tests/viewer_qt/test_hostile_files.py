@@ -70,3 +70,47 @@ def test_colour_file_is_shown_in_colour(qtbot, window, pydicom_data_dir, tmp_pat
     centre = image.pixelColor(image.width() // 2, image.height() // 2)
     assert (centre.red(), centre.green(), centre.blue()) != (centre.red(),) * 3
     np.testing.assert_array_equal(view.pixels.image.rgb[50, 50], [128, 128, 255])
+
+
+def test_file_of_a_study_not_on_screen_is_listed_once(qtbot, window, pydicom_data_dir, tmp_path):
+    """Its background thumbnail fails: Problems lists it without the study being opened,
+    and opening the study later does not list it twice."""
+    folder = tmp_path / "two_studies"
+    folder.mkdir()
+    shutil.copy(pydicom_data_dir / "RG1_UNCR.dcm", folder / "radiograph.dcm")
+    other = pydicom.Dataset()
+    other.StudyInstanceUID, other.PatientID, other.PatientName = "1.2.3.4.5.6.7", "OTHER", "Other^Pat"
+    _edit(pydicom_data_dir, "OBXXXX1A_rle.dcm", folder / "panic.dcm", other, Rows=2, Columns=1)
+    window.open_path(folder)
+    qtbot.waitUntil(lambda: window.problems.count() >= 1, timeout=60000)
+    assert [Path(w).name for w, _r in window.problems.rows()] == ["panic.dcm"]
+    assert all(v.view.path.name != "panic.dcm" for v in window.image_views())
+    other_study = next(s for s in window.scan.studies.studies() if s.study_uid == "1.2.3.4.5.6.7")
+    with qtbot.waitSignal(window.study_ready, timeout=30000):
+        window.show_study(other_study)
+    qtbot.waitUntil(lambda: all(v.message or v.pixels is not None for v in window.image_views()),
+                    timeout=30000)
+    assert window.problems.count() == 1
+
+
+def test_colour_export_keeps_colour_and_overlays_blend(pydicom_data_dir, tmp_path):
+    """File ▸ Export View as PNG writes what the view shows: colour stays colour."""
+    from PIL import Image
+
+    from viewer.io.decode import load_image
+    from viewer.io.scan import scan_folder
+    from viewer.plugin_api import OverlayLayer
+    from viewer.qt.export import compose_export, write_png
+
+    folder = tmp_path / "colour"
+    folder.mkdir()
+    shutil.copy(pydicom_data_dir / "SC_rgb_32bit.dcm", folder / "rgb32.dcm")
+    view = scan_folder(folder).studies.studies()[0].views()[0]
+    out = write_png(tmp_path / "out.png", load_image(view), (None, None, None, False), [], 0,
+                    False, False)
+    saved = np.asarray(Image.open(out))
+    assert saved.shape == (100, 100, 3) and saved[50, 50].tolist() == [128, 128, 255]
+    red = np.zeros((100, 100, 4), np.uint8)
+    red[..., 0], red[..., 3] = 255, 255
+    blended = compose_export(saved, [OverlayLayer("h", red, opacity=0.5)], 90, False, False)
+    assert blended[50, 49].tolist() == [192, 64, 128]  # (128+255)/2, 128/2, 255/2 rounded

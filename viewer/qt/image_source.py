@@ -15,7 +15,7 @@ from PySide6.QtGui import QImage
 
 from viewer.io.decode import DecodedImage, load_image
 from viewer.model.study import View, WindowPreset
-from viewer.render import data_range, render_display, render_uint8
+from viewer.render import data_range, render_display
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +34,11 @@ def window_key(window: WindowPreset | None, function: str | None, invert: bool) 
     return (float(window.center), float(window.width), function, invert)
 
 
-def render(image: DecodedImage, key: WindowKey, max_side: int | None = None) -> np.ndarray:
-    """Grey uint8 rendering of ``image`` for ``key`` (see `window_key`; export uses it).
+def render_shown(image: DecodedImage, key: WindowKey, max_side: int | None = None) -> np.ndarray:
+    """What the image view (and the PNG export) shows for ``key``: grey HxW, or colour HxWx3.
 
     ``max_side`` renders from the cached display-size copy (area-averaged).
     """
-    center, width, function, invert = key
-    window = None if center is None or width is None else WindowPreset(center, width)
-    return render_uint8(image, window, invert, function, max_side=max_side)
-
-
-def render_shown(image: DecodedImage, key: WindowKey, max_side: int | None = None) -> np.ndarray:
-    """What the image view shows for ``key``: like `render`, but colour images stay colour (HxWx3)."""
     center, width, function, invert = key
     window = None if center is None or width is None else WindowPreset(center, width)
     return render_display(image, window, invert, function, max_side=max_side)

@@ -127,6 +127,8 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         self.loader.failed.connect(
             lambda path, exc: self.report_problem(str(path), f"cannot scan: {exc}", path))
         self.loader.thumbnail_ready.connect(self.study_browser.set_thumbnail)
+        self.loader.thumbnail_failed.connect(
+            lambda view, msg: self.report_problem(str(view.path), msg, view.path))
 
     def menu_named(self, name: str) -> QMenu:
         """The top-level menu called ``name`` (created before Help if new)."""
@@ -256,7 +258,8 @@ class MainWindow(WindowActionsMixin, QMainWindow):
 
         ``path``: the file concerned; it is shown by a neutral label while PHI is hidden.
         """
-        self.problems.add(where, reason, path)
+        if not self.problems.add(where, reason, path):
+            return
         shown_where, shown_reason = self.problems.shown(self.problems.entries[-1])
         self.statusBar().showMessage(f"Problem: {shown_where}: {shown_reason}", 6000)
 

@@ -69,15 +69,19 @@ class ProblemsPanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.table)
 
-    def add(self, where: str, reason: str, path: str | Path | None = None) -> None:
+    def add(self, where: str, reason: str, path: str | Path | None = None) -> bool:
         """Append one problem row (``where`` = file path or 'plugin NAME' / 'viewer';
-        ``path`` = the file concerned, masked while PHI is hidden)."""
+        ``path`` = the file concerned, masked while PHI is hidden). False when the same
+        problem is listed already."""
         entry = ProblemEntry(where, reason, Path(path) if path is not None else None)
+        if entry in self.entries:  # e.g. a thumbnail and then the opened view: listed once
+            return False
         self.entries.append(entry)
         row = self.table.rowCount()
         self.table.insertRow(row)
         self._show_row(row, entry)
         self._update_summary()
+        return True
 
     def set_hide_phi(self, hide: bool) -> None:
         """Re-show every row with identifiers masked or shown."""

@@ -3,7 +3,8 @@ background thumbnails of the other studies.
 
 ``scanned(path, ScanResult)`` and ``failed(path, exception)`` report the
 latest scan only: a scan that a newer one (or Cancel) superseded is dropped.
-``thumbnail_ready(view_id, uint8)`` delivers background thumbnails.
+``thumbnail_ready(view_id, uint8)`` delivers background thumbnails;
+``thumbnail_failed(view, message)`` reports a file whose thumbnail could not be decoded.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ class ScanLoader(QObject):
     scanned = Signal(object, object)
     failed = Signal(object, object)
     thumbnail_ready = Signal(str, object)
+    thumbnail_failed = Signal(object, str)
 
     def __init__(self, status_bar: QStatusBar) -> None:
         super().__init__(status_bar)
@@ -84,11 +86,16 @@ class ScanLoader(QObject):
                 return None if gen != self._gen else thumbnail_job(v)
 
             run_in_pool(job, lambda thumb, v=view: self._thumb(gen, v.view_id, thumb),
-                        lambda _exc: None, priority=PRIORITY_THUMB)
+                        lambda exc, v=view: self._thumb_failed(gen, v, exc), priority=PRIORITY_THUMB)
 
     def _thumb(self, gen: int, view_id: str, thumb: np.ndarray | None) -> None:
         if gen == self._gen and thumb is not None:
             self.thumbnail_ready.emit(view_id, thumb)
+
+    def _thumb_failed(self, gen: int, view: View, exc: BaseException) -> None:
+        """A file of a study not on screen failed to decode: reported now, not when opened."""
+        if gen == self._gen:
+            self.thumbnail_failed.emit(view, str(exc))
 
     def _set_busy(self, busy: bool, text: str = "") -> None:
         self.progress.setVisible(busy)
