@@ -329,22 +329,23 @@ def map_window(center: float, width: float, source: tuple[float, float] | None,
     return t_lo + (center - s_lo) * scale, width * scale
 
 
-class WindowSync:
-    """Optional window/level sync: a window change on one state is copied to the rest.
+class StateLink:
+    """Copies one kind of change from a linked display state to the others while ``enabled``.
 
-    ``relative=True`` maps the window through each state's ``value_range`` (see
-    `map_window`), for images whose values are scaled differently (a current and
-    a prior from two devices); identical ranges give identical windows.
+    Subclasses name the change kinds they follow (``kinds``) and how one is copied
+    (`copy`); a change made while copying is not copied back.
     """
 
-    def __init__(self, enabled: bool = True, relative: bool = False) -> None:
+    kinds: tuple[str, ...] = ()
+
+    def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
-        self.relative = relative
         self._states: list[DisplayState] = []
         self._handlers: dict[int, object] = {}
         self._busy = False
 
     def add(self, state: DisplayState) -> None:
+        """Link ``state`` (once)."""
         if any(s is state for s in self._states):
             return
         self._states.append(state)
@@ -356,33 +357,59 @@ class WindowSync:
         state.changed.connect(handler)
 
     def remove(self, state: DisplayState) -> None:
+        """Unlink ``state``."""
         handler = self._handlers.pop(id(state), None)
         if handler is not None:
             state.changed.disconnect(handler)
         self._states = [s for s in self._states if s is not state]
 
+    def clear(self) -> None:
+        """Unlink every state."""
+        for state in list(self._states):
+            self.remove(state)
+
     @property
     def states(self) -> list[DisplayState]:
         return list(self._states)
 
+    def copy(self, source: DisplayState, target: DisplayState, kind: str) -> None:
+        raise NotImplementedError
+
     def _on_changed(self, source: DisplayState, kind: str) -> None:
-        if not self.enabled or self._busy or kind not in ("window", "invert"):
+        if not self.enabled or self._busy or kind not in self.kinds:
             return
         self._busy = True
         try:
             for other in self._states:
-                if other is source:
-                    continue
-                if kind == "invert":
-                    other.set_invert(source.invert)
-                elif source.window_center is None or source.window_width is None:
-                    other.clear_window()
-                elif self.relative:
-                    other.set_window(*map_window(source.window_center, source.window_width,
-                                                 source.value_range, other.value_range),
-                                     source.voi_function)
-                else:
-                    other.set_window(source.window_center, source.window_width,
-                                     source.voi_function)
+                if other is not source:
+                    self.copy(source, other, kind)
         finally:
             self._busy = False
+
+
+class WindowSync(StateLink):
+    """Optional window/level sync: a window change on one state is copied to the rest.
+
+    ``relative=True`` maps the window through each state's ``value_range`` (see
+    `map_window`), for images whose values are scaled differently (a current and
+    a prior from two devices); identical ranges give identical windows.
+    """
+
+    kinds = ("window", "invert")
+
+    def __init__(self, enabled: bool = True, relative: bool = False) -> None:
+        super().__init__(enabled)
+        self.relative = relative
+
+    def copy(self, source: DisplayState, target: DisplayState, kind: str) -> None:
+        """Copy the invert flag or the window (mapped between value ranges when relative)."""
+        if kind == "invert":
+            target.set_invert(source.invert)
+        elif source.window_center is None or source.window_width is None:
+            target.clear_window()
+        elif self.relative:
+            target.set_window(*map_window(source.window_center, source.window_width,
+                                          source.value_range, target.value_range),
+                              source.voi_function)
+        else:
+            target.set_window(source.window_center, source.window_width, source.voi_function)
