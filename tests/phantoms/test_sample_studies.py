@@ -1,4 +1,5 @@
-"""The bundled sample studies: three 2-view studies, small, matching the generator."""
+"""The bundled sample studies: three 2-view studies and a 1-view prior of study 02, small,
+matching the generator."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,12 +8,14 @@ import numpy as np
 import pydicom
 import pytest
 
-from training.phantoms.samples import SAMPLES, generate_sample_studies
+from training.phantoms.samples import PRIOR_NAME, PRIOR_OF, SAMPLES, generate_sample_studies
 
+# folder -> (words of its report, number of views)
 EXPECTED = {
-    "01_normal": ("normal",),
-    "02_cardiomegaly_bilateral_effusions": ("cardiomegaly", "bilateral pleural effusions"),
-    "03_right_pneumothorax": ("right pneumothorax",),
+    "01_normal": (("normal",), 2),
+    "02_cardiomegaly_bilateral_effusions": (("cardiomegaly", "bilateral pleural effusions"), 2),
+    "03_right_pneumothorax": (("right pneumothorax",), 2),
+    "04_prior_of_02_pneumothorax_effusion": (("pneumothorax", "left pleural effusion"), 1),
 }
 
 
@@ -20,15 +23,15 @@ def _samples_dir(repo_root: Path) -> Path:
     return repo_root / "assets" / "sample_studies"
 
 
-def test_three_two_view_studies_under_8_mb(repo_root: Path) -> None:
+def test_sample_studies_under_8_mb(repo_root: Path) -> None:
     root = _samples_dir(repo_root)
     total = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     assert total < 8 * 2**20
     assert sorted(p.name for p in root.iterdir() if p.is_dir()) == sorted(EXPECTED)
-    for name, words in EXPECTED.items():
+    for name, (words, n_views) in EXPECTED.items():
         files = sorted((root / name).glob("*.dcm"))
         positions = {pydicom.dcmread(f, stop_before_pixels=True).ViewPosition for f in files}
-        assert len(files) == 2 and "LL" in positions
+        assert len(files) == n_views and ("LL" in positions) == (n_views == 2)
         readme = (root / "README.md").read_text()
         report = readme[readme.index(f"### {name}"):].split("###")[1].lower()
         for w in words:
@@ -67,7 +70,7 @@ def test_samples_regenerate_same_content(repo_root: Path, tmp_path: Path) -> Non
     hint = "; run `make samples` if the generator changed on purpose"
     assert (tmp_path / "README.md").read_text() == (root / "README.md").read_text(), \
         "README.md is out of date" + hint
-    for name, _, _ in SAMPLES:
+    for name in [n for n, _, _ in SAMPLES] + [PRIOR_NAME]:
         made = sorted((tmp_path / name).iterdir())
         assert [f.name for f in made] == sorted(f.name for f in (root / name).iterdir())
         for f in made:
@@ -84,11 +87,30 @@ def test_viewer_opens_samples_without_problems(repo_root: Path) -> None:
     assert result.problems == []  # README.md is skipped as a document, not listed
     assert [p.name for p in result.skipped] == ["README.md"]
     studies = result.studies.studies()
-    assert len(studies) == 3
+    assert len(studies) == 4
     for study in studies:
         views = study.views()
-        assert len(views) == 2 and views[0].is_frontal and not views[1].is_frontal
+        assert views[0].is_frontal and all(not v.is_frontal for v in views[1:])
         for view in views:
             img = decode.load_image(view)
             assert img.shape == (1024, 1024)
             assert view.window_presets and view.pixel_spacing
+
+
+def test_prior_pair_is_found_by_the_viewer(repo_root: Path) -> None:
+    scan = pytest.importorskip("viewer.io.scan")
+    priors = pytest.importorskip("viewer.model.priors")
+    root = _samples_dir(repo_root)
+    tree = scan.scan_folder(root).studies
+    by_folder = {s.views()[0].path.parent.name: s for s in tree.studies()}
+    current, prior = by_folder[PRIOR_OF], by_folder[PRIOR_NAME]
+    assert priors.find_prior(tree, current) is prior
+    assert priors.groups(tree) == [[prior, current]]
+    for name in by_folder.keys() - {PRIOR_OF}:
+        assert priors.find_prior(tree, by_folder[name]) is None, name
+    cur = pydicom.dcmread(root / PRIOR_OF / "1_PA.dcm", stop_before_pixels=True)
+    old = pydicom.dcmread(root / PRIOR_NAME / "1_PA.dcm", stop_before_pixels=True)
+    assert (old.PatientID, old.PatientName) == (cur.PatientID, cur.PatientName)
+    assert old.StudyDate < cur.StudyDate
+    for key in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "AccessionNumber"):
+        assert old[key].value != cur[key].value, key

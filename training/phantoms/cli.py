@@ -37,6 +37,15 @@ def run_samples(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_pair(args: argparse.Namespace) -> int:
+    """Handler of ``phantom pair``."""
+    from training.phantoms.samples import write_pair
+
+    paths = write_pair(Path(args.out), args.seed, args.index, size=args.size)
+    print(f"wrote {len(paths)} DICOM files (current + prior) to {args.out}")
+    return 0
+
+
 def run_sheet(args: argparse.Namespace) -> int:
     """Handler of ``phantom sheet``."""
     from training.phantoms.samples import contact_sheet
@@ -69,6 +78,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     smp.add_argument("--out", default="assets/sample_studies")
     smp.add_argument("--size", type=int, default=1024)
     smp.set_defaults(func=run_samples)
+    pair = sub.add_parser("pair", help="write a current study and its prior (same patient, "
+                          "earlier date; the left effusion smaller, a right pneumothorax then)")
+    pair.add_argument("--out", required=True, help="output folder (current/ and prior/)")
+    pair.add_argument("--seed", type=int, default=0, help="patient seed (anatomy, findings)")
+    pair.add_argument("--index", type=int, default=0, help="study index within the seed")
+    pair.add_argument("--size", type=int, default=1024, help="DICOM image size")
+    pair.set_defaults(func=run_pair)
     sheet = sub.add_parser("sheet", help="write the documentation contact sheet (PNG)")
     sheet.add_argument("--out", default="docs/phantoms.png")
     sheet.add_argument("--tile", type=int, default=160)

@@ -134,11 +134,14 @@ def _set_pixels(ds: Dataset, stored: np.ndarray, tags: StudyTags,
 
 
 def build_dataset(stored: np.ndarray, tags: StudyTags, view_position: str, series_number: int,
-                  seed: int, index: int, window: tuple[float, float]) -> Dataset:
-    """A complete DICOM dataset (with file meta) for one view (``PA``, ``AP`` or ``LL``)."""
+                  seed: int, index: int, window: tuple[float, float], visit: int = 0) -> Dataset:
+    """A complete DICOM dataset (with file meta) for one view (``PA``, ``AP`` or ``LL``).
+
+    ``visit`` > 0 (a prior study of the same patient) gives new Series/SOP UIDs."""
     lateral = view_position == "LL"
     sop_class = CR_STORAGE if tags.modality == "CR" else DX_PRESENTATION_STORAGE
-    sop_uid = uid(seed, index, "sop", view_position)
+    extra = ("visit", visit) if visit else ()
+    sop_uid = uid(seed, index, "sop", view_position, *extra)
     ds = Dataset()
     ds.file_meta = _file_meta(sop_class, sop_uid)
     ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop_uid
@@ -149,7 +152,7 @@ def build_dataset(stored: np.ndarray, tags: StudyTags, view_position: str, serie
     if tags.modality == "DX":
         ds.PresentationIntentType = "FOR PRESENTATION"
         ds.ImageLaterality = "U"
-    ds.SeriesInstanceUID = uid(seed, index, "series", view_position)
+    ds.SeriesInstanceUID = uid(seed, index, "series", view_position, *extra)
     ds.SeriesNumber = series_number
     ds.InstanceNumber = 1
     _set_pixels(ds, stored, tags, window)

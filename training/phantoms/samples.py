@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 from pydicom.uid import RLELossless
 
-from training.phantoms.dicom_io import build_dataset, study_tags, to_stored, write_dicom
+from training.phantoms.dicom_io import StudyTags, build_dataset, study_tags, to_stored, write_dicom
 from training.phantoms.findings import Finding
+from training.phantoms.priors import Change, StudySpec, prior_of, prior_tags, was
 from training.phantoms.study import GENERATOR_VERSION, PhantomStudy, generate_study
 
 # (folder name, seed, findings) of each sample study; index is always 0.
@@ -28,28 +29,76 @@ SAMPLES: tuple[tuple[str, int, list[Finding]], ...] = (
 )
 
 
+# The prior of sample 02 (same patient, 97 days earlier): its left effusion was mild and
+# has since grown (bilateral, moderate now); a right pneumothorax then has resolved.
+PRIOR_NAME = "04_prior_of_02_pneumothorax_effusion"
+PRIOR_CHANGE = Change(days=97, before=(
+    was("Pleural Effusion", Finding("Pleural Effusion", side="left", zone="lower",
+                                    ap="posterior", location="base", severity="mild")),
+    was("Pneumothorax", Finding("Pneumothorax", side="right", zone="upper", ap="anterior",
+                                location="apical", severity="moderate")),
+))
+PRIOR_OF = "02_cardiomegaly_bilateral_effusions"
+
+
 def generate_sample_studies(out: Path, size: int = 1024) -> list[Path]:
-    """Write the sample studies (12-bit RLE Lossless DICOM, to stay small) and README under ``out``."""
+    """Write the sample studies (12-bit RLE Lossless DICOM, to stay small) and README under
+    ``out``: the three of `SAMPLES` and the prior of sample 02 (frontal only, to keep the
+    folder small)."""
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     reports: list[tuple[str, int, PhantomStudy]] = []
     for name, seed, findings in SAMPLES:
         study = generate_study(seed, 0, size, findings=findings)
-        rng = np.random.default_rng([seed, 0, 50])
-        tags = replace(study_tags(seed, 0, study.anatomy.sex, study.anatomy.age, rng),
-                       bits_stored=12)
-        for n, (view, pos) in enumerate((("frontal", study.frontal_position), ("lateral", "LL")), 1):
-            stored, wc, ww = to_stored(study.images[view], tags)
-            ds = build_dataset(stored, tags, pos, n, seed, 0, (wc, ww))
-            ds.StudyDescription = f"CHEST 2 VIEWS - SAMPLE {name}"
-            ds.ImageComments = (f"{study.report.findings} IMPRESSION: {study.report.impression}"
-                                [:10240])
-            ds.compress(RLELossless, encoding_plugin="pydicom", generate_instance_uid=False)
-            path = out / name / f"{n}_{'LATERAL' if pos == 'LL' else pos}.dcm"
-            write_dicom(path, ds)
-            paths.append(path)
+        tags = _sample_tags(seed, study)
+        paths += _write_views(out / name, name, study, tags, ("frontal", "lateral"))
         reports.append((name, seed, study))
-    (out / "README.md").write_text(_readme(reports, size), encoding="utf-8")
+        if name == PRIOR_OF:
+            prior = prior_of(StudySpec(seed, 0, tuple(findings)), PRIOR_CHANGE)
+            prior_study = prior.generate(size)
+            paths += _write_views(out / PRIOR_NAME, PRIOR_NAME, prior_study,
+                                  prior_tags(tags, prior), ("frontal",))
+            reports.append((PRIOR_NAME, seed, prior_study))
+    (out / "README.md").write_text(_readme(sorted(reports, key=lambda r: r[0]), size),
+                                   encoding="utf-8")
+    return paths
+
+
+def write_pair(out: Path, seed: int, index: int = 0, change: Change = PRIOR_CHANGE,
+               size: int = 1024) -> list[Path]:
+    """Write a current study of ``(seed, index)`` (findings sampled from the seed) and its
+    prior per ``change`` (two views each) under ``out/current`` and ``out/prior``."""
+    current = StudySpec(seed, index)
+    prior = prior_of(current, change)
+    study = current.generate(size)
+    tags = study_tags(seed, index, study.anatomy.sex, study.anatomy.age,
+                      np.random.default_rng([seed, index, 50]))
+    views = ("frontal", "lateral")
+    return (_write_views(out / "current", "CURRENT", study, tags, views)
+            + _write_views(out / "prior", "PRIOR", prior.generate(size), prior_tags(tags, prior),
+                           views))
+
+
+def _sample_tags(seed: int, study: PhantomStudy) -> StudyTags:
+    rng = np.random.default_rng([seed, 0, 50])
+    return replace(study_tags(seed, 0, study.anatomy.sex, study.anatomy.age, rng), bits_stored=12)
+
+
+def _write_views(folder: Path, name: str, study: PhantomStudy, tags: StudyTags,
+                 views: tuple[str, ...]) -> list[Path]:
+    paths = []
+    for n, (view, pos) in enumerate((("frontal", study.frontal_position), ("lateral", "LL")), 1):
+        if view not in views:
+            continue
+        stored, wc, ww = to_stored(study.images[view], tags)
+        ds = build_dataset(stored, tags, pos, n, study.seed, study.index, (wc, ww), study.visit)
+        ds.StudyDescription = f"CHEST {len(views)} VIEW{'S' if len(views) > 1 else ''} - SAMPLE {name}"
+        ds.ImageComments = (f"{study.report.findings} IMPRESSION: {study.report.impression}"
+                            [:10240])
+        ds.compress(RLELossless, encoding_plugin="pydicom", generate_instance_uid=False)
+        path = folder / f"{n}_{'LATERAL' if pos == 'LL' else pos}.dcm"
+        write_dicom(path, ds)
+        paths.append(path)
     return paths
 
 
@@ -57,9 +106,10 @@ def _readme(reports: list[tuple[str, int, PhantomStudy]], size: int) -> str:
     lines = [
         "# Sample studies (synthetic phantoms)",
         "",
-        "Three procedurally generated two-view chest studies (frontal + lateral DICOM) for",
-        "demos and tests. They are drawings, not radiographs, and say nothing about real",
-        "patients or real image statistics.",
+        "Three procedurally generated two-view chest studies (frontal + lateral DICOM) and a",
+        "one-view (frontal) prior study of the patient of `02` for demos and tests. They are",
+        "drawings, not radiographs, and say nothing about real patients or real image",
+        "statistics.",
         "",
         f"Made by `training.phantoms.samples.generate_sample_studies()` with generator version "
         f"{GENERATOR_VERSION}, {size} x {size} pixels, 12 bits stored, RLE Lossless:",
@@ -69,6 +119,12 @@ def _readme(reports: list[tuple[str, int, PhantomStudy]], size: int) -> str:
         "",
         "Each study uses study index 0 of its seed with forced findings (see `SAMPLES` in",
         "`training/phantoms/samples.py`); regenerating gives byte-identical files.",
+        "",
+        f"`{PRIOR_NAME}` is `training.phantoms.priors.prior_of` sample `02` with "
+        f"`PRIOR_CHANGE`: the same patient (Patient ID, name, anatomy), {PRIOR_CHANGE.days} days "
+        "earlier, new Study/Series/SOP UIDs; the left effusion was mild then (it grew, now "
+        "moderate and bilateral) and a right pneumothorax then has resolved. The viewer finds "
+        "it as the prior of `02` (Compare with prior).",
         "",
         "| folder | seed | findings |",
         "|---|---|---|",

@@ -33,6 +33,8 @@ class PhantomStudy:
     findings: list[Finding]
     report: Report
     images: dict[str, np.ndarray] = field(default_factory=dict)   # view -> float [0, 1]
+    visit: int = 0               # 0 = the study of (seed, index); k > 0 = its k-th prior
+    base_anatomy: Anatomy | None = None   # the patient's anatomy before findings adapt it
 
     @property
     def study_id(self) -> str:
@@ -45,15 +47,16 @@ class PhantomStudy:
         return self.anatomy.projection
 
 
-def _rng(seed: int, index: int, purpose: int) -> np.random.Generator:
-    return np.random.default_rng([seed, index, purpose])
+def _rng(seed: int, index: int, purpose: int, visit: int = 0) -> np.random.Generator:
+    # visit 0 keeps the original seeding, so existing studies stay byte-identical
+    return np.random.default_rng([seed, index, purpose] + ([visit] if visit else []))
 
 
 def draw_findings(layers: Layers, anat: Anatomy, findings: list[Finding], view: str,
-                  seed: int, index: int) -> None:
+                  seed: int, index: int, visit: int = 0) -> None:
     """Draw every finding into one view's layers."""
     for k, f in enumerate(findings):
-        rng = _rng(seed, index, 100 + k)
+        rng = _rng(seed, index, 100 + k, visit)
         if f.name == "Support Devices":
             draw_devices(layers, anat, f, view, rng)
         else:
@@ -61,7 +64,7 @@ def draw_findings(layers: Layers, anat: Anatomy, findings: list[Finding], view: 
 
 
 def render_views(anat: Anatomy, findings: list[Finding], size: int, seed: int,
-                 index: int) -> dict[str, np.ndarray]:
+                 index: int, visit: int = 0) -> dict[str, np.ndarray]:
     """Render the frontal and lateral views (float32 in [0, 1], 1 = white)."""
     fracture = None
     for f in findings:
@@ -72,22 +75,35 @@ def render_views(anat: Anatomy, findings: list[Finding], size: int, seed: int,
     for view in VIEWS:
         layers = (frontal_layers(anat, size, fracture) if view == "frontal"
                   else lateral_layers(anat, size))
-        draw_findings(layers, anat, findings, view, seed, index)
-        out[view] = to_display(compose(layers), anat, _rng(seed, index, 3 + len(view)),
+        draw_findings(layers, anat, findings, view, seed, index, visit)
+        out[view] = to_display(compose(layers), anat, _rng(seed, index, 3 + len(view), visit),
                                lateral=view == "lateral")
     return out
 
 
+def base_anatomy(seed: int, index: int) -> Anatomy:
+    """The patient's own anatomy for ``(seed, index)``, the same at every visit."""
+    return sample_anatomy(_rng(seed, index, 1))
+
+
 def generate_study(seed: int, index: int, size: int = 512,
                    findings: list[Finding] | None = None,
-                   anatomy: Anatomy | None = None) -> PhantomStudy:
-    """Generate one study; ``findings``/``anatomy`` force the ground truth when given."""
+                   anatomy: Anatomy | None = None, visit: int = 0) -> PhantomStudy:
+    """Generate one study; ``findings``/``anatomy`` force the ground truth when given.
+
+    ``visit`` > 0 renders an earlier study of the same patient (see
+    ``training.phantoms.priors``): the same anatomy, its own noise, finding shapes and
+    report wording; its findings must be given.
+    """
     if size < 64:
         raise ValueError(f"image size must be at least 64 pixels, got {size}")
-    base = anatomy or sample_anatomy(_rng(seed, index, 1))
+    if visit < 0 or (visit and findings is None):
+        raise ValueError(f"visit {visit}: a prior visit (> 0) needs its findings given; "
+                         "use training.phantoms.priors.prior_of")
+    base = anatomy or base_anatomy(seed, index)
     gt = sample_findings(_rng(seed, index, 2)) if findings is None else list(findings)
     anat = adapt_anatomy(base, gt)
-    report = write_report(gt, _rng(seed, index, 9))
-    images = render_views(anat, gt, size, seed, index)
+    report = write_report(gt, _rng(seed, index, 9, visit))
+    images = render_views(anat, gt, size, seed, index, visit)
     return PhantomStudy(seed=seed, index=index, anatomy=anat, findings=gt, report=report,
-                        images=images)
+                        images=images, visit=visit, base_anatomy=base)
