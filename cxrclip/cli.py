@@ -45,6 +45,18 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+def _onnx_summary(model_dir: str) -> str:
+    """One line on the folder's ONNX exports: what `Engine.load(runtime="auto")` will use and why."""
+    from cxrclip.runtime_onnx import read_export_info, unavailable_reason
+
+    reason = unavailable_reason(model_dir)
+    if reason:
+        return f"torch runtime ({reason})"
+    info = read_export_info(model_dir)
+    return (f"ONNX Runtime (opset {info['opset']}, exported {info['created']}, parity max |dp| "
+            f"{info['parity']['probability_max_abs']:.1e})")
+
+
 def _info_dict(model_dir: str) -> dict:
     from pathlib import Path
 
@@ -55,7 +67,7 @@ def _info_dict(model_dir: str) -> dict:
     return {"path": model_dir, "check": f"ok ({manifest})", "model_id": data.get("model_id"),
             "format_version": data["format_version"], "dtype": data.get("dtype"),
             "created": data.get("created"), "text_encoder_source": data.get("text_encoder", {}).get("source"),
-            "model": data["model"], "card": read_card(model_dir).to_dict()}
+            "model": data["model"], "card": read_card(model_dir).to_dict(), "runtime": _onnx_summary(model_dir)}
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -74,7 +86,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
             ("preprocess", f"shorter side {model['preprocess']['resize_shorter']}, crop "
                            f"{model['preprocess']['image_size']}, mean {model['preprocess']['mean']}, "
                            f"std {model['preprocess']['std']}"),
-            ("resize", resize),
+            ("resize", resize), ("runtime", info["runtime"]),
             ("card", card["title"]), ("source", card["source"]), ("data", card["data"])]
     rows += [(f"metric {k}", v) for k, v in card["metrics"].items()]
     for label, value in rows:

@@ -274,3 +274,12 @@ def test_swin_model_exports_and_matches_torch(tmp_path: Path, minilm_dir: Path):
     info = export_onnx(folder)
     assert info["parity"]["probability_max_abs"] <= PROB_TOL
     _assert_engines_agree(Engine.load(folder, device="cpu"), Engine.load(folder, device="cpu", runtime="torch"))
+
+
+def test_cli_info_names_the_runtime(tiny_onnx_dir: Path, tiny_model_dir: Path, capsys):
+    from cxrclip.cli import main
+
+    assert main(["info", str(tiny_onnx_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["runtime"].startswith("ONNX Runtime (opset 18, exported ")
+    assert main(["info", str(tiny_model_dir)]) == 0
+    assert "runtime: torch runtime (" in capsys.readouterr().out
