@@ -164,7 +164,9 @@ def format_table(payload: dict[str, Any]) -> str:
             lines.append(f"  {name[:40]:<40} {view['similarity']:>8.4f} {view['probability']:>7.3f}")
         lines.append(f"  {'STUDY':<40} {prompt['similarity']:>8.4f} {prompt['probability']:>7.3f}")
         if prompt.get("unfamiliar"):
-            lines.append(f"  hint: wording far from the model's training text (cosine {prompt['familiarity']:.2f})")
+            unknown = ", ".join(prompt.get("unknown_words") or ())
+            why = f"words it never saw: {unknown}" if unknown else f"cosine {prompt.get('familiarity')}"
+            lines.append(f"  hint: wording far from the model's training text ({why})")
     for skipped in payload["skipped"]:
         lines.append(f"skipped {skipped['path']}: {skipped['reason']}")
     return "\n".join(lines)

@@ -219,7 +219,9 @@ class FindingsService:
             log.warning("loading model %s failed", model_dir, exc_info=True)
             raise ModelLoadError(f"cannot load model {model_dir}: {type(exc).__name__}: {exc}"
                                  ) from exc
-        engine.store = PromptEmbeddingStore.for_model(engine.model_id)
+        # One store per model *and* runtime: torch and ONNX Runtime text embeddings differ by ~1e-6,
+        # and the findings must equal `Engine.zero_shot`'s (and `cxrclip eval`'s) exactly.
+        engine.store = PromptEmbeddingStore.for_model(f"{engine.model_id}-{engine.runtime}")
         return cls(engine, model_dir, card, bank_dir)
 
     # ----- model info -------------------------------------------------------------

@@ -31,6 +31,17 @@ def test_youden_point_with_overlap_matches_brute_force() -> None:
     assert pred[targets == 1].mean() - pred[targets == 0].mean() == pytest.approx(j)
 
 
+def test_youden_point_respects_the_specificity_floor() -> None:
+    negatives = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.62, 0.64]
+    positives = [0.5, 0.55, 0.6, 0.7, 0.8]
+    probs, targets = np.array(negatives + positives), np.array([0] * 10 + [1] * 5)
+    free, j_free = youden_point(probs, targets)
+    assert free == pytest.approx(0.45) and j_free == pytest.approx(0.8)  # sensitivity 1, specificity 0.8
+    floor, j_floor = youden_point(probs, targets, min_specificity=0.9)
+    assert floor == pytest.approx(0.67) and j_floor == pytest.approx(0.4)  # sensitivity 0.4, specificity 1
+    assert 1 - (probs >= floor)[targets == 0].mean() >= 0.9
+
+
 def test_platt_recovers_the_slope_and_intercept() -> None:
     rng = np.random.default_rng(0)
     logits = rng.normal(0.0, 3.0, 20000)

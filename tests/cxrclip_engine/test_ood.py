@@ -39,7 +39,11 @@ def test_prompt_familiarity() -> None:
     close, far = np.array([0.9, 0.1, 0, 0, 0, 0, 0, 0]), np.array([0, 0, 0, 0, 0, 0, 1.0, 0])
     np.testing.assert_allclose(guard.prompt_familiarity(np.stack([close, far])),
                                [0.9 / np.linalg.norm(close), 0.0], atol=1e-6)
-    assert not guard.prompt_is_unfamiliar(close) and guard.prompt_is_unfamiliar(far)
+    assert not guard.prompt_is_unfamiliar("close", close) and guard.prompt_is_unfamiliar("far", far)
+    guard.vocabulary = frozenset({"right", "pleural", "effusion"})
+    assert guard.unknown_words("Right pleural efusion, PTX!") == ["efusion", "ptx"]
+    assert guard.prompt_is_unfamiliar("pleural efusion", close)  # an unknown word is enough
+    assert not guard.prompt_is_unfamiliar("right pleural effusion", close)
 
 
 def test_save_load_round_trip(tmp_path) -> None:

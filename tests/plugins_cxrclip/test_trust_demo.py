@@ -60,7 +60,9 @@ def test_engine_runner_and_plugin_give_the_same_findings(engine, tmp_path, helpe
     by_engine = {f.finding: f for f in engine.zero_shot(StudyInput("s", [ViewInput("pa", frontal.pixels)]))}
     by_runner = _runner_probabilities(tmp_path / "m", frontal.pixels, list(CHEXPERT_14))
 
-    service = FindingsService.load(DEMO, device="cpu")
+    FindingsService.load(DEMO, device="cpu").warm_up()  # prompt embeddings saved to the disk cache
+    service = FindingsService.load(DEMO, device="cpu")  # ... and read back from it, as the app does
+    assert len(service.engine.store) > 0
     handle = helpers.study_handle(CARDIO)
     pa = [v for v in handle.views if v.meta.view_position == "PA"]
     by_plugin = {f.finding: f for f in service.zero_shot(service.prepare("s", pa))}
