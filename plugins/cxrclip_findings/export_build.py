@@ -68,8 +68,7 @@ def score_entries(scores: Iterable[Any]) -> tuple[ScoreEntry, ...]:
 def ood_verdicts(findings: Iterable[Any]) -> tuple[ViewOOD, ...]:
     """The views' out-of-distribution verdicts carried by the engine's findings (the same on each)."""
     for finding in findings:
-        return tuple(ViewOOD(v.view_id, bool(v.flag), float(v.score), float(v.threshold))
-                     for v in getattr(finding, "ood", ()))
+        return tuple(getattr(finding, "ood", ()))
     return ()
 
 

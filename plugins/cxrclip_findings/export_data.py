@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cxrclip.zero_shot import ViewOOD  # the engine's verdict, exported as it is
+
 
 @dataclass(frozen=True)
 class PatientInfo:
@@ -73,16 +75,6 @@ class ScoreEntry:
     positive: bool | None = None
     operating_point: float | None = None
     unfamiliar: bool = False  # prompts: wording far from anything the model was trained on
-
-
-@dataclass(frozen=True)
-class ViewOOD:
-    """A view's out-of-distribution verdict: flagged views are outside the model's experience."""
-
-    view_id: str
-    flag: bool
-    score: float
-    threshold: float
 
 
 @dataclass(frozen=True)
