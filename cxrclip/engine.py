@@ -34,7 +34,7 @@ from cxrclip.zero_shot import FindingScore, ViewOOD, ViewScore, ZeroShotClassifi
 from cxrclip.zero_shot import unit as _unit
 
 __all__ = ["MAX_LOGIT_SCALE", "CacheInfo", "Engine", "FindingScore", "LRUCache", "PromptScore", "ScoreResult",
-           "StudyInput", "ViewInput", "ViewOOD", "ViewScore", "binary_probability"]
+           "TorchUnavailable", "StudyInput", "ViewInput", "ViewOOD", "ViewScore", "binary_probability"]
 
 if TYPE_CHECKING:
     import torch
@@ -43,6 +43,20 @@ Aggregate = Literal["mean", "max"]
 MapKind = Literal["similarity", "probability"]
 Runtime = Literal["auto", "torch", "onnx"]
 RUNTIMES = ("auto", "torch", "onnx")
+RUNTIME_ENV = "CXRCLIP_RUNTIME"
+TRAIN_EXTRA_HINT = "pip install 'cxrclip-viewer[train]'"
+
+
+def runtime_from_env(default: Runtime = "auto") -> Runtime:
+    """The runtime named by ``$CXRCLIP_RUNTIME`` (auto | torch | onnx), else `default`."""
+    import os
+
+    value = os.environ.get(RUNTIME_ENV, "").strip().lower()
+    if not value:
+        return default
+    if value not in RUNTIMES:
+        raise ValueError(f"{RUNTIME_ENV}={value!r} is not a runtime; use one of {', '.join(RUNTIMES)}")
+    return value  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -138,6 +152,18 @@ class LRUCache:
         return CacheInfo(self.hits, self.misses, len(self._data), self.maxsize)
 
 
+class TorchUnavailable(ImportError):
+    """The torch runtime was needed but torch/transformers are not installed (a viewer-only install)."""
+
+    def __init__(self, model_dir: Path, note: str, missing: str):
+        why = f" ({note})" if note else ""
+        super().__init__(
+            f"{model_dir} cannot run on ONNX Runtime{why}, and the torch runtime needs {missing}, "
+            f"which this install lacks.\nEither install the training extras ({TRAIN_EXTRA_HINT}), or "
+            f"write the ONNX exports where they are installed: cxrclip export-onnx {model_dir}",
+            name=missing)
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """'auto' → CUDA when available, else CPU; anything else is passed to torch.device."""
     import torch
@@ -164,6 +190,8 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
 class Engine:
     """CXR-CLIP inference with embedding caches; see the module docstring."""
+
+    env_runtime = staticmethod(runtime_from_env)  # the runtime ``$CXRCLIP_RUNTIME`` asks for
 
     def __init__(self, model: torch.nn.Module, tokenizer: Any, model_id: str,
                  device: str | torch.device = "cpu", image_cache_size: int = 256,
@@ -253,15 +281,19 @@ class Engine:
                 return engine
             if runtime == "onnx":
                 raise runtime_onnx.OnnxUnavailable(note)
-        engine = cls._load_torch(model_dir, device, num_threads, **kwargs)
+        engine = cls._load_torch(model_dir, device, num_threads, note, **kwargs)
         engine.runtime_note = note
         engine.attach_model_files(model_dir)
         return engine
 
     @classmethod
     def _load_torch(cls, model_dir: Path, device: str | torch.device, num_threads: int | None,
-                    **kwargs: Any) -> Engine:
-        import torch
+                    note: str = "", **kwargs: Any) -> Engine:
+        try:
+            import torch
+            import transformers  # noqa: F401  (the torch runtime's text tower)
+        except ImportError as exc:
+            raise TorchUnavailable(model_dir, note, exc.name or "torch") from exc
 
         from cxrclip.checkpoint import load_model
 

@@ -211,7 +211,7 @@ class FindingsService:
                                  "made by `cxrclip train` or `cxrclip convert-official`, or set "
                                  "CXRCLIP_MODEL")
         try:
-            engine = CachedTextEngine.load(model_dir, device=device, num_threads=num_threads)
+            engine = CachedTextEngine.load(model_dir, device=device, num_threads=num_threads, runtime=Engine.env_runtime())
             card = read_card(model_dir)
         except _model_folder_errors() as exc:  # the loader's message names the file and fix
             raise ModelLoadError(str(exc)) from exc
