@@ -15,7 +15,7 @@ EXPECTED = {
     "01_normal": (("normal",), 2),
     "02_cardiomegaly_bilateral_effusions": (("cardiomegaly", "bilateral pleural effusions"), 2),
     "03_right_pneumothorax": (("right pneumothorax",), 2),
-    "04_prior_of_02_pneumothorax_effusion": (("pneumothorax", "left pleural effusion"), 1),
+    "04_prior_of_02_pneumothorax_effusion": (("left pneumothorax", "right pleural effusion"), 1),
 }
 
 

