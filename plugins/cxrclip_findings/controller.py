@@ -21,6 +21,7 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
 from plugins.cxrclip_findings.overlays import LAYER_NAME, heatmap_layers, restyle
+from plugins.cxrclip_findings.prior_compare import PriorComparison
 from plugins.cxrclip_findings.requests import Generations, Job
 from plugins.cxrclip_findings.study_state import DraftStore, ResultsStore, StudyResults
 from plugins.cxrclip_findings.worker import EngineWorker, JobResult
@@ -110,6 +111,7 @@ class FindingsController(QObject):
         self.sentence_scope_view: str | None = None
         self.sentence_k = 8
         self.dropped = 0
+        self.prior = PriorComparison(self)  # the prior shown beside the study ("Compare with prior")
 
     # ----- the open study's results (read-only views of the ResultsStore) -------------
     @property
@@ -255,6 +257,7 @@ class FindingsController(QObject):
             return
         self._submit_study("prompt", lambda s, p: s.score(p, text, negative),
                            lambda r: self._prompt_done(r[0].study_id, r[1]), self.prompt_failed.emit)
+        self.prior.request_prompt(text, negative)
 
     def _prompt_done(self, study_uid: str, score: Any) -> None:
         if score is not None:

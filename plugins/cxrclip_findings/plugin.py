@@ -15,6 +15,7 @@ from typing import Any
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
 from PySide6.QtWidgets import QMessageBox
 
+from plugins.cxrclip_findings.compare_panel import ChangePanel
 from plugins.cxrclip_findings.controller import FindingsController
 from plugins.cxrclip_findings.convert_dialog import ConvertDialog
 from plugins.cxrclip_findings.exports import Exports
@@ -72,8 +73,10 @@ class CxrClipFindingsPlugin(BasePlugin):
         self.exports = Exports(self)
         self.report_panel = ReportPanel(c, self.exports.json_dialog, self.exports.sr_dialog)
         self.model_panel = ModelPanel(c, self.load_model_dialog, self.convert_dialog)
+        self.change_panel = ChangePanel(c)
         for title, panel in (("Findings", self.findings_panel), ("Prompt", self.prompt_panel),
-                             ("Report", self.report_panel), ("Model", self.model_panel)):
+                             ("Report", self.report_panel), ("Model", self.model_panel),
+                             ("Change", self.change_panel)):
             self.docks[title] = host.add_dock_panel(title, panel, "right")
         self._arrange_docks()
         self._add_actions(host)
@@ -99,6 +102,7 @@ class CxrClipFindingsPlugin(BasePlugin):
             return
         window.tabifyDockWidget(self.docks["Prompt"], self.docks["Report"])
         window.tabifyDockWidget(self.docks["Findings"], self.docks["Model"])
+        window.tabifyDockWidget(self.docks["Findings"], self.docks["Change"])
         self.docks["Findings"].raise_()
         self.docks["Prompt"].raise_()
         QTimer.singleShot(0, self._size_docks)
@@ -142,6 +146,14 @@ class CxrClipFindingsPlugin(BasePlugin):
 
     def view_selected(self, view: ViewHandle) -> None:
         self.controller.select_view(view.view_id)
+
+    def prior_changed(self, prior: StudyHandle | None) -> None:
+        """Compare with prior: score the prior too and bring the Change tab forward (back
+        to Findings when the comparison ends)."""
+        self.controller.prior.set_prior(prior)
+        dock = self.docks.get("Change" if self.controller.prior.handle is not None else "Findings")
+        if dock is not None:
+            dock.raise_()
 
     def study_closed(self, study: StudyHandle) -> None:
         if self.controller.study is not None and self.controller.study.handle is study:

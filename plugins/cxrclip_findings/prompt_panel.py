@@ -11,12 +11,14 @@ from PySide6.QtWidgets import (
     QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from plugins.cxrclip_findings.controller import FindingsController, HeatmapTarget
+from plugins.cxrclip_findings.prior_change import match_views
 from plugins.cxrclip_findings.prompt_sets import (
     Prompt, PromptHistory, PromptSet, PromptSetError, bundled_prompt_sets, load_prompt_set,
     save_prompt_set)
 from plugins.cxrclip_findings.ui_common import SCORE_ROLE, ScoreBarDelegate, StatusLine
 
 DEBOUNCE_MS = 150
+PRIOR_COLUMN = 3
 
 
 class PromptPanel(QWidget):
@@ -26,6 +28,7 @@ class PromptPanel(QWidget):
                  debounce_ms: int = DEBOUNCE_MS) -> None:
         super().__init__(parent)
         self.controller = controller
+        self._score: Any = None  # the open study's latest PromptScore
         self.history = PromptHistory()
         self.sets: list[PromptSet] = bundled_prompt_sets()
         self.timer = QTimer(self)
@@ -48,8 +51,12 @@ class PromptPanel(QWidget):
         self.status = StatusLine(self)
         self.study_label = QLabel("", self)
         self.study_label.setTextFormat(Qt.TextFormat.RichText)
+        self.prior_label = QLabel("", self)
+        self.prior_label.setTextFormat(Qt.TextFormat.RichText)
+        self.prior_label.hide()
         self.views = QTreeWidget(self)
-        self.views.setHeaderLabels(["View", "Probability", "Cosine"])
+        self.views.setHeaderLabels(["View", "Probability", "Cosine", "Prior"])
+        self.views.setColumnHidden(PRIOR_COLUMN, True)  # shown while a prior is compared
         self.views.setRootIsDecorated(False)
         self.views.setItemDelegate(ScoreBarDelegate(self.views))
         self.views.header().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
@@ -86,6 +93,7 @@ class PromptPanel(QWidget):
         for widget in (self.prompt, self.negative, self.status):
             layout.addWidget(widget)
         layout.addLayout(top)
+        layout.addWidget(self.prior_label)
         layout.addWidget(self.views)
         layout.addWidget(self.tabs, 1)
 
@@ -106,6 +114,8 @@ class PromptPanel(QWidget):
         c.prompt_failed.connect(lambda msg: self.status.show_message(f"Scoring failed: {msg}",
                                                                      error=True))
         c.study_changed.connect(self._study_changed)
+        c.prior.prompt_ready.connect(lambda _s: self._show_prior())
+        c.prior.changed.connect(lambda _h: self._show_prior())
         c.model_failed.connect(lambda msg: c.service is None and self.status.show_message(
             f"Model not available: {msg}", error=True))
 
@@ -126,6 +136,8 @@ class PromptPanel(QWidget):
         if not text:
             self.study_label.clear()
             self.views.clear()
+            self._score = None
+            self._show_prior()
 
     def _drop_exact_popup(self) -> None:
         """Close the completion popup when the text already equals a history entry: it has
@@ -144,6 +156,7 @@ class PromptPanel(QWidget):
     def show_score(self, score: Any) -> None:
         """Show the study probability and the per-view breakdown of the latest prompt."""
         self.views.clear()
+        self._score = score
         if score is None:
             self.status.show_message("No readable views to score.", error=True)
             return
@@ -152,9 +165,26 @@ class PromptPanel(QWidget):
                                  f"<span style='color:#9aa0a6'>vs \u201c{score.negative}\u201d, "
                                  f"cos {score.similarity:.3f}</span>")
         for v in score.views:
-            item = QTreeWidgetItem([v.label or v.view_id, "", f"{v.similarity:.3f}"])
+            item = QTreeWidgetItem([v.label or v.view_id, "", f"{v.similarity:.3f}", ""])
             item.setData(1, SCORE_ROLE, float(v.probability))
+            item.setData(0, Qt.ItemDataRole.UserRole, v.view_id)
             self.views.addTopLevelItem(item)
+        self._show_prior()
+
+    def _show_prior(self) -> None:
+        """The Prior column (the prior's score of the same prompt on the view with the same
+        label) and the prior's study score, while a prior is compared."""
+        prior = self.controller.prior
+        self.views.setColumnHidden(PRIOR_COLUMN, prior.handle is None)
+        self.prior_label.setVisible(prior.handle is not None)
+        score = self._score
+        then = prior.prompt_score(score.prompt) if score is not None and prior.handle else None
+        self.prior_label.setText(prior_summary(score, then) if prior.handle is not None else "")
+        matched = match_views(score.views, then.views) if then is not None else {}
+        for i in range(self.views.topLevelItemCount()):
+            item = self.views.topLevelItem(i)
+            view = matched.get(item.data(0, Qt.ItemDataRole.UserRole))
+            item.setText(PRIOR_COLUMN, f"{view.probability:.2f}" if view is not None else "")
 
     def _heatmap(self) -> None:
         text = self.prompt.text().strip()
@@ -166,6 +196,8 @@ class PromptPanel(QWidget):
     def _study_changed(self, handle: Any, reason: str) -> None:
         self.study_label.clear()
         self.views.clear()
+        self._score = None
+        self._show_prior()
         if handle is None or reason:
             self.status.show_message(f"Idle: {reason}." if reason else "Waiting for a study.")
         elif self.prompt.text().strip():
@@ -236,6 +268,16 @@ class PromptPanel(QWidget):
                 return
             save_prompt_set(prompt_set, path)
             self.add_set(prompt_set)
+
+
+def prior_summary(score: Any, prior: Any) -> str:
+    """The prior's study score of the prompt and the change, e.g. ``Prior: 0.31 (+0.40)``."""
+    if score is None:
+        return ""
+    if prior is None:
+        return "Prior: <span style='color:#9aa0a6'>scoring\u2026</span>"
+    return (f"Prior: <b>{prior.probability:.2f}</b> <span style='color:#9aa0a6'>"
+            f"(change {score.probability - prior.probability:+.2f})</span>")
 
 
 UNFAMILIAR_HINT = "Hint: this wording is far from anything the model was trained on ({why}); its score may mean little."
