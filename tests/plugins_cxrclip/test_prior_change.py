@@ -20,7 +20,8 @@ from plugins.cxrclip_findings.prompt_panel import PRIOR_COLUMN
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "assets" / "models" / "cxrclip-demo"
 SAMPLES = REPO / "assets" / "sample_studies"
-CURRENT, PRIOR = SAMPLES / "02_cardiomegaly_bilateral_effusions", SAMPLES / "04_prior_of_02_pneumothorax_effusion"
+CURRENT = SAMPLES / "02_cardiomegaly_bilateral_effusions"
+PRIOR = SAMPLES / "04_prior_of_02_pneumothorax_effusion"  # the same patient, 97 days earlier
 WAIT = 180_000
 
 
