@@ -15,6 +15,8 @@ import sys
 from importlib.metadata import entry_points
 from collections.abc import Callable, Sequence
 
+from cxrclip.extras import TRAIN_INSTALL, missing_train_module, train_extra_message
+
 ENTRY_POINT_GROUP = "cxrclip.commands"
 # Errors that mean "the user asked for something that cannot be done": one line, no traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, FileExistsError, ValueError,
@@ -143,10 +145,19 @@ def _register_providers(sub: argparse._SubParsersAction, command: str | None) ->
         # A broken optional part must not take the whole CLI down; its reason is
         # shown when (and only when) its command is requested.
         except Exception as exc:  # noqa: BLE001
-            unavailable[name] = f"{type(exc).__name__}: {exc}"
+            module = missing_train_module(exc)
+            unavailable[name] = (train_extra_message(f"`cxrclip {name}`", module) if module
+                                 else f"{type(exc).__name__}: {exc}")
             if name == "score":
                 unavailable["bank"] = unavailable[name]
     return unavailable
+
+
+def _missing_extra_text(command: str, exc: ImportError) -> str:
+    """The message for a command that hit a missing [train] module (keeps a message that names the fix)."""
+    if TRAIN_INSTALL in str(exc):
+        return str(exc)
+    return train_extra_message(f"`cxrclip {command}`", missing_train_module(exc) or "torch")
 
 
 def _engine_register() -> Callable:
@@ -175,8 +186,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, unavailable = build_parser(argv[0] if argv else None)
     if argv and argv[0] in unavailable:
-        print(f"cxrclip: the {argv[0]!r} command is unavailable: {unavailable[argv[0]]}", file=sys.stderr)
+        reason = unavailable[argv[0]]
+        if TRAIN_INSTALL in reason:
+            print(f"cxrclip: {reason.replace('`cxrclip score`', f'`cxrclip {argv[0]}`')}", file=sys.stderr)
+        else:
+            print(f"cxrclip: the {argv[0]!r} command is unavailable: {reason}", file=sys.stderr)
         return 2
+    return _run(parser, argv)
+
+
+def _run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help and on usage errors
@@ -189,6 +208,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"cxrclip: error: {exc}", file=sys.stderr)
         return 1
+    except ImportError as exc:  # a viewer-only install asked for a torch-side feature
+        if missing_train_module(exc) is None:
+            raise
+        print(f"cxrclip: {_missing_extra_text(args.command, exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("cxrclip: interrupted", file=sys.stderr)
         return 130

@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Mapping
 
-import torch
+try:
+    import torch
+except ModuleNotFoundError as _exc:  # a viewer-only install: say which extra brings torch
+    from cxrclip.extras import train_extra_message
+
+    raise ModuleNotFoundError(train_extra_message("converting an official checkpoint", _exc.name or "torch"),
+                              name=_exc.name) from _exc
 
 from cxrclip import safe_unpickle
 from cxrclip.checkpoint import CheckpointError, ModelCard, build_model_for_loading, load_weights, save_model
