@@ -29,8 +29,12 @@ def _cmd_convert_official(args: argparse.Namespace) -> int:
     from cxrclip.convert_official import convert_official
 
     dtype = torch.float16 if args.fp16 else None
-    model_id = convert_official(args.checkpoint, args.out_dir, args.text_encoder, args.backbone, dtype)
-    print(f"wrote {args.out_dir} (model id {model_id})")
+    model_id = convert_official(args.checkpoint, args.out_dir, args.text_encoder, args.backbone, dtype,
+                                onnx=not args.no_onnx)
+    from pathlib import Path
+
+    exported = (Path(args.out_dir) / "onnx" / "export.json").is_file()
+    print(f"wrote {args.out_dir} (model id {model_id}{', with ONNX exports' if exported else ''})")
     return 0
 
 
@@ -106,6 +110,8 @@ def _add_core_commands(sub: argparse._SubParsersAction) -> None:
                       help="local transformers directory of Bio_ClinicalBERT (config + tokenizer)")
     conv.add_argument("--backbone", choices=["auto", "r50", "swint"], default="auto")
     conv.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
+    conv.add_argument("--no-onnx", action="store_true",
+                      help="skip the ONNX exports (written by default, as `cxrclip export-onnx` does)")
     conv.set_defaults(func=_cmd_convert_official)
     export = sub.add_parser("export-onnx", help="write ONNX exports of a model's towers (for ONNX Runtime)",
                             description="Write MODEL_DIR/onnx/ (image.onnx, text.onnx, tokenizer.json, "

@@ -217,11 +217,14 @@ def _card(path: Path, backbone: str, data: Mapping[str, Any]) -> ModelCard:
 
 
 def convert_official(ckpt_path: str | Path, out_dir: str | Path, text_encoder_dir: str | Path,
-                     backbone: str = "auto", dtype: torch.dtype | None = None) -> str:
+                     backbone: str = "auto", dtype: torch.dtype | None = None, onnx: bool = False) -> str:
     """Convert ``ckpt_path`` into a cxrclip checkpoint directory; returns the model id.
 
     ``text_encoder_dir`` is the local transformers directory of the text encoder the
     checkpoint was trained with (Bio_ClinicalBERT); its config and tokenizer are copied.
+    ``onnx=True`` (what ``cxrclip convert-official`` passes unless ``--no-onnx``) then writes
+    the folder's ONNX exports (`cxrclip.onnx_export`); when that fails one warning names the
+    command to retry and the converted model is kept.
     """
     from transformers import AutoConfig
 
@@ -243,4 +246,10 @@ def convert_official(ckpt_path: str | Path, out_dir: str | Path, text_encoder_di
             f"{exc}. Check that --text-encoder points at the text model the checkpoint was "
             "trained with (Bio_ClinicalBERT for the published ones)"
         ) from None
-    return save_model(model, tokenizer, out_dir, card=_card(ckpt_path, detected, data), dtype=dtype)
+    model_id = save_model(model, tokenizer, out_dir, card=_card(ckpt_path, detected, data), dtype=dtype)
+    del model, state, data  # the export loads the saved folder again: free the conversion's copy first
+    if onnx:
+        from cxrclip.onnx_after_save import export_onnx_or_warn
+
+        export_onnx_or_warn(out_dir)
+    return model_id

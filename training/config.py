@@ -130,6 +130,7 @@ class TrainSection:
     ckpt_every_steps: int = 1000
     keep_best: bool = True
     keep_last: int = 2
+    export_onnx: bool = True  # at the end: ONNX exports of best/ (else the last checkpoint), as export-onnx
     max_consecutive_nonfinite: int = 20
     max_logit_scale: float = 100.0
     progress: bool = True

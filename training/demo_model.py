@@ -6,7 +6,8 @@ Steps (each skipped when its output already exists, so an interrupted build resu
    last checkpoint when the run folder has one);
 3. `cxrclip eval` of the final checkpoint on the held-out set;
 4. export as fp16 safetensors into `assets/models/cxrclip-demo/` with a model card that
-   quotes the held-out metrics, the data, the run and the hardware;
+   quotes the held-out metrics, the data, the run and the hardware, plus its ONNX exports
+   (`cxrclip export-onnx`; a failure warns and the build goes on);
 5. a sentence bank built from the held-out reports plus `assets/sentence_bank/sentences.txt`;
 6. `cxrclip calibrate` on a validation set (seed 3) with OOD statistics from another (seed 4):
    calibration, operating points and the out-of-distribution guard (docs/trust.md).
@@ -132,6 +133,7 @@ def summarise_metrics(results: dict) -> dict[str, float]:
 
 def export(build: DemoBuild, checkpoint: Path, metrics: dict, train_seconds: float | None) -> None:
     from cxrclip.checkpoint import ModelCard, load_model, save_model
+    from cxrclip.onnx_after_save import export_onnx_or_warn
     from training.phantoms import GENERATOR_VERSION
 
     loaded = load_model(checkpoint, device="cpu")
@@ -166,6 +168,7 @@ def export(build: DemoBuild, checkpoint: Path, metrics: dict, train_seconds: flo
                "train_seed": build.train_seed, "heldout_seed": build.heldout_seed},
     )
     save_model(loaded.model, loaded.tokenizer, build.out, card=card, dtype=_float16())
+    export_onnx_or_warn(build.out)  # before calibrate: the viewer starts on ONNX Runtime
 
 
 def _float16():

@@ -82,7 +82,7 @@ def tiny_overrides(text_dir: Path, data: Path, out: Path, **extra) -> list[str]:
         "data.train": f"[{data}]", "data.val": f"[{data}]", "data.num_workers": 0,
         "train.batch_size": 4, "train.epochs": 2, "train.device": "cpu", "train.precision": "fp32",
         "train.channels_last": False, "train.log_every": 1, "train.ckpt_every_steps": 0,
-        "train.progress": False, "optim.lr": 1e-3, "optim.warmup_steps": 1, "optim.fused": False,
+        "train.progress": False, "train.export_onnx": False, "optim.lr": 1e-3, "optim.warmup_steps": 1, "optim.fused": False,
     }
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]

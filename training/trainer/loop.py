@@ -239,6 +239,8 @@ class Trainer:
             while self.progress.step < self.total_steps:
                 if self._run_epoch():
                     break
+            if self.cfg.train.export_onnx and self.rt.is_main:
+                self._export_onnx()
         except torch.OutOfMemoryError as exc:
             raise TrainingAborted(
                 f"CUDA out of memory at train.batch_size={self.cfg.train.batch_size}: lower it "
@@ -436,6 +438,24 @@ class Trainer:
                                   self.cfg.to_dict(), self.cfg.train.keep_last)
             log.info("saved checkpoint %s", final)
         self._barrier()
+
+    def model_folder(self) -> Path | None:
+        """The model folder users load: ``best/`` when kept, else the newest checkpoint."""
+        best = self.out / "best"
+        if self.cfg.train.keep_best and (best / "config.json").is_file():
+            return best
+        return ckpt.latest_checkpoint(self.out)
+
+    def _export_onnx(self) -> None:
+        """ONNX exports of `model_folder` (not of every resume checkpoint); a failure only warns."""
+        from cxrclip.onnx_after_save import export_onnx_or_warn
+        from cxrclip.runtime_onnx import unavailable_reason
+
+        folder = self.model_folder()
+        if folder is None or not unavailable_reason(folder):
+            return  # nothing saved, or its exports are already those of these weights
+        if export_onnx_or_warn(folder) is not None:
+            log.info("wrote ONNX exports of %s", folder)
 
     def resume(self) -> bool:
         """Continue from the newest checkpoint under ``output_dir``; False when there is none."""
