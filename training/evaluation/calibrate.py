@@ -73,15 +73,6 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _labels(records: list, names: list[str]) -> np.ndarray:
-    out = np.full((len(records), len(names)), np.nan)
-    for i, r in enumerate(records):
-        for j, n in enumerate(names):
-            if r.labels and n in r.labels:
-                out[i, j] = r.labels[n]
-    return out
-
-
 def fit_calibration(classifier: ZeroShotClassifier, embeddings: np.ndarray, labels: np.ndarray,
                     model_id: str) -> Calibration:
     """Fit every finding on the input its calibration maps (No Finding: the complement of the
@@ -152,7 +143,7 @@ def run_calibrate(req: CalibrateRequest) -> dict[str, Any]:
     from cxrclip.manifest import write_manifest
     from training.data.manifest import read_manifest
     from training.evaluation.embedding import study_embeddings
-    from training.evaluation.runner import complete_labels, resolve_data
+    from training.evaluation.runner import complete_labels, label_matrix, resolve_data
 
     engine = Engine.load(req.model_dir, device=req.device)
     engine.batch_size = req.batch_size
@@ -160,7 +151,7 @@ def run_calibrate(req: CalibrateRequest) -> dict[str, Any]:
     split = study_embeddings(engine, manifests, req.split)
     classifier = ZeroShotClassifier.build(engine.encode_text, engine.logit_scale)
     records = complete_labels(split.records, classifier.names) if req.blank_as_negative else split.records
-    calibration = fit_calibration(classifier, split.embeddings, _labels(records, classifier.names),
+    calibration = fit_calibration(classifier, split.embeddings, label_matrix(records, classifier.names),
                                   engine.model_id)
     calibration.data, calibration.split = list(req.data), req.split
     calibration.created = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -61,7 +61,7 @@ def complete_labels(records: list, findings: list[str]) -> list:
     return [replace(r, labels={**{f: 0 for f in findings}, **(r.labels or {})}) for r in records]
 
 
-def _label_matrix(records: list, findings: list[str]) -> np.ndarray:
+def label_matrix(records: list, findings: list[str]) -> np.ndarray:
     """(N, F) of 1/0/-1 with NaN where a study has no label for a finding."""
     out = np.full((len(records), len(findings)), np.nan)
     for i, r in enumerate(records):
@@ -80,7 +80,7 @@ def zeroshot_multiclass(engine: Engine, image_emb: torch.Tensor, records: list,
     """CheXpert5x200-style: studies with exactly one positive among ``findings``."""
     from cxrclip.prompts import class_prompts
 
-    labels = _label_matrix(records, findings)
+    labels = label_matrix(records, findings)
     single = np.where((labels == 1).sum(axis=1) == 1)[0]
     if len(single) == 0:
         return {"skipped": f"no study has exactly one positive among {findings}"}
@@ -142,7 +142,7 @@ def zeroshot_binary(engine: Engine, image_emb: np.ndarray, records: list,
     classifier = binary_classifier(engine, findings, prompts, rsna)
     calibration = classifier.calibration
     probs, raw = classifier.probabilities(image_emb), classifier.probabilities(image_emb, calibrated=False)
-    labels = _label_matrix(records, findings)
+    labels = label_matrix(records, findings)
     out: dict[str, Any] = {}
     for j, finding in enumerate(findings):
         rows = np.where(np.isin(labels[:, j], (0, 1)))[0]
@@ -182,7 +182,7 @@ def linear_probe(train: tuple[torch.Tensor, list], test: tuple[torch.Tensor, lis
                  findings: list[str]) -> dict[str, Any]:
     """Per finding: logistic regression on frozen image embeddings (uncertain labels dropped)."""
     out: dict[str, Any] = {}
-    ytr, yte = _label_matrix(train[1], findings), _label_matrix(test[1], findings)
+    ytr, yte = label_matrix(train[1], findings), label_matrix(test[1], findings)
     for j, finding in enumerate(findings):
         a = np.isin(ytr[:, j], (0, 1))
         b = np.isin(yte[:, j], (0, 1))
