@@ -86,6 +86,8 @@ def read_official(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"checkpoint file not found: {path}")
     _check_archive(path)
     try:
+        # weights_only=True refuses any custom pickle_module; safety comes from safe_unpickle, whose
+        # find_class admits torch's own weights-only table plus inert stand-ins, nothing else.
         data = torch.load(path, map_location="cpu", weights_only=False, pickle_module=safe_unpickle)
         data = safe_unpickle.to_plain(data)
     except safe_unpickle.RefusedGlobal as exc:

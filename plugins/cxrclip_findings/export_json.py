@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from plugins.cxrclip_findings.export_data import ExportContent, ScoreEntry, ViewRef
-from plugins.cxrclip_findings.file_io import write_private
+from viewer.io.private_files import write_private
 
 SCHEMA = "cxrclip-findings"
 SCHEMA_VERSION = 1

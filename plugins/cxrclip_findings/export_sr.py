@@ -44,24 +44,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import highdicom as hd
-import pydicom
 from highdicom.sr import CodedConcept, RelationshipTypeValues
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from plugins.cxrclip_findings import sr_codes as C
 from plugins.cxrclip_findings.export_data import ExportContent, ScoreEntry, StudyRef, ViewRef
-from plugins.cxrclip_findings.file_io import write_private_with
 from plugins.cxrclip_findings.sr_codes import finding_code, presence_code
+from viewer.io.private_files import write_private_with
+from viewer.model.deidentify import EVIDENCE_ATTRS, deidentify_sr
 
 _CONTAINS = RelationshipTypeValues.CONTAINS
 _PROPS = RelationshipTypeValues.HAS_PROPERTIES
-_EVIDENCE_ATTRS = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex",
-                   "AccessionNumber", "StudyID", "StudyDate", "StudyTime", "ReferringPhysicianName")
-# Attributes the Basic Profile empties (Z) that the SR carries as type 2.
-_EMPTIED = _EVIDENCE_ATTRS + ("PatientAge",)
-DUMMY_DATE, DUMMY_TIME = "19000101", "000000"
-DEID_METHOD = "PS3.15 E.1 Basic Profile, Retain UIDs Option"  # LO: at most 64 characters
 UNCALIBRATED = ("uncalibrated: the model defines no operating points, so no finding is stated "
                 "present or absent; probabilities are the model's zero-shot scores")
 CALIBRATED = "calibrated: presence is stated against the model's operating point per finding"
@@ -198,7 +192,7 @@ def evidence_from_refs(study: StudyRef, include_identifiers: bool = True) -> lis
     p = study.patient
     for view in _dicom_views(study):
         ds = Dataset()
-        for attr in _EVIDENCE_ATTRS:
+        for attr in EVIDENCE_ATTRS:
             setattr(ds, attr, "")
         if include_identifiers:
             ds.PatientName, ds.PatientID = p.name, p.patient_id
@@ -210,49 +204,6 @@ def evidence_from_refs(study: StudyRef, include_identifiers: bool = True) -> lis
         ds.Modality = view.modality or "OT"
         out.append(ds)
     return out
-
-
-def read_evidence(paths: Sequence[str | Path]) -> list[Dataset]:
-    """Headers (no pixels) of the referenced DICOM files, with empty values for missing
-    patient/study attributes so highdicom can copy them."""
-    out = []
-    for path in paths:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-        for attr in _EVIDENCE_ATTRS:
-            if attr not in ds:
-                setattr(ds, attr, "")
-        out.append(ds)
-    return out
-
-
-def deidentify(sr: Dataset) -> Dataset:
-    """Apply the Basic Profile (Retain UIDs) to the SR's own header, in place."""
-    for attr in _EMPTIED:
-        if attr in sr:
-            setattr(sr, attr, "")
-    for attr in ("OtherPatientIDsSequence", "OtherPatientNames", "OtherPatientIDs",
-                 "PatientAddress", "InstitutionName", "InstitutionAddress",
-                 "ReferencedPatientSequence", "ReferencedStudySequence"):
-        if attr in sr:
-            delattr(sr, attr)
-    for date_attr, time_attr in (("ContentDate", "ContentTime"),
-                                 ("InstanceCreationDate", "InstanceCreationTime"),
-                                 ("SeriesDate", "SeriesTime")):
-        if date_attr in sr:
-            setattr(sr, date_attr, DUMMY_DATE)
-        if time_attr in sr:
-            setattr(sr, time_attr, DUMMY_TIME)
-    sr.PatientIdentityRemoved = "YES"
-    sr.DeidentificationMethod = DEID_METHOD
-    sr.DeidentificationMethodCodeSequence = [_code_item(C.BASIC_PROFILE), _code_item(C.RETAIN_UIDS)]
-    return sr
-
-
-def _code_item(code: CodedConcept) -> Dataset:
-    item = Dataset()
-    item.CodeValue, item.CodingSchemeDesignator = code.value, code.scheme_designator
-    item.CodeMeaning = code.meaning
-    return item
 
 
 def build_sr(content: ExportContent, evidence: Sequence[Dataset] | None = None,
@@ -279,7 +230,7 @@ def build_sr(content: ExportContent, evidence: Sequence[Dataset] | None = None,
         is_complete=True, is_final=False, is_verified=False,
         series_description="CXR-CLIP findings")
     if not include_identifiers:
-        deidentify(sr)
+        deidentify_sr(sr)
     return sr
 
 

@@ -22,9 +22,10 @@ from plugins.cxrclip_findings.export_build import (
 from plugins.cxrclip_findings.export_data import ExportContent, ModelInfo
 from plugins.cxrclip_findings.export_json import write_export
 from plugins.cxrclip_findings.export_runner import ExportRunner
-from plugins.cxrclip_findings.export_sr import SRExportError, read_evidence, write_sr
+from plugins.cxrclip_findings.export_sr import SRExportError, write_sr
 from plugins.cxrclip_findings.export_sr import warm_up as warm_up_sr
-from plugins.cxrclip_findings.file_io import free_path
+from viewer.io.private_files import free_path
+from viewer.model.deidentify import read_evidence
 from plugins.cxrclip_findings.heatmap_png import write_heatmap_png
 from plugins.cxrclip_findings.study_state import study_key
 from viewer.plugin_api import ExportFormat, ViewHandle

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from plugins.cxrclip_findings.file_io import write_private_with
+from viewer.io.private_files import write_private_with
 from viewer.plugin_api import OverlayLayer
 
 STRIP_FRACTION = 0.22

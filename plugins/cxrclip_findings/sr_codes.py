@@ -41,8 +41,6 @@ OPERATING_POINT = CodedConcept("111071", "DCM", "CAD Operating Point")
 IMAGE_LIBRARY = CodedConcept("111028", "DCM", "Image Library")
 SOURCE = CodedConcept("260753009", "SCT", "Source")
 NO_UNITS = CodedConcept("1", "UCUM", "no units")
-BASIC_PROFILE = CodedConcept("113100", "DCM", "Basic Application Confidentiality Profile")
-RETAIN_UIDS = CodedConcept("113110", "DCM", "Retain UIDs Option")
 
 ZERO_SHOT = CodedConcept("ZERO_SHOT_FINDINGS", SCHEME, "Zero-shot findings")
 PROMPTS = CodedConcept("PROMPT_SCORES", SCHEME, "Prompt scores")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from plugins.cxrclip_findings.contradictions import find_contradictions, split_sentences
-from plugins.cxrclip_findings.file_io import write_private
+from viewer.io.private_files import write_private
 
 log = logging.getLogger(__name__)
 DRAFT_SCHEMA = "cxrclip-draft"

@@ -168,12 +168,13 @@ IMAGE_ENCODERS = {
 }
 
 
-def official_config(backbone: str):
+def official_config(backbone: str, image_size: int = 224):
     """The config exactly as the official trainer stores it: hydra's DictConfig, resolved, with
     only the DictConfig nodes turned into dicts, so lists stay omegaconf ListConfig objects."""
     from omegaconf import DictConfig, ListConfig, OmegaConf
 
-    cfg = OmegaConf.create(OFFICIAL_YAML.replace("IMAGE_ENCODER", IMAGE_ENCODERS[backbone]))
+    cfg = OmegaConf.create(OFFICIAL_YAML.replace("IMAGE_ENCODER", IMAGE_ENCODERS[backbone])
+                           .replace("image_size: 224,", f"image_size: {image_size},"))
     OmegaConf.resolve(cfg)
 
     def only_dictconfig(node):
@@ -201,13 +202,14 @@ def official_training_state(n_params: int = 3) -> tuple[dict, dict]:
     return {"state": state, "param_groups": groups}, scheduler
 
 
-def save_official(path: Path, model_state: dict[str, torch.Tensor], backbone: str) -> Path:
+def save_official(path: Path, model_state: dict[str, torch.Tensor], backbone: str,
+                  image_size: int = 224) -> Path:
     """Write a file the way the official trainer does (cxrclip/trainer.py's torch.save)."""
     import numpy as np
 
     optimizer, scheduler = official_training_state()
     torch.save({"model": model_state, "optimizer": optimizer, "scheduler": scheduler,
-                "config": official_config(backbone), "epoch": 3, "train_loss": np.float64(1.25)}, path)
+                "config": official_config(backbone, image_size), "epoch": 3, "train_loss": np.float64(1.25)}, path)
     return path
 
 

@@ -1,12 +1,10 @@
 """`cxrclip convert-official` writes the ONNX exports too (unless --no-onnx); a failed export only warns."""
 import json
 import logging
-import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from cxrclip import onnx_export
 from cxrclip.checkpoint import check_model_folder, load_model
@@ -20,12 +18,7 @@ SIZE = 64  # the official test transform's Resize/CenterCrop, shrunk so the expo
 def _small_official(tmp_path: Path, manifest, tinybert_dir, helpers) -> Path:
     """An r50 checkpoint (full image layout, tiny BERT) whose config evaluates at 64 px."""
     state = helpers.random_state(helpers.official_shapes(manifest, "r50", tinybert_dir))
-    path = helpers.save_official(tmp_path / "r50_m.tar", helpers.to_legacy(state), "r50")
-    data = torch.load(path, weights_only=False)
-    for step in ("Resize", "CenterCrop"):
-        data["config"]["transform"]["test"][step]["size"] = SIZE
-    torch.save(data, path, pickle_protocol=pickle.DEFAULT_PROTOCOL)
-    return path
+    return helpers.save_official(tmp_path / "r50_m.tar", helpers.to_legacy(state), "r50", image_size=SIZE)
 
 
 @pytest.fixture

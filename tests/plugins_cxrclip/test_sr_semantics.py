@@ -13,7 +13,8 @@ import pytest
 from plugins.cxrclip_findings.export_build import export_content
 from plugins.cxrclip_findings.export_data import ModelInfo
 from plugins.cxrclip_findings.export_json import write_export
-from plugins.cxrclip_findings.export_sr import read_evidence, write_sr
+from plugins.cxrclip_findings.export_sr import write_sr
+from viewer.model.deidentify import read_evidence
 from plugins.cxrclip_findings.study_state import StudyResults
 
 PATIENT = "PHANTOM^Testpatient"

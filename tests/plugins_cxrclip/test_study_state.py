@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from plugins.cxrclip_findings.colormap import get_colormap
-from plugins.cxrclip_findings.file_io import free_path, write_private
+from viewer.io.private_files import free_path, write_private
 from plugins.cxrclip_findings.heatmap_png import blend, compose
 from plugins.cxrclip_findings.sentence_filter import needs_prior
 from plugins.cxrclip_findings.study_state import DraftStore, ResultsStore, study_key

@@ -9,7 +9,8 @@ from cxrclip.zero_shot import FindingScore, ViewOOD, ViewScore
 from plugins.cxrclip_findings.export_build import export_content
 from plugins.cxrclip_findings.export_data import ModelInfo
 from plugins.cxrclip_findings.export_json import build_export
-from plugins.cxrclip_findings.export_sr import read_evidence, write_sr
+from plugins.cxrclip_findings.export_sr import write_sr
+from viewer.model.deidentify import read_evidence
 from plugins.cxrclip_findings.prompt_panel import unfamiliar_hint
 
 POINTS = {"Cardiomegaly": 0.3, "Pleural Effusion": 0.7}

@@ -26,14 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from viewer.io.private_files import write_private_with
 from viewer.model.calibration import Calibration
+from viewer.model.deidentify import deidentify_sr, read_evidence
 from viewer.model.measurements import Measurement, MeasurementResult, box
 from viewer.model.study import View
 
-EMPTIED = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "PatientAge",
-           "AccessionNumber", "StudyID", "StudyDate", "StudyTime", "ReferringPhysicianName")
-DUMMY_DATE, DUMMY_TIME = "19000101", "000000"
-DEID_METHOD = "PS3.15 E.1 Basic Profile, Retain UIDs Option"
 PRIVATE_SCHEME = "99CXRV"
 
 
@@ -117,19 +115,6 @@ def _group(item: SRItem, number: int, header, value_unit: str):
         measurements=_measurements(item, value_unit) or None)
 
 
-def _evidence(path: Path):
-    """The image's header, with the patient/study attributes the SR copies present (type 2
-    attributes that many files leave out are added empty)."""
-    import pydicom
-
-    header = pydicom.dcmread(path, stop_before_pixels=True)
-    for keyword in EMPTIED[:4] + ("AccessionNumber", "StudyID", "StudyDate", "StudyTime",
-                                  "ReferringPhysicianName"):
-        if keyword not in header:
-            setattr(header, keyword, "")
-    return header
-
-
 def build_measurement_sr(items: list[SRItem], include_identifiers: bool = False,
                          value_units: dict[str, str] | None = None):
     """The SR dataset for ``items`` (DICOM views only). Raises MeasurementSRError."""
@@ -144,7 +129,7 @@ def build_measurement_sr(items: list[SRItem], include_identifiers: bool = False,
     headers: dict[str, pydicom.Dataset] = {}
     for item in dicom:
         if item.view.view_id not in headers:
-            headers[item.view.view_id] = _evidence(item.view.path)
+            headers[item.view.view_id] = read_evidence([item.view.path])[0]
     units = value_units or {}
     groups = [_group(item, n + 1, headers[item.view.view_id], units.get(item.view.view_id, ""))
               for n, item in enumerate(dicom)]
@@ -160,27 +145,12 @@ def build_measurement_sr(items: list[SRItem], include_identifiers: bool = False,
         series_number=9901, sop_instance_uid=generate_uid(), instance_number=1,
         manufacturer="cxrclip-viewer", series_description="Measurements")
     if not include_identifiers:
-        _deidentify(sr)
+        deidentify_sr(sr)
     return sr
-
-
-def _deidentify(sr) -> None:
-    for keyword in EMPTIED:
-        if keyword in sr:
-            setattr(sr, keyword, "")
-    for keyword in ("ContentDate", "SeriesDate", "InstanceCreationDate"):
-        if keyword in sr:
-            setattr(sr, keyword, DUMMY_DATE)
-    for keyword in ("ContentTime", "SeriesTime", "InstanceCreationTime"):
-        if keyword in sr:
-            setattr(sr, keyword, DUMMY_TIME)
-    sr.PatientIdentityRemoved = "YES"
-    sr.DeidentificationMethod = DEID_METHOD
 
 
 def write_measurement_sr(items: list[SRItem], path: str | Path, include_identifiers: bool = False,
                          value_units: dict[str, str] | None = None) -> Path:
-    """Build and save the SR; returns the path."""
-    path = Path(path)
-    build_measurement_sr(items, include_identifiers, value_units).save_as(path, enforce_file_format=True)
-    return path
+    """Build the SR and save it privately (0600, atomic); returns the path."""
+    sr = build_measurement_sr(items, include_identifiers, value_units)
+    return write_private_with(path, lambda fh: sr.save_as(fh, enforce_file_format=True))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from viewer.io.private_files import write_private
 from viewer.model.calibration import UNCALIBRATED, Calibration
 from viewer.model.events import Signal
 from viewer.model.measurements import POINTS_NEEDED, Measurement, MeasurementResult, measure
@@ -170,7 +171,6 @@ class MeasurementStore:
                 "identifiers_included": include_identifiers, "measurements": rows}
 
     def write_json(self, path: str | Path, include_identifiers: bool = False) -> Path:
-        """Write `to_dict` as JSON to ``path``; returns the path."""
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(include_identifiers), indent=2), encoding="utf-8")
-        return path
+        """Write `to_dict` as JSON to ``path`` privately (0600, atomic); returns the path."""
+        text = json.dumps(self.to_dict(include_identifiers), indent=2)
+        return write_private(path, text.encode("utf-8"))

@@ -46,6 +46,7 @@ class ProblemsPanel(QWidget):
     def __init__(self, parent: QWidget | None = None, redactor: Redactor | None = None) -> None:
         super().__init__(parent)
         self.entries: list[ProblemEntry] = []
+        self._listed: set[ProblemEntry] = set()  # the same entries, for the duplicate check
         self._hide_phi = False
         self._redactor = redactor or Redactor()
         self.table = QTableWidget(0, 2, self)
@@ -74,8 +75,9 @@ class ProblemsPanel(QWidget):
         ``path`` = the file concerned, masked while PHI is hidden). False when the same
         problem is listed already."""
         entry = ProblemEntry(where, reason, Path(path) if path is not None else None)
-        if entry in self.entries:  # e.g. a thumbnail and then the opened view: listed once
+        if entry in self._listed:  # e.g. a thumbnail and then the opened view: listed once
             return False
+        self._listed.add(entry)
         self.entries.append(entry)
         row = self.table.rowCount()
         self.table.insertRow(row)
@@ -96,6 +98,7 @@ class ProblemsPanel(QWidget):
     def clear(self) -> None:
         """Remove every row."""
         self.entries.clear()
+        self._listed.clear()
         self.table.setRowCount(0)
         self._update_summary()
 

@@ -1,4 +1,4 @@
-"""Private, atomic file writes for everything the plugin saves (exports, drafts).
+"""Private, atomic file writes for everything the viewer and its plugins save (exports, drafts).
 
 Files are created 0600 (owner read/write only: they may hold patient
 identifiers or report text), written to a temporary file in the target folder
