@@ -27,7 +27,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "assets" / "models" / "cxrclip-demo"
 sys.path.insert(0, str(ROOT))
+from benchmarks.engine_bench import p50_ms  # noqa: E402 (needs ROOT on sys.path)
 
 COLD_SCRIPT = """
 import sys, numpy as np
@@ -62,18 +62,6 @@ for i in range(-3, repeats):
         times.append((time.perf_counter() - start) * 1000)
 print(statistics.median(times))
 """
-
-
-def p50_ms(fn: Callable[[int], object], repeats: int, warmup: int = 2) -> float:
-    """Median wall time of fn(i) in ms (i: repetition index, to defeat caches)."""
-    for i in range(warmup):
-        fn(-1 - i)
-    times = []
-    for i in range(repeats):
-        start = time.perf_counter()
-        fn(i)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def views(n: int) -> list:
