@@ -5,7 +5,8 @@ Layout of ``generate_dataset(out, ...)``::
     out/dicom/<patient>/<study>/<series>/<sop>.dcm
     out/png/<study>/<PA|AP|LATERAL>.png      (8-bit, display-ready, when png=True)
     out/labels.csv                           (study_id + CheXpert-14, 1.0/0.0/-1.0/blank)
-    out/ground_truth.jsonl                   (findings with side/location/severity, anatomy)
+    out/ground_truth.jsonl                   (findings with side/location/severity and their
+                                              boxes per view, anatomy)
     out/manifest.json + out/studies.jsonl    (training manifest, images from png/)
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 
 from training.phantoms.dicom_io import build_dataset, study_tags, to_stored, write_dicom
 from training.phantoms.findings import Finding, chexpert_14
+from training.phantoms.regions import pixel_boxes
 from training.phantoms.study import GENERATOR_VERSION, PhantomStudy, generate_study
 
 SPLIT_CHOICES = ("hash", "train", "validate", "test")
@@ -89,9 +91,21 @@ def write_study(study: PhantomStudy, opts: GenerateOptions) -> dict[str, Any]:
     truth = {"study_id": study.study_id, "seed": study.seed, "index": study.index,
              "patient_id": tags.patient_id, "study_uid": tags.study_uid,
              "generator_version": GENERATOR_VERSION, "dicom_files": files,
-             "findings": [f.to_dict() for f in study.findings], "labels": study.report.labels,
+             "findings": finding_rows(study, names, opts.size), "labels": study.report.labels,
+             "region_image_size": opts.size,
              "anatomy": asdict(study.anatomy)}
     return {"record": record, "truth": truth}
+
+
+def finding_rows(study: PhantomStudy, names: dict[str, str], size: int) -> list[dict[str, Any]]:
+    """Ground-truth rows of a study's findings, each with ``regions``: written view name
+    (PA/AP/LATERAL) -> ``[x0, y0, x1, y1]`` pixel boxes in the ``size`` PNG."""
+    rows = []
+    for f in study.findings:
+        per_view = study.regions.get(f.name, {})
+        regions = {names[view]: pixel_boxes(boxes, size) for view, boxes in per_view.items()}
+        rows.append({**f.to_dict(), "regions": regions})
+    return rows
 
 
 def _work(args: tuple[GenerateOptions, int, list[Finding] | None]) -> dict[str, Any]:

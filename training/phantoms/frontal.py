@@ -258,3 +258,9 @@ def frontal_layers(anat: Anatomy, size: int, fracture: dict | None = None) -> La
     return Layers(size=size, body=body, lungs=lungs, lung_depth=depth,
                   heart=_heart(anat, u, v), mediastinum=_mediastinum(anat, u, v),
                   bone=_bones(anat, size, u, v, fracture), vessels=vessels)
+
+
+def unfractured_bone(anat: Anatomy, size: int) -> np.ndarray:
+    """The frontal bone layer without a fracture (what a fracture's region is measured against)."""
+    u, v = grid(size)
+    return _bones(anat, size, u, v, None)

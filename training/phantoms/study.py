@@ -12,10 +12,11 @@ import numpy as np
 from training.phantoms.anatomy import Anatomy, adapt_anatomy, sample_anatomy
 from training.phantoms.devices import draw_devices
 from training.phantoms.findings import Finding, sample_findings
-from training.phantoms.frontal import frontal_layers
+from training.phantoms.frontal import frontal_layers, unfractured_bone
 from training.phantoms.lateral import lateral_layers
 from training.phantoms.layers import Layers, compose
 from training.phantoms.lesions import DRAWERS
+from training.phantoms.regions import RegionRecorder, ViewRegions
 from training.phantoms.render import to_display
 from training.phantoms.report import Report, write_report
 
@@ -35,6 +36,7 @@ class PhantomStudy:
     images: dict[str, np.ndarray] = field(default_factory=dict)   # view -> float [0, 1]
     visit: int = 0               # 0 = the study of (seed, index); k > 0 = its k-th prior
     base_anatomy: Anatomy | None = None   # the patient's anatomy before findings adapt it
+    regions: ViewRegions = field(default_factory=dict)   # finding -> view -> normalised boxes
 
     @property
     def study_id(self) -> str:
@@ -53,19 +55,34 @@ def _rng(seed: int, index: int, purpose: int, visit: int = 0) -> np.random.Gener
 
 
 def draw_findings(layers: Layers, anat: Anatomy, findings: list[Finding], view: str,
-                  seed: int, index: int, visit: int = 0) -> None:
-    """Draw every finding into one view's layers."""
+                  seed: int, index: int, visit: int = 0,
+                  recorder: RegionRecorder | None = None) -> None:
+    """Draw every finding into one view's layers (``recorder`` notes what each one changed)."""
     for k, f in enumerate(findings):
         rng = _rng(seed, index, 100 + k, visit)
+        if recorder is not None:
+            recorder.before(layers)
         if f.name == "Support Devices":
             draw_devices(layers, anat, f, view, rng)
         else:
             DRAWERS[f.name](layers, anat, f, view, rng)
+        if recorder is not None:
+            recorder.after(f.name, layers)
+
+
+def _record_anatomy(recorder: RegionRecorder, layers: Layers, anat: Anatomy,
+                    findings: list[Finding], view: str, size: int) -> None:
+    """Regions of the findings drawn through the anatomy (the fracture only on the frontal)."""
+    names = [f.name for f in findings]
+    intact = unfractured_bone(anat, size) if view == "frontal" and "Fracture" in names else None
+    recorder.anatomy(names, layers, intact)
 
 
 def render_views(anat: Anatomy, findings: list[Finding], size: int, seed: int,
-                 index: int, visit: int = 0) -> dict[str, np.ndarray]:
-    """Render the frontal and lateral views (float32 in [0, 1], 1 = white)."""
+                 index: int, visit: int = 0,
+                 recorder: RegionRecorder | None = None) -> dict[str, np.ndarray]:
+    """Render the frontal and lateral views (float32 in [0, 1], 1 = white); with a
+    ``recorder``, also note each finding's region per view (the pixels are the same)."""
     fracture = None
     for f in findings:
         if f.name == "Fracture":
@@ -75,7 +92,10 @@ def render_views(anat: Anatomy, findings: list[Finding], size: int, seed: int,
     for view in VIEWS:
         layers = (frontal_layers(anat, size, fracture) if view == "frontal"
                   else lateral_layers(anat, size))
-        draw_findings(layers, anat, findings, view, seed, index, visit)
+        draw_findings(layers, anat, findings, view, seed, index, visit, recorder)
+        if recorder is not None:
+            _record_anatomy(recorder, layers, anat, findings, view, size)
+            recorder.finish_view(view, anat.rotation_deg * (0.5 if view == "lateral" else 1.0))
         out[view] = to_display(compose(layers), anat, _rng(seed, index, 3 + len(view), visit),
                                lateral=view == "lateral")
     return out
@@ -88,12 +108,14 @@ def base_anatomy(seed: int, index: int) -> Anatomy:
 
 def generate_study(seed: int, index: int, size: int = 512,
                    findings: list[Finding] | None = None,
-                   anatomy: Anatomy | None = None, visit: int = 0) -> PhantomStudy:
+                   anatomy: Anatomy | None = None, visit: int = 0,
+                   record_regions: bool = True) -> PhantomStudy:
     """Generate one study; ``findings``/``anatomy`` force the ground truth when given.
 
     ``visit`` > 0 renders an earlier study of the same patient (see
     ``training.phantoms.priors``): the same anatomy, its own noise, finding shapes and
-    report wording; its findings must be given.
+    report wording; its findings must be given. ``record_regions`` notes each finding's
+    box per view in ``regions`` (`training.phantoms.regions`; the pixels do not change).
     """
     if size < 64:
         raise ValueError(f"image size must be at least 64 pixels, got {size}")
@@ -104,6 +126,8 @@ def generate_study(seed: int, index: int, size: int = 512,
     gt = sample_findings(_rng(seed, index, 2)) if findings is None else list(findings)
     anat = adapt_anatomy(base, gt)
     report = write_report(gt, _rng(seed, index, 9, visit))
-    images = render_views(anat, gt, size, seed, index, visit)
+    recorder = RegionRecorder() if record_regions else None
+    images = render_views(anat, gt, size, seed, index, visit, recorder)
     return PhantomStudy(seed=seed, index=index, anatomy=anat, findings=gt, report=report,
-                        images=images, visit=visit, base_anatomy=base)
+                        images=images, visit=visit, base_anatomy=base,
+                        regions=recorder.regions if recorder else {})
