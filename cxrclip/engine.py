@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import torch
 
 Aggregate = Literal["mean", "max"]
-MapKind = Literal["similarity", "probability"]
+MapKind = Literal["similarity", "probability", "contribution", "occlusion"]
 Runtime = Literal["auto", "torch", "onnx"]
 RUNTIMES = ("auto", "torch", "onnx")
 RUNTIME_ENV = "CXRCLIP_RUNTIME"
@@ -526,18 +526,24 @@ class Engine:
                        kind: MapKind = "similarity", max_side: int | None = None) -> np.ndarray:
         """Per-pixel map (H, W) float32 in the view's original geometry; NaN outside the crop.
 
-        "similarity": cosine between each projected feature-map location and
-        the prompt (`negative` is not used). "probability": softmax of
-        logit_scale * [cos(negative), cos(prompt)] per location, with the
-        negative defaulting to "no X". The coarse map is upsampled bilinearly
-        through the model's resize + centre crop back onto the original pixels.
-        The feature map is cached per view id, so a new prompt costs only text
-        encoding and resampling. `max_side` returns a proportionally smaller map
-        (same aspect, for overlays stretched over the image); the model grid
-        (7 x 7 for ResNet50 at 224 px) has no finer detail anyway.
+        The kinds (`cxrclip.heatmaps`): "similarity", the cosine between each projected
+        feature-map location and the prompt (`negative` unused); "probability", softmax of
+        logit_scale * [cos(negative), cos(prompt)] per location; "contribution", each
+        location's share of the view's logit for prompt vs negative (sums to the logit);
+        "occlusion", the drop of that logit when a patch of the input is masked (about 8 x 8
+        positions, one image forward each: ~0.3 s per map for the demo model on 2 CPU
+        cores, versus a few ms for the others once the feature map is cached). The
+        negative defaults to "no X". On held-out phantoms "contribution" points at the
+        finding best (`training.evaluation.pointing`, figures in docs/trust.md).
+        The coarse map is upsampled bilinearly through the model's resize + centre crop
+        back onto the original pixels. The feature map is cached per view id, so a new
+        prompt costs only text encoding and resampling. `max_side` returns a
+        proportionally smaller map (same aspect, for overlays stretched over the image).
         """
-        if kind not in ("similarity", "probability"):
-            raise ValueError(f"kind must be 'similarity' or 'probability', got {kind!r}")
+        from cxrclip.heatmaps import MAP_KINDS
+
+        if kind not in MAP_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(MAP_KINDS)}, got {kind!r}")
         coarse = self._coarse_map(view, prompt, negative, kind)
         from cxrclip.preprocess import map_to_image
 
@@ -554,7 +560,7 @@ class Engine:
         self._feature_map(view)
 
     def _feature_map(self, view: ViewInput) -> np.ndarray:
-        """Per-location L2-normalised projected features (D, h, w), cached by view id."""
+        """Per-location projected features (D, h, w), not normalised, cached by view id."""
         key = (self.model_id, view.view_id)
         with self._cache_lock:
             cached = self._map_cache.get(key)
@@ -563,19 +569,35 @@ class Engine:
         pixels = self._preprocess(view.pixels)[None]
         with self._model_lock:
             fmap = np.asarray(self.towers.image_feature_map(pixels)[0], dtype=np.float32)  # (D, h, w)
-        # As torch's F.normalize: x / max(|x|, 1e-12) along the channel axis.
-        fmap = fmap / np.maximum(np.linalg.norm(fmap, axis=0, keepdims=True), np.float32(1e-12))
         with self._cache_lock:
             self._map_cache.put(key, fmap)
         return fmap
 
     def _coarse_map(self, view: ViewInput, prompt: str, negative: str | None, kind: MapKind) -> np.ndarray:
-        """The (h, w) map on the model's feature grid."""
-        fmap = self._feature_map(view)
+        """The map on the model's grid (feature grid; occlusion: its own patch grid)."""
+        from cxrclip import heatmaps
+
         pos = self.encode_text([prompt])[0]
-        sim = np.einsum("dhw,d->hw", fmap, pos)
         if kind == "similarity":
-            return sim.astype(np.float32)
+            return heatmaps.cosine_map(heatmaps.unit_channels(self._feature_map(view)), pos)
         neg_text = negative if negative is not None else self._negatives_for([prompt], None)[0]
-        neg_sim = np.einsum("dhw,d->hw", fmap, self.encode_text([neg_text])[0])
-        return binary_probability(sim, neg_sim, self.logit_scale).astype(np.float32)
+        neg = self.encode_text([neg_text])[0]
+        if kind == "contribution":
+            return heatmaps.contribution_map(self._feature_map(view), pos, neg, self.logit_scale)
+        if kind == "occlusion":
+            return self._occlusion_map(view, pos, neg)
+        unit = heatmaps.unit_channels(self._feature_map(view))
+        sims = heatmaps.cosine_map(unit, pos), heatmaps.cosine_map(unit, neg)
+        return binary_probability(sims[0], sims[1], self.logit_scale).astype(np.float32)
+
+    def _occlusion_map(self, view: ViewInput, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+        from cxrclip import heatmaps
+
+        pixels = self._preprocess(view.pixels)
+
+        def encode(batch: np.ndarray) -> np.ndarray:
+            with self._model_lock:
+                return np.asarray(self.towers.encode_image(batch), dtype=np.float32)
+
+        grid = heatmaps.OcclusionGrid.for_input(pixels.shape[-1])
+        return heatmaps.occlusion_map(encode, pixels, pos, neg, self.logit_scale, grid, self.batch_size)

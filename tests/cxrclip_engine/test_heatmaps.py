@@ -1,0 +1,73 @@
+"""Heatmap kinds of `cxrclip.heatmaps` and `Engine.similarity_map` on the bundled demo model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cxrclip.engine import Engine, ViewInput
+from cxrclip.heatmaps import OcclusionGrid, contribution_map, occluded_inputs, occlusion_map
+
+DEMO = Path(__file__).resolve().parents[2] / "assets" / "models" / "cxrclip-demo"
+
+
+@pytest.fixture(scope="module")
+def demo() -> Engine:
+    return Engine.load(DEMO)
+
+
+def _view(seed: int = 0) -> ViewInput:
+    rng = np.random.default_rng(seed)
+    return ViewInput(f"v{seed}", (rng.random((150, 140)) * 255).astype(np.uint8))
+
+
+def test_contribution_map_sums_to_the_view_logit(demo: Engine) -> None:
+    view = _view()
+    pos, neg = demo.encode_text(["pleural effusion", "no pleural effusion"])
+    cells = contribution_map(demo._feature_map(view), pos, neg, demo.logit_scale)
+    emb = demo.embed_images([view.pixels])[0]
+    logit = demo.logit_scale * float(emb @ pos - emb @ neg)
+    assert cells.shape == demo._feature_map(view).shape[1:]
+    assert float(cells.sum()) == pytest.approx(logit, rel=1e-3, abs=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["similarity", "probability", "contribution", "occlusion"])
+def test_every_kind_maps_onto_the_view(demo: Engine, kind: str) -> None:
+    view = _view(1)
+    heatmap = demo.similarity_map(view, "pneumothorax", kind=kind, max_side=70)
+    assert heatmap.shape == (70, 65)
+    assert np.isfinite(heatmap[35, 30]) and np.isnan(heatmap).any()   # NaN outside the crop
+
+
+def test_unknown_kind_is_refused(demo: Engine) -> None:
+    with pytest.raises(ValueError, match="kind must be one of"):
+        demo.similarity_map(_view(), "edema", kind="gradcam")
+
+
+def test_occlusion_finds_the_patch_the_score_depends_on() -> None:
+    """A toy encoder whose embedding follows the brightness of the lower-right corner."""
+    def encode(batch: np.ndarray) -> np.ndarray:
+        corner = batch[:, 0, 48:, 48:].mean(axis=(1, 2))
+        emb = np.stack([corner, np.ones_like(corner)], axis=1)
+        return emb / np.linalg.norm(emb, axis=1, keepdims=True)
+
+    pixels = np.zeros((3, 64, 64), np.float32)
+    pixels[:, 48:, 48:] = 4.0
+    grid = OcclusionGrid.for_input(64)
+    result = occlusion_map(encode, pixels, np.array([1.0, 0.0]), np.array([0.0, 1.0]), 10.0, grid)
+    assert result.shape == (8, 8)
+    row, col = np.unravel_index(np.argmax(result), result.shape)
+    assert row >= 6 and col >= 6
+    assert result[:4, :4].max() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_occluded_inputs_cover_the_image_with_mean_patches() -> None:
+    pixels = np.arange(2 * 10 * 10, dtype=np.float32).reshape(2, 10, 10)
+    grid = OcclusionGrid(patch=4, stride=3)
+    batch, corners = occluded_inputs(pixels, grid)
+    assert grid.starts(10) == [0, 3, 6]
+    assert len(corners) == 9 and batch.shape == (9, 2, 10, 10)
+    y, x = corners[4]
+    assert np.allclose(batch[4, 1, y:y + 4, x:x + 4], pixels[1].mean())
+    assert np.array_equal(batch[4, :, 0, :], pixels[:, 0, :])
