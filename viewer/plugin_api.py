@@ -292,6 +292,11 @@ class PluginHost(Protocol):
 
     def current_window(self, view_id: str) -> tuple[float, float] | None: ...
 
+    def open_study(self, path: Path, study_uid: str | None = None) -> None:
+        """Open the folder or file ``path`` in the viewer (scanned in the background, like
+        File ▸ Open) and show the study ``study_uid`` once the scan arrives (the scan's first
+        study when None or not found). A study already in the open folder is shown at once."""
+
 
 @runtime_checkable
 class Plugin(Protocol):

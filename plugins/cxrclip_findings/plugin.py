@@ -24,6 +24,7 @@ from plugins.cxrclip_findings.manifest import MANIFEST
 from plugins.cxrclip_findings.model_panel import ModelPanel
 from plugins.cxrclip_findings.prompt_panel import PromptPanel
 from plugins.cxrclip_findings.report_panel import ReportPanel
+from plugins.cxrclip_findings.search_panel import install_search_panel
 from plugins.cxrclip_findings.settings import SETTINGS_KEY_MODEL, resolve_model_dir
 from plugins.cxrclip_findings.study_state import DraftStore, default_data_dir
 from viewer.plugin_api import BasePlugin, PluginHost, StudyHandle, ViewHandle
@@ -63,11 +64,15 @@ class CxrClipFindingsPlugin(BasePlugin):
 
     # ----- activation ---------------------------------------------------------------
     def activate(self, host: PluginHost) -> None:
-        """Build panels and menu, then start loading the model in the worker."""
+        """Start loading the model in the worker, then build panels and menu (the model
+        loads while they are built: it is the longest step before the first findings)."""
         super().activate(host)
         drafts = DraftStore(data_dir(self._data_folder) / "drafts")
         c = self.controller = FindingsController(host, MANIFEST, self._service_factory,
                                                  drafts=drafts)
+        model_dir, source = resolve_model_dir(self._saved_model_dir())
+        log.info("CXR-CLIP model from %s: %s", source, model_dir)
+        c.load_model(model_dir)
         self.findings_panel = FindingsPanel(c)
         self.prompt_panel = PromptPanel(c)
         self.exports = Exports(self)
@@ -80,6 +85,7 @@ class CxrClipFindingsPlugin(BasePlugin):
             self.docks[title] = host.add_dock_panel(title, panel, "right")
         self._arrange_docks()
         self._add_actions(host)
+        self.search_panel = install_search_panel(host, c, self._qsettings(), self.docks, MENU)
         c.model_ready.connect(self._model_loaded)
         c.model_failed.connect(lambda _m: setattr(self, "_pending_default", None))
         c.study_changed.connect(lambda *_a: self.report_panel.set_phi_hidden(self.phi_hidden))
@@ -87,9 +93,6 @@ class CxrClipFindingsPlugin(BasePlugin):
         phi_changed = getattr(getattr(host, "main_window", None), "phi_hidden_changed", None)
         if phi_changed is not None:
             phi_changed.connect(self.report_panel.set_phi_hidden)
-        model_dir, source = resolve_model_dir(self._saved_model_dir())
-        log.info("CXR-CLIP model from %s: %s", source, model_dir)
-        c.load_model(model_dir)
 
     @property
     def phi_hidden(self) -> bool:
@@ -160,6 +163,8 @@ class CxrClipFindingsPlugin(BasePlugin):
             self.controller.close_study()
 
     def deactivate(self) -> None:
+        if getattr(self, "search_panel", None) is not None:
+            self.search_panel.shutdown()
         if self.exports is not None:
             self.exports.shutdown()
         if self.controller is not None:

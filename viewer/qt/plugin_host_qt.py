@@ -16,12 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from PySide6.QtCore import QObject, Qt, QThreadPool, Signal
+from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFrame, QMenu, QScrollArea, QStatusBar, QWidget
 
 from viewer.model.measurement_store import MeasurementStore
 from viewer.model.measurements import Measurement
+from viewer.model.study import Study
 from viewer.model.viewer_model import ViewerModel
 from viewer.plugin_api import ExportFormat, OverlayLayer, PluginManifest, StudyHandle, ViewHandle
 from viewer.plugin_host import ActivePlugin, DiscoveredPlugin, PluginRegistry, import_factory
@@ -62,6 +63,10 @@ class HostWindow(Protocol):
 
     def add_export_action(self, fmt: ExportFormat) -> None: ...
 
+    def open_path(self, path: str | Path) -> None: ...
+
+    def show_study(self, study: Study) -> None: ...
+
     def report_problem(self, where: str, reason: str, path: str | Path | None = None) -> None: ...
 
     def statusBar(self) -> QStatusBar: ...  # noqa: N802 (Qt name)
@@ -89,6 +94,7 @@ class QtPluginHost(QObject):
         self.export_formats: list[ExportFormat] = []
         self.overlays: dict[str, dict[str, OverlayLayer]] = {}
         self._waiting = 0
+        self._study_after_scan: str | None = None  # open_study: the study to show once scanned
         # Plugin imports (torch, models) get their own thread so they never hold up decoding.
         self._import_pool = QThreadPool(self)
         self._import_pool.setMaxThreadCount(1)
@@ -104,6 +110,7 @@ class QtPluginHost(QObject):
         model.prior_changed.connect(lambda prior: reg.notify("prior_changed", prior))
         model.layout_changed.connect(lambda layout: reg.notify("layout_changed", layout))
         model.measurements.changed.connect(self._on_measurement)
+        model.scan_changed.connect(self._on_scan_changed)
 
     def _on_study_closed(self, study: StudyHandle) -> None:
         self.overlays.clear()
@@ -206,6 +213,30 @@ class QtPluginHost(QObject):
         """(center, width) shown in the view now, in modality values; None if not shown."""
         view = self._window.image_view(view_id)
         return None if view is None else view.effective_window()
+
+    def open_study(self, path: str | Path, study_uid: str | None = None) -> None:
+        """Show ``study_uid`` if the open folder has it; otherwise scan ``path`` in the
+        background (File ▸ Open) and show ``study_uid`` when the scan arrives."""
+        study = self.model.study(study_uid) if study_uid else None
+        if study is not None:
+            self._study_after_scan = None
+            self._window.show_study(study)
+            return
+        self._study_after_scan = study_uid
+        self._window.open_path(Path(path))
+
+    def _on_scan_changed(self, _scan: Any) -> None:
+        """A scan arrived: after the window has shown its first study, show the study that
+        `open_study` asked for (one-shot; ignored when the scan does not have it)."""
+        wanted, self._study_after_scan = self._study_after_scan, None
+        if wanted:
+            QTimer.singleShot(0, lambda: self._show_wanted(wanted))
+
+    def _show_wanted(self, study_uid: str) -> None:
+        current = self.model.current_study
+        study = self.model.study(study_uid)
+        if study is not None and (current is None or current.study_uid != study_uid):
+            self._window.show_study(study)
 
     # --- activation -----------------------------------------------------
     def load(self, discovered: list[DiscoveredPlugin]) -> None:
