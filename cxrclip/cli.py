@@ -134,10 +134,12 @@ def _providers(command: str | None) -> list[tuple[str, Callable[[], Callable]]]:
     """Providers to import: only the one that owns ``command``, or all (for help)."""
     if command in CORE_COMMANDS:
         return []
-    everything = [("score", _engine_register)]
+    everything = [("score", _engine_register), ("index", _index_register)]
     everything += [(ep.name, ep.load) for ep in entry_points(group=ENTRY_POINT_GROUP)]
     if command in ENGINE_COMMANDS:
         return everything[:1]
+    if command == "index":
+        return everything[1:2]
     chosen = [p for p in everything if p[0] == command]
     return chosen or everything
 
@@ -168,6 +170,12 @@ def _missing_extra_text(command: str, exc: ImportError) -> str:
 
 def _engine_register() -> Callable:
     from cxrclip.engine_cli import register
+
+    return register
+
+
+def _index_register() -> Callable:
+    from cxrclip.index.cli import register
 
     return register
 
