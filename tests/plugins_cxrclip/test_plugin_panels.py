@@ -44,7 +44,7 @@ def _wait_findings(qtbot, plugin, count=14):
 
 def test_findings_heatmap_toggle_and_opacity(qtbot, make_plugin, fake_host, tmp_path, helpers):
     plugin = make_plugin()
-    assert set(fake_host.panels) == {"Findings", "Prompt", "Report", "Model", "Change"}
+    assert set(fake_host.panels) == {"Findings", "Prompt", "Report", "Model", "Change", "Search"}
     assert ("CXR-CLIP", "Toggle Heatmap", "Shift+H") in fake_host.actions
     handle = helpers.study_handle(helpers.make_study(tmp_path / "s", shape=(70, 100)))
     plugin.study_opened(handle)
