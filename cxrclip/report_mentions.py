@@ -1,4 +1,4 @@
-"""Flag contradicting statements in a draft report.
+"""Finding mentions of report sentences, and when two statements contradict.
 
 A draft built from report sentences can easily say both "Right pleural
 effusion." and "No pleural effusion.". This module finds such pairs with a
@@ -12,7 +12,13 @@ without a side only clashes with an absent mention without a side (it may be on
 the other side). "No acute cardiopulmonary abnormality" style statements deny
 every finding except support devices.
 
-Everything here is pure Python and tested in tests/plugins_cxrclip.
+The same rule tells whether a sentence contradicts a study: the study's findings are
+written as mentions (`study_mentions`: present ones with their side, the others absent,
+"No Finding" present for a study without findings) and a sentence contradicts the study
+when one of its mentions clashes with one of those (`contradicts_study`): it asserts (or
+suggests) a finding the study lacks, negates one it has, or calls an abnormal study normal.
+
+Everything here is pure Python; tested in tests/plugins_cxrclip and tests/cxrclip_engine.
 """
 from __future__ import annotations
 
@@ -96,7 +102,8 @@ _PRE_NEGATION = ("no", "not", "without", "negative for", "free of", "no evidence
 _POST_NEGATION = ("is not seen", "are not seen", "not seen", "is absent", "are absent",
                   "has resolved", "have resolved", "is not identified", "are not identified",
                   "not identified", "is not present", "are not present", "not present",
-                  "is excluded", "has been removed", "have been removed")
+                  "is excluded", "has been removed", "have been removed",
+                  "not definitely seen", "not definitely identified")
 _UNCERTAIN = ("possible", "possibly", "probable", "probably", "may represent", "may be",
               "could represent", "could be", "cannot exclude", "can not exclude",
               "cannot be excluded", "not excluded", "questionable", "suspected", "suspicious for",
@@ -255,3 +262,71 @@ def contradicting_indices(sentences: Sequence[str]) -> set[int]:
     for c in find_contradictions(sentences):
         flagged.update((c.first, c.second))
     return flagged
+
+
+# CheXpert's hierarchy: a study with a child finding has its parent too.
+PARENTS = {"Lung Opacity": ("Consolidation", "Pneumonia", "Atelectasis", "Edema", "Lung Lesion"),
+           "Enlarged Cardiomediastinum": ("Cardiomegaly",)}
+
+
+def study_mentions(present: dict[str, Side | None], findings: Sequence[str],
+                   absent: Sequence[str] | None = None) -> list[Mention]:
+    """A study's findings as mentions: ``present`` (finding -> side or None) with parents
+    added, and ``absent`` (default: every other of ``findings``) negated; "No Finding" is
+    present when nothing but support devices is."""
+    have = dict(present)
+    for parent, children in PARENTS.items():
+        if parent not in have and any(c in have for c in children):
+            have[parent] = None
+    mentions = [Mention(f, "present", side, "study") for f, side in have.items() if f != NO_FINDING]
+    negated = [f for f in findings if f not in have] if absent is None else \
+        [f for f in absent if f not in have]
+    mentions += [Mention(f, "absent", None, "study") for f in negated if f != NO_FINDING]
+    if not set(have) - {SUPPORT_DEVICES, NO_FINDING}:
+        mentions.append(Mention(NO_FINDING, "present", None, "study"))
+    return mentions
+
+
+def contradicts_study(sentence: str, study: Sequence[Mention]) -> str | None:
+    """Why ``sentence`` contradicts a study given as `study_mentions`, or None."""
+    for mention in extract_mentions(sentence):
+        for fact in study:
+            reason = _clash(mention, fact)
+            if reason:
+                return reason
+    return None
+
+
+def side_of_ground_truth(side: str | None) -> Side | None:
+    """A phantom ground-truth side ("right", "left", "bilateral", None) as a mention side."""
+    return "both" if side == "bilateral" else side  # type: ignore[return-value]
+
+
+# ----- sentences that compare with an earlier study -----------------------------------
+# The sentence bank comes from reports, many of which compare with a prior examination. The
+# model only sees the open study, so such a sentence would speak of a study nobody looked at.
+_EARLIER = r"(?:prior|previous|preceding|earlier|last|recent|old|comparison)"
+_STUDY = r"(?:study|studies|exam|exams|examination|radiograph|radiographs|film|films|image|images|" \
+         r"x-?ray|chest x-?ray|cxr|ct|one)"
+_PATTERNS = (
+    rf"\b{_EARLIER}\s+{_STUDY}\b",
+    rf"\b(?:compared|comparison)\s+(?:to|with)\b",
+    r"\b(?:since|than|from|to|with|on)\s+(?:the\s+)?(?:prior|previous|preceding|earlier)"
+    r"\s*(?:[.,;:]|$)",
+    r"^\s*stable\b",
+    r"\b(?:unchanged|interval(?:ly)?|again (?:seen|noted|demonstrated)|has (?:improved|worsened|"
+    r"increased|decreased|resolved|progressed)|have (?:improved|worsened|increased|decreased|"
+    r"resolved|progressed)|(?:is|are) (?:new|stable|improved|worsened)|no longer (?:seen|visible)|"
+    r"previously (?:seen|noted|described)|newly)\b",
+)
+_PRIOR_RE = re.compile("|".join(f"(?:{p})" for p in _PATTERNS), re.IGNORECASE)
+
+
+def needs_prior(sentence: str) -> bool:
+    """True when ``sentence`` compares with an earlier study (so it needs one to be true)."""
+    return _PRIOR_RE.search(sentence) is not None
+
+
+def without_comparisons(sentences: list, text=lambda s: s) -> list:
+    """The items whose ``text(item)`` does not compare with an earlier study, order kept."""
+    return [s for s in sentences if not needs_prior(text(s))]

