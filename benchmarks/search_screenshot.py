@@ -12,40 +12,19 @@ a temporary folder unless ``--index`` names one).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from benchmarks.plugin_latency import EP, pause, wait  # noqa: E402 (needs REPO on sys.path)
+
 DEMO = REPO / "assets" / "models" / "cxrclip-demo"
 SAMPLES = REPO / "assets" / "sample_studies"
 SIZES = ((1920, 1080), (1366, 768))
-
-
-@dataclass
-class EP:
-    """An entry point stand-in naming the plugin's manifest."""
-
-    name: str
-    target: object
-
-    def load(self) -> object:
-        return self.target
-
-
-def wait(app, cond: Callable[[], bool], timeout: float = 300.0, what: str = "") -> float:
-    """Process events until ``cond()``; seconds waited (TimeoutError naming ``what``)."""
-    start = time.perf_counter()
-    while not cond():
-        app.processEvents()
-        if time.perf_counter() - start > timeout:
-            raise TimeoutError(f"{what or 'condition'} not met within {timeout} s")
-        time.sleep(0.002)
-    return time.perf_counter() - start
 
 
 def open_window(app, settings_dir: Path):
@@ -58,9 +37,9 @@ def open_window(app, settings_dir: Path):
     settings = QSettings(str(settings_dir / "settings.ini"), QSettings.Format.IniFormat)
     win = MainWindow(settings=settings, plugin_entry_points=[EP("cxrclip_findings", MANIFEST)])
     win.show()
-    wait(app, lambda: bool(win.plugin_host.registry.active), what="plugin activation")
+    wait(app, lambda: bool(win.plugin_host.registry.active))
     plugin = win.plugin_host.registry.active[0].plugin
-    wait(app, lambda: plugin.controller.service is not None, what="model load")
+    wait(app, lambda: plugin.controller.service is not None)
     return win, plugin
 
 
@@ -68,19 +47,19 @@ def build_and_search(app, win, plugin, index_dir: Path, query: str) -> tuple[flo
     """Open the sample studies, build their index from the panel, run ``query``; (build s, query s)."""
     panel = plugin.search_panel
     win.open_path(SAMPLES / sorted(p.name for p in SAMPLES.iterdir() if p.is_dir())[1])
-    wait(app, lambda: win.model.current_study is not None, what="study open")
+    wait(app, lambda: win.model.current_study is not None)
     start = time.perf_counter()
     finished: list[object] = []
     panel.controller.build_finished.connect(finished.append)
     panel.start_build([SAMPLES], index_dir)
-    wait(app, lambda: bool(finished) and panel.controller.ready, what="index build")
+    wait(app, lambda: bool(finished) and panel.controller.ready)
     build_s = time.perf_counter() - start
     panel.query.setText(query)
     start = time.perf_counter()
     panel.search()
-    wait(app, lambda: panel.results.count() > 0, what="search results")
+    wait(app, lambda: panel.results.count() > 0)
     query_s = time.perf_counter() - start
-    wait(app, lambda: len(panel.thumbnails) >= panel.results.count(), 60, "thumbnails")
+    wait(app, lambda: len(panel.thumbnails) >= panel.results.count(), 60)
     return build_s, query_s
 
 
@@ -88,10 +67,7 @@ def grab(app, win, plugin, size: tuple[int, int], path: Path) -> None:
     """Resize the window, bring the Search tab forward, let layouts settle, save a PNG."""
     win.resize(*size)
     plugin.docks["Search"].raise_()
-    end = time.perf_counter() + 1.0
-    while time.perf_counter() < end:
-        app.processEvents()
-        time.sleep(0.01)
+    pause(app, 1.0)
     image = win.grab()
     image.save(str(path))
     print(f"{path}: {image.width()}x{image.height()}")
@@ -105,7 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from PySide6.QtWidgets import QApplication
 
-    import os
     os.environ.setdefault("CXRCLIP_MODEL", str(DEMO))
     app = QApplication.instance() or QApplication([])
     args.out.mkdir(parents=True, exist_ok=True)

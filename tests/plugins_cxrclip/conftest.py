@@ -1,6 +1,7 @@
 """Fixtures for the CXR-CLIP plugin tests: a tiny random model, small DICOM studies, a fake host."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +199,38 @@ class FakeHost:
 
     def current_window(self, view_id):
         return None
+
+
+@dataclass
+class ManifestEntryPoint:
+    """Stands in for an entry point of the group ``cxrclip_viewer.plugins``."""
+
+    name: str
+    target: object
+
+    def load(self):
+        return self.target
+
+
+@pytest.fixture
+def plugin_window(qtbot, tmp_path, tiny_model_dir, bank_dir, monkeypatch):
+    """The viewer's main window with only the CXR-CLIP plugin (tiny model, sandboxed settings),
+    once the plugin has activated (its model may still be loading)."""
+    from PySide6.QtCore import QSettings
+
+    from plugins.cxrclip_findings.manifest import MANIFEST
+    from viewer.qt.main_window import MainWindow
+
+    monkeypatch.setenv("CXRCLIP_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("CXRCLIP_SENTENCE_BANK", str(bank_dir))
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(settings=settings,
+                     plugin_entry_points=[ManifestEntryPoint("cxrclip_findings", MANIFEST)])
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: MANIFEST.name in win.plugin_host.registry.names(), timeout=60_000)
+    yield win
+    win.plugin_host.shutdown()
 
 
 @pytest.fixture

@@ -22,18 +22,8 @@ class EP:
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, tiny_model_dir, bank_dir, monkeypatch):
-    from viewer.qt.main_window import MainWindow
-
-    monkeypatch.setenv("CXRCLIP_MODEL", str(tiny_model_dir))
-    monkeypatch.setenv("CXRCLIP_SENTENCE_BANK", str(bank_dir))
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(settings=settings, plugin_entry_points=[EP("cxrclip_findings", MANIFEST)])
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitUntil(lambda: "CXR-CLIP findings" in win.plugin_host.registry.names(), timeout=WAIT)
-    yield win
-    win.plugin_host.shutdown()
+def window(plugin_window):
+    return plugin_window
 
 
 def _plugin(win):

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings
 
 from plugins.cxrclip_findings.manifest import MANIFEST
 
@@ -16,30 +14,11 @@ WAIT = 60_000
 STUDY_NAMES = ("Doe_John_0001", "Roe_Jane_0002", "Poe_Edgar_0003", "Moe_Anna_0004")
 
 
-@dataclass
-class EP:
-    name: str
-    target: object
-
-    def load(self):
-        return self.target
-
-
 @pytest.fixture
-def window(qtbot, tmp_path, tiny_model_dir, bank_dir, monkeypatch):
+def window(qtbot, plugin_window):
     """The viewer with the CXR-CLIP plugin, its tiny model loaded."""
-    from viewer.qt.main_window import MainWindow
-
-    monkeypatch.setenv("CXRCLIP_MODEL", str(tiny_model_dir))
-    monkeypatch.setenv("CXRCLIP_SENTENCE_BANK", str(bank_dir))
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(settings=settings, plugin_entry_points=[EP("cxrclip_findings", MANIFEST)])
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitUntil(lambda: "CXR-CLIP findings" in win.plugin_host.registry.names(), timeout=WAIT)
-    qtbot.waitUntil(lambda: _plugin(win).controller.service is not None, timeout=WAIT)
-    yield win
-    win.plugin_host.shutdown()
+    qtbot.waitUntil(lambda: _plugin(plugin_window).controller.service is not None, timeout=WAIT)
+    return plugin_window
 
 
 @pytest.fixture
