@@ -18,7 +18,7 @@ N      ?= 10000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv run test lint demo-model samples clean fuzz test-data lock
+.PHONY: venv run test lint demo-model samples clean fuzz test-data lock trust-figures
 
 venv: $(STAMP)
 
@@ -72,6 +72,11 @@ fuzz: $(STAMP)
 # Rebuild the bundled demo model (phantoms -> train -> held-out eval -> fp16 export -> sentence bank).
 demo-model: $(STAMP)
 	$(PY) -m training.demo_model
+
+# Every figure of issue #13 (AUROC on two fresh seeds, robustness prompts, ECE, operating points,
+# false-OOD rate, pointing game, sentence agreement) for the demo model, into runs/trust.
+trust-figures: $(STAMP)
+	nice -n 5 $(PY) -m training.evaluation.trust_figures --model assets/models/cxrclip-demo --out runs/trust
 
 # Regenerate the sample studies (and the prior of study 02) in assets/sample_studies.
 samples: $(STAMP)
