@@ -82,6 +82,7 @@ class SearchPanel(QWidget):
         self.phi_hidden = bool(getattr(host, "phi_hidden", False))
         self.hits: list[Any] = []
         self.last_progress: BuildProgress | None = None
+        self.searching = False
         self._build_widgets()
         self._lay_out()
         self._connect()
@@ -146,7 +147,7 @@ class SearchPanel(QWidget):
         self.choose_button.clicked.connect(self.choose_index_dialog)
         self.build_button.clicked.connect(self.build_dialog)
         self.cancel_button.clicked.connect(c.cancel_build)
-        self.search_button.clicked.connect(self.search)
+        self.search_button.clicked.connect(self._search_clicked)
         self.query.returnPressed.connect(self.search)
         self.filters.returnPressed.connect(self.search)
         self.filters.textChanged.connect(self.check_filters)
@@ -278,7 +279,17 @@ class SearchPanel(QWidget):
             self.status.show_message(f"Searching {request.label}…", busy=True)
         return started
 
+    def _search_clicked(self) -> None:
+        """Search, or Stop while a query runs (its result is then dropped)."""
+        if self.searching:
+            self.controller.cancel_search()
+            self.status.show_message("Search stopped.")
+        else:
+            self.search()
+
     def _searching(self, busy: bool) -> None:
+        self.searching = busy
+        self.search_button.setText("Stop" if busy else "Search")
         if not busy and self.status.busy:
             self.status.show_message("")
 

@@ -118,6 +118,31 @@ def test_text_search_lists_ranked_studies_with_thumbnails_and_opens_one(qtbot, w
     assert [s.study_uid for s in window.model.tree.studies()] == [target.study_uid]  # its folder
 
 
+def test_a_newer_query_supersedes_an_older_one_and_stop_drops_the_result(
+        qtbot, window, archive, tmp_path):
+    panel = _plugin(window).search_panel
+    _build(qtbot, panel, [archive], tmp_path / "index")
+    delivered: list = []
+    panel.controller.results_ready.connect(lambda request, hits: delivered.append(request.query))
+    panel.query.setText("pleural effusion")
+    assert panel.search()
+    panel.query.setText("cardiomegaly")
+    assert panel.search() and panel.search_button.text() == "Stop"
+    qtbot.waitUntil(lambda: not panel.searching, timeout=WAIT)
+    assert delivered == ["cardiomegaly"] and "cardiomegaly" in panel.status.label.text()
+
+    shown = panel.hits
+    panel.query.setText("pneumothorax")
+    assert panel.search()
+    panel.search_button.click()  # Stop
+    assert panel.search_button.text() == "Search" and "stopped" in panel.status.label.text()
+    assert panel.hits is shown
+    panel.query.setText("heart")  # one query thread, first in first out: "heart" comes after
+    assert panel.search()
+    qtbot.waitUntil(lambda: not panel.searching, timeout=WAIT)
+    assert delivered == ["cardiomegaly", "heart"]
+
+
 def test_open_study_shows_the_asked_study_not_the_scans_first(qtbot, window, archive):
     from viewer.io.scan import scan_folder
 
