@@ -181,18 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="at most this many cases")
     parser.add_argument("--out", default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
-    try:
+    from training.evaluation.cli_report import run_and_report
+
+    def compute() -> dict[str, Any]:
         cases = load_cases(args.data, views=args.views.split(","), limit=args.limit)
-        engine = Engine.load(args.model)
-        result = pointing_game(engine, cases, args.kinds.split(","))
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}")
-        return 1
-    print(markdown_table(result))
-    print("ms per map:", result["ms_per_map"])
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2), encoding="utf-8")
-    return 0
+        return pointing_game(Engine.load(args.model), cases, args.kinds.split(","))
+
+    return run_and_report(compute, args.out,
+                          lambda r: f"{markdown_table(r)}\nms per map: {r['ms_per_map']}")
 
 
 if __name__ == "__main__":

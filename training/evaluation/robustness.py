@@ -89,15 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts", default=str(PROMPTS_FILE), help="robustness prompt file")
     parser.add_argument("--out", default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
-    try:
-        result = robustness_auroc(Engine.load(args.model), args.data, args.split, Path(args.prompts))
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}")
-        return 1
-    print(json.dumps(result, indent=2))
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2), encoding="utf-8")
-    return 0
+    from training.evaluation.cli_report import run_and_report
+
+    return run_and_report(lambda: robustness_auroc(Engine.load(args.model), args.data, args.split,
+                                                   Path(args.prompts)), args.out)
 
 
 if __name__ == "__main__":

@@ -118,16 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="at most this many studies")
     parser.add_argument("--out", default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
-    try:
+    from training.evaluation.cli_report import run_and_report
+
+    def compute() -> dict[str, Any]:
         engine = Engine.load(args.model)
-        result = sentence_agreement(engine, load_bank(engine, Path(args.bank)), args.data, args.limit)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}")
-        return 1
-    print(json.dumps(result, indent=2))
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2), encoding="utf-8")
-    return 0
+        return sentence_agreement(engine, load_bank(engine, Path(args.bank)), args.data, args.limit)
+
+    return run_and_report(compute, args.out)
 
 
 if __name__ == "__main__":
