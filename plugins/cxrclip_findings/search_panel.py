@@ -83,6 +83,7 @@ class SearchPanel(QWidget):
         self.hits: list[Any] = []
         self.last_progress: BuildProgress | None = None
         self.searching = False
+        self._index_error_shown = False
         self._build_widgets()
         self._lay_out()
         self._connect()
@@ -233,15 +234,17 @@ class SearchPanel(QWidget):
         if self.settings is not None:
             self.settings.setValue(SETTINGS_KEY_INDEX, str(path))
         self.index_label.setText(f"Index \u201c{Path(path).name}\u201d: {_counts(info)}")
-        if not self.controller.building:
+        if self._index_error_shown:  # a build's message (e.g. how to resume) stays
             self._show_message("")
 
     def _index_failed(self, message: str) -> None:
         name = self.controller.index_dir.name if self.controller.index_dir else "?"
         self.index_label.setText(f"Index \u201c{name}\u201d: not usable")
         self._show_message(_with_hint(message), error=True)
+        self._index_error_shown = True
 
     def _show_message(self, text: str, error: bool = False) -> None:
+        self._index_error_shown = False
         self.message.setText(text)
         self.message.setStyleSheet(ERROR_STYLE if error else "")
         self.message.setVisible(bool(text))

@@ -83,6 +83,7 @@ def test_build_shows_progress_cancel_keeps_work_and_building_again_resumes(
     assert "2 of 8 files" in panel.message.text() and "resume" in panel.message.text()
     assert panel.cancel_button.isHidden() and panel.build_button.isEnabled()
     qtbot.waitUntil(lambda: "2 views" in panel.index_label.text(), timeout=WAIT)
+    assert "resume" in panel.message.text()  # still said once the kept views are searchable
 
     monkeypatch.setattr(ctrl, "_report_progress", report_progress)
     assert panel.start_build([archive], index_dir)
