@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     register_train(sub)
     register_eval(sub)
     register_prepare(sub)
+    from training.index_distributed import register_index
+
+    register_index(sub)  # `torchrun ... -m training index build` (sharded archive index)
     return parser
 
 

@@ -60,7 +60,7 @@ class BuildReport:
         return self.added / self.seconds if self.seconds > 0 else 0.0
 
 
-def _now() -> str:
+def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
@@ -95,7 +95,7 @@ def open_for_build(db_path: Path, engine: Engine, model_dir: Path | None) -> Sto
     values = model_meta(engine, model_dir)
     if meta.get("model_dir") and not values["model_dir"]:
         values["model_dir"] = meta["model_dir"]
-    store.set_meta({**values, "created": meta.get("created", _now())})
+    store.set_meta({**values, "created": meta.get("created", utc_now())})
     return store
 
 
@@ -245,7 +245,7 @@ def build_index(sources: list[Path], index_dir: Path, engine: Engine, *, batch_s
     started, index_dir = time.perf_counter(), Path(index_dir)
     store = open_for_build(index_dir / SQLITE_FILE, engine, model_dir)
     try:
-        build_id = store.start_build(_now(), engine.runtime)
+        build_id = store.start_build(utc_now(), engine.runtime)
         files = list_files(sources)
         todo = files_to_do(files, store.recorded_files(), store.failed_files(), retry_failed)
 
@@ -259,7 +259,7 @@ def build_index(sources: list[Path], index_dir: Path, engine: Engine, *, batch_s
         refresh_ann(store, index_dir, engine.embed_dim, exact_limit)
         seconds = time.perf_counter() - started
         report = BuildReport(counts.added, len(files) - len(todo), counts.failed, cancelled, seconds)
-        store.finish_build(build_id, _now(), report.added, report.skipped, report.failed, cancelled, seconds)
+        store.finish_build(build_id, utc_now(), report.added, report.skipped, report.failed, cancelled, seconds)
         return report
     finally:
         store.close()
