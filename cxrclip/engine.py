@@ -530,8 +530,8 @@ class Engine:
         feature-map location and the prompt (`negative` unused); "probability", softmax of
         logit_scale * [cos(negative), cos(prompt)] per location; "contribution", each
         location's share of the view's logit for prompt vs negative (sums to the logit);
-        "occlusion", the drop of that logit when a patch of the input is masked (about 8 x 8
-        positions, one image forward each: ~0.3 s per map for the demo model on 2 CPU
+        "occlusion", the drop of that logit when a patch of the input is masked (7 x 7
+        positions onto an 8 x 8 grid, one image forward each: 0.5-0.8 s per map for the demo model on 2 CPU
         cores, versus a few ms for the others once the feature map is cached). The
         negative defaults to "no X". On held-out phantoms "contribution" points at the
         finding best (`training.evaluation.pointing`, figures in docs/trust.md).
