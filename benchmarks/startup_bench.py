@@ -1,20 +1,32 @@
 """Process start -> findings of the sample study shown, torch runtime vs ONNX Runtime.
 
-Each run is a fresh process (``--child``) that does what ``cxrclip-viewer`` does
-(offscreen): builds the main window with the CXR-CLIP plugin, opens
-``assets/sample_studies/01_normal`` and waits until the findings table is
-filled. The plugin's runtime is forced with ``CXRCLIP_RUNTIME=torch|onnx``.
-A 10 ms ``QTimer`` on the UI thread records the longest gap between its
-ticks (the worst UI stall) from the window's creation to the findings.
-The child prints one JSON line; the parent runs ``--warm`` unmeasured launches
-per runtime (prompt-embedding cache and disk cache warm), then ``--runs``
-measured ones per runtime, interleaved, and prints the medians and ratios.
+Each launch is a fresh process (``--child``) that runs the viewer itself,
+``viewer.app.main([STUDY])`` (offscreen, settings in a temporary folder), with
+the CXR-CLIP plugin, and ends once the findings table of
+``assets/sample_studies/01_normal`` is filled. The plugin's runtime is forced
+with ``CXRCLIP_RUNTIME=torch|onnx``. An import hook wraps the main window's
+``__init__`` and ``show`` to record a timeline (seconds from process start:
+python started, window created, window shown, scan done, plugin active, study
+drawn, model ready, findings) and to run a 10 ms ``QTimer`` on the UI thread
+from the window's creation to the findings: the gaps between its ticks are
+the UI stalls (the longest, how many over 100 ms, and when each ended).
 
-    python -m benchmarks.startup_bench --runs 3
+The parent runs ``--warm`` unmeasured launches per runtime (prompt-embedding
+cache and disk cache warm), then ``--runs`` measured ones per runtime,
+interleaved, and prints the medians and the ratio ONNX / torch. ``--first``
+first measures one launch per runtime with an empty prompt-embedding cache
+(the first launch after installing; the disk cache is whatever the machine
+has). ``--tree DIR`` also measures the code of another checkout (e.g. a
+``git worktree`` of an older commit) with the ONNX runtime, in the same
+interleaved rounds, so before/after figures share one run.
+
+    python -m benchmarks.startup_bench --runs 5 --first --tree /tmp/before
 """
 from __future__ import annotations
 
 import argparse
+import importlib.abc
+import importlib.util
 import json
 import os
 import statistics
@@ -23,93 +35,183 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "assets" / "sample_studies" / "01_normal"
 MODEL = ROOT / "assets" / "models" / "cxrclip-demo"
 START_ENV = "CXRCLIP_BENCH_T0"  # the parent's wall clock just before it starts the child
+PLUGIN_NAME = "CXR-CLIP findings"
+KEYS = ("start_to_findings_s", "model_ready_s", "study_drawn_s", "max_ui_stall_ms", "stalls_over_100ms")
 
 
-def _wait_for_plugin(app, win, deadline: float):
-    """The CXR-CLIP plugin once the window has activated it (plugins load after the window shows)."""
-    while time.time() < deadline:
-        for active in win.plugin_host.registry.active:
-            if active.manifest.name == "CXR-CLIP findings":
-                return active.plugin
-        app.processEvents()
-        time.sleep(0.002)
-    raise RuntimeError(f"the CXR-CLIP plugin did not load; problems: {win.plugin_host.registry.names()}")
+# ----- child: the viewer, observed -------------------------------------------------------
+class _Probe:
+    """The timeline of one launch and the UI thread's stalls (see the module docstring)."""
+
+    def __init__(self, t0: float, timeout: float) -> None:
+        self.t0, self.timeout = t0, timeout
+        self.marks: dict[str, float] = {}
+        self.ticks: list[float] = []
+        self.window: Any = None
+        self.plugin: Any = None
+        self.result: dict | None = None
+
+    def mark(self, name: str) -> None:
+        self.marks.setdefault(name, time.time() - self.t0)
+
+    def window_created(self, window: Any) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.window = window
+        self.mark("window_created")
+        self.timer = QTimer(window)
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self._tick)
+        self.timer.start()
+        window.scan_finished.connect(lambda _n: self.mark("scan_done"))
+        window.study_ready.connect(lambda _uid: self.mark("study_drawn"))
+        QTimer.singleShot(int(self.timeout * 1000), lambda: self._finish("timed out"))
+
+    def _tick(self) -> None:
+        self.ticks.append(time.time())
+        if self.plugin is None:
+            self._find_plugin()
+        elif self.plugin.findings_panel.tree.topLevelItemCount() > 0:
+            self.mark("findings")
+            self._finish()
+
+    def _find_plugin(self) -> None:
+        for active in self.window.plugin_host.registry.active:
+            if active.manifest.name == PLUGIN_NAME:
+                self.plugin = active.plugin
+                self.mark("plugin_active")
+                controller = self.plugin.controller
+                if controller.service is not None:
+                    self.mark("model_ready")
+                controller.model_ready.connect(lambda _s: self.mark("model_ready"))
+                controller.model_failed.connect(lambda m: self._finish(f"model failed: {m}"))
+
+    def _finish(self, error: str = "") -> None:
+        if self.result is not None:
+            return
+        self.timer.stop()
+        self.result = self._summary(error)
+        self.window.close()  # the app's event loop ends with its last window
+
+    def _summary(self, error: str) -> dict:
+        gaps = [(b - a, b - self.t0) for a, b in zip(self.ticks, self.ticks[1:])]
+        tree = self.plugin.findings_panel.tree if self.plugin is not None else None
+        service = getattr(getattr(self.plugin, "controller", None), "service", None)
+        return {"error": error, "runtime": getattr(getattr(service, "engine", None), "runtime", None),
+                "findings": tree.topLevelItemCount() if tree is not None else 0,
+                "top": tree.topLevelItem(0).text(0) if tree is not None and tree.topLevelItemCount() else None,
+                "start_to_findings_s": self.marks.get("findings", float("nan")),
+                "model_ready_s": self.marks.get("model_ready", float("nan")),
+                "study_drawn_s": self.marks.get("study_drawn", float("nan")),
+                "max_ui_stall_ms": 1000 * max((g for g, _ in gaps), default=0.0),
+                "stalls_over_100ms": sum(g > 0.1 for g, _ in gaps),
+                "stalls": [[round(1000 * g), round(at, 3)] for g, at in gaps if g > 0.1],
+                "timeline": {k: round(v, 3) for k, v in sorted(self.marks.items(), key=lambda kv: kv[1])},
+                "torch_imported": "torch" in sys.modules, "highdicom_imported": "highdicom" in sys.modules}
+
+
+class _WrapMainWindow(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Once ``viewer.qt.main_window`` is imported (by the app, when it wants to), wrap
+    ``MainWindow.__init__`` and ``show`` to tell the probe; nothing else changes."""
+
+    NAME = "viewer.qt.main_window"
+
+    def __init__(self, probe: _Probe) -> None:
+        self.probe, self._inner = probe, None
+
+    def find_spec(self, fullname, path, target=None):  # noqa: D401 - importlib hook
+        if fullname != self.NAME or self._inner is not None:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        self._inner, spec.loader = spec.loader, self
+        return spec
+
+    def create_module(self, spec):
+        return self._inner.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        self._inner.exec_module(module)
+        probe, cls = self.probe, module.MainWindow
+        init, show = cls.__init__, cls.show
+
+        def wrapped_init(window, *args, **kwargs):
+            init(window, *args, **kwargs)
+            probe.window_created(window)
+
+        def wrapped_show(window):
+            show(window)
+            probe.mark("window_shown")
+
+        cls.__init__, cls.show = wrapped_init, wrapped_show
 
 
 def _child(timeout: float) -> dict:
-    """Run the viewer like `viewer.app.main` does and measure it (this process is fresh)."""
-    t_import = time.time()
-    from PySide6.QtCore import QSettings, QTimer
-    from PySide6.QtWidgets import QApplication
+    """Run the viewer (this process is fresh) and observe it."""
+    probe = _Probe(float(os.environ.get(START_ENV, time.time())), timeout)
+    probe.mark("python_started")
+    sys.meta_path.insert(0, _WrapMainWindow(probe))
+    from viewer.app import main as viewer_main
 
-    from viewer.io import isolate
-    from viewer.qt.main_window import MainWindow
-    from viewer.qt.theme import apply_dark_theme
-
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    apply_dark_theme(app)
-    ticks: list[float] = []
-    probe = QTimer()
-    probe.setInterval(10)
-    probe.timeout.connect(lambda: ticks.append(time.perf_counter()))
-    probe.start()
-    marks: dict[str, float] = {}
-    settings = QSettings(str(Path(tempfile.mkdtemp()) / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(settings=settings)
-    win.resize(1500, 950)
-    win.show()
-    QTimer.singleShot(0, isolate.prestart)
-    plugin = _wait_for_plugin(app, win, time.time() + timeout)
-    controller = plugin.controller
-    controller.model_ready.connect(lambda _s: marks.setdefault("model_ready", time.time()))
-    controller.model_failed.connect(lambda m: (marks.setdefault("failed", time.time()), print(m, file=sys.stderr)))
-    win.study_ready.connect(lambda _uid: marks.setdefault("study_drawn", time.time()))
-    win.open_path(str(STUDY))
-    tree = plugin.findings_panel.tree
-    deadline = time.time() + timeout
-    while tree.topLevelItemCount() == 0 and "failed" not in marks and time.time() < deadline:
-        app.processEvents()
-        time.sleep(0.002)
-    done = time.time()
-    probe.stop()
-    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
-    t0 = float(os.environ.get(START_ENV, t_import))
-    result = {"runtime": getattr(getattr(controller, "service", None), "engine", None) and
-              controller.service.engine.runtime,
-              "findings": tree.topLevelItemCount(),
-              "top": tree.topLevelItem(0).text(0) if tree.topLevelItemCount() else None,
-              "start_to_findings_s": done - t0, "python_start_s": t_import - t0,
-              "model_ready_s": marks.get("model_ready", float("nan")) - t0,
-              "study_drawn_s": marks.get("study_drawn", float("nan")) - t0,
-              "max_ui_stall_ms": 1000 * max(gaps, default=0.0),
-              "stalls_over_100ms": sum(g > 0.1 for g in gaps),
-              "torch_imported": "torch" in sys.modules}
-    win.plugin_host.shutdown()
-    win.close()
-    return result
+    viewer_main([str(STUDY)])
+    return probe.result or {"error": "the viewer exited before the findings"}
 
 
-def launch(runtime: str, cache_dir: str, timeout: float) -> dict:
-    """One fresh process with ``CXRCLIP_RUNTIME=runtime``; its JSON result."""
+# ----- parent ------------------------------------------------------------------------------
+def launch(runtime: str, cache_dir: str, timeout: float, tree: Path = ROOT) -> dict:
+    """One fresh process with ``CXRCLIP_RUNTIME=runtime`` running ``tree``'s code; its result."""
+    config = tempfile.mkdtemp(prefix="cxrclip-bench-settings-")  # QSettings live here
     env = dict(os.environ, CXRCLIP_RUNTIME=runtime, CXRCLIP_MODEL=str(MODEL), CXRCLIP_CACHE_DIR=cache_dir,
                CXRCLIP_DATA_DIR=str(Path(cache_dir) / "data"), QT_QPA_PLATFORM="offscreen",
-               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", XDG_CONFIG_HOME=config,
+               PYTHONPATH=os.pathsep.join([str(tree)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     env[START_ENV] = repr(time.time())
-    out = subprocess.run([sys.executable, "-m", "benchmarks.startup_bench", "--child", "--timeout", str(timeout)],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout + 60)
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", "--timeout", str(timeout)],
+                         cwd=tree, env=env, capture_output=True, text=True, timeout=timeout + 60)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"child ({runtime}) failed, rc {out.returncode}:\n{out.stderr[-3000:]}")
-    return json.loads(lines[-1])
+    row = json.loads(lines[-1]) if lines else {}
+    if out.returncode != 0 or not row or row.get("error"):
+        raise RuntimeError(f"child ({runtime}, {tree}) failed, rc {out.returncode}, "
+                           f"{row.get('error', 'no result')}:\n{out.stderr[-3000:]}")
+    return row
 
 
 def _median(rows: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in rows)
+
+
+def _print_table(title: str, results: dict[str, list[dict]]) -> None:
+    print(f"\n{title} (python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
+    print("| launch | " + " | ".join(KEYS) + " |")
+    for label, rows in results.items():
+        print(f"| {label} | " + " | ".join(f"{_median(rows, k):.2f}" for k in KEYS) + " |")
+    if {"torch", "onnx"} <= set(results):
+        ratio = _median(results["onnx"], "start_to_findings_s") / _median(results["torch"], "start_to_findings_s")
+        print(f"start -> findings, onnx / torch: {ratio:.3f}")
+
+
+def _variants(args: argparse.Namespace) -> dict[str, tuple[str, Path]]:
+    """label -> (runtime, code tree)."""
+    variants = {runtime: (runtime, ROOT) for runtime in args.runtimes.split(",")}
+    if args.tree is not None:
+        variants[f"onnx@{args.tree.name}"] = ("onnx", args.tree.resolve())
+    return variants
+
+
+def _first_launches(variants: dict[str, tuple[str, Path]], timeout: float) -> dict[str, list[dict]]:
+    """One launch per variant, each with its own empty prompt-embedding cache."""
+    results = {}
+    for label, (runtime, tree) in variants.items():
+        with tempfile.TemporaryDirectory() as cold:
+            results[label] = [launch(runtime, cold, timeout, tree)]
+        print(json.dumps({"first": label, **results[label][0]}), flush=True)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,30 +220,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm", type=int, default=1, help="unmeasured launches per runtime first (default 1)")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds a launch may take")
     parser.add_argument("--runtimes", default="torch,onnx")
+    parser.add_argument("--first", action="store_true",
+                        help="also measure one launch per runtime with an empty prompt-embedding cache")
+    parser.add_argument("--tree", type=Path, help="also measure this checkout's code (ONNX runtime)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(_child(args.timeout)), flush=True)
         return 0
-    runtimes = args.runtimes.split(",")
-    results: dict[str, list[dict]] = {r: [] for r in runtimes}
+    variants = _variants(args)
+    if args.first:
+        _print_table("first launch, empty prompt-embedding cache (one launch each)",
+                     _first_launches(variants, args.timeout))
+    results: dict[str, list[dict]] = {label: [] for label in variants}
     with tempfile.TemporaryDirectory() as cache_dir:
-        for runtime in runtimes:
+        for label, (runtime, tree) in variants.items():
             for _ in range(args.warm):
-                launch(runtime, cache_dir, args.timeout)
+                launch(runtime, cache_dir, args.timeout, tree)
         for _ in range(args.runs):
-            for runtime in runtimes:
-                row = launch(runtime, cache_dir, args.timeout)
-                results[runtime].append(row)
-                print(json.dumps({"requested": runtime, **row}), flush=True)
-    keys = ("start_to_findings_s", "model_ready_s", "study_drawn_s", "max_ui_stall_ms", "stalls_over_100ms")
-    print(f"\nmedians of {args.runs} warm launches (python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
-    print("| runtime | " + " | ".join(keys) + " |")
-    for runtime, rows in results.items():
-        print(f"| {runtime} | " + " | ".join(f"{_median(rows, k):.2f}" for k in keys) + " |")
-    if {"torch", "onnx"} <= set(results):
-        ratio = _median(results["onnx"], "start_to_findings_s") / _median(results["torch"], "start_to_findings_s")
-        print(f"start -> findings, onnx / torch: {ratio:.3f}")
+            for label, (runtime, tree) in variants.items():
+                row = launch(runtime, cache_dir, args.timeout, tree)
+                results[label].append(row)
+                print(json.dumps({"launch": label, **row}), flush=True)
+    _print_table(f"medians of {args.runs} warm launches", results)
     return 0
 
 

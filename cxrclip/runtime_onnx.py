@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -153,8 +154,12 @@ class OnnxTowers:
 
         providers, self.device = providers_for(device, ort.get_available_providers())
         options = session_options(num_threads, optimization)
-        self.image_session = ort.InferenceSession(str(onnx_dir / IMAGE_FILE), options, providers=providers)
-        self.text_session = ort.InferenceSession(str(onnx_dir / text_file), options, providers=providers)
+
+        def session(name: str) -> Callable[[], Any]:
+            return lambda: ort.InferenceSession(str(onnx_dir / name), options, providers=providers)
+
+        # Building a session reads and optimises the graph without holding the GIL: both at once.
+        self.text_session, self.image_session = run_together(session(text_file), session(IMAGE_FILE))
         self.tokenizer = OnnxTokenizer(onnx_dir / TOKENIZER_FILE, info["pad_token_id"], info["pad_token"],
                                        max_length)
         self.logit_scale = float(info["logit_scale"])
@@ -185,14 +190,46 @@ def load_towers(model_dir: str | Path, device: Any = "auto", num_threads: int | 
 
     model_dir = Path(model_dir)
     data = read_config(model_dir)
-    _check_manifest(model_dir)
     reason = unavailable_reason(model_dir)
     if reason:
         raise OnnxUnavailable(reason)
     config = _model_config(data, model_dir / CONFIG_FILE)
     info = read_export_info(model_dir)
-    towers = OnnxTowers(model_dir / ONNX_DIR, info, config.text.max_length, device, num_threads, optimization)
-    return towers, config, str(info["model_id"])
+
+    def towers() -> OnnxTowers:
+        return OnnxTowers(model_dir / ONNX_DIR, info, config.text.max_length, device, num_threads, optimization)
+
+    # The manifest's hashes (~100 MB read) are checked while the sessions are built (both
+    # release the GIL); nothing built is returned unless the check passed, and a failed
+    # check is the error raised even when a damaged file also broke a session.
+    _checked, built = run_together(lambda: _check_manifest(model_dir), towers)
+    return built, config, str(info["model_id"])
+
+
+def run_together(*fns: Callable[[], Any]) -> list[Any]:
+    """Call ``fns`` at the same time (the first on this thread, the others on threads) and
+    return their results in order. When any raised, the first one's error (in argument
+    order) is raised once all have finished."""
+    results: list[Any] = [None] * len(fns)
+    errors: list[BaseException | None] = [None] * len(fns)
+
+    def call(index: int) -> None:
+        try:
+            results[index] = fns[index]()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+            errors[index] = exc
+
+    threads = [threading.Thread(target=call, args=(i,), name="cxrclip-onnx-load", daemon=True)
+               for i in range(1, len(fns))]
+    for thread in threads:
+        thread.start()
+    call(0)
+    for thread in threads:
+        thread.join()
+    for error in errors:
+        if error is not None:
+            raise error
+    return results
 
 
 def load_engine(engine_cls: Any, model_dir: Path, device: Any, num_threads: int | None, **kwargs: Any) -> Any:

@@ -84,10 +84,13 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.verbose:  # highdicom logs every module it copies at INFO
         logging.getLogger("highdicom").setLevel(logging.WARNING)
-    from PySide6.QtCore import QTimer
+    from viewer.io import isolate
+
+    # The decode workers import pydicom and its decoders on the other core while this
+    # process imports Qt, so the first study's compressed pixels decode without waiting.
+    isolate.prestart()
     from PySide6.QtWidgets import QApplication
 
-    from viewer.io import isolate
     from viewer.qt.errors import ExceptHook
     from viewer.qt.main_window import MainWindow
     from viewer.qt.pyside_check import broken_pyside_message
@@ -107,8 +110,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.hide_phi or args.show_phi:  # otherwise the saved setting applies
         window.set_hide_phi(args.hide_phi)
     window.show()
-    # the decode worker processes start now (a few ms here), not on the first compressed file
-    QTimer.singleShot(0, isolate.prestart)
     if args.screenshot is not None:
         _arm_screenshot(app, window, args.screenshot, args.screenshot_timeout, args.screenshot_delay)
     if args.path:

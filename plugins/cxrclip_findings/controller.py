@@ -102,6 +102,7 @@ class FindingsController(QObject):
         self._draft_timer.timeout.connect(self.results.flush)
         self.service: Any = None
         self.model_dir: Path | None = None
+        self.loading_dir: Path | None = None  # the folder being loaded now (None when idle)
         self.model_error = ""
         self.study: StudyState | None = None
         self.selected_view_id: str | None = None
@@ -158,6 +159,7 @@ class FindingsController(QObject):
         """Load a model directory in the worker; on success re-run the open study."""
         model_dir = Path(model_dir)
         gen = self.gens.bump("model")
+        self.loading_dir = model_dir
         self.model_loading.emit(str(model_dir))
         factory = self._service_factory or _default_service_factory
 
@@ -169,7 +171,7 @@ class FindingsController(QObject):
         self._submit(Job("model", run, "model", gen), self._model_done, self._model_failed)
 
     def _model_done(self, service: Any) -> None:
-        self.service, self.model_error = service, ""
+        self.service, self.model_error, self.loading_dir = service, "", None
         self.model_dir = Path(service.model_dir)
         self.model_ready.emit(service.summary())
         if self.study is not None:
@@ -179,7 +181,7 @@ class FindingsController(QObject):
 
     def _model_failed(self, exc: BaseException) -> None:
         """Report the failure; a model that was already loaded stays in use (nothing lost)."""
-        message = str(exc)
+        message, self.loading_dir = str(exc), None
         if self.service is not None:
             message += f" (still using {self.service.model_dir})"
         self.model_error = message

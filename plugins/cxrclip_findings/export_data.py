@@ -10,6 +10,13 @@ from dataclasses import dataclass, field
 from cxrclip.zero_shot import ViewOOD  # the engine's verdict, exported as it is
 
 
+class SRExportError(ValueError):
+    """The study cannot be exported as SR; the message says why and what to do.
+
+    Defined here, not in `export_sr`, so that the plugin can raise and catch it
+    without importing highdicom (which `export_sr` needs) at start-up."""
+
+
 @dataclass(frozen=True)
 class PatientInfo:
     """Patient identifiers: exported only when the user asks for them."""

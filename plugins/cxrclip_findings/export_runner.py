@@ -1,9 +1,9 @@
 """Exports off the UI thread: one export at a time on a one-thread pool, with progress/cancel.
 
-Building a DICOM SR takes seconds the first time (highdicom loads its
-templates) and about a second after, so it never runs on the UI thread. The
-export function gets a ``progress(text)`` callback; once the user cancels, the
-next call raises `ExportCancelled` and the export ends before its file is
+Building a DICOM SR takes seconds the first time (highdicom is imported then,
+and loads its templates) and about a second after, so it never runs on the UI
+thread. The export function gets a ``progress(text)`` callback; once the user
+cancels, the next call raises `ExportCancelled` and the export ends before its file is
 renamed into place (writes are atomic), so a cancelled export leaves nothing.
 A progress dialog with Cancel appears only when the export lasts over 0.5 s.
 """
@@ -60,13 +60,6 @@ class _Task(QRunnable):
         self.signals.done.emit(path, time.perf_counter() - start)
 
 
-def _prewarm(fn: Callable[[], None]) -> None:
-    try:
-        fn()
-    except Exception:  # a failed warm-up only costs time at the first export
-        log.info("export warm-up failed", exc_info=True)
-
-
 class ExportRunner(QObject):
     """Runs one export at a time in the background; ``finished(path, seconds)`` or
     ``failed(message)`` come back on the UI thread."""
@@ -103,12 +96,6 @@ class ExportRunner(QObject):
         self.dialog = self._make_dialog(title)
         self.pool.start(_Task(fn, self._cancel, signals))
         return True
-
-    def prewarm(self, fn: Callable[[], None]) -> None:
-        """Run ``fn`` ahead of the first export on a daemon thread (never holds the app's
-        exit; errors are only logged)."""
-        threading.Thread(target=_prewarm, args=(fn,), name="cxrclip-export-warm-up",
-                         daemon=True).start()
 
     def _make_dialog(self, title: str) -> QProgressDialog:
         dialog = QProgressDialog(title, "Cancel", 0, 0, self._parent_widget())

@@ -49,7 +49,8 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from plugins.cxrclip_findings import sr_codes as C
-from plugins.cxrclip_findings.export_data import ExportContent, ScoreEntry, StudyRef, ViewRef
+from plugins.cxrclip_findings.export_data import (ExportContent, ScoreEntry, SRExportError, StudyRef,
+                                                  ViewRef)
 from plugins.cxrclip_findings.sr_codes import finding_code, presence_code
 from viewer.io.private_files import write_private_with
 from viewer.model.deidentify import EVIDENCE_ATTRS, deidentify_sr
@@ -60,10 +61,6 @@ UNCALIBRATED = ("uncalibrated: the model defines no operating points, so no find
                 "present or absent; probabilities are the model's zero-shot scores")
 CALIBRATED = "calibrated: presence is stated against the model's operating point per finding"
 Progress = Callable[[str], None]
-
-
-class SRExportError(ValueError):
-    """The study cannot be exported as SR; the message says why and what to do."""
 
 
 def _dicom_views(study: StudyRef) -> list[ViewRef]:
@@ -232,21 +229,6 @@ def build_sr(content: ExportContent, evidence: Sequence[Dataset] | None = None,
     if not include_identifiers:
         deidentify_sr(sr)
     return sr
-
-
-def warm_up() -> None:
-    """Build a small SR in memory once, so highdicom parses its standard tables now.
-
-    The first SR of a process spends seconds in ``json.loads`` of those tables,
-    which holds the GIL: run on a background thread while the model loads, it
-    keeps that stall out of the user's first export.
-    """
-    from plugins.cxrclip_findings.export_data import ModelInfo, StudyRef
-
-    view = ViewRef("1.2.3.4.5", source="dicom", sop_class_uid="1.2.840.10008.5.1.4.1.1.1.1",
-                   sop_instance_uid="1.2.3.4.5", series_instance_uid="1.2.3.4")
-    sr = build_sr(ExportContent(StudyRef("1.2.3", (view,)), ModelInfo("warm-up", "warm-up")))
-    sr.save_as(io.BytesIO(), enforce_file_format=True)  # the writer's first use, too
 
 
 def write_sr(content: ExportContent, path: str | Path,

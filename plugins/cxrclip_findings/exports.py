@@ -19,11 +19,9 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from plugins.cxrclip_findings.export_build import (
     default_export_stem, export_content, read_sop_classes)
-from plugins.cxrclip_findings.export_data import ExportContent, ModelInfo
+from plugins.cxrclip_findings.export_data import ExportContent, ModelInfo, SRExportError
 from plugins.cxrclip_findings.export_json import write_export
 from plugins.cxrclip_findings.export_runner import ExportRunner
-from plugins.cxrclip_findings.export_sr import SRExportError, write_sr
-from plugins.cxrclip_findings.export_sr import warm_up as warm_up_sr
 from viewer.io.private_files import free_path
 from viewer.model.deidentify import read_evidence
 from plugins.cxrclip_findings.heatmap_png import write_heatmap_png
@@ -48,7 +46,6 @@ class Exports:
         self.runner.failed.connect(self._failed)
         self.runner.cancelled.connect(lambda: self._status("Export cancelled"))
         self.last_seconds: float | None = None
-        self.runner.prewarm(warm_up_sr)  # highdicom's table parsing, away from the first export
 
     @property
     def controller(self) -> Any:
@@ -115,6 +112,10 @@ class Exports:
         build = self.snapshot(study_uid)
 
         def job(progress: Callable[[str], None]) -> Path:
+            # highdicom (about 1 s to import, parts of it holding the GIL for 0.2 s) is
+            # imported here, on the export thread, at the first SR export: never at start-up.
+            from plugins.cxrclip_findings.export_sr import write_sr
+
             progress("Reading the image headers")
             evidence = read_evidence([v.path for v in dicom])
             classes = {str(ds.SOPInstanceUID): str(ds.SOPClassUID) for ds in evidence}

@@ -77,10 +77,15 @@ class ModelPanel(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
-        controller.model_loading.connect(
-            lambda path: self.status.show_message(f"Loading {path}…", busy=True))
+        controller.model_loading.connect(self.show_loading)
         controller.model_ready.connect(self.show_summary)
         controller.model_failed.connect(self.show_error)
+        if controller.loading_dir is not None:  # the load started before this panel existed
+            self.show_loading(str(controller.loading_dir))
+
+    def show_loading(self, path: str) -> None:
+        """Say which model folder is loading (busy indicator)."""
+        self.status.show_message(f"Loading {path}…", busy=True)
 
     def show_summary(self, summary: Any) -> None:
         """Fill the fields from a `ModelSummary`; show the banner for a synthetic model."""

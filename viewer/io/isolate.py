@@ -32,6 +32,10 @@ from viewer.model.study import View
 log = logging.getLogger(__name__)
 
 TARGET = "viewer.io.isolate:child_decode"
+WARM_UP = {"warm_up": True}  # a request that only imports the decoders
+# Compressed syntaxes whose pydicom decoder plugins a warm-up loads (RLE, JPEG, JPEG-LS, JPEG 2000).
+WARM_UP_SYNTAXES = ("1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.70",
+                    "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90")
 POOL_SIZE = max(1, min(int(os.environ.get("CXRCLIP_DECODE_WORKERS", "2")), 8))
 _POOL: WorkerPool | None = None
 _POOL_LOCK = threading.Lock()
@@ -48,8 +52,21 @@ def pool() -> WorkerPool:
 
 
 def prestart() -> None:
-    """Start the worker processes now, so the first compressed file does not wait for them."""
-    pool().start()
+    """Start the worker processes now and let each import its decoders (pydicom and its
+    plugins, about a second of CPU on a small machine) while this process does other
+    work, so the first compressed file waits for neither. Returns at once."""
+    workers = pool()
+    workers.start()
+    for _ in range(workers.size):
+        threading.Thread(target=_warm_up_one, args=(workers,), name="cxrclip-decode-warm-up",
+                         daemon=True).start()
+
+
+def _warm_up_one(workers: WorkerPool) -> None:
+    try:
+        workers.call(WARM_UP, DECODE_SECONDS)
+    except (TaskError, WorkerFailed) as exc:  # the first real request reports any real problem
+        log.info("decode worker warm-up failed: %s", exc)
 
 
 def shutdown() -> None:
@@ -139,8 +156,24 @@ def _receive(reply: dict):
 
 # --- child side ----------------------------------------------------------------
 
+def _child_warm_up() -> dict:
+    """Import the decode path and find pydicom's decoder plugins, before any file arrives."""
+    from pydicom.pixels import get_decoder
+
+    import viewer.io.decode  # noqa: F401 - the import is the warm-up
+
+    for uid in WARM_UP_SYNTAXES:
+        try:
+            get_decoder(uid).available_plugins
+        except (ValueError, NotImplementedError, AttributeError):  # no decoder here: fine
+            continue
+    return {}
+
+
 def child_decode(request: dict, stage) -> dict:
     """Worker entry point: decode, write the arrays to shared memory, return the rest."""
+    if request.get("warm_up"):
+        return _child_warm_up()
     from viewer.io.decode import decode_dicom
 
     view: View = request["view"]
