@@ -143,11 +143,9 @@ def _new_views(engine: Engine, classifier: ZeroShotClassifier, views: list[Decod
     ood = guard.verdicts([v.meta.view_id for v in views], embeddings) if guard is not None else None
     out = []
     for i, view in enumerate(views):
-        src, meta = view.source, view.meta
+        src = view.source
         findings = {classifier.names[j]: round(float(probs[i, j]), 5) for j in columns}
-        out.append(NewView(meta.view_id, src.path, src.size, src.mtime_ns, meta.study_key, embeddings[i],
-                           findings, meta.study_uid, meta.series_uid, meta.view_position, meta.study_date,
-                           meta.patient_id, meta.patient_name, meta.accession,
+        out.append(NewView(src.path, src.size, src.mtime_ns, view.meta, embeddings[i], findings,
                            None if ood is None else float(ood[i].score),
                            None if ood is None else bool(ood[i].flag)))
     return out
@@ -177,7 +175,7 @@ def commit_batch(store: Store, classifier: ZeroShotClassifier, views: list[NewVi
     with store.transaction():
         failures = failures + store.add_views(views)
         store.add_failures(failures)
-        for key in sorted({v.study_key for v in views}):
+        for key in sorted({v.meta.study_key for v in views}):
             row = aggregate_study(store, classifier, key, dim)
             if row is not None:
                 store.put_study(row)

@@ -12,26 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from cxrclip.image_io import IMAGE_SUFFIXES, ImageReadError, is_dicom, read_dicom, read_image
+from cxrclip.index.store import ViewMeta
 from cxrclip.index.walk import SourceFile, mimic_study, study_key
 
 RADIOGRAPH_MODALITIES = frozenset({"CR", "DX", "DR", "RG", "OT", ""})
 CHEST_PARTS = frozenset({"", "CHEST", "THORAX", "LUNG", "PORT CHEST", "CHEST_LAT", "CHEST PA", "TORAX"})
 _VIEW_NAMES = frozenset({"PA", "AP", "LL", "RL", "LATERAL", "LAT", "AP_SUPINE", "PA_LATERAL"})
-
-
-@dataclass(frozen=True)
-class ViewMeta:
-    """Identifiers of one view (the `views` table columns other than embedding and scores)."""
-
-    view_id: str
-    study_key: str
-    study_uid: str | None = None
-    series_uid: str | None = None
-    view_position: str | None = None
-    study_date: str | None = None
-    patient_id: str | None = None
-    patient_name: str | None = None
-    accession: str | None = None
 
 
 @dataclass(frozen=True)

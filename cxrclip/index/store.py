@@ -83,16 +83,11 @@ class IndexStoreError(ValueError):
 
 
 @dataclass(frozen=True)
-class NewView:
-    """One embedded view, ready to be stored."""
+class ViewMeta:
+    """Identifiers of one view (the `views` columns read from the file or its path)."""
 
     view_id: str
-    path: str
-    size: int
-    mtime_ns: int
     study_key: str
-    embedding: np.ndarray
-    findings: dict[str, float]
     study_uid: str | None = None
     series_uid: str | None = None
     view_position: str | None = None
@@ -100,6 +95,18 @@ class NewView:
     patient_id: str | None = None
     patient_name: str | None = None
     accession: str | None = None
+
+
+@dataclass(frozen=True)
+class NewView:
+    """One embedded view, ready to be stored: its file version, identifiers, embedding and scores."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    meta: ViewMeta
+    embedding: np.ndarray
+    findings: dict[str, float]
     ood_score: float | None = None
     ood_flag: bool | None = None
 
@@ -219,10 +226,11 @@ class Store:
         path comes back as a `Failure` (a copy of the same image elsewhere in the archive)."""
         duplicates = []
         for view in views:
+            meta = view.meta
             other = self.conn.execute("SELECT path FROM views WHERE view_id = ? AND path != ?",
-                                      (view.view_id, view.path)).fetchone()
+                                      (meta.view_id, view.path)).fetchone()
             if other is not None:
-                duplicates.append(Failure(view.path, f"same view (id {view.view_id}) is already indexed "
+                duplicates.append(Failure(view.path, f"same view (id {meta.view_id}) is already indexed "
                                                      f"from {other[0]}", view.size, view.mtime_ns))
                 continue
             self.conn.execute("DELETE FROM views WHERE path = ?", (view.path,))
@@ -231,9 +239,9 @@ class Store:
                 "INSERT INTO views (view_id, path, size, mtime_ns, study_key, study_uid, series_uid, "
                 "view_position, study_date, patient_id, patient_name, accession, embedding, findings, "
                 "ood_score, ood_flag) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (view.view_id, view.path, view.size, view.mtime_ns, view.study_key, view.study_uid,
-                 view.series_uid, view.view_position, view.study_date, view.patient_id, view.patient_name,
-                 view.accession, to_blob(view.embedding), json.dumps(view.findings), view.ood_score,
+                (meta.view_id, view.path, view.size, view.mtime_ns, meta.study_key, meta.study_uid,
+                 meta.series_uid, meta.view_position, meta.study_date, meta.patient_id, meta.patient_name,
+                 meta.accession, to_blob(view.embedding), json.dumps(view.findings), view.ood_score,
                  None if view.ood_flag is None else int(view.ood_flag)))
         return duplicates
 
