@@ -15,12 +15,15 @@ variable ``CXRCLIP_DECODE_ISOLATION``):
 
 DICOM goes through pydicom's pixel handlers (pylibjpeg, openjpeg, libjpeg,
 rle, pyjpegls or Pillow as the syntax needs); SimpleITK (GDCM) is a fallback
-for compressed syntaxes only, and its output must match the header's size.
+for compressed syntaxes only, and its output must match the header's size. It
+is an optional extra (``pip install 'cxrclip-viewer[gdcm]'``, 264 MB): without
+it, a file only GDCM could read fails with a message naming the extra.
 PNG/JPEG go through Pillow. The result keeps the stored values (for the
 status bar and fast LUT rendering) and what the render pipeline needs.
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import os
@@ -48,6 +51,7 @@ ISOLATION_MODES = ("auto", "process", "inline")
 _isolation = os.environ.get("CXRCLIP_DECODE_ISOLATION", "auto")
 _PASS_THROUGH = (KeyboardInterrupt, SystemExit, GeneratorExit)
 _SIZE_WARNING = re.compile(r"(\d+) vs\.? (\d+) bytes expected")
+GDCM_INSTALL = "pip install 'cxrclip-viewer[gdcm]'"  # the optional fallback decoder (SimpleITK)
 
 
 # Uncompressed syntaxes whose pixels pydicom reads with numpy alone (no native decoder,
@@ -327,6 +331,10 @@ def _decode_first_frame(ds, path: Path, uid: str,
     if uid in NATIVE_SYNTAXES:
         raise DecodeError(decode_message(path, uid, f"{decoder} cannot read the pixels "
                                          f"({first_line(first_error)})"))
+    if not gdcm_fallback_installed():
+        raise DecodeError(decode_message(
+            path, uid, f"the fallback decoder SimpleITK is not installed ({GDCM_INSTALL}); "
+            f"pydicom: {first_line(first_error, 40)}", ""))
     log.info("pydicom could not decode %s (%s); trying SimpleITK", path.name, first_error)
     stage("SimpleITK (GDCM)")
     try:
@@ -352,6 +360,11 @@ def _check_decoded_size(caught, path: Path, uid: str, decoder: str) -> None:
                 path, uid, f"{decoder}: the data decode to {int(match.group(1)):,} bytes but "
                 f"the header (Rows, Columns, Bits) needs {int(match.group(2)):,}",
                 "the header does not match the pixel data; the file is damaged"))
+
+
+def gdcm_fallback_installed() -> bool:
+    """True when SimpleITK (the optional ``[gdcm]`` extra, 264 MB) can be imported."""
+    return importlib.util.find_spec("SimpleITK") is not None
 
 
 def _sitk_first_frame(path: Path) -> np.ndarray:
