@@ -96,15 +96,14 @@ class VectorSearch:
 
     def refresh(self) -> None:
         """Pick up a new ANN file and rows added since the last call (cheap when nothing changed)."""
-        total = self.store.counts()["views"]
-        self._refresh_ann(total)
+        self._refresh_ann(self.store.max_view_rowid())  # about the view count, without a table scan
         start = int(self._tail_ids[-1]) if len(self._tail_ids) else self._covered
         for ids, vectors in self.store.embeddings_after(start, self.dim):
             self._tail_ids = np.concatenate([self._tail_ids, ids])
             self._tail = np.concatenate([self._tail, vectors])
 
-    def _refresh_ann(self, total: int) -> None:
-        wanted = total >= self.exact_limit and self._ann_path.is_file()
+    def _refresh_ann(self, views: int) -> None:
+        wanted = views >= self.exact_limit and self._ann_path.is_file()
         mtime = self._ann_path.stat().st_mtime_ns if wanted else None
         if mtime == self._ann_mtime:
             return
