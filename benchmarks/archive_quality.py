@@ -4,8 +4,9 @@ Generates ``--studies`` phantom studies with seed 11 (the demo model was trained
 seeds 1-5), builds an index with the bundled demo model, and measures against the
 generator's ground truth (``ground_truth.jsonl``: CheXpert labels per StudyInstanceUID):
 
-- precision@10 of plain text queries (the generator's wording and one it never uses),
-  over all views and over frontal views only (``--where view!=LL``);
+- precision@10 of plain text queries (the generator's wording and one it never uses) for
+  both text rules (``contrast``: P(query vs "no query"), ``cosine``), over all views and over
+  frontal views only (``--where view!=LL``);
 - ``--like`` for studies sharing a large finding (effusion, pneumothorax, cardiomegaly,
   edema): precision@10, hit rate@10 (at least one relevant study in the top 10) and the
   base rate (a random study shares a finding), for the two study rules;
@@ -77,17 +78,19 @@ def subset(archive: Path, patients: int) -> list[Path]:
     return sorted(p for p in (archive / "dicom").iterdir() if p.is_dir())[:patients]
 
 
-def precision_at_10(index, engine, truth: dict[str, set[str]], where: list[str]) -> dict:
-    """precision@10 per (finding, wording) and the median query latency."""
+def precision_at_10(index, engine, truth: dict[str, set[str]], where: list[str], rule: str) -> dict:
+    """precision@10 per (finding, wording) and the median query latency (text embeddings cached)."""
     out, latencies = {}, []
     for finding, wordings in QUERIES.items():
         for text in wordings:
+            engine.encode_text([text, "no " + text])
             started = time.perf_counter()
-            hits = index.search_text(engine, text, k=10, where=where)
+            hits = index.search_text(engine, text, k=10, where=where, rule=rule)
             latencies.append(time.perf_counter() - started)
             relevant = [finding in truth.get(h.study_uid or "", set()) for h in hits]
             out[f"{finding} | {text}"] = round(sum(relevant) / 10, 2)
-    return {"precision_at_10": out, "median_query_ms": round(1000 * statistics.median(latencies), 1)}
+    return {"rule": rule, "where": where, "precision_at_10": out,
+            "median_query_ms": round(1000 * statistics.median(latencies), 1)}
 
 
 def like_figures(index, engine, truth: dict[str, set[str]], queries: int, rule: str) -> dict:
@@ -117,23 +120,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--throughput-patients", type=int, default=100,
                         help="patients (2 views each) in the ONNX vs torch throughput run")
     parser.add_argument("--like-queries", type=int, default=200)
+    parser.add_argument("--reuse-index", action="store_true",
+                        help="keep the indexes and build figures of an earlier run (measure searches only)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     archive = generate(args.out / f"phantoms-seed{SEED}-{args.studies}", args.studies, args.size, args.workers)
     truth = positives(archive)
-    part = subset(archive, args.throughput_patients)
-    throughput = [build(part, args.out / f"index-subset-{rt}", rt, args.workers, args.batch_size)
-                  for rt in ("onnx", "torch")]
-    full = build([archive / "dicom"], args.out / "index", "onnx", args.workers, args.batch_size)
+    builds = args.out / "builds.json"
+    if not (args.reuse_index and builds.is_file()):
+        part = subset(archive, args.throughput_patients)
+        throughput = [build(part, args.out / f"index-subset-{rt}", rt, args.workers, args.batch_size)
+                      for rt in ("onnx", "torch")]
+        full = build([archive / "dicom"], args.out / "index", "onnx", args.workers, args.batch_size)
+        builds.write_text(json.dumps({"full": full, "subset": throughput}), encoding="utf-8")
+    figures = json.loads(builds.read_text(encoding="utf-8"))
 
     from cxrclip.engine import Engine
     from cxrclip.index import open_index
 
     engine = Engine.load(MODEL, device="cpu", runtime="onnx")
     with open_index(args.out / "index") as index:
-        results = {"studies": args.studies, "seed": SEED, "build_full": full, "throughput_subset": throughput,
-                   "text_all_views": precision_at_10(index, engine, truth, []),
-                   "text_frontal_only": precision_at_10(index, engine, truth, ["view!=LL"]),
+        results = {"studies": args.studies, "seed": SEED, "build_full": figures["full"],
+                   "throughput_subset": figures["subset"],
+                   "text": [precision_at_10(index, engine, truth, where, rule)
+                            for rule in ("contrast", "cosine") for where in ([], ["view!=LL"])],
                    "like": [like_figures(index, engine, truth, args.like_queries, rule)
                             for rule in ("max_pair", "mean")]}
     (args.out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")

@@ -11,7 +11,7 @@ from cxrclip.index.ann import EXACT_LIMIT, VectorSearch
 from cxrclip.index.build import IndexModelMismatch
 from cxrclip.index.filters import Filter, check_findings, parse_where
 from cxrclip.index.records import IndexInfo, StudyHit, ViewRecord
-from cxrclip.index.search import LikeRule, rank
+from cxrclip.index.search import LikeRule, TextRule, like_query, rank, text_query
 from cxrclip.index.store import SQLITE_FILE, IndexStoreError, Store
 
 if TYPE_CHECKING:
@@ -64,12 +64,19 @@ class ArchiveIndex:
         check_findings(filters, self.findings)
         return filters
 
-    def search_text(self, engine: Engine, query: str, k: int = 20, where: Where = ()) -> list[StudyHit]:
-        """Studies ranked by the max over their views of cos(view, text embedding of ``query``)."""
+    def search_text(self, engine: Engine, query: str, k: int = 20, where: Where = (),
+                    rule: TextRule = "contrast") -> list[StudyHit]:
+        """Studies ranked by the max over their views of P(query rather than "no <query>")
+        (``rule="contrast"``, as `Engine.score` for one view), or of cos(view, query) (``"cosine"``)."""
+        from cxrclip.prompts import negative_prompt
+
         self.check_model(engine)
         filters = self._filters(where)
-        text = engine.encode_text([query])
-        return rank(self.vectors, self.store, text, k, filters, set(), "max_pair", self.dim)
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError(f"the text query must be a non-empty string, got {query!r}")
+        positive, negative = engine.encode_text([query, negative_prompt(query)])
+        return rank(self.vectors, self.store, text_query(positive, negative, engine.logit_scale, rule), k,
+                    filters, set(), self.dim)
 
     def search_like(self, engine: Engine, study_path_or_key: str | Path, k: int = 20, where: Where = (),
                     rule: LikeRule = "max_pair") -> list[StudyHit]:
@@ -80,8 +87,8 @@ class ArchiveIndex:
         """
         self.check_model(engine)
         filters = self._filters(where)
-        queries, exclude = self._like_queries(engine, study_path_or_key)
-        return rank(self.vectors, self.store, queries, k, filters, exclude, rule, self.dim)
+        views, exclude = self._like_queries(engine, study_path_or_key)
+        return rank(self.vectors, self.store, like_query(views, rule), k, filters, exclude, self.dim)
 
     def _like_queries(self, engine: Engine, target: str | Path) -> tuple[np.ndarray, set[str]]:
         """(query view embeddings, study keys to exclude) of a study key or a path."""

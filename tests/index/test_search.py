@@ -13,6 +13,7 @@ import pytest
 from cxrclip.index import FilterError, build_index, export_csv, open_index, parse_where
 from cxrclip.index.ann import save_ann
 from cxrclip.index.store import Store
+from cxrclip.zero_shot import binary_probability
 
 
 @pytest.fixture()
@@ -21,21 +22,26 @@ def built(archive, tmp_path, index_engine) -> Path:
     return tmp_path / "ix"
 
 
-def test_text_search_ranks_studies_by_their_best_view(built, index_engine):
+@pytest.mark.parametrize("rule", ["contrast", "cosine"])
+def test_text_search_ranks_studies_by_their_best_view(built, index_engine, rule):
+    query = "large right pleural effusion"
     with open_index(built) as index:
-        hits = index.search_text(index_engine, "large right pleural effusion", k=5)
+        hits = index.search_text(index_engine, query, k=5, rule=rule)
         assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
         assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
-        text = index_engine.encode_text(["large right pleural effusion"])[0]
+        pos, neg = index_engine.encode_text([query, "no " + query])
         for hit in hits:
-            views = index.study_views(hit.study_key)
-            assert len(views) == len(hit.files) == 2
-            cosines = {v.path: float(index.store.study_embeddings(hit.study_key, 16)[1][i] @ text)
-                       for i, v in enumerate(sorted(views, key=lambda v: v.path))}
-            assert hit.score == pytest.approx(max(cosines.values()), abs=1e-5)
-            assert hit.matching_view.path == max(cosines, key=cosines.get)
+            paths = [v["path"] for v in index.store.study_view_rows(hit.study_key)]
+            embeddings = index.store.study_embeddings(hit.study_key, 16)[1]
+            if rule == "cosine":
+                per_view = embeddings @ pos
+            else:
+                per_view = binary_probability(embeddings @ pos, embeddings @ neg, index_engine.logit_scale)
+            assert len(paths) == len(hit.files) == 2
+            assert hit.score == pytest.approx(float(per_view.max()), abs=1e-5)
+            assert hit.matching_view.path == paths[int(np.argmax(per_view))]
             assert set(hit.findings) >= {"Pleural Effusion", "Pneumothorax", "No Finding"}
-        exhaustive = index.search_text(index_engine, "large right pleural effusion", k=100)
+        exhaustive = index.search_text(index_engine, query, k=100, rule=rule)
         assert len(exhaustive) == 12 and [h.study_key for h in exhaustive[:5]] == [h.study_key for h in hits]
 
 
