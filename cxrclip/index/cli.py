@@ -143,7 +143,7 @@ def run_search(args: argparse.Namespace) -> int:
     from cxrclip.index.search import export_csv
 
     if (args.query is None) == (args.like is None):
-        raise ValueError("give either a text QUERY or --like STUDY (not both)")
+        raise ValueError("give a text QUERY or --like STUDY (exactly one of the two)")
     filters = [parse_where(w) for w in args.where]  # bad filters fail before the model loads
     with open_index(args.index) as index:
         engine = search_engine(index.model_dir, args)
