@@ -74,9 +74,10 @@ demo-model: $(STAMP)
 	$(PY) -m training.demo_model
 
 # Every figure of issue #13 (AUROC on two fresh seeds, robustness prompts, ECE, operating points,
-# false-OOD rate, pointing game, sentence agreement) for the demo model, into runs/trust.
+# false-OOD rate, OOD flags on real/non-chest/blank images, pointing game, sentence agreement)
+# for the demo model, into runs/trust and the model's card (MODEL_CARD.md, model_card.json, MANIFEST.sha256).
 trust-figures: $(STAMP)
-	nice -n 5 $(PY) -m training.evaluation.trust_figures --model assets/models/cxrclip-demo --out runs/trust
+	nice -n 5 $(PY) -m training.evaluation.trust_figures --model assets/models/cxrclip-demo --out runs/trust --card
 
 # Regenerate the sample studies (and the prior of study 02) in assets/sample_studies.
 samples: $(STAMP)

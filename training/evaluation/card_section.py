@@ -69,11 +69,15 @@ def update_card_files(model_dir: Path, calibration: Calibration, ood: dict[str, 
     card = json.loads(card_json.read_text(encoding="utf-8")) if card_json.is_file() else {}
     card.setdefault("extra", {}).update(card_extra(calibration, ood))
     card_json.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    card_md = model_dir / "MODEL_CARD.md"
+    replace_card_section(model_dir / "MODEL_CARD.md", START, END, markdown_section(calibration, ood))
+
+
+def replace_card_section(card_md: Path, start: str, end: str, section: str) -> None:
+    """Put ``section`` (which begins with ``start`` and ends with ``end``) in place of the
+    text between those markers in ``card_md``, or append it when the markers are absent."""
     text = card_md.read_text(encoding="utf-8") if card_md.is_file() else ""
-    section = markdown_section(calibration, ood)
-    if START in text and END in text:
-        text = text[:text.index(START)] + section + text[text.index(END) + len(END):].lstrip("\n")
+    if start in text and end in text:
+        text = text[:text.index(start)] + section + text[text.index(end) + len(end):].lstrip("\n")
     else:
         text = text.rstrip("\n") + "\n\n" + section
     card_md.write_text(text, encoding="utf-8")

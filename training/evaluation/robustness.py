@@ -39,11 +39,18 @@ def load_prompts(path: Path = PROMPTS_FILE) -> dict[str, dict[str, list[str]]]:
     return findings
 
 
+def _mean_embeddings(engine: Engine, groups: list[list[str]]) -> np.ndarray:
+    """Normalised mean embedding per group of texts, all texts embedded in one call."""
+    embedded = engine.embed_texts([t for group in groups for t in group])
+    bounds = np.cumsum([0] + [len(group) for group in groups])
+    return unit(np.stack([embedded[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])]))
+
+
 def robust_classifier(engine: Engine, prompts: dict[str, dict[str, list[str]]]) -> ZeroShotClassifier:
     """The zero-shot classifier with the held-out wording (uncalibrated, no No Finding)."""
     names = list(prompts)
-    pos = unit(np.stack([engine.embed_texts(prompts[n]["positive"]).mean(axis=0) for n in names]))
-    neg = unit(np.stack([engine.embed_texts(prompts[n]["negative"]).mean(axis=0) for n in names]))
+    pos = _mean_embeddings(engine, [prompts[n]["positive"] for n in names])
+    neg = _mean_embeddings(engine, [prompts[n]["negative"] for n in names])
     return ZeroShotClassifier(names, pos, neg, engine.logit_scale, None, "text")
 
 

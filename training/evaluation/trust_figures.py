@@ -7,13 +7,18 @@ there, then measures with the project's evaluation code: per-finding AUROC, ECE/
 before and after calibration, operating-point sensitivity/specificity and false-OOD rate
 (`training.evaluation.runner`, the viewer's recipe), AUROC with held-out radiologist
 wording (`robustness`), the pointing game of heatmaps (`pointing`) and the agreement of
-the nearest report sentences (`sentence_agreement`). Writes ``trust_figures.json`` and
-``trust_figures.md`` (a Markdown section for the model card and benchmarks/RESULTS.md).
+the nearest report sentences (`sentence_agreement`), and the OOD guard's verdict on real,
+non-chest and blank images (`ood_examples`). Writes ``trust_figures.json`` and
+``trust_figures.md`` (a Markdown section for the model card and benchmarks/RESULTS.md);
+``--card`` also puts that section into the model's ``MODEL_CARD.md`` (between markers,
+replaced on re-runs), a summary into ``model_card.json`` (``extra.trust_figures``) and
+rewrites ``MANIFEST.sha256``.
 """
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +31,30 @@ POINTING_KINDS = ("similarity", "contribution", "occlusion")
 OCCLUSION_CASES = 150   # occlusion costs ~0.3-0.5 s per map; measured on the first cases only
 
 
-def ensure_phantoms(out: Path, seed: int, studies: int) -> Path:
-    """A held-out phantom folder for ``seed`` (generated once)."""
+COMMAND = "make trust-figures"
+CARD_START = "<!-- trust-figures:start (written by python -m training.evaluation.trust_figures --card) -->"
+CARD_END = "<!-- trust-figures:end -->"
+
+
+@dataclass(frozen=True)
+class TrustRun:
+    """What to measure: the model, where phantoms and results go, and the sizes."""
+
+    model: str
+    out: Path
+    studies: int = STUDIES
+    size: int = IMAGE_SIZE
+    occlusion_cases: int = OCCLUSION_CASES
+    bank: Path | None = None   # default: the project's bank built with this model
+
+
+def ensure_phantoms(out: Path, seed: int, studies: int, size: int = IMAGE_SIZE) -> Path:
+    """A held-out phantom folder for ``seed`` (generated once, kept for re-runs)."""
     from training.phantoms.dataset import GenerateOptions, generate_dataset
 
     folder = out / f"phantoms_seed{seed}"
     if not (folder / "ground_truth.jsonl").is_file():
-        generate_dataset(GenerateOptions(out=folder, seed=seed, size=IMAGE_SIZE, dicom=False,
+        generate_dataset(GenerateOptions(out=folder, seed=seed, size=size, dicom=False,
                                          split="test"), studies=studies, workers=1)
     return folder
 
@@ -46,32 +68,39 @@ def binary_figures(model: str, folder: Path) -> dict[str, Any]:
     return run_evaluation(req)
 
 
-def pointing_figures(engine: Any, folders: list[Path]) -> dict[str, Any]:
-    """Fast kinds on every case of both seeds; occlusion on the first ``OCCLUSION_CASES``."""
+def pointing_figures(engine: Any, folders: list[Path], occlusion_cases: int) -> dict[str, Any]:
+    """Fast kinds on every case of both seeds; occlusion on the first ``occlusion_cases``."""
     from training.evaluation.pointing import load_cases, pointing_game
 
     cases = [c for folder in folders for c in load_cases(folder)]
     fast = pointing_game(engine, cases, [k for k in POINTING_KINDS if k != "occlusion"])
-    subset = pointing_game(engine, cases[:OCCLUSION_CASES], list(POINTING_KINDS))
+    subset = pointing_game(engine, cases[:occlusion_cases], list(POINTING_KINDS))
     return {"all_cases": fast, "occlusion_subset": subset}
 
 
-def measure(model: str, out: Path, studies: int) -> dict[str, Any]:
+def measure(run: TrustRun) -> dict[str, Any]:
     """All figures as one JSON-ready dict."""
     from cxrclip.engine import Engine
+    from training.evaluation.ood_examples import ood_examples
     from training.evaluation.robustness import robustness_auroc
     from training.evaluation.sentence_agreement import DEFAULT_BANK, load_bank, sentence_agreement
 
-    folders = [ensure_phantoms(out, seed, studies) for seed in SEEDS]
-    engine = Engine.load(model)
-    bank = load_bank(engine, DEFAULT_BANK)
+    folders = [ensure_phantoms(run.out, seed, run.studies, run.size) for seed in SEEDS]
+    engine = Engine.load(run.model)
+    bank = load_bank(engine, run.bank or DEFAULT_BANK)
     return {
-        "model": model, "seeds": list(SEEDS), "studies_per_seed": studies,
-        "binary": {str(s): binary_figures(model, f) for s, f in zip(SEEDS, folders)},
+        "model": run.model, "seeds": list(SEEDS), "studies_per_seed": run.studies,
+        "binary": {str(s): binary_figures(run.model, f) for s, f in zip(SEEDS, folders)},
         "robustness": {str(s): robustness_auroc(engine, [str(f)]) for s, f in zip(SEEDS, folders)},
-        "pointing": pointing_figures(engine, folders),
+        "ood_examples": ood_examples(engine),
+        "pointing": pointing_figures(engine, folders, run.occlusion_cases),
         "sentences": {str(s): sentence_agreement(engine, bank, f) for s, f in zip(SEEDS, folders)},
     }
+
+
+def _scored(binary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The findings of one `cxrclip eval` result that have an AUROC."""
+    return {k: v for k, v in binary["binary"].items() if "auroc" in v}
 
 
 def _binary_rows(figures: dict[str, Any]) -> list[str]:
@@ -79,11 +108,9 @@ def _binary_rows(figures: dict[str, Any]) -> list[str]:
     lines = ["| finding | " + " | ".join(f"AUROC seed {s}" for s in seeds)
              + " | ECE raw → calibrated | sensitivity / specificity at the point |",
              "|---|" + "---|" * (len(seeds) + 2)]
-    first = figures["binary"][seeds[0]]["binary"]
+    first = _scored(figures["binary"][seeds[0]])
     for name in sorted(first):
-        if "auroc" not in first[name]:
-            continue
-        aucs = [f"{figures['binary'][s]['binary'][name]['auroc']:.3f}" for s in seeds]
+        aucs = [_fmt(_scored(figures["binary"][s]).get(name, {}).get("auroc")) for s in seeds]
         e = first[name]
         ece = f"{e['ece_raw']:.3f} → {e['ece']:.3f}" if "ece" in e else f"{e['ece_raw']:.3f} → –"
         op = f"{e['sensitivity']:.2f} / {e['specificity']:.2f}" if "sensitivity" in e else "–"
@@ -92,36 +119,100 @@ def _binary_rows(figures: dict[str, Any]) -> list[str]:
 
 
 def _macro(binary: dict[str, Any]) -> float:
-    aucs = [v["auroc"] for k, v in binary["binary"].items() if "auroc" in v and k != "No Finding"]
-    return float(np.mean(aucs))
+    """Macro AUROC over the findings except No Finding (13 for CheXpert)."""
+    return float(np.mean([v["auroc"] for k, v in _scored(binary).items() if k != "No Finding"]))
+
+
+def _mean(binary: dict[str, Any], key: str) -> float | None:
+    """Mean of ``key`` over the findings that have it (None when none has)."""
+    values = [v[key] for v in _scored(binary).values() if key in v]
+    return float(np.mean(values)) if values else None
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def seed_summary(figures: dict[str, Any], seed: str) -> dict[str, Any]:
+    """The headline numbers of one seed (also stored in the model card's JSON)."""
+    b, r, a = figures["binary"][seed], figures["robustness"][seed], figures["sentences"][seed]
+    ood = b.get("ood", {})
+    return {"macro_auroc_13": _macro(b), "no_finding_auroc": _scored(b).get("No Finding", {}).get("auroc"),
+            "robustness_macro_auroc": r["macro_robust"], "ensemble_macro_auroc": r["macro_ensemble"],
+            "mean_ece_raw": _mean(b, "ece_raw"), "mean_ece_calibrated": _mean(b, "ece"),
+            "mean_sensitivity_at_point": _mean(b, "sensitivity"),
+            "mean_specificity_at_point": _mean(b, "specificity"),
+            "false_ood_rate": ood.get("false_ood_rate"), "ood_views": ood.get("n_views", 0),
+            "sentences_nearest": a["nearest"], "sentences_agreeing": a["agreeing"],
+            "sentences_nearest_normal": a["nearest_normal"], "sentences_agreeing_normal": a["agreeing_normal"],
+            "auroc": {k: v["auroc"] for k, v in _scored(b).items()}}
+
+
+def _seed_line(seed: str, s: dict[str, Any]) -> str:
+    return (f"- seed {seed}: macro AUROC over 13 findings {s['macro_auroc_13']:.3f}, No Finding "
+            f"{_fmt(s['no_finding_auroc'])}; robustness prompts {s['robustness_macro_auroc']:.3f} (same "
+            f"studies, the viewer's ensembles {s['ensemble_macro_auroc']:.3f}); mean ECE "
+            f"{_fmt(s['mean_ece_raw'])} → {_fmt(s['mean_ece_calibrated'])}; at the operating points mean "
+            f"sensitivity {_fmt(s['mean_sensitivity_at_point'], 2)}, specificity "
+            f"{_fmt(s['mean_specificity_at_point'], 2)} (points fitted for specificity ≥ 0.9); "
+            f"false-OOD rate {_fmt(s['false_ood_rate'], 4)} of {s['ood_views']} views; nearest-sentence "
+            f"agreement (top 5) {s['sentences_nearest']:.3f} → {s['sentences_agreeing']:.3f} with the "
+            f"agreement filter (normal studies {_fmt(s['sentences_nearest_normal'])} → "
+            f"{_fmt(s['sentences_agreeing_normal'])}).")
+
+
+def _pointing_lines(point: dict[str, Any]) -> list[str]:
+    from training.evaluation.pointing import markdown_table
+
+    return ["Pointing game (hit rate, peak inside the finding's box: strict / grown by one "
+            "feature-map cell; chance = share of the image inside the box), all frontal cases:", "",
+            markdown_table(point["all_cases"]), "",
+            f"Occlusion on the first {point['occlusion_subset']['findings']['all']['n']} cases, "
+            "side by side:", "", markdown_table(point["occlusion_subset"]), "",
+            f"ms per map (median, this machine): {point['occlusion_subset']['ms_per_map']}"]
 
 
 def markdown(figures: dict[str, Any]) -> str:
     """The figures as a Markdown section."""
-    from training.evaluation.pointing import markdown_table
+    from training.evaluation.ood_examples import markdown_rows
 
     seeds = list(figures["binary"])
     lines = [f"Held-out phantoms: {figures['studies_per_seed']} studies per seed, seeds "
              f"{', '.join(seeds)} (frontal view for AUROC; findings a report does not mention count "
              "as absent). ECE and operating points on the first seed.", ""]
     lines += _binary_rows(figures) + [""]
-    for s in seeds:
-        b, r, a = figures["binary"][s], figures["robustness"][s], figures["sentences"][s]
-        ood = b.get("ood", {})
-        lines.append(f"- seed {s}: macro AUROC over 13 findings {_macro(b):.3f}; robustness prompts "
-                     f"{r['macro_robust']:.3f} (same studies, the viewer's ensembles {r['macro_ensemble']:.3f}); "
-                     f"false-OOD rate {ood.get('false_ood_rate', float('nan')):.4f} of "
-                     f"{ood.get('n_views', 0)} views; nearest-sentence agreement (top 5) "
-                     f"{a['nearest']:.3f} → {a['agreeing']:.3f} with the agreement filter "
-                     f"(normal studies {a['nearest_normal']:.3f} → {a['agreeing_normal']:.3f}).")
-    point = figures["pointing"]
-    lines += ["", "Pointing game (hit rate, peak inside the finding's box: strict / grown by one "
-              "feature-map cell; chance = share of the image inside the box), all frontal cases:", "",
-              markdown_table(point["all_cases"]), "",
-              f"Occlusion on the first {point['occlusion_subset']['findings']['all']['n']} cases, "
-              "side by side:", "", markdown_table(point["occlusion_subset"]), "",
-              f"ms per map (median, this machine): {point['occlusion_subset']['ms_per_map']}"]
+    lines += [_seed_line(s, seed_summary(figures, s)) for s in seeds]
+    lines += ["", "OOD guard on images unlike the training data (8-bit display rendering as "
+              "`cxrclip score` reads them; all must be flagged):", ""]
+    lines += markdown_rows(figures["ood_examples"]) + [""]
+    lines += _pointing_lines(figures["pointing"])
     return "\n".join(lines)
+
+
+def card_summary(figures: dict[str, Any]) -> dict[str, Any]:
+    """The ``extra.trust_figures`` entry of ``model_card.json``."""
+    all_cases = figures["pointing"]["all_cases"]
+    return {"command": COMMAND, "seeds": figures["seeds"], "studies_per_seed": figures["studies_per_seed"],
+            "per_seed": {s: seed_summary(figures, s) for s in figures["binary"]},
+            "ood_examples": figures["ood_examples"],
+            "pointing_all_frontal_cases": all_cases["findings"]["all"],
+            "pointing_occlusion_subset": figures["pointing"]["occlusion_subset"]["findings"]["all"]}
+
+
+def write_card(model_dir: Path, figures: dict[str, Any], text: str) -> None:
+    """Section in ``MODEL_CARD.md``, summary in ``model_card.json``, then ``MANIFEST.sha256``."""
+    from cxrclip.manifest import write_manifest
+    from training.evaluation.card_section import replace_card_section
+
+    section = "\n".join([CARD_START, "## Trust figures (held-out phantoms, real and non-chest images)", "",
+                         f"Reproduce with `{COMMAND}` (= `python -m training.evaluation.trust_figures "
+                         "--model assets/models/cxrclip-demo --out runs/trust --card`).", "", text, CARD_END])
+    replace_card_section(model_dir / "MODEL_CARD.md", CARD_START, CARD_END, section + "\n")
+    card_json = model_dir / "model_card.json"
+    card = json.loads(card_json.read_text(encoding="utf-8")) if card_json.is_file() else {}
+    card.setdefault("extra", {})["trust_figures"] = card_summary(figures)
+    card_json.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    write_manifest(model_dir)
 
 
 def write_markdown(out: Path) -> str:
@@ -131,23 +222,37 @@ def write_markdown(out: Path) -> str:
     return text
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line: measure, write ``trust_figures.json`` and ``trust_figures.md``."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.evaluation.trust_figures",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="assets/models/cxrclip-demo", help="model folder")
     parser.add_argument("--out", default="runs/trust", help="output folder (phantoms are kept here)")
     parser.add_argument("--studies", type=int, default=STUDIES, help="studies per seed")
-    args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    parser.add_argument("--size", type=int, default=IMAGE_SIZE, help="phantom image side in pixels")
+    parser.add_argument("--occlusion-cases", type=int, default=OCCLUSION_CASES,
+                        help="pointing cases that also get occlusion maps (slow)")
+    parser.add_argument("--bank", default=None, help="sentence bank folder (default: assets/sentence_bank)")
+    parser.add_argument("--card", action="store_true",
+                        help="also write the figures into the model folder's card and MANIFEST.sha256")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: measure, write ``trust_figures.json`` and ``trust_figures.md`` (and the card)."""
+    args = _parser().parse_args(argv)
+    run = TrustRun(args.model, Path(args.out), args.studies, args.size, args.occlusion_cases,
+                   Path(args.bank) if args.bank else None)
+    run.out.mkdir(parents=True, exist_ok=True)
     try:
-        figures = measure(args.model, out, args.studies)
+        figures = measure(run)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}")
         return 1
-    (out / "trust_figures.json").write_text(json.dumps(figures, indent=2, default=str), encoding="utf-8")
-    print(write_markdown(out))
+    (run.out / "trust_figures.json").write_text(json.dumps(figures, indent=2, default=str), encoding="utf-8")
+    text = write_markdown(run.out)
+    print(text)
+    if args.card:
+        write_card(Path(args.model), figures, text)
     return 0
 
 
