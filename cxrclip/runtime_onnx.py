@@ -158,12 +158,20 @@ class OnnxTowers:
         def session(name: str) -> Callable[[], Any]:
             return lambda: ort.InferenceSession(str(onnx_dir / name), options, providers=providers)
 
-        # Building a session reads and optimises the graph without holding the GIL: both at once.
-        self.text_session, self.image_session = run_together(session(text_file), session(IMAGE_FILE))
+        # Building a session reads and optimises the graph without holding the GIL. The text
+        # session (the larger) is built on its own thread and waited for at its first use:
+        # with the prompt embeddings cached, a study's first findings need only the image one.
+        self._text_session = Deferred(session(text_file), "cxrclip-onnx-text-session")
+        self.image_session = session(IMAGE_FILE)()
         self.tokenizer = OnnxTokenizer(onnx_dir / TOKENIZER_FILE, info["pad_token_id"], info["pad_token"],
                                        max_length)
         self.logit_scale = float(info["logit_scale"])
         self.info = info
+
+    @property
+    def text_session(self) -> Any:
+        """The text tower's session (waits while it is still being built)."""
+        return self._text_session.get()
 
     def tokenize(self, texts: list[str], max_length: int) -> tuple[np.ndarray, np.ndarray]:
         return self.tokenizer(texts, max_length)
@@ -204,6 +212,32 @@ def load_towers(model_dir: str | Path, device: Any = "auto", num_threads: int | 
     # check is the error raised even when a damaged file also broke a session.
     _checked, built = run_together(lambda: _check_manifest(model_dir), towers)
     return built, config, str(info["model_id"])
+
+
+class Deferred:
+    """A value built by ``build()`` on a daemon thread; `get` waits for it (re-raising the
+    build's error, every time it is asked)."""
+
+    def __init__(self, build: Callable[[], Any], name: str) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._done = threading.Event()
+
+        def run() -> None:
+            try:
+                self._value = build()
+            except BaseException as exc:  # noqa: BLE001 - raised by get() on the caller's thread
+                self._error = exc
+            finally:
+                self._done.set()
+
+        threading.Thread(target=run, name=name, daemon=True).start()
+
+    def get(self) -> Any:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def run_together(*fns: Callable[[], Any]) -> list[Any]:

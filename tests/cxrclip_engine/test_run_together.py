@@ -1,12 +1,13 @@
-"""`cxrclip.runtime_onnx.run_together`: the ONNX loader's parallel steps (manifest check and
-session building) give their results in order and never hide the first step's error."""
+"""`cxrclip.runtime_onnx.run_together` and `Deferred`: the ONNX loader's parallel steps (manifest
+check, image session; the text session built in the background) give their results in order and
+never hide the first step's error."""
 from __future__ import annotations
 
 import threading
 
 import pytest
 
-from cxrclip.runtime_onnx import run_together
+from cxrclip.runtime_onnx import Deferred, run_together
 
 
 def test_results_come_back_in_argument_order_from_separate_threads():
@@ -40,3 +41,28 @@ def test_first_error_in_argument_order_wins_and_every_step_finishes():
     assert finished.is_set()  # the caller got the error only after the other step ended
     with pytest.raises(RuntimeError, match="protobuf"):
         run_together(lambda: None, build_session)
+
+
+def test_deferred_value_is_built_on_another_thread_and_waited_for():
+    release, built_on = threading.Event(), []
+
+    def build() -> str:
+        release.wait(10)
+        built_on.append(threading.get_ident())
+        return "session"
+
+    value = Deferred(build, "test-deferred")
+    assert not built_on  # still waiting for the release: the constructor did not block
+    release.set()
+    assert value.get() == "session" and value.get() == "session"
+    assert built_on == [built_on[0]] and built_on[0] != threading.get_ident()
+
+
+def test_deferred_error_is_raised_at_every_get():
+    def build() -> None:
+        raise RuntimeError("text.onnx: protobuf parsing failed")
+
+    value = Deferred(build, "test-deferred")
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="protobuf"):
+            value.get()

@@ -53,20 +53,23 @@ def pool() -> WorkerPool:
 
 def prestart() -> None:
     """Start the worker processes now and let each import its decoders (pydicom and its
-    plugins, about a second of CPU on a small machine) while this process does other
-    work, so the first compressed file waits for neither. Returns at once."""
-    workers = pool()
-    workers.start()
-    for _ in range(workers.size):
-        threading.Thread(target=_warm_up_one, args=(workers,), name="cxrclip-decode-warm-up",
-                         daemon=True).start()
+    plugins, about half a second of CPU each on a small machine) while this process does
+    other work, so the first compressed file waits for neither. Returns at once.
+
+    The workers start one after the other, each once the previous one is warm: on two
+    cores, this process (importing Qt) keeps one core to itself."""
+    threading.Thread(target=_start_and_warm_up, args=(pool(),), name="cxrclip-decode-warm-up",
+                     daemon=True).start()
 
 
-def _warm_up_one(workers: WorkerPool) -> None:
-    try:
-        workers.call(WARM_UP, DECODE_SECONDS)
-    except (TaskError, WorkerFailed) as exc:  # the first real request reports any real problem
-        log.info("decode worker warm-up failed: %s", exc)
+def _start_and_warm_up(workers: WorkerPool) -> None:
+    for count in range(1, workers.size + 1):
+        workers.start(count)
+        try:
+            workers.call(WARM_UP, DECODE_SECONDS)
+        except (TaskError, WorkerFailed) as exc:  # the first real request reports real problems
+            log.info("decode worker warm-up failed: %s", exc)
+            return
 
 
 def shutdown() -> None:
