@@ -202,19 +202,21 @@ class NumpyExact(Backend):
 
 
 class UsearchHNSW(Backend):
-    """usearch HNSW, inner product on unit vectors, with f32/f16/i8 vector storage."""
+    """usearch HNSW on unit vectors (metric ip, or cos which re-normalises), f32/f16/i8 storage."""
 
     effort_label = "expansion_search"
 
-    def __init__(self, dtype: str, connectivity: int, expansion_add: int, efforts: tuple[int, ...]):
+    def __init__(self, dtype: str, connectivity: int, expansion_add: int, efforts: tuple[int, ...],
+                 metric: str = "ip"):
         self.dtype, self.connectivity, self.expansion_add = dtype, connectivity, expansion_add
-        self.efforts = efforts
-        self.name = f"usearch {dtype} M={connectivity} ef_add={expansion_add}"
+        self.efforts, self.metric = efforts, metric
+        suffix = "" if metric == "ip" else f" {metric}"
+        self.name = f"usearch {dtype} M={connectivity} ef_add={expansion_add}{suffix}"
 
     def build(self, vectors: np.ndarray, threads: int) -> None:
         from usearch.index import Index
 
-        self.index = Index(ndim=vectors.shape[1], metric="ip", dtype=self.dtype,
+        self.index = Index(ndim=vectors.shape[1], metric=self.metric, dtype=self.dtype,
                            connectivity=self.connectivity, expansion_add=self.expansion_add)
         self.index.add(np.arange(len(vectors), dtype=np.uint64), vectors, threads=threads)
 
@@ -231,7 +233,7 @@ class UsearchHNSW(Backend):
     def load(self, path: Path, mapped: bool) -> "UsearchHNSW":
         from usearch.index import Index
 
-        loaded = UsearchHNSW(self.dtype, self.connectivity, self.expansion_add, self.efforts)
+        loaded = UsearchHNSW(self.dtype, self.connectivity, self.expansion_add, self.efforts, self.metric)
         loaded.index = Index.restore(str(path), view=mapped)
         return loaded
 
@@ -360,6 +362,9 @@ class Hnswlib(Backend):
     def load(self, path: Path, mapped: bool) -> "Hnswlib":
         import hnswlib
 
+        if mapped:
+            raise NotImplementedError("hnswlib reads the whole file into memory")
+
         loaded = Hnswlib(self.m, self.ef_construction, self.efforts)
         loaded.index = hnswlib.Index(space="ip", dim=self.index.dim)
         loaded.index.load_index(str(path), max_elements=self.index.get_max_elements())
@@ -389,8 +394,9 @@ def make_backends(args: argparse.Namespace) -> list[Backend]:
     factories: dict[str, Callable[[], list[Backend]]] = {
         "numpy": lambda: [NumpyExact()],
         "faiss-flat": lambda: [FaissFlat()],
-        "usearch": lambda: [UsearchHNSW(d, m, ef_add, tuple(args.ef)) for d in args.usearch_dtypes
-                            for m in args.connectivity for ef_add in args.ef_add],
+        "usearch": lambda: [UsearchHNSW(d, m, ef_add, tuple(args.ef), metric) for d in args.usearch_dtypes
+                            for m in args.connectivity for ef_add in args.ef_add
+                            for metric in args.usearch_metrics],
         "faiss-hnsw": lambda: [FaissHNSW(m, args.ef_add[0], tuple(args.ef)) for m in args.connectivity],
         "hnswlib": lambda: [Hnswlib(m, args.ef_add[0], tuple(args.ef)) for m in args.connectivity],
         "faiss-ivf": lambda: [FaissIVF(tuple(args.nprobe))],
@@ -591,6 +597,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", nargs="+", default=["clustered", "iid"], choices=["clustered", "iid"])
     parser.add_argument("--libs", nargs="+", default=list(LIBRARY_MODULES), choices=list(LIBRARY_MODULES))
     parser.add_argument("--usearch-dtypes", nargs="+", default=["f32", "f16", "i8"])
+    parser.add_argument("--usearch-metrics", nargs="+", default=["ip"], choices=["ip", "cos"])
     parser.add_argument("--connectivity", type=int, nargs="+", default=[16],
                         help="HNSW M (usearch connectivity) for every HNSW library")
     parser.add_argument("--ef-add", type=int, nargs="+", default=[128],

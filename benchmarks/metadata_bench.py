@@ -28,6 +28,10 @@ from typing import Iterator
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from benchmarks.ann_bench import is_installed, timed  # noqa: E402 (needs ROOT on sys.path)
+
 FINDINGS = ["atelectasis", "cardiomegaly", "consolidation", "edema", "enlarged_cardiomediastinum", "fracture",
             "lung_lesion", "lung_opacity", "no_finding", "pleural_effusion", "pleural_other", "pneumonia",
             "pneumothorax", "support_devices"]
@@ -105,13 +109,6 @@ def sqlite_figures(folder: Path, args: argparse.Namespace) -> dict:
     return {"store": "SQLite WAL", "write_rows_per_s": args.rows / write_s, "filtered_read_ms": filter_s * 1e3,
             "filtered_rows": hits, "lookup_us": lookup_s / len(paths) * 1e6, "lookups_found": found,
             "load_all_paths_s": load_s, "paths_loaded": len(done), "disk_mib": size / 2**20}
-
-
-def timed(fn):
-    """(seconds, result) of calling fn once."""
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
 
 
 # ----------------------------------------------------------------------------- Parquet
@@ -265,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         stores = [sqlite_figures(folder, args)]
         concurrent = reader_during_writer(folder, args)
-        has_arrow = importlib_find("pyarrow")
+        has_arrow = is_installed("pyarrow")
         if has_arrow:
             stores += parquet_figures(folder, args)
             concurrent["parquet_single_file_while_open"] = unfinished_parquet_readable(folder)
@@ -277,13 +274,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"stores": stores, "concurrent": concurrent}, indent=1))
     return 0
-
-
-def importlib_find(module: str) -> bool:
-    """True when `module` is importable."""
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
 
 
 if __name__ == "__main__":
