@@ -26,7 +26,8 @@ $(VENV)/bin/python:
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-# The viewer with its CXR-CLIP plugin on ONNX Runtime: no torch, no transformers (816 MB vs 2.4 GB).
+# The viewer with its CXR-CLIP plugin on ONNX Runtime: no torch, no transformers, no SimpleITK
+# (the [gdcm] extra): 609 MB vs 2.4 GB for everything (docs/engine.md "Install without torch").
 $(STAMP_VIEWER): pyproject.toml Makefile $(LOCK) | $(VENV)/bin/python
 	$(PIP) install -q -c $(LOCK) -e .
 	touch $(STAMP_VIEWER)
