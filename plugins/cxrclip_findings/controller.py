@@ -59,6 +59,7 @@ class HeatmapTarget:
     kind: str  # "finding" | "prompt"
     label: str
     prompt: str
+    negative: str | None = None  # None: the engine's "no X" default
 
 
 class FindingsController(QObject):
@@ -284,8 +285,8 @@ class FindingsController(QObject):
 
     def select_finding(self, finding: str) -> None:
         """Show the heatmap of a finding on each view."""
-        positive, _ = self._finding_prompt(finding)
-        self.show_heatmap(HeatmapTarget("finding", finding, positive))
+        positive, negative = self._finding_prompt(finding)
+        self.show_heatmap(HeatmapTarget("finding", finding, positive, negative))
 
     def _finding_prompt(self, finding: str) -> tuple[str, str]:
         from plugins.cxrclip_findings.service import FindingsService
@@ -300,7 +301,7 @@ class FindingsController(QObject):
         opacity, visible = self.opacity, self.heatmap_visible
 
         def run(service: Any, prepared: Any) -> dict[str, Any]:
-            maps = service.heatmaps(prepared, target.prompt)
+            maps = service.heatmaps(prepared, target.prompt, target.negative)
             return heatmap_layers(maps, target.prompt, opacity, visible)
 
         self._submit_study("heatmap", run, lambda r: self._heatmap_done(target, r[1]),

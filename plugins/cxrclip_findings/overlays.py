@@ -1,4 +1,4 @@
-"""Heatmap overlay layers: similarity maps -> RGBA `OverlayLayer`s with one shared colour bar."""
+"""Heatmap overlay layers: per-location maps (contribution to a prompt's score) -> RGBA `OverlayLayer`s with one shared colour bar."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -21,7 +21,7 @@ def heatmap_layers(maps: dict[str, np.ndarray], label: str, opacity: float = 0.5
     values = np.concatenate([np.asarray(m, np.float32)[::step, ::step].ravel()
                              for m in maps.values()])
     vmin, vmax = robust_range(values)
-    bar = ColorBar(cmap.name, vmin, vmax, f"cosine similarity: {label}",
+    bar = ColorBar(cmap.name, vmin, vmax, f"contribution to the score: {label}",
                    colors=cmap.rgba_table(64))
     return {view_id: OverlayLayer(LAYER_NAME, to_rgba(m, vmin, vmax, cmap), opacity, visible, bar)
             for view_id, m in maps.items()}

@@ -191,7 +191,8 @@ class PromptPanel(QWidget):
         if text:
             self.history.add(text)
             self._refresh_history()
-            self.controller.show_heatmap(HeatmapTarget("prompt", text, text))
+            negative = self.negative.text().strip() or None
+            self.controller.show_heatmap(HeatmapTarget("prompt", text, text, negative))
 
     def _study_changed(self, handle: Any, reason: str) -> None:
         self.study_label.clear()

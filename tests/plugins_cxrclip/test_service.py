@@ -71,6 +71,25 @@ def test_nearest_sentences_built_from_source(service, tmp_path, helpers):
     assert by_view[0].sentence == expected
 
 
+def test_nearest_sentences_leave_out_what_contradicts_the_findings(service, tmp_path, helpers,
+                                                                  monkeypatch):
+    """A calibrated "Pleural Effusion absent, Cardiomegaly present" study: no sentence that asserts
+    an effusion or a normal heart; without a prior, no comparison with one."""
+    from types import SimpleNamespace
+
+    handle = helpers.study_handle(helpers.make_study(tmp_path / "s"))
+    prepared = service.prepare("s", handle.views)
+    everything = {n.sentence for n in service.nearest_sentences(prepared, k=7, has_prior=True)}
+    assert "Right pleural effusion." in everything  # the uncalibrated tiny model filters nothing
+    scores = [SimpleNamespace(finding="Pleural Effusion", positive=False),
+              SimpleNamespace(finding="Cardiomegaly", positive=True),
+              SimpleNamespace(finding="No Finding", positive=False)]
+    monkeypatch.setattr(service, "zero_shot", lambda _p: scores)
+    kept = [n.sentence for n in service.nearest_sentences(prepared, k=7)]
+    assert set(kept) == {"No pleural effusion.", "The heart is enlarged.", "Large right pneumothorax.",
+                         "The lungs are clear."}
+
+
 def test_missing_model_dir_is_a_clear_error(tmp_path):
     with pytest.raises(ModelLoadError, match="does not exist"):
         FindingsService.load(tmp_path / "nope")
@@ -127,8 +146,10 @@ def test_cached_heatmap_equals_engine_map_and_reuses_forward(service, tmp_path, 
     maps2 = service.heatmaps(prepared, "cardiomegaly")
     assert service.engine.cache_info()["feature_map"].misses == forwards  # no image forward after the prefetch
     view = prepared.inputs.views[0]
-    expected = service.engine.similarity_map(view, "small left pleural effusion")
+    expected = service.engine.similarity_map(view, "small left pleural effusion", kind="contribution")
     np.testing.assert_allclose(maps[view.view_id], expected, atol=1e-5, equal_nan=True)
+    plain = service.engine.similarity_map(view, "small left pleural effusion")  # cosine: another map
+    assert not np.allclose(np.nan_to_num(plain), np.nan_to_num(expected))
     assert not np.allclose(np.nan_to_num(maps[view.view_id]), np.nan_to_num(maps2[view.view_id]))
     small = service.heatmaps(prepared, "cardiomegaly", max_side=35)[view.view_id]
     assert small.shape == (25, 35)  # same aspect as the 50 x 70 image
