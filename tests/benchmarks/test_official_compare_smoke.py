@@ -28,7 +28,12 @@ def oc():
 
 
 def official_checkout() -> Path | None:
-    candidate = Path(os.environ.get("CXRCLIP_OFFICIAL_CHECKOUT", "/tmp/official-cxr-clip"))
+    """The checkout named by CXRCLIP_OFFICIAL_CHECKOUT, only when set (a leftover scratch folder
+    must not change what CI runs)."""
+    named = os.environ.get("CXRCLIP_OFFICIAL_CHECKOUT")
+    if not named:
+        return None
+    candidate = Path(named)
     return candidate if (candidate / "cxrclip" / "model" / "clip.py").is_file() else None
 
 
@@ -95,7 +100,7 @@ def test_official_pads_to_256_ours_to_the_longest(oc):
 @pytest.mark.slow  # about 40 s of CPU (ResNet-50 builds, checkpoint writes, one step on each side)
 @pytest.mark.skipif(official_checkout() is None,
                     reason="no checkout of the official CXR-CLIP code: git clone https://github.com/kakaobrain/"
-                           "cxr-clip /tmp/official-cxr-clip (or set CXRCLIP_OFFICIAL_CHECKOUT)")
+                           "cxr-clip /tmp/official-cxr-clip and set CXRCLIP_OFFICIAL_CHECKOUT to it")
 def test_official_checkpoint_converts_to_the_same_numbers(oc, tmp_path):
     """Official model (tiny BERT) -> its trainer's checkpoint -> convert-official -> same embeddings
     and loss; one training step on each side gives a finite loss."""
