@@ -42,6 +42,7 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
     from cxrclip.onnx_export import export_onnx
 
     info = export_onnx(args.model_dir, opset=args.opset)
+    _write_prompt_embeddings(args.model_dir)
     parity = info["parity"]
     sizes = ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in info["files"].items())
     print(f"wrote {args.model_dir}/onnx ({sizes}; opset {info['opset']}) and a new MANIFEST.sha256")
@@ -49,6 +50,20 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
           f"{parity['text_embedding_max_abs']:.2e}, probability max|diff| {parity['probability_max_abs']:.2e}, "
           f"token ids {'identical' if parity['token_ids_identical'] else 'DIFFER'}")
     return 0
+
+
+def _write_prompt_embeddings(model_dir: str) -> None:
+    """Ship the zero-shot prompt embeddings of the new ONNX text tower in the folder (the
+    viewer's first launch then encodes none) and list them in MANIFEST.sha256."""
+    from pathlib import Path
+
+    from cxrclip.engine import Engine
+    from cxrclip.manifest import write_manifest
+    from cxrclip.prompt_cache import write_prompt_embeddings
+
+    path = write_prompt_embeddings(Engine.load(model_dir, device="cpu", runtime="onnx"), model_dir)
+    write_manifest(Path(model_dir))
+    print(f"wrote {path} (zero-shot prompt embeddings)")
 
 
 def _onnx_summary(model_dir: str) -> str:

@@ -188,6 +188,22 @@ def to_gray(pixels: np.ndarray) -> np.ndarray:
     return arr
 
 
+def seed_from_model_folder(store: PromptEmbeddingStore, engine: Engine, model_dir: Path) -> int:
+    """Fill ``store`` from the model folder's shipped prompt embeddings when the same text
+    tower computed them (`cxrclip.prompt_cache`); returns how many prompts were added."""
+    from cxrclip.prompt_cache import engine_fingerprint, read_prompt_embeddings
+
+    try:
+        shipped = read_prompt_embeddings(model_dir, engine_fingerprint(engine, model_dir))
+    except OSError as exc:  # an unreadable folder file only costs the first launch's speed
+        log.info("prompt embeddings of %s not read: %s", model_dir, exc)
+        return 0
+    added = store.seed(shipped)
+    if added:
+        log.info("prompt cache seeded with %d embeddings from %s", added, model_dir)
+    return added
+
+
 class FindingsService:
     """The plugin's model-facing logic; see the module docstring."""
 
@@ -223,6 +239,7 @@ class FindingsService:
         # One store per model *and* runtime: torch and ONNX Runtime text embeddings differ by ~1e-6,
         # and the findings must equal `Engine.zero_shot`'s (and `cxrclip eval`'s) exactly.
         engine.store = PromptEmbeddingStore.for_model(f"{engine.model_id}-{engine.runtime}")
+        seed_from_model_folder(engine.store, engine, model_dir)
         return cls(engine, model_dir, card, bank_dir)
 
     # ----- model info -------------------------------------------------------------
@@ -254,10 +271,9 @@ class FindingsService:
 
         All findings' prompts are encoded together in batches of similar length (less
         padding than one call per finding: about 10 % faster on the first launch)."""
-        from cxrclip import zero_shot
+        from cxrclip.prompt_cache import zero_shot_prompts
 
-        ensembles = zero_shot.finding_ensembles(zero_shot.scored_findings(findings, "complement"))
-        prompts = sorted(dict.fromkeys(p for e in ensembles for p in e.positives + e.negatives), key=len)
+        prompts = zero_shot_prompts(findings)
         for start in range(0, len(prompts), WARM_UP_BATCH):
             if stop is not None and stop.is_set():
                 break

@@ -5,7 +5,8 @@ negatives); encoding them takes seconds on a CPU. `CachedTextEngine` is a
 `cxrclip.Engine` whose ``encode_text`` first looks prompts up in a
 `PromptEmbeddingStore` (an ``.npz`` file per model id under the cache folder),
 and only encodes the misses. The store is filled by `FindingsService.warm_up`
-and written once, atomically, in float32 (float16 moved findings by ~1e-5 from
+(seeded first from the model folder's ``prompt_embeddings.npz`` when it was computed by
+the same text tower) and written once, atomically, in float32 (float16 moved findings by ~1e-5 from
 `Engine.zero_shot` and `cxrclip eval`, which must agree exactly; ~1.4 MB per model).
 """
 from __future__ import annotations
@@ -75,6 +76,14 @@ class PromptEmbeddingStore:
                 if prompt not in self._data:
                     self._data[prompt] = np.asarray(emb, np.float32)
                     self._dirty = True
+
+    def seed(self, embeddings: dict[str, np.ndarray]) -> int:
+        """Add prompts this store lacks from a model folder's shipped embeddings
+        (`cxrclip.prompt_cache`) without marking it for saving: the folder keeps them."""
+        with self._lock:
+            missing = {p: np.asarray(e, np.float32) for p, e in embeddings.items() if p not in self._data}
+            self._data.update(missing)
+            return len(missing)
 
     def save(self) -> bool:
         """Write the file atomically if anything was added; returns True when written."""

@@ -141,6 +141,7 @@ def run_calibrate(req: CalibrateRequest) -> dict[str, Any]:
     """Fit, save into the model folder, update the card and manifest; returns a summary."""
     from cxrclip.engine import Engine
     from cxrclip.manifest import write_manifest
+    from cxrclip.prompt_cache import write_prompt_embeddings
     from training.data.manifest import read_manifest
     from training.evaluation.embedding import study_embeddings
     from training.evaluation.runner import complete_labels, label_matrix, resolve_data
@@ -168,6 +169,7 @@ def run_calibrate(req: CalibrateRequest) -> dict[str, Any]:
         summary["ood"] = {"threshold": guard.threshold, "prompt_threshold": guard.prompt_threshold,
                           **guard.meta}
     _update_card(Path(req.model_dir), calibration, summary.get("ood"))
+    written.append(write_prompt_embeddings(engine, req.model_dir))  # cached above: no new encoding
     write_manifest(Path(req.model_dir))
     summary["written"] = [str(p) for p in written]
     return summary
