@@ -21,15 +21,15 @@ from typing import Any
 import numpy as np
 
 from cxrclip.engine import Engine, FindingScore, PromptScore, StudyInput, ViewInput
-from cxrclip.sentence_bank import Neighbour, SentenceBank
-from plugins.cxrclip_findings.sentence_filter import needs_prior
+from cxrclip.sentence_bank import Neighbour, SentenceBank, agreeing, zero_shot_mentions
 from plugins.cxrclip_findings.text_cache import CachedTextEngine, PromptEmbeddingStore
 
 log = logging.getLogger(__name__)
 
 SYNTHETIC_WORDS = ("synthetic", "phantom", "demo model")
 HEATMAP_MAX_SIDE = 512
-SENTENCE_OVERFETCH = 4  # bank neighbours fetched per wanted sentence (comparisons are dropped)
+HEATMAP_KIND = "contribution"  # see Engine.similarity_map and docs/trust.md (pointing game)
+SENTENCE_OVERFETCH = 8  # bank neighbours fetched per wanted sentence (contradictions, comparisons dropped)
 WARM_UP_BATCH = 64  # prompts per text-tower call while the prompt cache is filled
 _TEXT_NAME_RE = re.compile(r"([A-Za-z0-9][\w.\-/]*[\w])\s+text\s+(?:tower|encoder)", re.I)
 
@@ -320,11 +320,14 @@ class FindingsService:
 
         return heatmap_prompt(finding)
 
-    def heatmaps(self, prepared: PreparedStudy, prompt: str,
+    def heatmaps(self, prepared: PreparedStudy, prompt: str, negative: str | None = None,
                  max_side: int | None = HEATMAP_MAX_SIDE) -> dict[str, np.ndarray]:
-        """Cosine-similarity map of ``prompt`` on every usable view (NaN outside the crop),
-        at most ``max_side`` pixels on the long side, same aspect as the image."""
-        return {view.view_id: self.engine.similarity_map(view, prompt, max_side=max_side)
+        """Map of each location's contribution to ``prompt``'s logit against ``negative`` ("no X"
+        by default) on every usable view (NaN outside the crop), at most ``max_side`` pixels on
+        the long side, same aspect as the image. Contribution, not plain cosine: its peak falls
+        inside the finding's region more often (pointing game, docs/trust.md)."""
+        return {view.view_id: self.engine.similarity_map(view, prompt, negative, kind=HEATMAP_KIND,
+                                                         max_side=max_side)
                 for view in prepared.inputs.views}
 
     def prefetch_map(self, prepared: PreparedStudy, view_id: str) -> bool:
@@ -338,8 +341,11 @@ class FindingsService:
     # ----- sentences --------------------------------------------------------------
     def nearest_sentences(self, prepared: PreparedStudy, view_id: str | None = None,
                           k: int = 8, has_prior: bool = False) -> list[Neighbour]:
-        """Bank sentences nearest to the study embedding, or to one view's embedding.
-        Without a prior study, sentences comparing with one are left out."""
+        """Bank sentences nearest to the study embedding, or to one view's embedding, that do
+        not contradict the study's calibrated zero-shot findings (`sentence_bank.agreeing`:
+        findings at or above their operating point present, the others absent; an
+        uncalibrated model filters nothing this way). Without a prior study, sentences
+        comparing with one are left out."""
         if not prepared.usable:
             return []
         if view_id is not None and any(v.view_id == view_id for v in prepared.inputs.views):
@@ -347,10 +353,9 @@ class FindingsService:
             query = self.engine.encode_views([view])[0]
         else:
             query = self.engine.study_embedding(prepared.inputs)
-        if has_prior:
-            return self.bank().nearest(query, k)
         found = self.bank().nearest(query, k * SENTENCE_OVERFETCH)
-        return [n for n in found if not needs_prior(n.sentence)][:k]
+        study = zero_shot_mentions(self.zero_shot(prepared))
+        return agreeing(found, study, k, has_prior)
 
     def bank(self) -> SentenceBank:
         """The sentence bank for this model: a saved one with matching model id, else built."""
