@@ -53,17 +53,10 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
 
 
 def _write_prompt_embeddings(model_dir: str) -> None:
-    """Ship the zero-shot prompt embeddings of the new ONNX text tower in the folder (the
-    viewer's first launch then encodes none) and list them in MANIFEST.sha256."""
-    from pathlib import Path
+    """Ship the zero-shot prompt embeddings of the new ONNX text tower in the folder."""
+    from cxrclip.prompt_cache import ship_with_onnx_exports
 
-    from cxrclip.engine import Engine
-    from cxrclip.manifest import write_manifest
-    from cxrclip.prompt_cache import write_prompt_embeddings
-
-    path = write_prompt_embeddings(Engine.load(model_dir, device="cpu", runtime="onnx"), model_dir)
-    write_manifest(Path(model_dir))
-    print(f"wrote {path} (zero-shot prompt embeddings)")
+    print(f"wrote {ship_with_onnx_exports(model_dir)} (zero-shot prompt embeddings)")
 
 
 def _onnx_summary(model_dir: str) -> str:

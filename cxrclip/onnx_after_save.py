@@ -18,13 +18,26 @@ def retry_hint(model_dir: str | Path) -> str:
 
 
 def export_onnx_or_warn(model_dir: str | Path) -> dict[str, Any] | None:
-    """`cxrclip.onnx_export.export_onnx` on ``model_dir``; its export.json, or None after one warning."""
+    """`cxrclip.onnx_export.export_onnx` on ``model_dir``, then its zero-shot prompt embeddings
+    (`cxrclip.prompt_cache.ship_with_onnx_exports`); the export.json, or None after one warning."""
     try:
         from cxrclip import onnx_export
 
-        return onnx_export.export_onnx(model_dir)
+        info = onnx_export.export_onnx(model_dir)
     except Exception as exc:  # noqa: BLE001 - any exporter failure (missing onnxscript, parity) keeps the model
-        reason = str(exc).splitlines()[0] if str(exc) else ""
-        log.warning("saved %s, but its ONNX export failed (%s: %s); the model works with the torch runtime. "
-                    "Retry with: %s", model_dir, type(exc).__name__, reason, retry_hint(model_dir))
+        _warn(model_dir, "its ONNX export failed", exc, "the model works with the torch runtime")
         return None
+    try:
+        from cxrclip.prompt_cache import ship_with_onnx_exports
+
+        ship_with_onnx_exports(model_dir)
+    except Exception as exc:  # noqa: BLE001 - without the file the viewer only encodes the prompts itself
+        _warn(model_dir, "its prompt embeddings were not written", exc,
+              "the viewer encodes the prompts on its first launch")
+    return info
+
+
+def _warn(model_dir: str | Path, what: str, exc: Exception, consequence: str) -> None:
+    reason = str(exc).splitlines()[0] if str(exc) else ""
+    log.warning("saved %s, but %s (%s: %s); %s. Retry with: %s", model_dir, what, type(exc).__name__,
+                reason, consequence, retry_hint(model_dir))

@@ -145,3 +145,15 @@ def read_prompt_embeddings(model_dir: str | Path, fingerprint: str) -> dict[str,
                     embeddings.shape)
         return {}
     return dict(zip((str(p) for p in prompts), embeddings))
+
+
+def ship_with_onnx_exports(model_dir: str | Path) -> Path:
+    """Write the zero-shot prompt embeddings of a folder's (new) ONNX text tower into it and
+    rewrite its MANIFEST.sha256: the viewer's first launch then encodes no prompt. Called after
+    every ONNX export (`cxrclip export-onnx`, `convert-official`, `train`, the demo build)."""
+    from cxrclip.engine import Engine
+    from cxrclip.manifest import write_manifest
+
+    path = write_prompt_embeddings(Engine.load(model_dir, device="cpu", runtime="onnx"), model_dir)
+    write_manifest(Path(model_dir))
+    return path

@@ -2,6 +2,8 @@
 import json
 import logging
 
+import numpy as np
+
 from cxrclip import onnx_export
 from cxrclip.checkpoint import load_model
 from cxrclip.engine import Engine
@@ -25,7 +27,16 @@ def test_training_run_exports_its_best_model(overrides_for, toy_manifest, tmp_pa
     assert info["model_id"] == json.loads((best / "config.json").read_text())["model_id"]
     assert info["parity"]["probability_max_abs"] <= onnx_export.PARITY_TOLERANCE["probability_max_abs"]
     assert check_manifest(best) is None and "onnx/text.onnx" in (best / "MANIFEST.sha256").read_text()
-    assert Engine.load(best, runtime="onnx", device="cpu").runtime == "onnx"
+    engine = Engine.load(best, runtime="onnx", device="cpu")
+    assert engine.runtime == "onnx"
+    # the zero-shot prompt embeddings of the exported text tower ship with it (first launch encodes none)
+    from cxrclip.prompt_cache import engine_fingerprint, read_prompt_embeddings, zero_shot_prompts
+
+    assert "prompt_embeddings.npz" in (best / "MANIFEST.sha256").read_text()
+    shipped = read_prompt_embeddings(best, engine_fingerprint(engine, best))
+    assert set(shipped) == set(zero_shot_prompts())
+    prompt = zero_shot_prompts()[0]
+    np.testing.assert_allclose(shipped[prompt], engine.embed_texts([prompt])[0], atol=1e-5)
     steps = sorted((out / "checkpoints").glob("step_*"))
     assert steps and not any((step / "onnx").exists() for step in steps)  # resume checkpoints: no exports
 
