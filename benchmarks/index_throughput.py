@@ -11,7 +11,8 @@ In one run, on the same phantom archive (``--studies`` studies, 2 DICOM views ea
   model and a paper-sized random model (ResNet50 at 224 px + BERT-base; built and exported to
   ONNX once by `benchmarks/onnx_bench.py`'s functions, cached in ``--workdir``), per runtime;
 - **decode + preprocess**: the build's own decode path (`cxrclip.index.decode.read_view`) and
-  `cxrclip.preprocess.preprocess_array` for each model, in ONE process (files/s per core);
+  `cxrclip.preprocess.preprocess_array` for each model, in ONE process (files per second and
+  per CPU second);
 - **embed**: the image tower alone (`engine.towers.encode_image`, what `Engine.embed_images`
   runs per batch of ``engine.batch_size``) on the preprocessed views, images/s.
 
@@ -177,7 +178,8 @@ def measure_model(name: str, model_dir: Path, runtime: str, archive: Path, input
 # ----- the projection -----------------------------------------------------------------------
 def gpu_projection(decode_per_core: float, image_size: int, gpu: GpuAssumptions = GpuAssumptions()) -> dict:
     """Estimated index-build rate on H200s: the slower of the image tower (from FLOPs) and the
-    CPU decode (measured rate per core x cores per GPU), and the time for the archive."""
+    CPU decode (measured files per CPU second x cores per GPU; scaled by pixel count for full-size
+    images), and the time for the archive."""
     gflop = 2 * gpu.gmacs_per_image
     tower = [gpu.peak_bf16_tflops * 1e3 * u / gflop for u in gpu.utilisation]
     decode = decode_per_core * gpu.cores_per_gpu
