@@ -3,7 +3,6 @@ their figures hold together (exact search is exact, HNSW finds the true neighbou
 store sees the same rows)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,18 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.benchmarks.conftest import script_module
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def ann():
-    """The benchmark script, imported from its file (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("ann_bench", ROOT / "benchmarks" / "ann_bench.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    """benchmarks/ann_bench.py as a module."""
+    yield from script_module("ann_bench")
 
 
 def test_clustered_vectors_are_unit_and_structured(ann):

@@ -3,25 +3,18 @@ place of the paper-sized one, ONNX Runtime only) and its figures hold together; 
 projection's arithmetic is checked by hand."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks.conftest import script_module
+
 
 
 @pytest.fixture(scope="module")
 def bench():
-    """The benchmark script, imported from its file."""
-    spec = importlib.util.spec_from_file_location("index_throughput", ROOT / "benchmarks" / "index_throughput.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    """benchmarks/index_throughput.py as a module."""
+    yield from script_module("index_throughput")
 
 
 def test_tiny_run_prints_positive_figures(bench, tmp_path, capsys):

@@ -3,13 +3,14 @@ of kakaobrain/cxr-clip is available) the official model -> checkpoint -> convert
 on a small text encoder."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.benchmarks.conftest import script_module
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = ROOT / "tests" / "cxrclip_model" / "official_cxrclip_checkpoint_keys.json"
@@ -18,13 +19,8 @@ TINY_BERT = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, int
 
 @pytest.fixture(scope="module")
 def oc():
-    """The benchmark script, imported from its file (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("official_compare", ROOT / "benchmarks" / "official_compare.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    """benchmarks/official_compare.py as a module."""
+    yield from script_module("official_compare")
 
 
 def official_checkout() -> Path | None:
