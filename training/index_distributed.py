@@ -14,6 +14,8 @@ import logging
 import time
 from pathlib import Path
 
+from cxrclip.index.cli import add_dtype_option
+
 log = logging.getLogger("training.index")
 
 
@@ -31,6 +33,7 @@ def register_index(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=2, help="decoding processes per rank")
     p.add_argument("--retry-failed", action="store_true")
+    add_dtype_option(p)
     p.set_defaults(func=run_index_build)
 
 
@@ -98,14 +101,14 @@ def run_index_build(args: argparse.Namespace) -> int:
     """Handler of ``python -m training index build``."""
     import torch.distributed as dist
 
-    from cxrclip.engine import Engine
     from cxrclip.index.build import IndexModelMismatch, utc_now
+    from cxrclip.index.cli import build_dtype, load_engine
     from training.trainer.runtime import setup_runtime, teardown_runtime
 
     started, started_at = time.perf_counter(), utc_now()
     rt = setup_runtime(args.device)
     try:
-        engine = Engine.load(args.model, device=rt.device, runtime=args.runtime)
+        engine = load_engine(args.model, rt.device, args.runtime, build_dtype(args.dtype, str(rt.device)))
         existing = _existing_model(args.out)
         if existing is not None and existing != engine.model_id:
             raise IndexModelMismatch(args.out, existing, engine.model_id)

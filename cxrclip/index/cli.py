@@ -38,6 +38,7 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
                                    "add new files; done files (same path, size, mtime) are skipped.")
     p.add_argument("sources", type=Path, nargs="+", metavar="SOURCE", help="folders (or files) to index")
     p.add_argument("-o", "--out", type=Path, required=True, metavar="INDEX", help="index folder")
+    add_dtype_option(p)
     _add_engine_options(p, model_required=True)
     p.add_argument("--batch-size", type=int, default=32, help="views embedded per batch and per transaction")
     p.add_argument("--workers", type=int, default=2, help="decoding processes (0 = decode in this process)")
@@ -74,11 +75,34 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_info)
 
 
-def load_engine(model_dir: Path, device: str, runtime: str) -> Engine:
-    """The engine of ``model_dir`` (ONNX Runtime when possible under ``runtime="auto"``)."""
+def add_dtype_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dtype", choices=["auto", *BUILD_DTYPES], default="auto",
+                        help="weights for embedding: auto = bfloat16 on CUDA (torch runtime), else float32")
+
+
+BUILD_DTYPES = ("float32", "bfloat16")
+
+
+def build_dtype(choice: str, device: str) -> str:
+    """The dtype a build embeds in: ``choice``, or for "auto" bfloat16 when ``device`` resolves to
+    CUDA (torch runtime; ONNX Runtime here is float32 on CPU) and float32 otherwise."""
+    if choice != "auto":
+        return choice
+    from cxrclip.engine import resolve_device
+
+    try:
+        return "bfloat16" if resolve_device(device).type == "cuda" else "float32"
+    except ImportError:  # no torch: the ONNX Runtime path, float32
+        return "float32"
+
+
+def load_engine(model_dir: Path, device: str, runtime: str, dtype: str = "float32") -> Engine:
+    """The engine of ``model_dir`` (ONNX Runtime when possible under ``runtime="auto"`` and float32)."""
     from cxrclip.engine import Engine
 
-    return Engine.load(model_dir, device=device, runtime=runtime)
+    if dtype == "float32":
+        return Engine.load(model_dir, device=device, runtime=runtime)
+    return Engine.load(model_dir, device=device, runtime=runtime, dtype=dtype)
 
 
 # ----- build ----------------------------------------------------------------------------------
@@ -108,7 +132,7 @@ def run_build(args: argparse.Namespace) -> int:
 
     if args.force_new:
         remove_index(args.out)
-    engine = load_engine(args.model, args.device, args.runtime)
+    engine = load_engine(args.model, args.device, args.runtime, build_dtype(args.dtype, args.device))
     bar = _Bar()
     try:
         report = build_index(args.sources, args.out, engine, batch_size=args.batch_size, workers=args.workers,
@@ -120,7 +144,8 @@ def run_build(args: argparse.Namespace) -> int:
         return 130
     bar.close()
     print(f"{args.out}: added {report.added} views, skipped {report.skipped} done files, {report.failed} failed "
-          f"({report.views_per_second:.1f} views/s, {report.seconds:.1f} s, runtime {engine.runtime})")
+          f"({report.views_per_second:.1f} views/s, {report.seconds:.1f} s, runtime {engine.runtime}, "
+          f"{engine.dtype if engine.runtime == 'torch' else 'float32'})")
     if report.failed:
         print(f"see the failures with: cxrclip index info {args.out}")
     return 0

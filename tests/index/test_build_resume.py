@@ -5,6 +5,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cxrclip.engine import Engine
@@ -124,6 +125,28 @@ def test_cli_force_new_and_info(archive, tmp_path, index_model_dir, capsys):
     assert main(["index", "info", str(out)]) == 0
     text = capsys.readouterr().out
     assert "views: 12" in text and "studies: 6" in text
+
+
+def test_cli_bfloat16_build_embeds_like_float32(archive, tmp_path, index_model_dir, capsys):
+    """--dtype bfloat16 (what "auto" picks on CUDA) casts the torch weights once; the stored
+    embeddings stay within bf16 rounding of the float32 build's."""
+    from cxrclip.cli import main
+    from cxrclip.index.cli import build_dtype
+
+    assert build_dtype("auto", "cpu") == "float32" and build_dtype("bfloat16", "cpu") == "bfloat16"
+    stored = {}
+    for dtype in ("float32", "bfloat16"):
+        out = tmp_path / dtype
+        assert main(["index", "build", str(archive / "mimic"), "-o", str(out), "--model", str(index_model_dir),
+                     "--workers", "0", "--batch-size", "8", "--runtime", "torch", "--dtype", dtype]) == 0
+        assert f"runtime torch, torch.{dtype}" in capsys.readouterr().out
+        with sqlite3.connect(out / "index.sqlite") as db:
+            rows = db.execute("SELECT path, embedding FROM views ORDER BY path").fetchall()
+        stored[dtype] = ([r[0] for r in rows],
+                         np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows]))
+    assert stored["float32"][0] == stored["bfloat16"][0] and len(stored["float32"][0]) == 12
+    cosines = np.sum(stored["float32"][1] * stored["bfloat16"][1], axis=1)
+    assert cosines.min() > 0.98 and not np.array_equal(stored["float32"][1], stored["bfloat16"][1])
 
 
 def test_bad_build_arguments_are_clear(tmp_path, index_engine):
