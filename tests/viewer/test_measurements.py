@@ -3,12 +3,9 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from viewer.model.calibration import UNCALIBRATED, Calibration, calibration_for
 from viewer.model.measurement_store import MeasureContext, MeasurementStore
@@ -99,30 +96,18 @@ def test_measurement_rejects_wrong_point_counts_and_kinds():
     assert m.with_point(1, (5, 5)).points == ((0, 0), (5, 5))
 
 
-def _dicom(path: Path, **tags) -> Path:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    for key, value in tags.items():
-        setattr(ds, key, value)
-    ds.save_as(path, enforce_file_format=True)
-    return path
-
-
-def test_calibration_sources(tmp_path):
+def test_calibration_sources(tmp_path, make_dicom):
     assert calibration_for(View("a", tmp_path / "a.png", pixel_spacing=None)).label == "px"
     ps = View("b", tmp_path / "b.dcm", pixel_spacing=(0.15, 0.15), pixel_spacing_source="PixelSpacing")
     assert calibration_for(ps).label == "mm" and calibration_for(ps).row_mm == 0.15
-    with_factor = _dicom(tmp_path / "c.dcm", ImagerPixelSpacing=[0.22, 0.22],
-                         EstimatedRadiographicMagnificationFactor=1.1)
+    pixels = np.zeros((4, 4), np.uint16)
+    with_factor = make_dicom(pixels, "c.dcm", ImagerPixelSpacing=[0.22, 0.22],
+                             EstimatedRadiographicMagnificationFactor=1.1)
     detector = View("c", with_factor, pixel_spacing=(0.22, 0.22), pixel_spacing_source="ImagerPixelSpacing")
     cal = calibration_for(detector)
     assert cal.label == "mm (detector, corrected ×1.10)"
     assert cal.row_mm == pytest.approx(0.2)
-    without = _dicom(tmp_path / "d.dcm", ImagerPixelSpacing=[0.22, 0.22])
+    without = make_dicom(pixels, "d.dcm", ImagerPixelSpacing=[0.22, 0.22])
     plain = View("d", without, pixel_spacing=(0.22, 0.22), pixel_spacing_source="ImagerPixelSpacing")
     assert calibration_for(plain).label == "mm (detector, uncorrected)"
     assert calibration_for(plain).col_mm == pytest.approx(0.22)

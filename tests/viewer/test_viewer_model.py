@@ -162,32 +162,18 @@ def test_study_rows_hide_identifiers(tree):
     assert hidden.cells()[:3] == ("Anonymous", "", "") and hidden.sort_date == "20240105"
 
 
-def test_measurements_as_a_tid1500_sr_without_identifiers(tmp_path, facts_free_dicom=None):
+def test_measurements_as_a_tid1500_sr_without_identifiers(tmp_path, make_dicom):
     import numpy as np
     import pydicom
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     from viewer.io.scan import scan_folder
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.PatientName, ds.PatientID, ds.PatientBirthDate = "Secret^Sam", "SEC-991", "19500101"
-    ds.StudyDate, ds.AccessionNumber, ds.ReferringPhysicianName = "20240202", "ACC-7731", "Doc^Who"
-    ds.StudyID, ds.StudyTime, ds.PatientSex = "S1", "101010", "M"
-    ds.Modality, ds.ViewPosition, ds.PixelSpacing = "DX", "PA", [0.5, 0.5]
-    ds.Rows = ds.Columns = 20
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = np.full((20, 20), 7, np.uint16).tobytes()
-    (tmp_path / "d").mkdir()
-    ds.save_as(tmp_path / "d" / "pa.dcm", enforce_file_format=True)
+    path = make_dicom(np.full((20, 20), 7, np.uint16), "d/pa.dcm", bits_stored=12,
+                      PatientName="Secret^Sam", PatientID="SEC-991", PatientBirthDate="19500101",
+                      StudyDate="20240202", AccessionNumber="ACC-7731", ReferringPhysicianName="Doc^Who",
+                      StudyID="S1", StudyTime="101010", PatientSex="M", Modality="DX", ViewPosition="PA",
+                      PixelSpacing=[0.5, 0.5])
+    ds = pydicom.dcmread(path)
     model = ViewerModel()
     model.set_scan(scan_folder(tmp_path / "d"))
     model.open_study(model.tree.studies()[0])

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from PySide6.QtCore import QPoint, Qt
+
+from tests.viewer.conftest import build_dataset
 
 SIZE = 300
 HEART = (100, 220)  # columns of the heart's borders: 120 px wide
@@ -25,26 +25,12 @@ def _chest(size: int = SIZE) -> np.ndarray:
 
 def write_dicom(path: Path, pixels: np.ndarray, spacing: list[float] | None,
                 imager: list[float] | None = None, magnification: float | None = None) -> Path:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.PatientName, ds.PatientID, ds.StudyDate = "Test^Measure", "M-1", "20240101"
-    ds.Modality, ds.ViewPosition, ds.InstanceNumber = "DX", "PA", 1
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    if spacing is not None:
-        ds.PixelSpacing = spacing
-    if imager is not None:
-        ds.ImagerPixelSpacing = imager
-    if magnification is not None:
-        ds.EstimatedRadiographicMagnificationFactor = magnification
-    ds.PixelData = np.ascontiguousarray(pixels).tobytes()
+    """A 12-bit DX PA view with the given calibration tags (None: tag absent)."""
+    tags = {"PixelSpacing": spacing, "ImagerPixelSpacing": imager,
+            "EstimatedRadiographicMagnificationFactor": magnification}
+    ds = build_dataset(pixels, bits_stored=12, PatientName="Test^Measure", PatientID="M-1",
+                       StudyDate="20240101", Modality="DX", ViewPosition="PA", InstanceNumber=1,
+                       **{key: value for key, value in tags.items() if value is not None})
     ds.save_as(path, enforce_file_format=True)
     return path
 
