@@ -238,10 +238,25 @@ def fake_host() -> FakeHost:
     return FakeHost()
 
 
+def activate_plugin(qtbot, host: Any, settings_path: Path, service_factory: Any = None) -> Any:
+    """A `CxrClipFindingsPlugin` (settings in an ini file) activated on ``host``; its panels
+    belong to ``qtbot``. The caller deactivates it."""
+    from PySide6.QtCore import QSettings
+
+    from plugins.cxrclip_findings.plugin import CxrClipFindingsPlugin
+
+    plugin = CxrClipFindingsPlugin(service_factory, QSettings(str(settings_path), QSettings.Format.IniFormat))
+    plugin.activate(host)
+    for panel in host.panels.values():
+        qtbot.addWidget(panel)
+    return plugin
+
+
 @pytest.fixture
 def helpers():
     """Module helpers for test files (they cannot import each other)."""
     return type("Helpers", (), {"make_study": staticmethod(make_study),
                                 "study_handle": staticmethod(study_handle),
                                 "write_dx": staticmethod(write_dx),
-                                "chest_like": staticmethod(chest_like)})
+                                "chest_like": staticmethod(chest_like),
+                                "activate_plugin": staticmethod(activate_plugin)})

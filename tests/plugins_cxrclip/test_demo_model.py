@@ -8,9 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings
-
-from plugins.cxrclip_findings.plugin import CxrClipFindingsPlugin
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "assets" / "models" / "cxrclip-demo"
@@ -30,14 +27,10 @@ def _sample(word: str) -> Path:
 
 
 @pytest.fixture
-def demo_plugin(qtbot, fake_host, tmp_path, monkeypatch):
+def demo_plugin(qtbot, fake_host, tmp_path, monkeypatch, helpers):
     monkeypatch.setenv("CXRCLIP_MODEL", str(DEMO))
     monkeypatch.setenv("CXRCLIP_THREADS", "1")
-    plugin = CxrClipFindingsPlugin(settings=QSettings(str(tmp_path / "s.ini"),
-                                                      QSettings.Format.IniFormat))
-    plugin.activate(fake_host)
-    for panel in fake_host.panels.values():
-        qtbot.addWidget(panel)
+    plugin = helpers.activate_plugin(qtbot, fake_host, tmp_path / "s.ini")
     qtbot.waitUntil(lambda: plugin.controller.service is not None, timeout=WAIT)
     yield plugin
     plugin.deactivate()

@@ -7,10 +7,8 @@ import threading
 import numpy as np
 import pydicom
 import pytest
-from PySide6.QtCore import QSettings
 
 from plugins.cxrclip_findings.overlays import LAYER_NAME
-from plugins.cxrclip_findings.plugin import CxrClipFindingsPlugin
 from plugins.cxrclip_findings.service import FindingsService
 
 PATIENT_NAME = "PHANTOM^Testpatient"
@@ -18,18 +16,14 @@ WAIT = 60_000
 
 
 @pytest.fixture
-def make_plugin(qtbot, fake_host, tiny_model_dir, bank_dir, tmp_path, monkeypatch):
+def make_plugin(qtbot, fake_host, tiny_model_dir, bank_dir, tmp_path, monkeypatch, helpers):
     """Activate plugins on the fake host; they are deactivated (worker stopped) at teardown."""
     monkeypatch.setenv("CXRCLIP_MODEL", str(tiny_model_dir))
     monkeypatch.setenv("CXRCLIP_SENTENCE_BANK", str(bank_dir))
     made = []
 
     def make(service_factory=None):
-        settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-        plugin = CxrClipFindingsPlugin(service_factory, settings)
-        plugin.activate(fake_host)
-        for panel in fake_host.panels.values():
-            qtbot.addWidget(panel)
+        plugin = helpers.activate_plugin(qtbot, fake_host, tmp_path / "settings.ini", service_factory)
         made.append(plugin)
         return plugin
 

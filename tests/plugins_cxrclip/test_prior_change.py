@@ -9,11 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings
 
 from cxrclip.zero_shot import FindingScore, ViewScore
 from plugins.cxrclip_findings.compare_panel import COLUMNS
-from plugins.cxrclip_findings.plugin import CxrClipFindingsPlugin
 from plugins.cxrclip_findings.prior_change import compare_findings, match_views
 from plugins.cxrclip_findings.prompt_panel import PRIOR_COLUMN
 
@@ -61,13 +59,10 @@ def test_views_are_matched_by_label() -> None:
 
 
 @pytest.fixture
-def tiny_plugin(qtbot, fake_host, tiny_model_dir, bank_dir, tmp_path, monkeypatch):
+def tiny_plugin(qtbot, fake_host, tiny_model_dir, bank_dir, tmp_path, monkeypatch, helpers):
     monkeypatch.setenv("CXRCLIP_MODEL", str(tiny_model_dir))
     monkeypatch.setenv("CXRCLIP_SENTENCE_BANK", str(bank_dir))
-    plugin = CxrClipFindingsPlugin(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
-    plugin.activate(fake_host)
-    for panel in fake_host.panels.values():
-        qtbot.addWidget(panel)
+    plugin = helpers.activate_plugin(qtbot, fake_host, tmp_path / "s.ini")
     qtbot.waitUntil(lambda: plugin.controller.service is not None, timeout=WAIT)
     yield plugin
     plugin.deactivate()
@@ -111,15 +106,12 @@ def test_prior_scores_stay_in_the_prior_results_and_are_reused(qtbot, tiny_plugi
 
 
 @pytest.fixture
-def demo_plugin(qtbot, fake_host, tmp_path, monkeypatch):
+def demo_plugin(qtbot, fake_host, tmp_path, monkeypatch, helpers):
     if not (DEMO / "config.json").is_file():
         pytest.skip("bundled demo model assets/models/cxrclip-demo is not present")
     monkeypatch.setenv("CXRCLIP_MODEL", str(DEMO))
     monkeypatch.setenv("CXRCLIP_THREADS", "1")
-    plugin = CxrClipFindingsPlugin(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
-    plugin.activate(fake_host)
-    for panel in fake_host.panels.values():
-        qtbot.addWidget(panel)
+    plugin = helpers.activate_plugin(qtbot, fake_host, tmp_path / "s.ini")
     qtbot.waitUntil(lambda: plugin.controller.service is not None, timeout=WAIT)
     yield plugin
     plugin.deactivate()

@@ -7,10 +7,9 @@ import stat
 
 import pydicom
 import pytest
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QMessageBox
 
-from plugins.cxrclip_findings.plugin import CxrClipFindingsPlugin
 from plugins.cxrclip_findings.settings import SETTINGS_KEY_MODEL
 from plugins.cxrclip_findings.study_state import study_key
 
@@ -20,17 +19,13 @@ Button = QMessageBox.StandardButton
 
 
 @pytest.fixture
-def make_plugin(qtbot, fake_host, tiny_model_dir, bank_dir, tmp_path, monkeypatch):
+def make_plugin(qtbot, fake_host, tiny_model_dir, bank_dir, tmp_path, monkeypatch, helpers):
     monkeypatch.setenv("CXRCLIP_MODEL", str(tiny_model_dir))
     monkeypatch.setenv("CXRCLIP_SENTENCE_BANK", str(bank_dir))
     made = []
 
     def make():
-        settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-        plugin = CxrClipFindingsPlugin(None, settings)
-        plugin.activate(fake_host)
-        for panel in fake_host.panels.values():
-            qtbot.addWidget(panel)
+        plugin = helpers.activate_plugin(qtbot, fake_host, tmp_path / "settings.ini")
         made.append(plugin)
         return plugin
 
