@@ -253,6 +253,19 @@ def activate_plugin(qtbot, host: Any, settings_path: Path, service_factory: Any 
 
 
 @pytest.fixture
+def demo_plugin(qtbot, fake_host, tmp_path, monkeypatch):
+    """The plugin on the fake host with the bundled demo model loaded (one engine thread)."""
+    if not (DEMO_MODEL / "config.json").is_file():
+        pytest.skip("bundled demo model assets/models/cxrclip-demo is not present")
+    monkeypatch.setenv("CXRCLIP_MODEL", str(DEMO_MODEL))
+    monkeypatch.setenv("CXRCLIP_THREADS", "1")
+    plugin = activate_plugin(qtbot, fake_host, tmp_path / "s.ini")
+    qtbot.waitUntil(lambda: plugin.controller.service is not None, timeout=180_000)
+    yield plugin
+    plugin.deactivate()
+
+
+@pytest.fixture
 def helpers():
     """Module helpers for test files (they cannot import each other)."""
     return type("Helpers", (), {"make_study": staticmethod(make_study),

@@ -26,16 +26,6 @@ def _sample(word: str) -> Path:
     return next(p for p in sorted(SAMPLES.iterdir()) if word in p.name)
 
 
-@pytest.fixture
-def demo_plugin(qtbot, fake_host, tmp_path, monkeypatch, helpers):
-    monkeypatch.setenv("CXRCLIP_MODEL", str(DEMO))
-    monkeypatch.setenv("CXRCLIP_THREADS", "1")
-    plugin = helpers.activate_plugin(qtbot, fake_host, tmp_path / "s.ini")
-    qtbot.waitUntil(lambda: plugin.controller.service is not None, timeout=WAIT)
-    yield plugin
-    plugin.deactivate()
-
-
 def _open(qtbot, plugin, helpers, folder: Path):
     handle = helpers.study_handle(folder)
     plugin.study_opened(handle)

@@ -105,18 +105,6 @@ def test_prior_scores_stay_in_the_prior_results_and_are_reused(qtbot, tiny_plugi
     assert tiny_plugin.change_panel.tree.isHidden() and tiny_plugin.change_panel.rows() == []
 
 
-@pytest.fixture
-def demo_plugin(qtbot, fake_host, tmp_path, monkeypatch, helpers):
-    if not (DEMO / "config.json").is_file():
-        pytest.skip("bundled demo model assets/models/cxrclip-demo is not present")
-    monkeypatch.setenv("CXRCLIP_MODEL", str(DEMO))
-    monkeypatch.setenv("CXRCLIP_THREADS", "1")
-    plugin = helpers.activate_plugin(qtbot, fake_host, tmp_path / "s.ini")
-    qtbot.waitUntil(lambda: plugin.controller.service is not None, timeout=WAIT)
-    yield plugin
-    plugin.deactivate()
-
-
 @pytest.mark.slow
 def test_demo_model_on_the_sample_pair(qtbot, demo_plugin, fake_host, helpers):
     plugin, c = demo_plugin, demo_plugin.controller
