@@ -16,7 +16,6 @@ from plugins.cxrclip_findings.prior_change import compare_findings, match_views
 from plugins.cxrclip_findings.prompt_panel import PRIOR_COLUMN
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / "assets" / "models" / "cxrclip-demo"
 SAMPLES = REPO / "assets" / "sample_studies"
 CURRENT = SAMPLES / "02_cardiomegaly_bilateral_effusions"
 PRIOR = SAMPLES / "04_prior_of_02_pneumothorax_effusion"  # the same patient, 97 days earlier
