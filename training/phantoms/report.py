@@ -263,6 +263,21 @@ def _negatives(w: _Writer, names: set[str]) -> None:
         options.append((_pick(r, ("The lungs are clear.", "No focal consolidation.",
                                   "No focal airspace opacity to suggest pneumonia.")),
                         {"Consolidation": 0, "Pneumonia": 0}))
+        options.append((_pick(r, ("No focal lung opacity.", "No airspace or interstitial opacity.")),
+                        {"Lung Opacity": 0}))
+    if "Lung Lesion" not in names:
+        options.append((_pick(r, ("No pulmonary nodule or mass is identified.",
+                                  "No lung nodules or masses.")), {"Lung Lesion": 0}))
+    if "Atelectasis" not in names:
+        options.append((_pick(r, ("No atelectasis.", "No focal atelectasis at the lung bases.")),
+                        {"Atelectasis": 0}))
+    if "Pleural Other" not in names:
+        options.append((_pick(r, ("No pleural thickening or calcification.",
+                                  "No calcified pleural plaque.")), {"Pleural Other": 0}))
+    if "Support Devices" not in names:
+        options.append((_pick(r, ("No support devices are present.",
+                                  "No indwelling catheter or tube is seen.")),
+                        {"Support Devices": 0}))
     if "Edema" not in names:
         options.append(("No pulmonary edema.", {"Edema": 0}))
     pl = {"Pleural Effusion", "Pneumothorax"} - names
