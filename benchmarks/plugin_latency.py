@@ -336,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     win.show()
     wait(app, lambda: "CXR-CLIP findings" in win.plugin_host.registry.names())
     plugin = next(a.plugin for a in win.plugin_host.registry.active if a.manifest is MANIFEST)
+    wait(app, lambda: plugin.built)  # panels are built a step per event-loop turn
     plugin.prompt_panel.timer.setInterval(args.debounce_ms)
     STATE["describe"] = lambda: (
         f"findings status {plugin.findings_panel.status.label.text()!r}, "

@@ -9,7 +9,11 @@ with ``CXRCLIP_RUNTIME=torch|onnx``. An import hook wraps the main window's
 python started, window created, window shown, scan done, plugin active, study
 drawn, model ready, findings) and to run a 10 ms ``QTimer`` on the UI thread
 from the window's creation to the findings: the gaps between its ticks are
-the UI stalls (the longest, how many over 100 ms, and when each ended).
+the UI stalls (the longest, how many over 100 ms, and when each ended). Stalls
+count from the window's first frame (its first paint), when a person can first
+see and use it; the gap that ends with the first frame (showing and painting the
+window) is reported on its own as ``first_frame_gap_ms``, and
+``max_ui_stall_incl_first_frame_ms`` is the longest gap from the window's creation.
 
 The parent runs ``--warm`` unmeasured launches per runtime (prompt-embedding
 cache and disk cache warm), then ``--runs`` measured ones per runtime,
@@ -41,8 +45,10 @@ ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "assets" / "sample_studies" / "01_normal"
 MODEL = ROOT / "assets" / "models" / "cxrclip-demo"
 START_ENV = "CXRCLIP_BENCH_T0"  # the parent's wall clock just before it starts the child
+SAMPLE_ENV = "CXRCLIP_BENCH_SAMPLE_STALLS"  # "1": name what the UI thread ran during each stall
 PLUGIN_NAME = "CXR-CLIP findings"
-KEYS = ("start_to_findings_s", "model_ready_s", "study_drawn_s", "max_ui_stall_ms", "stalls_over_100ms")
+KEYS = ("start_to_findings_s", "model_ready_s", "study_drawn_s", "first_frame_s", "max_ui_stall_ms",
+        "stalls_over_100ms", "first_frame_gap_ms")
 
 
 # ----- child: the viewer, observed -------------------------------------------------------
@@ -69,15 +75,32 @@ class _Probe:
         self.timer.setInterval(10)
         self.timer.timeout.connect(self._tick)
         self.timer.start()
+        window.installEventFilter(self._first_paint_filter())
         window.scan_finished.connect(lambda _n: self.mark("scan_done"))
         window.study_ready.connect(lambda _uid: self.mark("study_drawn"))
         QTimer.singleShot(int(self.timeout * 1000), lambda: self._finish("timed out"))
+
+    def _first_paint_filter(self) -> Any:
+        """An event filter that marks ``first_frame`` after the window's first paint."""
+        from PySide6.QtCore import QEvent, QObject
+
+        probe = self
+
+        class FirstPaint(QObject):
+            def eventFilter(self, watched, event):  # noqa: N802 - Qt's name
+                if event.type() == QEvent.Type.Paint and "first_frame" not in probe.marks:
+                    probe.first_frame_tick = len(probe.ticks)  # ticks before it: before the first frame
+                    probe.mark("first_frame")
+                return False
+
+        self._filter = FirstPaint(self.window)
+        return self._filter
 
     def _tick(self) -> None:
         self.ticks.append(time.time())
         if self.plugin is None:
             self._find_plugin()
-        elif self.plugin.findings_panel.tree.topLevelItemCount() > 0:
+        elif getattr(self.plugin, "built", True) and self.plugin.findings_panel.tree.topLevelItemCount() > 0:
             self.mark("findings")
             self._finish()
 
@@ -99,9 +122,17 @@ class _Probe:
         self.result = self._summary(error)
         self.window.close()  # the app's event loop ends with its last window
 
+    def _causes(self, gaps: list[tuple[float, float]]) -> list:
+        sampler = getattr(self, "sampler", None)
+        if sampler is None:
+            return []
+        return [[round(1000 * g), sampler.explain(self.t0 + at - g, self.t0 + at)] for g, at in gaps if g > 0.08]
+
     def _summary(self, error: str) -> dict:
-        gaps = [(b - a, b - self.t0) for a, b in zip(self.ticks, self.ticks[1:])]
-        tree = self.plugin.findings_panel.tree if self.plugin is not None else None
+        all_gaps = [(b - a, b - self.t0) for a, b in zip(self.ticks, self.ticks[1:])]
+        first = getattr(self, "first_frame_tick", 0)  # gaps[first - 1] ends after the first paint
+        gaps = all_gaps[first:]
+        tree = self.plugin.findings_panel.tree if self.plugin is not None and getattr(self.plugin, "built", True) else None
         service = getattr(getattr(self.plugin, "controller", None), "service", None)
         return {"error": error, "runtime": getattr(getattr(service, "engine", None), "runtime", None),
                 "findings": tree.topLevelItemCount() if tree is not None else 0,
@@ -109,11 +140,52 @@ class _Probe:
                 "start_to_findings_s": self.marks.get("findings", float("nan")),
                 "model_ready_s": self.marks.get("model_ready", float("nan")),
                 "study_drawn_s": self.marks.get("study_drawn", float("nan")),
+                "first_frame_s": self.marks.get("first_frame", float("nan")),
+                "first_frame_gap_ms": 1000 * all_gaps[first - 1][0] if 0 < first <= len(all_gaps) else 0.0,
                 "max_ui_stall_ms": 1000 * max((g for g, _ in gaps), default=0.0),
+                "max_ui_stall_incl_first_frame_ms": 1000 * max((g for g, _ in all_gaps), default=0.0),
                 "stalls_over_100ms": sum(g > 0.1 for g, _ in gaps),
                 "stalls": [[round(1000 * g), round(at, 3)] for g, at in gaps if g > 0.1],
+                "stall_causes": self._causes(gaps),
                 "timeline": {k: round(v, 3) for k, v in sorted(self.marks.items(), key=lambda kv: kv[1])},
                 "torch_imported": "torch" in sys.modules, "highdicom_imported": "highdicom" in sys.modules}
+
+
+class _StallSampler:
+    """Samples the UI thread's Python stack every 5 ms from a daemon thread, so each stall
+    can be attributed: the most frequent repository frames inside it (``--sample-stalls``).
+    A stall spent in Qt's C++ with no Python frame of ours shows as ``(Qt / event loop)``."""
+
+    def __init__(self, period: float = 0.005) -> None:
+        import threading
+
+        self.main_id = threading.main_thread().ident
+        self.period, self.samples = period, []
+        threading.Thread(target=self._run, name="stall-sampler", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.period)
+            frame = sys._current_frames().get(self.main_id)
+            self.samples.append((time.time(), self._ours(frame)))
+
+    @staticmethod
+    def _ours(frame: Any) -> str:
+        names = []
+        while frame is not None and len(names) < 3:
+            path = frame.f_code.co_filename
+            if str(ROOT) in path and "benchmarks" not in path:
+                names.append(f"{Path(path).stem}.{frame.f_code.co_name}:{frame.f_lineno}")
+            frame = frame.f_back
+        return " < ".join(names) or "(Qt / event loop)"
+
+    def explain(self, start: float, end: float, top: int = 3) -> list[list]:
+        """The ``top`` stacks sampled in [start, end) with their share of the samples."""
+        from collections import Counter
+
+        inside = Counter(name for t, name in self.samples if start <= t < end)
+        total = sum(inside.values()) or 1
+        return [[name, round(count / total, 2)] for name, count in inside.most_common(top)]
 
 
 class _WrapMainWindow(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -156,6 +228,8 @@ def _child(timeout: float) -> dict:
     """Run the viewer (this process is fresh) and observe it."""
     probe = _Probe(float(os.environ.get(START_ENV, time.time())), timeout)
     probe.mark("python_started")
+    if os.environ.get(SAMPLE_ENV) == "1":
+        probe.sampler = _StallSampler()
     sys.meta_path.insert(0, _WrapMainWindow(probe))
     from viewer.app import main as viewer_main
 
@@ -223,8 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first", action="store_true",
                         help="also measure one launch per runtime with an empty prompt-embedding cache")
     parser.add_argument("--tree", type=Path, help="also measure this checkout's code (ONNX runtime)")
+    parser.add_argument("--sample-stalls", action="store_true",
+                        help="name what the UI thread ran during each stall (adds a sampling thread)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.sample_stalls:
+        os.environ[SAMPLE_ENV] = "1"  # the children inherit it
     if args.child:
         print(json.dumps(_child(args.timeout)), flush=True)
         return 0

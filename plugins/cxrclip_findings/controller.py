@@ -114,6 +114,7 @@ class FindingsController(QObject):
         self.sentence_k = 8
         self.dropped = 0
         self.prior = PriorComparison(self)  # the prior shown beside the study ("Compare with prior")
+        self._held: list[JobResult] | None = None  # results kept while the panels are built
 
     # ----- the open study's results (read-only views of the ResultsStore) -------------
     @property
@@ -372,9 +373,24 @@ class FindingsController(QObject):
         study_gen = job.meta.get("study_gen")
         return study_gen is None or self.gens.is_current("study", study_gen)
 
+    def hold_results(self) -> None:
+        """Keep engine results (in order) until `release_results`: the panels that show
+        them are still being built. The engine goes on working meanwhile."""
+        if self._held is None:
+            self._held = []
+
+    def release_results(self) -> None:
+        """Deliver the results kept since `hold_results`, then deliver as they come."""
+        held, self._held = self._held or [], None
+        for result in held:
+            self._on_result(result)
+
     def _on_result(self, result: JobResult) -> None:
         job = result.job
         if self.worker.stopping.is_set():  # a result queued before shutdown: nobody wants it
+            return
+        if self._held is not None:
+            self._held.append(result)
             return
         if not self._is_current(job):
             self.dropped += 1

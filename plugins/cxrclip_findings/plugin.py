@@ -1,9 +1,9 @@
 """The CXR-CLIP findings plugin: panels, menu actions and hooks wired to the controller.
 
-Activation adds four docks (Findings, Prompt, Report, Model), a "CXR-CLIP"
-menu, a File ▸ Export format (view with heatmap and colour bar), and starts
-loading the model in the engine worker; opening a study never waits on the
-model. Drafts are kept per study in the user's data folder. See
+Activation starts loading the model in the engine worker, then adds the docks
+(Findings, Prompt, Report, Model, Change, Search), a "CXR-CLIP" menu and a
+File ▸ Export format (view with heatmap and colour bar) a step per event-loop
+turn; opening a study never waits on the model. Drafts are kept per study in the user's data folder. See
 docs/plugin_cxrclip.md.
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ from plugins.cxrclip_findings.prompt_panel import PromptPanel
 from plugins.cxrclip_findings.report_panel import ReportPanel
 from plugins.cxrclip_findings.search_panel import install_search_panel
 from plugins.cxrclip_findings.settings import SETTINGS_KEY_MODEL, resolve_model_dir
+from plugins.cxrclip_findings.staged_build import StagedBuild
 from plugins.cxrclip_findings.study_state import DraftStore, default_data_dir
 from viewer.plugin_api import BasePlugin, PluginHost, StudyHandle, ViewHandle
 
@@ -61,38 +62,85 @@ class CxrClipFindingsPlugin(BasePlugin):
         self.controller: FindingsController | None = None
         self.exports: Exports | None = None
         self.docks: dict[str, Any] = {}
+        self._build: StagedBuild | None = None
+        self._waiting_hooks: list[Any] = []
 
     # ----- activation ---------------------------------------------------------------
     def activate(self, host: PluginHost) -> None:
-        """Start loading the model in the worker, then build panels and menu (the model
-        loads while they are built: it is the longest step before the first findings)."""
+        """Start loading the model in the worker, then build panels, docks and menu a step
+        per event-loop turn (`StagedBuild`), so the window stays responsive while they are
+        built. Until the build is done, the host's hooks and the engine's results wait
+        (in order); `finish_building()` completes it at once."""
         super().activate(host)
         drafts = DraftStore(data_dir(self._data_folder) / "drafts")
         c = self.controller = FindingsController(host, MANIFEST, self._service_factory,
                                                  drafts=drafts)
+        c.hold_results()
         model_dir, source = resolve_model_dir(self._saved_model_dir())
         log.info("CXR-CLIP model from %s: %s", source, model_dir)
         c.load_model(model_dir)
-        self.findings_panel = FindingsPanel(c)
-        self.prompt_panel = PromptPanel(c)
+        self._waiting_hooks: list[Any] = []
+        self._build = StagedBuild([self._build_findings, self._build_prompt, self._build_report,
+                                   self._build_model_and_change, self._add_docks, self._add_search],
+                                  self._built, parent=c)
+        self._build.start()
+
+    @property
+    def built(self) -> bool:
+        """True once every panel, dock and menu action exists."""
+        return self._build is not None and self._build.done
+
+    def finish_building(self) -> None:
+        """Build what is left now (tests, and callers that need the panels at once)."""
+        if self._build is not None:
+            self._build.finish()
+
+    def _build_findings(self) -> None:
+        self.findings_panel = FindingsPanel(self.controller)
+
+    def _build_prompt(self) -> None:
+        self.prompt_panel = PromptPanel(self.controller)
+
+    def _build_report(self) -> None:
         self.exports = Exports(self)
-        self.report_panel = ReportPanel(c, self.exports.json_dialog, self.exports.sr_dialog)
-        self.model_panel = ModelPanel(c, self.load_model_dialog, self.convert_dialog)
-        self.change_panel = ChangePanel(c)
+        self.report_panel = ReportPanel(self.controller, self.exports.json_dialog, self.exports.sr_dialog)
+
+    def _build_model_and_change(self) -> None:
+        self.model_panel = ModelPanel(self.controller, self.load_model_dialog, self.convert_dialog)
+        self.change_panel = ChangePanel(self.controller)
+
+    def _add_docks(self) -> None:
         for title, panel in (("Findings", self.findings_panel), ("Prompt", self.prompt_panel),
                              ("Report", self.report_panel), ("Model", self.model_panel),
                              ("Change", self.change_panel)):
-            self.docks[title] = host.add_dock_panel(title, panel, "right")
+            self.docks[title] = self.host.add_dock_panel(title, panel, "right")
         self._arrange_docks()
-        self._add_actions(host)
-        self.search_panel = install_search_panel(host, c, self._qsettings(), self.docks, MENU)
+        self._add_actions(self.host)
+
+    def _add_search(self) -> None:
+        self.search_panel = install_search_panel(self.host, self.controller, self._qsettings(),
+                                                 self.docks, MENU)
+
+    def _built(self) -> None:
+        c = self.controller
         c.model_ready.connect(self._model_loaded)
         c.model_failed.connect(lambda _m: setattr(self, "_pending_default", None))
         c.study_changed.connect(lambda *_a: self.report_panel.set_phi_hidden(self.phi_hidden))
         self.report_panel.set_phi_hidden(self.phi_hidden)
-        phi_changed = getattr(getattr(host, "main_window", None), "phi_hidden_changed", None)
+        phi_changed = getattr(getattr(self.host, "main_window", None), "phi_hidden_changed", None)
         if phi_changed is not None:
             phi_changed.connect(self.report_panel.set_phi_hidden)
+        waiting, self._waiting_hooks = self._waiting_hooks, []
+        for hook in waiting:
+            hook()
+        c.release_results()
+
+    def _when_built(self, hook: Any) -> None:
+        """Run a host hook now, or once the panels exist (in the order the hooks came)."""
+        if self.built:
+            hook()
+        else:
+            self._waiting_hooks.append(hook)
 
     @property
     def phi_hidden(self) -> bool:
@@ -142,15 +190,18 @@ class CxrClipFindingsPlugin(BasePlugin):
 
     # ----- hooks --------------------------------------------------------------------
     def study_opened(self, study: StudyHandle) -> None:
-        self.controller.open_study(study)
+        self._when_built(lambda: self.controller.open_study(study))
 
     def study_not_applicable(self, study: StudyHandle, reason: str) -> None:
-        self.controller.study_not_applicable(study, reason)
+        self._when_built(lambda: self.controller.study_not_applicable(study, reason))
 
     def view_selected(self, view: ViewHandle) -> None:
-        self.controller.select_view(view.view_id)
+        self._when_built(lambda: self.controller.select_view(view.view_id))
 
     def prior_changed(self, prior: StudyHandle | None) -> None:
+        self._when_built(lambda: self._compare_with(prior))
+
+    def _compare_with(self, prior: StudyHandle | None) -> None:
         """Compare with prior: score the prior too and bring the Change tab forward (back
         to Findings when the comparison ends)."""
         self.controller.prior.set_prior(prior)
@@ -159,10 +210,15 @@ class CxrClipFindingsPlugin(BasePlugin):
             dock.raise_()
 
     def study_closed(self, study: StudyHandle) -> None:
+        self._when_built(lambda: self._close(study))
+
+    def _close(self, study: StudyHandle) -> None:
         if self.controller.study is not None and self.controller.study.handle is study:
             self.controller.close_study()
 
     def deactivate(self) -> None:
+        if self._build is not None:
+            self._build.cancel()
         if getattr(self, "search_panel", None) is not None:
             self.search_panel.shutdown()
         if self.exports is not None:

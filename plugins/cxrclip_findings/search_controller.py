@@ -108,11 +108,17 @@ class SearchController(QObject):
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
-        self._preload()
+        self._preloaded = False
 
-    def _preload(self) -> None:
+    def preload(self) -> None:
         """Import the index package on the query thread (a third of a second on a busy CPU),
-        so that checking the filter field on the UI thread finds it imported."""
+        so that checking the filter field on the UI thread finds it imported. Called when
+        the Search panel is first shown, not at start-up, where the import would compete
+        with the window and the model load for the CPU and the GIL."""
+        if self._preloaded:
+            return
+        self._preloaded = True
+
         def run() -> None:
             import cxrclip.index  # noqa: F401
 

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, QSize, Qt
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QFileDialog, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QProgressBar,
@@ -69,6 +69,7 @@ def result_tooltip(row: dict[str, Any]) -> str:
     """Study UID, folder and files (those are hidden by ``to_dict(hide_phi=True)`` already)."""
     files = "\n".join(str(f) for f in row.get("files") or [])
     return f"Study {row.get('study_uid') or row['study_key']}\n{row['folder']}\n{files}".strip()
+PRELOAD_AFTER_MS = 1000  # the Search panel imports cxrclip.index once shown this long
 
 
 class SearchPanel(QWidget):
@@ -87,6 +88,17 @@ class SearchPanel(QWidget):
         self._build_widgets()
         self._lay_out()
         self._connect()
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        """Still shown a second later (the user chose the tab; at start-up the dock shows
+        briefly before it is tabbed under Findings): import the index package in the
+        background (see `SearchController.preload`)."""
+        QTimer.singleShot(PRELOAD_AFTER_MS, self._preload_if_shown)
+        super().showEvent(event)
+
+    def _preload_if_shown(self) -> None:
+        if self.isVisible():
+            self.controller.preload()
 
     # ----- construction ---------------------------------------------------------------
     def _build_widgets(self) -> None:

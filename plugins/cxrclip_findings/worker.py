@@ -23,6 +23,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from plugins.cxrclip_findings.requests import Job, LatestQueue, QueueClosed
+from viewer.io.priority import lower_thread_priority
 
 log = logging.getLogger(__name__)
 STOP_WAIT_MS = 1000
@@ -65,7 +66,9 @@ class EngineWorker(QObject):
         return self._thread is not None and self._thread.is_alive()
 
     def run(self) -> None:
-        """Take and run jobs until the queue is closed."""
+        """Take and run jobs until the queue is closed (at a lower CPU priority than the UI
+        thread; the ONNX Runtime threads it creates inherit it)."""
+        lower_thread_priority()
         while True:
             try:
                 job = self.queue.take(timeout=0.5)

@@ -215,7 +215,7 @@ class ManifestEntryPoint:
 @pytest.fixture
 def plugin_window(qtbot, tmp_path, tiny_model_dir, bank_dir, monkeypatch):
     """The viewer's main window with only the CXR-CLIP plugin (tiny model, sandboxed settings),
-    once the plugin has activated (its model may still be loading)."""
+    once the plugin has activated and built its panels (its model may still be loading)."""
     from PySide6.QtCore import QSettings
 
     from plugins.cxrclip_findings.manifest import MANIFEST
@@ -229,6 +229,8 @@ def plugin_window(qtbot, tmp_path, tiny_model_dir, bank_dir, monkeypatch):
     qtbot.addWidget(win)
     win.show()
     qtbot.waitUntil(lambda: MANIFEST.name in win.plugin_host.registry.names(), timeout=60_000)
+    plugin = next(a.plugin for a in win.plugin_host.registry.active if a.manifest is MANIFEST)
+    qtbot.waitUntil(lambda: plugin.built, timeout=60_000)
     yield win
     win.plugin_host.shutdown()
 
@@ -247,6 +249,7 @@ def activate_plugin(qtbot, host: Any, settings_path: Path, service_factory: Any 
 
     plugin = CxrClipFindingsPlugin(service_factory, QSettings(str(settings_path), QSettings.Format.IniFormat))
     plugin.activate(host)
+    plugin.finish_building()  # the panels now, not a step per event-loop turn
     for panel in host.panels.values():
         qtbot.addWidget(panel)
     return plugin

@@ -229,3 +229,23 @@ def test_index_of_another_model_is_refused_with_its_message(qtbot, window, archi
     panel.start_build([archive], index_dir)
     qtbot.waitUntil(lambda: bool(failures), timeout=WAIT)
     assert "another-model-0123456789abcdef" in failures[0] and "Build failed" in panel.message.text()
+
+
+def test_index_package_is_imported_only_once_the_panel_stays_shown(qtbot, monkeypatch):
+    from plugins.cxrclip_findings import search_panel as module
+    from plugins.cxrclip_findings.search_controller import SearchController
+    from plugins.cxrclip_findings.search_panel import SearchPanel
+
+    monkeypatch.setattr(module, "PRELOAD_AFTER_MS", 50)
+    controller = SearchController(lambda: None)
+    calls = []
+    monkeypatch.setattr(controller, "preload", lambda: calls.append(1))
+    panel = SearchPanel(controller)
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.hide()  # shown for a moment, as at start-up before the dock is tabbed
+    qtbot.wait(200)
+    assert calls == []
+    panel.show()
+    qtbot.waitUntil(lambda: calls == [1], timeout=5_000)
+    controller.shutdown()

@@ -48,6 +48,7 @@ def test_model_load_starts_before_the_panels_and_the_model_panel_says_so(
     plugin = CxrClipFindingsPlugin(factory, settings)
     try:
         plugin.activate(fake_host)
+        plugin.finish_building()
         for panel in fake_host.panels.values():
             qtbot.addWidget(panel)
         assert plugin.controller.loading_dir == tiny_model_dir
@@ -60,3 +61,66 @@ def test_model_load_starts_before_the_panels_and_the_model_panel_says_so(
     finally:
         gate.set()
         plugin.deactivate()
+
+
+def test_staged_build_runs_one_step_per_event_loop_turn(qtbot):
+    from PySide6.QtWidgets import QApplication
+
+    from plugins.cxrclip_findings.staged_build import StagedBuild
+
+    ran, done = [], []
+    build = StagedBuild([lambda i=i: ran.append(i) for i in range(4)], lambda: done.append(len(ran)))
+    build.start()
+    assert ran == [0] and not build.done  # the first step at once, the rest later
+    QApplication.processEvents()
+    assert 1 <= len(ran) < 4 or build.done  # the loop got control back between steps
+    qtbot.waitUntil(lambda: build.done, timeout=5_000)
+    assert ran == [0, 1, 2, 3] and done == [4]
+
+    rest = StagedBuild([lambda: ran.append("a"), lambda: ran.append("b")], lambda: done.append("x"))
+    rest.start()
+    rest.finish()  # everything left, now
+    assert ran[-2:] == ["a", "b"] and done[-1] == "x" and rest.done
+
+    dropped = StagedBuild([lambda: ran.append("c"), lambda: ran.append("d")], lambda: done.append("y"))
+    dropped.start()
+    dropped.cancel()
+    qtbot.wait(50)
+    assert ran[-1] == "c" and done[-1] == "x" and not dropped.done
+
+
+def test_hooks_and_results_during_the_build_wait_for_the_panels(qtbot, fake_host, tiny_model_dir,
+                                                                tmp_path, monkeypatch, helpers):
+    monkeypatch.setenv("CXRCLIP_MODEL", str(tiny_model_dir))
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    plugin = CxrClipFindingsPlugin(None, settings)
+    handle = helpers.study_handle(helpers.make_study(tmp_path / "study"))
+    busy = []
+    try:
+        plugin.activate(fake_host)
+        plugin.controller.worker.busy.connect(busy.append)
+        assert not plugin.built and "Search" not in fake_host.panels  # only the first step ran
+        plugin.study_opened(handle)  # the host opens a study while the panels are built
+        assert plugin.controller.study is None  # waits for the panels, in order
+        qtbot.waitUntil(lambda: plugin.built, timeout=WAIT)
+        for panel in fake_host.panels.values():
+            qtbot.addWidget(panel)
+        assert plugin.controller.study is not None and plugin.controller.study.handle is handle
+        assert {"Findings", "Prompt", "Report", "Model", "Change", "Search"} <= set(fake_host.panels)
+        # the model's results (held while building) reach the panels: findings for the study
+        qtbot.waitUntil(lambda: plugin.findings_panel.tree.topLevelItemCount() > 0, timeout=WAIT)
+        assert plugin.model_panel.status.label.text() != f"Loading {tiny_model_dir}…"
+        # let the study's other jobs (heatmap, sentences) end before the engine stops
+        qtbot.waitUntil(lambda: busy and busy[-1] is False and not len(plugin.controller.worker.queue),
+                        timeout=WAIT)
+    finally:
+        plugin.deactivate()
+
+
+def test_deactivating_mid_build_drops_the_rest(qtbot, fake_host, tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("CXRCLIP_MODEL", str(tiny_model_dir))
+    plugin = CxrClipFindingsPlugin(None, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    plugin.activate(fake_host)
+    plugin.deactivate()
+    qtbot.wait(100)
+    assert not plugin.built and "Search" not in fake_host.panels

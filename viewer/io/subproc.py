@@ -30,6 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from viewer.io.priority import lower_process_priority
+
 _HEADER = struct.Struct("<Q")
 _MAX_FRAME = 1 << 30
 _PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
@@ -267,6 +269,7 @@ def _child_main(target: str, memory_bytes: int) -> int:
     sys.stdout = sys.stderr
     inp = os.fdopen(os.dup(0), "rb")
     module, _, name = target.partition(":")
+    lower_process_priority()  # decoding is background work: the viewer's UI thread goes first
     function = getattr(importlib.import_module(module), name)
     _limit_memory(memory_bytes)
 

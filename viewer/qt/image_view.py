@@ -20,7 +20,7 @@ from viewer.model.display import DisplayState, relative_presets
 from viewer.model.phi import ANONYMOUS, format_date, view_label
 from viewer.model.study import Patient, Study, View, WindowPreset, format_age
 from viewer.plugin_api import OverlayLayer
-from viewer.qt.image_source import ViewPixels, WindowKey, render_shown, to_qimage, window_key
+from viewer.qt.image_source import ViewPixels, WindowKey, render_shown, to_qimage, to_rgb32, window_key
 from viewer.qt.measure_tools import MeasureController
 from viewer.qt.overlay_paint import draw_colorbar, draw_corner_text
 from viewer.qt.workers import run_in_pool
@@ -101,7 +101,7 @@ class ImageView(QWidget):
         self.message = ""
         key = self.current_key()
         if pixels.small_key == key:
-            self._set_small(key, pixels.small_uint8)
+            self._set_small(key, pixels.small_uint8, pixels.small_rgb32)
         else:
             self._set_small(key, pixels.render_small(key))
         self._full = None
@@ -268,9 +268,9 @@ class ImageView(QWidget):
         return None if transform is None else transform.widget_to_image(pos.x(), pos.y())
 
     # --- rendering -------------------------------------------------------
-    def _set_small(self, key: WindowKey, arr: np.ndarray) -> None:
+    def _set_small(self, key: WindowKey, arr: np.ndarray, rgb32: np.ndarray | None = None) -> None:
         self._small_key, self._small_uint8 = key, arr
-        self._small_pixmap = _to_pixmap(arr)
+        self._small_pixmap = _to_pixmap(arr, rgb32)
 
     def _on_state_changed(self, kind: str) -> None:
         if kind in ("window", "invert", "reset") and self.pixels is not None:
@@ -303,14 +303,19 @@ class ImageView(QWidget):
         key, image = self.current_key(), self.pixels.image
         self._full_request = key
 
-        def done(arr: np.ndarray) -> None:
+        def done(rendered: tuple[np.ndarray, np.ndarray]) -> None:
             if self._full_request == key:
                 self._full_request = None
             if key == self.current_key():
-                self._full = (key, arr, _to_pixmap(arr))
+                arr, rgb32 = rendered
+                self._full = (key, arr, _to_pixmap(arr, rgb32))
                 self.update()
 
-        run_in_pool(lambda: render_shown(image, key), done, self._full_failed)
+        def render() -> tuple[np.ndarray, np.ndarray]:
+            arr = render_shown(image, key)
+            return arr, to_rgb32(arr)
+
+        run_in_pool(render, done, self._full_failed)
 
     def _full_failed(self, exc: BaseException) -> None:
         self._full_request = None
@@ -446,29 +451,10 @@ def _num(value: float) -> str:
     return f"{value:.0f}" if value.is_integer() else f"{value:.4g}"
 
 
-_GRAY_TO_RGB32 = (np.arange(256, dtype=np.uint32) * 0x010101) | 0xFF000000
-
-
-def _to_pixmap(arr: np.ndarray) -> QPixmap:
-    """Gray HxW or colour HxWx3 uint8 -> pixmap through a numpy RGB32 array.
-
-    Qt's own Grayscale8 -> pixmap conversion is several times slower than one
-    table lookup, and an RGB32 pixmap draws fastest on the raster engine.
-    """
-    if arr.ndim == 3:
-        rgb32 = _pack_rgb32(arr)
-    else:
-        rgb32 = np.take(_GRAY_TO_RGB32, arr)
+def _to_pixmap(arr: np.ndarray, rgb32: np.ndarray | None = None) -> QPixmap:
+    """Gray HxW or colour HxWx3 uint8 (or its ``to_rgb32`` form, made in a worker) -> pixmap."""
+    rgb32 = to_rgb32(arr) if rgb32 is None else rgb32
     image = QImage(rgb32.data, rgb32.shape[1], rgb32.shape[0], rgb32.strides[0],
                    QImage.Format.Format_RGB32)
     # The raster pixmap would share the numpy buffer, so hand it a Qt-owned copy.
     return QPixmap.fromImage(image.copy())
-
-
-def _pack_rgb32(rgb: np.ndarray) -> np.ndarray:
-    """HxWx3 uint8 -> HxW uint32 0xFFRRGGBB (Qt's Format_RGB32)."""
-    out = np.full(rgb.shape[:2], 0xFF000000, dtype=np.uint32)
-    out |= rgb[..., 0].astype(np.uint32) << 16
-    out |= rgb[..., 1].astype(np.uint32) << 8
-    out |= rgb[..., 2]
-    return out

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QProgressBar, QPushButton, QStatusBar
 from viewer.io.scan import scan_folder
 from viewer.model.study import Study, View
 from viewer.qt.theme import icon
-from viewer.qt.views_presenter import thumbnail
+from viewer.qt.image_source import THUMB_SIZE, thumbnail
 from viewer.qt.workers import CancelToken, run_in_pool
 from viewer.render import render_display
 
@@ -28,7 +28,6 @@ PRIORITY_THUMB = -10  # after the shown views
 def thumbnail_job(view: View) -> np.ndarray:
     """Decode (isolated for compressed DICOM, see viewer.io.decode) and shrink; colour stays colour."""
     from viewer.io.decode import load_image
-    from viewer.qt.study_browser import THUMB_SIZE
 
     return thumbnail(render_display(load_image(view), max_side=THUMB_SIZE))
 

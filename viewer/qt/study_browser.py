@@ -8,9 +8,7 @@ from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from viewer.model.phi import Redactor, patient_label, path_label, study_label, view_label
 from viewer.model.study import Series, Study, StudyTree, View
-from viewer.qt.image_source import to_qimage
-
-THUMB_SIZE = 72
+from viewer.qt.image_source import THUMB_SIZE, to_qimage
 ROLE_KIND = Qt.ItemDataRole.UserRole
 ROLE_ID = Qt.ItemDataRole.UserRole + 1
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from viewer.model.study import View
@@ -20,17 +19,10 @@ from viewer.plugin_api import OverlayLayer, StudyHandle, ViewHandle
 from viewer.qt.image_source import ViewPixels, prepare_view
 from viewer.qt.image_view import ImageView
 from viewer.qt.measure_tools import MeasureController
-from viewer.qt.study_browser import THUMB_SIZE
 from viewer.qt.views_panel import ViewsPanel
 from viewer.qt.workers import run_in_pool
-from viewer.render import downsample_for_display
 
 PRIORITY_VIEW = 10  # shown views decode before other studies' thumbnails
-
-
-def thumbnail(uint8: np.ndarray, side: int = THUMB_SIZE) -> np.ndarray:
-    """A small copy of a rendering for the study browser."""
-    return np.ascontiguousarray(downsample_for_display(uint8, side).astype(np.uint8))
 
 
 class ViewsPresenter(QObject):
@@ -140,7 +132,7 @@ class ViewsPresenter(QObject):
 
     def _ready(self, gen: int, pixels: ViewPixels) -> None:
         if gen != self._gen:  # superseded; the thumbnail is still good
-            self.thumbnail_ready.emit(pixels.view.view_id, thumbnail(pixels.small_uint8))
+            self.thumbnail_ready.emit(pixels.view.view_id, pixels.thumb_uint8)
             return
         view = self.image_view(pixels.view.view_id)
         if view is None:
@@ -148,7 +140,7 @@ class ViewsPresenter(QObject):
         view.set_pixels(pixels)
         for layer in self.overlays_for(view.view_id):
             view.set_overlay(layer)
-        self.thumbnail_ready.emit(view.view_id, thumbnail(pixels.small_uint8))
+        self.thumbnail_ready.emit(view.view_id, pixels.thumb_uint8)
         self._settled(view.view_id)
 
     def _failed(self, gen: int, view: View, exc: BaseException) -> None:

@@ -13,6 +13,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from viewer.io.priority import lower_thread_priority
+
 log = logging.getLogger(__name__)
 
 
@@ -79,6 +81,7 @@ class _Job(QRunnable):
         self.setAutoDelete(True)
 
     def run(self) -> None:
+        lower_thread_priority()  # pool threads do background work: the UI thread goes first
         try:
             result = self._fn(self._progress) if self._with_progress else self._fn()
         except BaseException as exc:  # noqa: BLE001 - pyo3 panics are BaseExceptions; report, never lose
