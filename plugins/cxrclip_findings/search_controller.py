@@ -185,7 +185,7 @@ class SearchController(QObject):
         False (and ``build_failed``) when no model is loaded or a build is running."""
         service = self.service_source()
         if self.building is not None:
-            self.build_failed.emit(f"A build into {self.building.name} is running; cancel it first.")
+            self.build_failed.emit(f"A build into {self.building} is running; cancel it first.")
             return False
         if service is None:
             self.build_failed.emit(NO_MODEL)

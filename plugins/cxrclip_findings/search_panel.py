@@ -25,6 +25,7 @@ from plugins.cxrclip_findings.search_controller import (
     BuildProgress, SearchController, SearchRequest, check_filters, split_filters)
 from plugins.cxrclip_findings.search_thumbnails import THUMB_SIDE, ThumbnailCache
 from plugins.cxrclip_findings.ui_common import ERROR_STYLE, StatusLine
+from viewer.model.phi import mask_paths, path_label
 
 SETTINGS_KEY_INDEX = "cxrclip_findings/index_dir"
 SETTINGS_KEY_SOURCES = "cxrclip_findings/index_sources"
@@ -85,6 +86,9 @@ class SearchPanel(QWidget):
         self.last_progress: BuildProgress | None = None
         self.searching = False
         self._index_error_shown = False
+        self._message: tuple[str, bool] = ("", False)
+        self._index_text = "No index open"
+        self._status_shown: tuple[str, dict[str, bool]] = ("", {})
         self._build_widgets()
         self._lay_out()
         self._connect()
@@ -175,7 +179,7 @@ class SearchPanel(QWidget):
         c.build_finished.connect(self._build_finished)
         c.build_failed.connect(self._build_failed)
         c.results_ready.connect(self.show_results)
-        c.search_failed.connect(lambda msg: self.status.show_message(msg, error=True))
+        c.search_failed.connect(lambda msg: self._status(msg, error=True))
         c.searching.connect(self._searching)
 
     # ----- index choice and build ---------------------------------------------------------
@@ -188,7 +192,7 @@ class SearchPanel(QWidget):
 
     def open_index(self, path: str | Path) -> None:
         """Open an index folder (remembered once it opened)."""
-        self.index_label.setText(f"Opening index {Path(path).name}…")
+        self._set_index_label(f"Opening index {Path(path).name}…")
         self.controller.open_index(path)
 
     def restore(self) -> None:
@@ -245,21 +249,38 @@ class SearchPanel(QWidget):
     def _index_opened(self, path: Path, info: Any) -> None:
         if self.settings is not None:
             self.settings.setValue(SETTINGS_KEY_INDEX, str(path))
-        self.index_label.setText(f"Index \u201c{Path(path).name}\u201d: {_counts(info)}")
+        self._set_index_label(f"Index \u201c{Path(path).name}\u201d: {_counts(info)}")
         if self._index_error_shown:  # a build's message (e.g. how to resume) stays
             self._show_message("")
 
     def _index_failed(self, message: str) -> None:
         name = self.controller.index_dir.name if self.controller.index_dir else "?"
-        self.index_label.setText(f"Index \u201c{name}\u201d: not usable")
+        self._set_index_label(f"Index \u201c{name}\u201d: not usable")
         self._show_message(_with_hint(message), error=True)
         self._index_error_shown = True
 
     def _show_message(self, text: str, error: bool = False) -> None:
         self._index_error_shown = False
-        self.message.setText(text)
+        self._message = (text, error)
+        self.message.setText(self._phi_text(text))
         self.message.setStyleSheet(ERROR_STYLE if error else "")
         self.message.setVisible(bool(text))
+
+    def _set_index_label(self, text: str) -> None:
+        """The index line; the index folder's name is a file name, hidden under Hide-PHI."""
+        self._index_text = text
+        name = self.controller.index_dir.name if self.controller.index_dir else ""
+        shown = text.replace(name, path_label(name, True, "index")) if self.phi_hidden and name else text
+        self.index_label.setText(shown)
+
+    def _status(self, text: str, **style: bool) -> None:
+        """The status line (kept as given, so that Hide-PHI can mask or unmask it later)."""
+        self._status_shown = (text, style)
+        self.status.show_message(self._phi_text(text), **style)
+
+    def _phi_text(self, text: str) -> str:
+        """``text`` as shown: folders and file names masked under Hide-PHI (`mask_paths`)."""
+        return mask_paths(text) if self.phi_hidden else text
 
     # ----- queries --------------------------------------------------------------------
     def check_filters(self) -> bool:
@@ -281,7 +302,7 @@ class SearchPanel(QWidget):
         """Search for the studies most like the study open in the viewer."""
         folder = study_folder(getattr(self.host, "current_study", None))
         if folder is None:
-            self.status.show_message("Open a study first: More like this searches with it.", error=True)
+            self._status("Open a study first: More like this searches with it.", error=True)
             return False
         if not self.check_filters():
             return False
@@ -291,14 +312,14 @@ class SearchPanel(QWidget):
     def _run(self, request: SearchRequest) -> bool:
         started = self.controller.search(request)
         if started:
-            self.status.show_message(f"Searching {request.label}…", busy=True)
+            self._status(f"Searching {request.label}…", busy=True)
         return started
 
     def _search_clicked(self) -> None:
         """Search, or Stop while a query runs (its result is then dropped)."""
         if self.searching:
             self.controller.cancel_search()
-            self.status.show_message("Search stopped.")
+            self._status("Search stopped.")
         else:
             self.search()
 
@@ -306,20 +327,28 @@ class SearchPanel(QWidget):
         self.searching = busy
         self.search_button.setText("Stop" if busy else "Search")
         if not busy and self.status.busy:
-            self.status.show_message("")
+            self._status("")
 
     def show_results(self, request: SearchRequest, hits: list[Any]) -> None:
         """Replace the list with ``hits`` (ranked studies)."""
         self.hits = list(hits)
         self._fill()
         found = f"{len(hits)} stud{'y' if len(hits) == 1 else 'ies'}"
-        self.status.show_message(f"{found} for {request.label}" if hits
+        self._status(f"{found} for {request.label}" if hits
                                  else f"No study matches {request.label} with these filters.")
 
     def set_phi_hidden(self, hidden: bool) -> None:
-        """Follow the viewer's Hide-PHI: identifiers, paths and file names are hidden."""
+        """Follow the viewer's Hide-PHI: identifiers, paths and file names are hidden, in the
+        results and in the index line and messages."""
         self.phi_hidden = bool(hidden)
         self._fill()
+        self._set_index_label(self._index_text)
+        text, error = self._message
+        index_error_shown = self._index_error_shown
+        self._show_message(text, error)
+        self._index_error_shown = index_error_shown
+        status, style = self._status_shown
+        self.status.show_message(self._phi_text(status), **style)
 
     def _fill(self) -> None:
         self.results.clear()
@@ -356,7 +385,7 @@ class SearchPanel(QWidget):
         hit = item.data(HIT_ROLE)
         opener = getattr(self.host, "open_study", None)
         if opener is None:
-            self.status.show_message("This viewer cannot open studies for plugins.", error=True)
+            self._status("This viewer cannot open studies for plugins.", error=True)
             return
         opener(Path(hit.folder), hit.study_uid or None)
 

@@ -249,3 +249,22 @@ def test_index_package_is_imported_only_once_the_panel_stays_shown(qtbot, monkey
     panel.show()
     qtbot.waitUntil(lambda: calls == [1], timeout=5_000)
     controller.shutdown()
+
+
+def test_hide_phi_masks_folders_and_file_names_in_the_index_line_and_messages(qtbot, window, tmp_path):
+    panel = _plugin(window).search_panel
+    index_dir = tmp_path / "smith_john_archive"  # a folder name can identify a patient
+    index_dir.mkdir()  # exists, but is no index: the message quotes its path
+    panel.open_index(index_dir)
+    qtbot.waitUntil(lambda: "not usable" in panel.index_label.text(), timeout=WAIT)
+    assert "smith_john_archive" in panel.message.text() + panel.index_label.text()
+    window.set_hide_phi(True)
+    for text in (panel.message.text(), panel.index_label.text(), panel.status.label.text()):
+        assert "smith_john" not in text and str(tmp_path) not in text, text
+    assert "not usable" in panel.index_label.text() and panel.message.text()  # the message stays, masked
+    panel.query.setText("effusion")
+    panel.search()  # refused: the status names the index problem, masked too
+    assert "smith_john" not in panel.status.label.text()
+    window.set_hide_phi(False)
+    assert "smith_john_archive" in panel.message.text() + panel.index_label.text()
+

@@ -172,6 +172,24 @@ def path_secrets(path: str | Path) -> list[str]:
     return [s for s in out if s and s not in (".", "/")]
 
 
+# A whitespace-delimited token with a path separator, or a bare file name with an image or
+# DICOM extension; quotes, brackets and trailing punctuation around it stay.
+_PATH_TOKEN = re.compile(r"""[^\s'"`()\[\]{}<>,;]*[\\/][^\s'"`()\[\]{}<>,;]*"""
+                         r"""|[^\s'"`()\[\]{}<>,;/\\]+\.(?:dcm|dicom|ima|png|jpe?g|tiff?|bmp)\b""", re.IGNORECASE)
+
+
+def mask_paths(text: str) -> str:
+    """``text`` with every path-like token replaced by its neutral label (``"path 3f9a02c1"``,
+    stable within a session, as `path_label` gives): for messages that quote folders or files
+    no open study knows about (an archive index, its sources, a file it could not read)."""
+    def label(match: re.Match[str]) -> str:
+        token = match.group(0)
+        core = token.rstrip(".:")
+        return (path_label(core, True, "path") + token[len(core):]) if core else token
+
+    return _PATH_TOKEN.sub(label, text or "")
+
+
 class Redactor:
     """Collects the identifiers of what is open and masks them in free text.
 
