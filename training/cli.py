@@ -37,6 +37,7 @@ def run_train(args: argparse.Namespace) -> int:
     """Handler of ``train``."""
     from training.config import load_config
     from training.data.dataset import DataUnavailable
+    from training.trainer.interrupt import EXIT_STOPPED
     from training.trainer.loop import Trainer, TrainingAborted
     from training.trainer.runtime import teardown_runtime
 
@@ -56,6 +57,13 @@ def run_train(args: argparse.Namespace) -> int:
         if trainer is not None:
             trainer.close()
         teardown_runtime()
+    if trainer.interrupted:
+        if trainer.rt.is_main:
+            print(f"cxrclip train: stopped by {trainer.stop_request.signal_name or 'a signal on another rank'} "
+                  f"at step {progress.step} of {trainer.total_steps}, checkpoint saved in "
+                  f"{cfg.output_dir}/checkpoints; run the same command with --resume to go on",
+                  file=sys.stderr)
+        return EXIT_STOPPED
     if trainer.rt.is_main:
         print(f"done: step {progress.step}, epoch {progress.epoch}, non-finite steps skipped "
               f"{progress.nonfinite_total}, unreadable studies replaced {progress.skipped_images}; "

@@ -87,13 +87,36 @@ def generate_data(build: DemoBuild) -> None:
                  "--png", "--no-dicom", "--size", str(build.image_size), "--workers", "2", "--split", split)
 
 
+class TrainingStopped(RuntimeError):
+    """`cxrclip train` was stopped by a signal after saving a checkpoint (exit status 75)."""
+
+
 def train(build: DemoBuild) -> float:
-    """Train (or resume) and return the wall time in seconds of this call."""
+    """Train (or resume) and return the wall time in seconds of this call. A stop signal
+    (SIGTERM, Ctrl-C) ends training with a checkpoint; the build then stops and resumes
+    from it when run again."""
+    from training.trainer.interrupt import EXIT_STOPPED
+
     start = time.perf_counter()
     resume = ["--resume"] if (build.run_dir / "checkpoints").is_dir() else []
-    _cxrclip("train", str(CONFIG), *resume, f"data.train=[{build.train_dir}]",
-             f"data.val=[{build.train_dir}]", f"output_dir={build.run_dir}")
-    return time.perf_counter() - start
+    try:
+        _cxrclip("train", str(CONFIG), *resume, f"data.train=[{build.train_dir}]",
+                 f"data.val=[{build.train_dir}]", f"output_dir={build.run_dir}")
+    except subprocess.CalledProcessError as exc:
+        if exc.returncode == EXIT_STOPPED:
+            _add_train_seconds(build, time.perf_counter() - start)
+            raise TrainingStopped(f"training stopped with a checkpoint in {build.run_dir / 'checkpoints'}; "
+                                  "run `python -m training.demo_model` again to resume") from None
+        raise
+    return _add_train_seconds(build, time.perf_counter() - start)
+
+
+def _add_train_seconds(build: DemoBuild, seconds: float) -> float:
+    """Wall time of training over every call (a run resumed across sessions), for the card."""
+    record = build.work / "train_seconds.txt"
+    total = (float(record.read_text()) if record.is_file() else 0.0) + seconds
+    record.write_text(f"{total:.1f}\n")
+    return total
 
 
 def final_checkpoint(run_dir: Path) -> Path:
@@ -228,7 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     if skip_train:
         seconds = train_minutes * 60 if train_minutes else None
     else:
-        seconds = train(build)
+        try:
+            seconds = train(build)
+        except TrainingStopped as exc:
+            print(f"python -m training.demo_model: {exc}", file=sys.stderr)
+            return 75
     checkpoint = final_checkpoint(build.run_dir)
     metrics = summarise_metrics(evaluate(build, checkpoint))
     export(build, checkpoint, metrics, seconds)

@@ -24,3 +24,25 @@ def test_final_checkpoint_is_the_newest_step(tmp_path):
     assert final_checkpoint(tmp_path).name == "step_00000300"
     with pytest.raises(FileNotFoundError, match="no checkpoints"):
         final_checkpoint(tmp_path / "empty")
+
+
+def test_a_stopped_training_ends_the_build_with_75_and_adds_up_its_wall_time(tmp_path, monkeypatch):
+    import subprocess
+
+    from training import demo_model
+
+    calls = []
+
+    def stopped_train(*args):
+        calls.append(args)
+        if args[0] == "train":
+            raise subprocess.CalledProcessError(75, ["cxrclip", *args])
+
+    monkeypatch.setattr(demo_model, "_cxrclip", stopped_train)
+    monkeypatch.setattr(demo_model, "generate_data", lambda build: None)
+    (tmp_path / "train_seconds.txt").write_text("600.0\n")  # an earlier session trained 10 minutes
+    argv = ["--work", str(tmp_path), "--out", str(tmp_path / "out"), "--bank-out", str(tmp_path / "bank")]
+    assert demo_model.main(argv) == 75  # no evaluation or export of a half-trained model
+    assert [c[0] for c in calls] == ["train"]
+    assert float((tmp_path / "train_seconds.txt").read_text()) >= 600.0
+    assert not (tmp_path / "out").exists()

@@ -102,3 +102,41 @@ def test_init_from_starts_at_another_models_weights(overrides_for, toy_manifest,
     with pytest.raises(FileNotFoundError, match="train.init_from='/nowhere' has no model.safetensors"):
         Trainer(load_config(None, overrides_for(toy_manifest, tmp_path / "bad", **extra)
                             + ["train.init_from=/nowhere"]))
+
+
+def test_stop_signal_checkpoints_at_the_step_and_resume_matches_uninterrupted(overrides_for, toy_manifest,
+                                                                             tmp_path, monkeypatch):
+    import os
+    import signal
+
+    extra = {"train.batch_size": 2, "model.projection.dropout": 0.1, "train.ckpt_every_steps": 0}
+    full = Trainer(load_config(None, overrides_for(toy_manifest, tmp_path / "full", **extra)))
+    full.fit()
+    ref = _params(full)
+    full.close()
+
+    cut = overrides_for(toy_manifest, tmp_path / "cut", **extra)
+    first = Trainer(load_config(None, cut))
+    step = first._optimizer_step
+
+    def step_then_preempt():  # the scheduler's SIGTERM arrives during step 2 (mid-epoch)
+        value = step()
+        if first.progress.step == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return value
+
+    monkeypatch.setattr(first, "_optimizer_step", step_then_preempt)
+    previous = signal.getsignal(signal.SIGTERM)
+    progress = first.fit()
+    assert first.interrupted and first.stop_request.signal_name == "SIGTERM"
+    assert progress.step == 2  # the step under way when the signal came is finished, no more
+    assert signal.getsignal(signal.SIGTERM) is previous  # handlers restored after fit
+    assert (tmp_path / "cut" / "checkpoints" / "step_00000002" / "model.safetensors").is_file()
+    first.close()
+    second = Trainer(load_config(None, cut), resume=True)
+    assert second.progress.step == 2 and second.progress.batches_in_epoch == 2
+    assert second.fit().step == 8 and not second.interrupted
+    got = _params(second)
+    second.close()
+    for key in ref:
+        torch.testing.assert_close(got[key], ref[key], rtol=1e-5, atol=1e-6, msg=key)

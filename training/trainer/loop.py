@@ -21,6 +21,7 @@ from training.data.augment import TrainAugment
 from training.data.dataset import EpochTaggedSampler, StudyPairDataset, TrainCollate
 from training.data.manifest import read_manifest
 from training.trainer import state as ckpt
+from training.trainer.interrupt import StopRequest
 from training.trainer.optim import build_optimizer, build_scheduler
 from training.trainer.runtime import (Runtime, all_reduce_sum, autocast_dtype, resolve_precision,
                                       seed_everything, setup_runtime, worker_init)
@@ -106,6 +107,8 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, config.optim, self.total_steps)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.progress = Progress()
+        self.stop_request = StopRequest()
+        self.interrupted = False  # set when a stop signal ended the run early (see interrupt.py)
         self.ddp_model: nn.Module = self._wrap(self.model)
         self.writer = self._writer()
         if resume:
@@ -234,12 +237,14 @@ class Trainer:
 
     # ----- the loop ---------------------------------------------------------------------------
     def fit(self) -> Progress:
-        """Train until ``total_steps`` (or ``train.stop_after_steps``); returns the progress."""
+        """Train until ``total_steps`` (or ``train.stop_after_steps``, or a stop signal: then
+        ``interrupted`` is True and the last checkpoint is at the step reached); returns the progress."""
+        self.stop_request.install()
         try:
             while self.progress.step < self.total_steps:
                 if self._run_epoch():
                     break
-            if self.cfg.train.export_onnx and self.rt.is_main:
+            if self.cfg.train.export_onnx and self.rt.is_main and not self.interrupted:
                 self._export_onnx()
         except torch.OutOfMemoryError as exc:
             raise TrainingAborted(
@@ -247,13 +252,20 @@ class Trainer:
                 f"and raise train.grad_accum_steps (now {self.cfg.train.grad_accum_steps}) to keep "
                 "the effective batch, or set train.gradient_checkpointing=true") from exc
         finally:
+            self.stop_request.uninstall()
             if self.writer is not None:
                 self.writer.flush()
         return self.progress
 
     def _should_stop(self) -> bool:
         stop = self.cfg.train.stop_after_steps
-        return self.progress.step >= self.total_steps or (stop is not None and self.progress.step >= stop)
+        return (self.interrupted or self.progress.step >= self.total_steps
+                or (stop is not None and self.progress.step >= stop))
+
+    def _poll_stop_signal(self) -> None:
+        """Once per optimizer step: did any rank get a stop signal? (See interrupt.py.)"""
+        if not self.interrupted and self.stop_request.agreed(self.rt.distributed, self.rt.device):
+            self.interrupted = True
 
     def _run_epoch(self) -> bool:
         """One (possibly partial) epoch; True when training must stop now."""
@@ -283,6 +295,7 @@ class Trainer:
                 window.append(result)
             if boundary:
                 self._finish_step(bad_step, window)
+                self._poll_stop_signal()
                 bad_step = False
                 if bar is not None:
                     bar.update(accum)
