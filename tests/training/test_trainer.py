@@ -27,14 +27,24 @@ def _params(trainer: Trainer) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
 
 
-def test_kill_and_resume_matches_uninterrupted(overrides_for, toy_manifest, tmp_path):
-    # 8 train studies, batch 2 → 4 steps per epoch; 2 epochs = 8 steps. Stop at step 3
-    # (mid-epoch) then resume to the end, and compare with one uninterrupted run.
-    extra = {"train.batch_size": 2, "model.projection.dropout": 0.1, "train.ckpt_every_steps": 0}
-    full = Trainer(load_config(None, overrides_for(toy_manifest, tmp_path / "full", **extra)))
+# 8 train studies, batch 2 → 4 steps per epoch; 2 epochs = 8 steps.
+RESUME_RUN = {"train.batch_size": 2, "model.projection.dropout": 0.1, "train.ckpt_every_steps": 0}
+
+
+def _uninterrupted(overrides_for, toy_manifest, tmp_path) -> dict[str, torch.Tensor]:
+    """Final weights of one uninterrupted `RESUME_RUN`, the reference for resumed runs."""
+    full = Trainer(load_config(None, overrides_for(toy_manifest, tmp_path / "full", **RESUME_RUN)))
     full.fit()
     ref = _params(full)
     full.close()
+    return ref
+
+
+def test_kill_and_resume_matches_uninterrupted(overrides_for, toy_manifest, tmp_path):
+    # 8 train studies, batch 2 → 4 steps per epoch; 2 epochs = 8 steps. Stop at step 3
+    # (mid-epoch) then resume to the end, and compare with one uninterrupted run.
+    extra = RESUME_RUN
+    ref = _uninterrupted(overrides_for, toy_manifest, tmp_path)
 
     cut = overrides_for(toy_manifest, tmp_path / "cut", **extra)
     first = Trainer(load_config(None, cut + ["train.stop_after_steps=3"]))
@@ -109,11 +119,8 @@ def test_stop_signal_checkpoints_at_the_step_and_resume_matches_uninterrupted(ov
     import os
     import signal
 
-    extra = {"train.batch_size": 2, "model.projection.dropout": 0.1, "train.ckpt_every_steps": 0}
-    full = Trainer(load_config(None, overrides_for(toy_manifest, tmp_path / "full", **extra)))
-    full.fit()
-    ref = _params(full)
-    full.close()
+    extra = RESUME_RUN
+    ref = _uninterrupted(overrides_for, toy_manifest, tmp_path)
 
     cut = overrides_for(toy_manifest, tmp_path / "cut", **extra)
     first = Trainer(load_config(None, cut))
