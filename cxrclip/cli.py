@@ -217,9 +217,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _run(parser, argv)
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``parser.parse_args``, except that a command whose defaults name a list in
+    ``trailing_positionals`` also takes positionals given after its options
+    (``cxrclip train CONFIG --resume key=value``: argparse alone rejects the override)."""
+    args, extra = parser.parse_known_args(argv)
+    trailing = getattr(args, "trailing_positionals", None)
+    if extra:
+        if trailing is None or any(item.startswith("-") for item in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        getattr(args, trailing).extend(extra)
+    return args
+
+
 def _run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     try:
-        args = parser.parse_args(argv)
+        args = parse_args(parser, argv)
     except SystemExit as exc:  # argparse exits on --help and on usage errors
         return int(exc.code or 0)
     if getattr(args, "func", None) is None:

@@ -30,7 +30,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                    help="dotted overrides, e.g. train.batch_size=64 optim.lr=1e-4")
     p.add_argument("--resume", action="store_true",
                    help="continue from the newest checkpoint in output_dir")
-    p.set_defaults(func=run_train)
+    p.set_defaults(func=run_train, trailing_positionals="overrides")  # overrides may follow --resume
 
 
 def run_train(args: argparse.Namespace) -> int:
