@@ -3,8 +3,8 @@
 Activation starts loading the model in the engine worker, then adds the docks
 (Findings, Prompt, Report, Model, Change, Search), a "CXR-CLIP" menu and a
 File ▸ Export format (view with heatmap and colour bar) a step per event-loop
-turn; opening a study never waits on the model. Drafts are kept per study in the user's data folder. See
-docs/plugin_cxrclip.md.
+turn; opening a study never waits on the model. Drafts are kept per study in
+the user's data folder. See docs/plugin_cxrclip.md.
 """
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ class CxrClipFindingsPlugin(BasePlugin):
         model_dir, source = resolve_model_dir(self._saved_model_dir())
         log.info("CXR-CLIP model from %s: %s", source, model_dir)
         c.load_model(model_dir)
-        self._waiting_hooks: list[Any] = []
+        self._waiting_hooks = []
         self._build = StagedBuild([self._build_findings, self._build_prompt, self._build_report,
                                    self._build_model_and_change, self._add_docks, self._add_search],
                                   self._built, parent=c)

@@ -97,7 +97,7 @@ class ViewPixels:
     small_uint8: np.ndarray
     data_range: tuple[float, float]
     thumb_uint8: np.ndarray
-    small_rgb32: np.ndarray
+    small_rgb32: np.ndarray | None  # 4 bytes a pixel: the view drops it once its pixmap is made
 
     @property
     def full_size(self) -> tuple[int, int]:

@@ -102,6 +102,7 @@ class ImageView(QWidget):
         key = self.current_key()
         if pixels.small_key == key:
             self._set_small(key, pixels.small_uint8, pixels.small_rgb32)
+            pixels.small_rgb32 = None  # the pixmap has its own copy
         else:
             self._set_small(key, pixels.render_small(key))
         self._full = None
