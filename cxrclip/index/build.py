@@ -47,13 +47,15 @@ class IndexModelMismatch(ValueError):
 
 @dataclass(frozen=True)
 class BuildReport:
-    """What a build did: views added, files skipped as done, files failed, whether cancelled, seconds."""
+    """What a build did: views added, files skipped as done, files failed, whether cancelled,
+    seconds, and recorded files that are no longer there (removed from the index)."""
 
     added: int
     skipped: int
     failed: int
     cancelled: bool
     seconds: float
+    removed: int = 0  # files recorded under the sources that are gone (deleted or moved): forgotten
 
     @property
     def views_per_second(self) -> float:
@@ -214,6 +216,29 @@ def embed_files(store: Store, files: Sequence[SourceFile], engine: Engine, class
     return counts, False
 
 
+def gone_files(sources: Sequence[Path], files: Sequence[SourceFile], recorded: Sequence[str]) -> list[str]:
+    """Recorded paths inside ``sources`` that the walk no longer finds (deleted or moved
+    files). Paths under folders that were not walked this time are kept."""
+    roots = [str(Path(s).expanduser().resolve()) for s in sources]
+    present = {f.path for f in files}
+    return sorted(p for p in recorded if p not in present
+                  and any(p == root or p.startswith(root.rstrip(os.sep) + os.sep) for root in roots))
+
+
+def prune_gone(store: Store, classifier: ZeroShotClassifier | None, paths: list[str], dim: int) -> int:
+    """Forget ``paths`` and recompute (or drop) the studies they belonged to, in one transaction."""
+    if not paths:
+        return 0
+    with store.transaction():
+        for key in sorted(store.remove_files(paths)):
+            row = aggregate_study(store, classifier, key, dim) if classifier is not None else None
+            if row is None and not store.study_view_rows(key):
+                store.remove_study(key)
+            elif row is not None:
+                store.put_study(row)
+    return len(paths)
+
+
 def refresh_ann(store: Store, index_dir: Path, dim: int, exact_limit: int = EXACT_LIMIT) -> int | None:
     """Rewrite the ANN file when the index has at least ``exact_limit`` views; returns its size or None."""
     if store.counts()["views"] < exact_limit:
@@ -234,7 +259,8 @@ def build_index(sources: list[Path], index_dir: Path, engine: Engine, *, batch_s
     """Index every DICOM/PNG/JPEG view under ``sources`` into ``index_dir`` (created when missing).
 
     Resumable and incremental: files already recorded (same path, size, mtime) are skipped,
-    failed files too unless ``retry_failed``. ``progress(done, total)`` is called after each
+    failed files too unless ``retry_failed``; recorded files under ``sources`` that are gone
+    (deleted or moved) are removed, with their studies recomputed or dropped. ``progress(done, total)`` is called after each
     batch; ``cancel()`` is checked between batches (finished batches stay committed).
     ``model_dir`` is recorded so searches can find the model again.
     Raises `IndexModelMismatch` when the index holds another model's embeddings.
@@ -245,18 +271,22 @@ def build_index(sources: list[Path], index_dir: Path, engine: Engine, *, batch_s
     try:
         build_id = store.start_build(utc_now(), engine.runtime)
         files = list_files(sources)
-        todo = files_to_do(files, store.recorded_files(), store.failed_files(), retry_failed)
+        recorded, failed = store.recorded_files(), store.failed_files()
+        gone = gone_files(sources, files, [*recorded, *failed])
+        todo = files_to_do(files, recorded, failed, retry_failed)
 
         def periodic_ann(batches: int) -> None:
             if batches % ANN_EVERY_BATCHES == 0:
                 refresh_ann(store, index_dir, engine.embed_dim, exact_limit)
 
-        classifier = engine.zero_shot_classifier() if todo else None  # encodes the ensembles: seconds
+        # encodes the ensembles (seconds): only when there are views to score or studies to recompute
+        classifier = engine.zero_shot_classifier() if todo or set(gone) & set(recorded) else None
+        removed = prune_gone(store, classifier, gone, engine.embed_dim)
         counts, cancelled = embed_files(store, todo, engine, classifier, batch_size=batch_size, workers=workers,
                                         progress=progress, cancel=cancel, on_batch=periodic_ann)
         refresh_ann(store, index_dir, engine.embed_dim, exact_limit)
         seconds = time.perf_counter() - started
-        report = BuildReport(counts.added, len(files) - len(todo), counts.failed, cancelled, seconds)
+        report = BuildReport(counts.added, len(files) - len(todo), counts.failed, cancelled, seconds, removed)
         store.finish_build(build_id, utc_now(), report.added, report.skipped, report.failed, cancelled, seconds)
         return report
     finally:

@@ -143,7 +143,8 @@ def run_build(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     bar.close()
-    print(f"{args.out}: added {report.added} views, skipped {report.skipped} done files, {report.failed} failed "
+    removed = f", removed {report.removed} gone files" if report.removed else ""
+    print(f"{args.out}: added {report.added} views, skipped {report.skipped} done files{removed}, {report.failed} failed "
           f"({report.views_per_second:.1f} views/s, {report.seconds:.1f} s, runtime {engine.runtime}, "
           f"{engine.dtype if engine.runtime == 'torch' else 'float32'})")
     if report.failed:

@@ -245,6 +245,23 @@ class Store:
                  None if view.ood_flag is None else int(view.ood_flag)))
         return duplicates
 
+    def remove_files(self, paths: Sequence[str]) -> set[str]:
+        """Forget these files (their views and failure records); returns the study keys that
+        had views among them, whose study rows the caller must recompute or drop."""
+        keys: set[str] = set()
+        for start in range(0, len(paths), 500):  # SQLite's limit on bound parameters
+            chunk = list(paths[start:start + 500])
+            marks = ", ".join("?" * len(chunk))
+            keys.update(k for (k,) in self.conn.execute(
+                f"SELECT DISTINCT study_key FROM views WHERE path IN ({marks})", chunk))
+            self.conn.execute(f"DELETE FROM views WHERE path IN ({marks})", chunk)
+            self.conn.execute(f"DELETE FROM failures WHERE path IN ({marks})", chunk)
+        return keys
+
+    def remove_study(self, study_key: str) -> None:
+        """Drop a study's aggregate row (its last view is gone)."""
+        self.conn.execute("DELETE FROM studies WHERE study_key = ?", (study_key,))
+
     def add_failures(self, failures: Iterable[Failure]) -> None:
         """Record (or re-record) failed files."""
         self.conn.executemany("INSERT OR REPLACE INTO failures (path, size, mtime_ns, reason) VALUES (?, ?, ?, ?)",

@@ -239,8 +239,9 @@ class SearchPanel(QWidget):
             total = self.last_progress.total if self.last_progress else done
             self._show_message(RESUME_HINT.format(done=done, total=total))
             return
+        removed = f", {report.removed} gone file(s) removed" if report.removed else ""
         self._show_message(f"Index built: {report.added} view(s) added, {report.skipped} already "
-                           f"indexed, {report.failed} failed, in {report.seconds:.1f} s.")
+                           f"indexed{removed}, {report.failed} failed, in {report.seconds:.1f} s.")
 
     def _build_failed(self, message: str) -> None:
         self._set_building(self.controller.building is not None)

@@ -71,6 +71,28 @@ def test_changed_file_is_embedded_again_in_place(archive, tmp_path, index_engine
     assert table(tmp_path / "ix", "SELECT count(*) FROM views") == [(VIEWS,)]
 
 
+def test_deleted_files_leave_the_index_and_their_studies_are_recomputed(archive, tmp_path, index_engine):
+    build_index([archive], tmp_path / "ix", index_engine, batch_size=8)
+    studies = sorted(p for p in (archive / "mimic").rglob("s5*") if p.is_dir())
+    gone_study, halved = studies[0], studies[1]
+    shutil.rmtree(gone_study)  # a whole study deleted
+    sorted(halved.glob("*.png"))[0].unlink()  # one view of another study deleted
+    index_engine.embedded = 0
+    other = build_index([archive / "dicom"], tmp_path / "ix", index_engine, batch_size=8)
+    assert other.removed == 0  # a build of other sources forgets nothing under archive/mimic
+    report = build_index([archive], tmp_path / "ix", index_engine, batch_size=8)
+    assert (report.removed, report.added, index_engine.embedded) == (3, 0, 0)
+    assert table(tmp_path / "ix", "SELECT count(*) FROM views") == [(VIEWS - 3,)]
+    paths = {p for (p,) in table(tmp_path / "ix", "SELECT path FROM views")}
+    assert not any(p.startswith(str(gone_study)) for p in paths)
+    n_views = dict(table(tmp_path / "ix", "SELECT folder, n_views FROM studies"))
+    assert str(gone_study) not in n_views and n_views[str(halved)] == 1
+    with open_index(tmp_path / "ix") as index:
+        assert index.info().studies == 11
+        keys = {hit.study_key for hit in index.search_text(index_engine, "pleural effusion", k=20)}
+    assert len(keys) == 11  # every study left, none of the deleted one
+
+
 def test_unreadable_files_are_recorded_and_the_rest_indexed(archive, tmp_path, index_engine):
     whole = sorted((archive / "dicom").rglob("*.dcm"))[0].read_bytes()
     (archive / "broken.dcm").write_bytes(whole[:len(whole) // 2])  # truncated in the pixel data
