@@ -1,7 +1,9 @@
 """Sharded build: two gloo processes under torchrun give the same index as one process."""
 from __future__ import annotations
 
+import argparse
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -85,3 +87,15 @@ def test_merging_shards_again_adds_nothing(archive, tmp_path, index_engine):
         assert (index.info().views, index.info().studies) == (24, 12)
     with sqlite3.connect(tmp_path / "ix" / "index.sqlite") as conn:
         assert conn.execute("SELECT sum(n_views) FROM studies").fetchone()[0] == 24
+
+
+def test_the_merge_step_removes_files_gone_from_the_sources(archive, tmp_path, index_engine):
+    from training.index_distributed import _merge
+
+    build_index([archive], tmp_path / "ix", index_engine, batch_size=8)
+    gone = sorted(p for p in (archive / "mimic").rglob("s5*") if p.is_dir())[0]
+    shutil.rmtree(gone)
+    args = argparse.Namespace(sources=[archive], out=tmp_path / "ix", model=None)
+    assert _merge(args, index_engine, 0.0, "2026-12-02T00:00:00") == (0, 2)  # no shards; 2 views gone
+    with open_index(tmp_path / "ix") as index:
+        assert (index.info().views, index.info().studies) == (22, 11)
