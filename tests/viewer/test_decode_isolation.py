@@ -1,6 +1,8 @@
 """The worker processes behind load_image: real crashes, panics, hangs and memory limits."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from viewer.io.subproc import TaskError, Worker, WorkerFailed, WorkerPool
@@ -42,6 +44,29 @@ def test_hang_is_stopped_at_the_time_limit():
         assert pool.call(0.01, timeout=30) == "woke up"
     finally:
         pool.close()
+
+
+def test_the_limit_counts_from_the_request_and_names_the_stage_already_sent(monkeypatch):
+    """A caller that reads late (descheduled right after sending) gets the answer the child
+    sent in time, or else the time-limit error naming the stage the child had reported."""
+    from viewer.io import subproc
+
+    worker = Worker(f"{TASKS}:sleep")
+    try:
+        assert worker.call(0.01, timeout=30) == "woke up"  # started and warm
+        write = subproc._write_frame
+
+        def write_then_stall(stream, data):
+            write(stream, data)
+            time.sleep(0.6)  # the child reports its stage meanwhile; the limit passes
+
+        monkeypatch.setattr(subproc, "_write_frame", write_then_stall)
+        assert worker.call(0.05, timeout=0.3) == "woke up"  # it answered in time; we read late
+        with pytest.raises(WorkerFailed, match=r"stopped after 0\.3 s during slow decoder"):
+            worker.call(5, timeout=0.3)
+        assert not worker.alive  # killed at the limit
+    finally:
+        worker.close()
 
 
 def test_memory_limit_turns_a_huge_allocation_into_an_error():

@@ -83,17 +83,19 @@ class Worker:
         """Run one request; raises TaskError (function raised) or WorkerFailed (child lost)."""
         self.requests += 1
         stage = "start-up"
+        deadline = time.monotonic() + timeout  # the limit counts from the request, however late we read
         try:
             _write_frame(self._proc.stdin, pickle.dumps(payload, protocol=5))
         except (BrokenPipeError, OSError):
             raise self._failure("worker exited", stage) from None
-        deadline = time.monotonic() + timeout
         while True:
             frame = _read_frame(self._proc.stdout, deadline)
-            if frame is None:
-                if time.monotonic() >= deadline:
+            if frame is None and time.monotonic() >= deadline:
+                frame = self._sent_frame()  # read late: what the child sent in time still counts
+                if frame is None:
                     self.kill()
                     raise WorkerFailed(f"stopped after {timeout:g} s", stage)
+            elif frame is None:
                 raise self._failure("crashed", stage)
             kind, value = pickle.loads(frame)
             if kind == "stage":
@@ -104,6 +106,14 @@ class Worker:
                 return value
             else:
                 raise TaskError(value)
+
+    def _sent_frame(self) -> bytes | None:
+        """A frame the child has already written (None when nothing is waiting): after the
+        time limit, its reply or its latest stage is read rather than lost."""
+        stream = self._proc.stdout
+        if not select.select([stream.fileno()], [], [], 0)[0]:
+            return None
+        return _read_frame(stream, time.monotonic() + 0.05)
 
     def _failure(self, what: str, stage: str) -> WorkerFailed:
         try:
