@@ -32,6 +32,7 @@ SETTINGS_KEY_SOURCES = "cxrclip_findings/index_sources"
 HIT_ROLE = Qt.ItemDataRole.UserRole + 10
 DEFAULT_K, MAX_K = 20, 500
 TOP_FINDINGS = 3
+PRELOAD_AFTER_MS = 1000  # the Search panel imports cxrclip.index once shown this long
 FILTER_HINT = "filters, e.g. Pleural Effusion>0.8; view=PA; date>=20200101"
 RESUME_HINT = ("Build cancelled after {done} of {total} files. Build again into the same folder to "
                "resume: finished files are kept and not embedded again.")
@@ -70,7 +71,6 @@ def result_tooltip(row: dict[str, Any]) -> str:
     """Study UID, folder and files (those are hidden by ``to_dict(hide_phi=True)`` already)."""
     files = "\n".join(str(f) for f in row.get("files") or [])
     return f"Study {row.get('study_uid') or row['study_key']}\n{row['folder']}\n{files}".strip()
-PRELOAD_AFTER_MS = 1000  # the Search panel imports cxrclip.index once shown this long
 
 
 class SearchPanel(QWidget):
@@ -87,7 +87,7 @@ class SearchPanel(QWidget):
         self.searching = False
         self._index_error_shown = False
         self._message: tuple[str, bool] = ("", False)
-        self._index_text = "No index open"
+        self._index_text = ("No index open", "")
         self._status_shown: tuple[str, dict[str, bool]] = ("", {})
         self._build_widgets()
         self._lay_out()
@@ -192,7 +192,7 @@ class SearchPanel(QWidget):
 
     def open_index(self, path: str | Path) -> None:
         """Open an index folder (remembered once it opened)."""
-        self._set_index_label(f"Opening index {Path(path).name}…")
+        self._set_index_label("Opening index {name}…", Path(path).name)
         self.controller.open_index(path)
 
     def restore(self) -> None:
@@ -250,13 +250,13 @@ class SearchPanel(QWidget):
     def _index_opened(self, path: Path, info: Any) -> None:
         if self.settings is not None:
             self.settings.setValue(SETTINGS_KEY_INDEX, str(path))
-        self._set_index_label(f"Index \u201c{Path(path).name}\u201d: {_counts(info)}")
+        self._set_index_label(f"Index \u201c{{name}}\u201d: {_counts(info)}", Path(path).name)
         if self._index_error_shown:  # a build's message (e.g. how to resume) stays
             self._show_message("")
 
     def _index_failed(self, message: str) -> None:
         name = self.controller.index_dir.name if self.controller.index_dir else "?"
-        self._set_index_label(f"Index \u201c{name}\u201d: not usable")
+        self._set_index_label("Index \u201c{name}\u201d: not usable", name)
         self._show_message(_with_hint(message), error=True)
         self._index_error_shown = True
 
@@ -267,12 +267,12 @@ class SearchPanel(QWidget):
         self.message.setStyleSheet(ERROR_STYLE if error else "")
         self.message.setVisible(bool(text))
 
-    def _set_index_label(self, text: str) -> None:
-        """The index line; the index folder's name is a file name, hidden under Hide-PHI."""
-        self._index_text = text
-        name = self.controller.index_dir.name if self.controller.index_dir else ""
-        shown = text.replace(name, path_label(name, True, "index")) if self.phi_hidden and name else text
-        self.index_label.setText(shown)
+    def _set_index_label(self, template: str, name: str = "") -> None:
+        """The index line, ``template`` with ``{name}`` the index folder's name: a file
+        name, shown as a neutral label under Hide-PHI."""
+        self._index_text = (template, name)
+        shown = path_label(name, True, "index") if self.phi_hidden and name else name
+        self.index_label.setText(template.format(name=shown))
 
     def _status(self, text: str, **style: bool) -> None:
         """The status line (kept as given, so that Hide-PHI can mask or unmask it later)."""
@@ -343,7 +343,7 @@ class SearchPanel(QWidget):
         results and in the index line and messages."""
         self.phi_hidden = bool(hidden)
         self._fill()
-        self._set_index_label(self._index_text)
+        self._set_index_label(*self._index_text)
         text, error = self._message
         index_error_shown = self._index_error_shown
         self._show_message(text, error)

@@ -265,6 +265,10 @@ def test_hide_phi_masks_folders_and_file_names_in_the_index_line_and_messages(qt
     panel.query.setText("effusion")
     panel.search()  # refused: the status names the index problem, masked too
     assert "smith_john" not in panel.status.label.text()
+    panel.open_index(tmp_path / "doe_jane_archive")  # opened while PHI is hidden: masked from the start
+    assert "doe_jane" not in panel.index_label.text() and "Opening index" in panel.index_label.text()
+    qtbot.waitUntil(lambda: "not usable" in panel.index_label.text(), timeout=WAIT)
+    assert "doe_jane" not in panel.index_label.text() + panel.message.text()
     window.set_hide_phi(False)
-    assert "smith_john_archive" in panel.message.text() + panel.index_label.text()
+    assert "doe_jane_archive" in panel.message.text() + panel.index_label.text()
 
