@@ -43,3 +43,19 @@ def test_ranks_agree_through_an_all_reduce(tmp_path):
         assert request.agreed(True, torch.device("cpu")) is True
     finally:
         dist.destroy_process_group()
+
+
+def test_dataloader_workers_outlive_a_stop_signal_sent_to_every_process():
+    """Slurm and terminals signal the whole job; a worker killed by it would crash the main
+    process before its checkpoint."""
+    import subprocess
+    import sys
+
+    code = ("import os, signal\n"
+            "from training.trainer.runtime import worker_init\n"
+            "worker_init(0)\n"
+            "for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):\n"
+            "    os.kill(os.getpid(), sig)\n"
+            "print('alive')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "alive", out.stderr

@@ -25,6 +25,12 @@ STOP_SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), signal.SIGINT
 EXIT_STOPPED = 75  # EX_TEMPFAIL: stopped early with a checkpoint; run again with --resume
 
 
+def ignore_stop_signals() -> None:
+    """For helper processes (DataLoader workers): the stop signals are the main process's business."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
 class StopRequest:
     """Signal handlers that turn the first stop signal into a flag the trainer polls."""
 

@@ -98,7 +98,13 @@ def seed_everything(seed: int) -> None:
 
 
 def worker_init(worker_id: int) -> None:
-    """DataLoader worker seeds derived from torch's per-worker seed."""
+    """DataLoader worker seeds derived from torch's per-worker seed. Workers ignore the stop
+    signals: a scheduler (Slurm) or a terminal signals every process, and a worker killed
+    by it would make the main process fail before it saves its checkpoint; the main process
+    ends its workers itself (training/trainer/interrupt.py)."""
+    from training.trainer.interrupt import ignore_stop_signals
+
+    ignore_stop_signals()
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
