@@ -220,7 +220,9 @@ class SearchPanel(QWidget):
         if building:
             self.last_progress = None
             self.progress.setRange(0, 0)
-            self.rate_label.setText(f"Building {Path(path).name if path else 'index'}: listing files…")
+            name = Path(path).name if path else ""
+            shown = (path_label(name, True, "index") if self.phi_hidden else name) if name else "index"
+            self.rate_label.setText(f"Building {shown}: listing files…")
             self._show_message("")
 
     def _build_progress(self, progress: BuildProgress) -> None:

@@ -229,6 +229,10 @@ def test_hide_phi_hides_every_identifier_in_every_widget(qtbot, phi_window, phi_
         _open_tags(qtbot, win)
         win.report_problem(str(study.views()[0].path),
                            f"test: cannot use {study.views()[0].path}", study.views()[0].path)
+        # a plugin's status line (e.g. "Exported <path>"): the export's folder and file name
+        # can carry the patient's name
+        win.plugin_host.status_message(f"Exported {phi_folder.root / 'Roe_Richard_MRN20931_findings.json'} "
+                                       f"for {phi_folder.sample_name} in 0.2 s")
         assert _leaks(ui_texts(win), phi_folder.secrets) == [], study.description
     texts = ui_texts(win)
     assert "Anonymous" in texts and "file " in "\n".join(w for w, _ in win.problems.rows())

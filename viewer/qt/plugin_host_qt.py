@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QDockWidget, QFrame, QMenu, QScrollArea, QStatusBa
 
 from viewer.model.measurement_store import MeasurementStore
 from viewer.model.measurements import Measurement
+from viewer.model.phi import mask_paths
 from viewer.model.study import Study
 from viewer.model.viewer_model import ViewerModel
 from viewer.plugin_api import ExportFormat, OverlayLayer, PluginManifest, StudyHandle, ViewHandle
@@ -206,7 +207,11 @@ class QtPluginHost(QObject):
         self._window.report_problem(where, reason)
 
     def status_message(self, text: str) -> None:
-        """Show ``text`` in the status bar for a few seconds."""
+        """Show ``text`` in the status bar for a few seconds; under Hide-PHI the open studies'
+        identifiers and every folder or file name in it are masked (an export's file name
+        can carry a patient's name)."""
+        if self.model.hide_phi:
+            text = mask_paths(self.model.redactor.scrub(text))
         self._window.statusBar().showMessage(text, 5000)
 
     def current_window(self, view_id: str) -> tuple[float, float] | None:
