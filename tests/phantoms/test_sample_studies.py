@@ -13,7 +13,7 @@ from training.phantoms.samples import PRIOR_NAME, PRIOR_OF, SAMPLES, generate_sa
 # folder -> (words of its report, number of views)
 EXPECTED = {
     "01_normal": (("normal",), 2),
-    "02_cardiomegaly_bilateral_effusions": (("cardiomegaly", "bilateral pleural effusions"), 2),
+    "02_cardiomegaly_bilateral_effusions": (("cardiomegaly", "bilateral", "effusions"), 2),
     "03_right_pneumothorax": (("right pneumothorax",), 2),
     "04_prior_of_02_pneumothorax_effusion": (("left pneumothorax", "right pleural effusion"), 1),
 }

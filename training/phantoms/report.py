@@ -130,7 +130,11 @@ def _pleura(w: _Writer, f: Finding) -> None:
                   f"Possible {text}.", Pleural_Effusion=-1)
         else:
             extra = _pick(r, ("", "", " layering dependently"))
-            w.say(f"There {'are' if plural else 'is a'} {text}{extra}.", f"{_cap(text)}.",
+            where = "both hemidiaphragms" if plural else f"the {f.side} hemidiaphragm"
+            finding = _pick(r, (f"There {'are' if plural else 'is a'} {text}{extra}.",
+                                f"{_cap(size)} {_sides(f)} pleural fluid obscuring {where}.",
+                                f"Fluid in the {_sides(f)} pleural space{plural}, {'' if plural else 'a '}{size} effusion{plural}."))
+            w.say(finding, _pick(r, (f"{_cap(text)}.", f"{_cap(size)} {_sides(f)} effusion{plural}.")),
                   Pleural_Effusion=1)
     elif f.name == "Pneumothorax":
         size = _pick(r, SIZE_WORDS[f.severity])
@@ -138,7 +142,9 @@ def _pleura(w: _Writer, f: Finding) -> None:
             w.say(f"Possible tiny {f.side} apical pneumothorax.",
                   f"Cannot exclude a small {f.side} apical pneumothorax.", Pneumothorax=-1)
         else:
-            w.say(f"There is a {size} {f.side} pneumothorax with a visible pleural line.",
+            w.say(_pick(r, (f"There is a {size} {f.side} pneumothorax with a visible pleural line.",
+                            f"{_cap(size)} {f.side} apical pneumothorax; the lung edge is seen below the apex.",
+                            f"Pleural air at the {f.side} apex, a {size} pneumothorax.")),
                   f"{_cap(size)} {f.side} pneumothorax.", Pneumothorax=1)
     else:  # Pleural Other
         what = f.kind or "pleural thickening"
@@ -170,8 +176,11 @@ def _edema(w: _Writer, f: Finding) -> None:
               "Possible mild pulmonary edema.", Edema=-1)
     else:
         extra = " and Kerley B lines" if f.level > 1 else ""
-        w.say(f"There is {deg} pulmonary edema with perihilar haziness{extra}.",
-              f"{_cap(deg)} pulmonary edema.", Edema=1)
+        w.say(_pick(r, (f"There is {deg} pulmonary edema with perihilar haziness{extra}.",
+                        f"{_cap(deg)} interstitial edema with redistribution of the pulmonary vessels{extra}.",
+                        f"Bilateral perihilar airspace opacities in keeping with {deg} pulmonary edema.")),
+              _pick(r, (f"{_cap(deg)} pulmonary edema.",
+                        f"{_cap(deg)} pulmonary edema, in keeping with congestive heart failure.")), Edema=1)
 
 
 def _atelectasis(w: _Writer, f: Finding) -> None:
@@ -284,6 +293,8 @@ def _negatives(w: _Writer, names: set[str]) -> None:
     if pl == {"Pleural Effusion", "Pneumothorax"}:
         options.append(("No pleural effusion or pneumothorax.",
                         {"Pleural Effusion": 0, "Pneumothorax": 0}))
+        if r.random() < 0.5:
+            options.append(("The costophrenic angles are sharp, with no effusion.", {"Pleural Effusion": 0}))
     else:
         for n in pl:
             options.append((f"No {n.lower()}.", {n: 0}))
