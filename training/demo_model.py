@@ -92,9 +92,9 @@ class TrainingStopped(RuntimeError):
 
 
 def train(build: DemoBuild) -> float:
-    """Train (or resume) and return the wall time in seconds of this call. A stop signal
-    (SIGTERM, Ctrl-C) ends training with a checkpoint; the build then stops and resumes
-    from it when run again."""
+    """Train (or resume); returns the training wall time in seconds over every call so far
+    (`_add_train_seconds`). A stop signal (SIGTERM, Ctrl-C) ends training with a checkpoint;
+    the build then stops and resumes from it when run again."""
     from training.trainer.interrupt import EXIT_STOPPED
 
     start = time.perf_counter()

@@ -46,3 +46,11 @@ def test_a_stopped_training_ends_the_build_with_75_and_adds_up_its_wall_time(tmp
     assert [c[0] for c in calls] == ["train"]
     assert float((tmp_path / "train_seconds.txt").read_text()) >= 600.0
     assert not (tmp_path / "out").exists()
+
+
+def test_the_card_describes_the_run_from_the_config():
+    from training.demo_model import run_summary
+
+    run = run_summary()
+    assert run["image"] == "resnet10_slim" and run["size"] >= 64 and run["epochs"] >= 1
+    assert run["batch"] >= 1 and 0 < run["lr"] < 1
