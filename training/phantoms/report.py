@@ -23,6 +23,13 @@ ZONE_PHRASES = {"upper": ("{s} upper lung zone", "{s} apex"),
                 "lower": ("{s} lung base", "{s} lower lung zone")}
 NORMAL_IMPRESSIONS = ("No acute cardiopulmonary process.", "No acute cardiopulmonary abnormality.",
                       "Normal chest radiograph.", "No radiographic evidence of acute disease.")
+# One finding's negation, two wordings each (generator 1.1): said when the finding is absent.
+SINGLE_NEGATIONS = {
+    "Lung Lesion": ("No pulmonary nodule or mass is identified.", "No lung nodules or masses."),
+    "Atelectasis": ("No atelectasis.", "No focal atelectasis at the lung bases."),
+    "Pleural Other": ("No pleural thickening or calcification.", "No calcified pleural plaque."),
+    "Support Devices": ("No support devices are present.", "No indwelling catheter or tube is seen."),
+}
 LUNG_OPACITY_CHILDREN = ("Edema", "Consolidation", "Pneumonia", "Lung Lesion", "Atelectasis")
 
 
@@ -274,19 +281,9 @@ def _negatives(w: _Writer, names: set[str]) -> None:
                         {"Consolidation": 0, "Pneumonia": 0}))
         options.append((_pick(r, ("No focal lung opacity.", "No airspace or interstitial opacity.")),
                         {"Lung Opacity": 0}))
-    if "Lung Lesion" not in names:
-        options.append((_pick(r, ("No pulmonary nodule or mass is identified.",
-                                  "No lung nodules or masses.")), {"Lung Lesion": 0}))
-    if "Atelectasis" not in names:
-        options.append((_pick(r, ("No atelectasis.", "No focal atelectasis at the lung bases.")),
-                        {"Atelectasis": 0}))
-    if "Pleural Other" not in names:
-        options.append((_pick(r, ("No pleural thickening or calcification.",
-                                  "No calcified pleural plaque.")), {"Pleural Other": 0}))
-    if "Support Devices" not in names:
-        options.append((_pick(r, ("No support devices are present.",
-                                  "No indwelling catheter or tube is seen.")),
-                        {"Support Devices": 0}))
+    for name, sentences in SINGLE_NEGATIONS.items():
+        if name not in names:
+            options.append((_pick(r, sentences), {name: 0}))
     if "Edema" not in names:
         options.append(("No pulmonary edema.", {"Edema": 0}))
     pl = {"Pleural Effusion", "Pneumothorax"} - names
