@@ -85,17 +85,15 @@ def _embed_shard(args: argparse.Namespace, engine, rank: int, world: int) -> int
 def _merge(args: argparse.Namespace, engine, started: float, started_at: str) -> tuple[int, int]:
     """Rank 0: merge every shard, forget files gone from the sources, refresh the ANN file,
     log the build; returns (views added, gone files removed)."""
-    from cxrclip.index.build import gone_files, open_for_build, prune_gone, refresh_ann, utc_now
+    from cxrclip.index.build import open_for_build, prune_missing, refresh_ann, utc_now
     from cxrclip.index.merge import merge_shards
     from cxrclip.index.store import SQLITE_FILE
     from cxrclip.index.walk import list_files
 
     added = merge_shards(args.out, engine, args.model)
     with open_for_build(args.out / SQLITE_FILE, engine, args.model) as store:
-        recorded, failed = store.recorded_files(), store.failed_files()
-        gone = gone_files(args.sources, list_files(args.sources), [*recorded, *failed])
-        classifier = engine.zero_shot_classifier() if set(gone) & set(recorded) else None
-        removed = prune_gone(store, classifier, gone, engine.embed_dim)
+        removed = prune_missing(store, args.sources, list_files(args.sources), engine,
+                                store.recorded_files(), store.failed_files())
         refresh_ann(store, args.out, engine.embed_dim)
         build_id = store.start_build(started_at, f"{engine.runtime} (sharded)")
         store.finish_build(build_id, utc_now(), added, 0, store.counts()["failures"], False,

@@ -239,6 +239,17 @@ def prune_gone(store: Store, classifier: ZeroShotClassifier | None, paths: list[
     return len(paths)
 
 
+def prune_missing(store: Store, sources: Sequence[Path], files: Sequence[SourceFile], engine: Engine,
+                  recorded: dict[str, Any], failed: dict[str, Any],
+                  classifier: ZeroShotClassifier | None = None) -> int:
+    """Forget the recorded files under ``sources`` that the walk (``files``) no longer finds;
+    returns how many. The zero-shot ensembles are encoded only when a study must be recomputed."""
+    gone = gone_files(sources, files, [*recorded, *failed])
+    if classifier is None and set(gone) & set(recorded):
+        classifier = engine.zero_shot_classifier()
+    return prune_gone(store, classifier, gone, engine.embed_dim)
+
+
 def refresh_ann(store: Store, index_dir: Path, dim: int, exact_limit: int = EXACT_LIMIT) -> int | None:
     """Rewrite the ANN file when the index has at least ``exact_limit`` views; returns its size or None."""
     if store.counts()["views"] < exact_limit:
@@ -272,16 +283,14 @@ def build_index(sources: list[Path], index_dir: Path, engine: Engine, *, batch_s
         build_id = store.start_build(utc_now(), engine.runtime)
         files = list_files(sources)
         recorded, failed = store.recorded_files(), store.failed_files()
-        gone = gone_files(sources, files, [*recorded, *failed])
         todo = files_to_do(files, recorded, failed, retry_failed)
 
         def periodic_ann(batches: int) -> None:
             if batches % ANN_EVERY_BATCHES == 0:
                 refresh_ann(store, index_dir, engine.embed_dim, exact_limit)
 
-        # encodes the ensembles (seconds): only when there are views to score or studies to recompute
-        classifier = engine.zero_shot_classifier() if todo or set(gone) & set(recorded) else None
-        removed = prune_gone(store, classifier, gone, engine.embed_dim)
+        classifier = engine.zero_shot_classifier() if todo else None  # encodes the ensembles: seconds
+        removed = prune_missing(store, sources, files, engine, recorded, failed, classifier)
         counts, cancelled = embed_files(store, todo, engine, classifier, batch_size=batch_size, workers=workers,
                                         progress=progress, cancel=cancel, on_batch=periodic_ann)
         refresh_ann(store, index_dir, engine.embed_dim, exact_limit)
