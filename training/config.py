@@ -135,6 +135,7 @@ class TrainSection:
     max_logit_scale: float = 100.0
     progress: bool = True
     init_from: str | None = None  # a cxrclip model dir to fine-tune from (checkpoint, converted official model)
+    freeze_text_layers: int = 0  # text embeddings + this many bottom layers stay fixed (trainer/freezing.py)
 
     def __post_init__(self) -> None:
         _choice("train.precision", self.precision, PRECISIONS)
@@ -143,6 +144,7 @@ class TrainSection:
                     "max_consecutive_nonfinite"):
             _at_least(f"train.{key}", getattr(self, key), 1)
         _at_least("train.ckpt_every_steps", self.ckpt_every_steps, 0)
+        _at_least("train.freeze_text_layers", self.freeze_text_layers, 0)
 
 
 @dataclass

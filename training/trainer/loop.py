@@ -21,6 +21,7 @@ from training.data.augment import TrainAugment
 from training.data.dataset import EpochTaggedSampler, StudyPairDataset, TrainCollate
 from training.data.manifest import read_manifest
 from training.trainer import state as ckpt
+from training.trainer.freezing import freeze_text_layers
 from training.trainer.interrupt import StopRequest
 from training.trainer.optim import build_optimizer, build_scheduler
 from training.trainer.runtime import (Runtime, all_reduce_sum, autocast_dtype, resolve_precision,
@@ -129,6 +130,10 @@ class Trainer:
         for name, param in model.named_parameters():
             if ".pooler." in name:  # BERT pooler: unused by our pooling, would break DDP
                 param.requires_grad_(False)
+        frozen = freeze_text_layers(model, self.cfg.train.freeze_text_layers)
+        if frozen:
+            log.info("froze %d text parameters (embeddings + %d layers)", frozen,
+                     self.cfg.train.freeze_text_layers)
         if (self.rt.distributed and self.rt.device.type == "cuda"
                 and not model_cfg.image.name.startswith("swin")):
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # CUDA-only in torch
