@@ -43,6 +43,7 @@ class DemoBuild:
     val_seed: int = 3
     ood_studies: int = 400
     ood_seed: int = 4
+    config: Path = CONFIG
 
     @property
     def train_dir(self) -> Path:
@@ -100,7 +101,7 @@ def train(build: DemoBuild) -> float:
     start = time.perf_counter()
     resume = ["--resume"] if (build.run_dir / "checkpoints").is_dir() else []
     try:
-        _cxrclip("train", str(CONFIG), *resume, f"data.train=[{build.train_dir}]",
+        _cxrclip("train", str(build.config), *resume, f"data.train=[{build.train_dir}]",
                  f"data.val=[{build.train_dir}]", f"output_dir={build.run_dir}")
     except subprocess.CalledProcessError as exc:
         if exc.returncode == EXIT_STOPPED:
@@ -160,7 +161,7 @@ def export(build: DemoBuild, checkpoint: Path, metrics: dict, train_seconds: flo
     from training.phantoms import GENERATOR_VERSION
 
     loaded = load_model(checkpoint, device="cpu")
-    run = run_summary()
+    run = run_summary(build.config)
     loaded.model.config.name = "cxrclip-demo"  # the bundled model's name, shown in the viewer
     wall = f"{train_seconds / 60:.1f} min" if train_seconds else "see the run log"
     card = ModelCard(
@@ -170,12 +171,13 @@ def export(build: DemoBuild, checkpoint: Path, metrics: dict, train_seconds: flo
                      f"Metrics: `cxrclip eval` on the {build.heldout_studies} held-out phantom studies "
                      "(frontal view; each finding scored as the viewer does, its class-prompt ensemble "
                      "against 'no X'; findings a report does not mention count as absent)."),
-        source=f"`python -m training.demo_model` (config training/configs/demo.yaml, checkpoint {checkpoint.name})",
+        source=f"`python -m training.demo_model` (config {_shown(build.config)}, checkpoint {checkpoint.name})",
         data=(f"Synthetic phantom studies from `cxrclip phantom generate` (generator {GENERATOR_VERSION}): "
               f"{build.train_studies} studies with seed {build.train_seed} (90/5/5 hash split; two views and "
               f"FINDINGS/IMPRESSION per study), held-out test set of {build.heldout_studies} studies with "
               f"seed {build.heldout_seed}. No real radiographs."),
-        training=(f"{run['image']} image tower at {run['size']} px, all-MiniLM-L6-v2 text tower (fine-tuned), "
+        training=(f"{run['image']} image tower at {run['size']} px, all-MiniLM-L6-v2 text tower "
+                  f"({_text_training(run['freeze_text_layers'])}), "
                   f"linear projections to 256-d, CXR-CLIP loss (CLIP over 4 pairings + ICL 1.0 + TCL 0.5), "
                   f"batch {run['batch']}, AdamW with a cosine schedule, {run['epochs']} epochs at lr "
                   f"{run['lr']:g}. Wall time {wall}."),
@@ -203,7 +205,22 @@ def run_summary(config: Path = CONFIG) -> dict:
     data = yaml.safe_load(config.read_text())
     return {"image": data["model"]["image"]["name"], "size": data["model"]["image"]["image_size"],
             "batch": data["train"]["batch_size"], "epochs": data["train"]["epochs"],
-            "lr": float(data["optim"]["lr"])}
+            "lr": float(data["optim"]["lr"]),
+            "freeze_text_layers": int(data["train"].get("freeze_text_layers", 0))}
+
+
+def _text_training(frozen_layers: int) -> str:
+    if not frozen_layers:
+        return "fine-tuned"
+    return f"embeddings and the first {frozen_layers} layers frozen, the rest fine-tuned"
+
+
+def _shown(config: Path) -> str:
+    """The config's path relative to the repository when it lies inside it."""
+    try:
+        return str(config.resolve().relative_to(REPO))
+    except ValueError:
+        return str(config)
 
 
 def _float16():
@@ -236,12 +253,15 @@ def parse_args(argv: list[str] | None) -> tuple[DemoBuild, bool, float | None]:
     parser.add_argument("--bank-out", type=Path, default=REPO / "assets" / "sentence_bank" / "cxrclip-demo")
     parser.add_argument("--train-studies", type=int, default=3000)
     parser.add_argument("--heldout-studies", type=int, default=600)
+    parser.add_argument("--config", type=Path, default=CONFIG,
+                        help="training config (default training/configs/demo.yaml)")
     parser.add_argument("--skip-train", action="store_true", help="use the run folder's newest checkpoint")
     parser.add_argument("--train-minutes", type=float, default=None,
                         help="with --skip-train: the wall time of the separate training run, for the card")
     args = parser.parse_args(argv)
     build = DemoBuild(work=args.work, out=args.out, bank_out=args.bank_out,
-                      train_studies=args.train_studies, heldout_studies=args.heldout_studies)
+                      train_studies=args.train_studies, heldout_studies=args.heldout_studies,
+                      config=args.config)
     return build, args.skip_train, args.train_minutes
 
 

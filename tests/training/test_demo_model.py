@@ -54,3 +54,20 @@ def test_the_card_describes_the_run_from_the_config():
     run = run_summary()
     assert run["image"] == "resnet10_slim" and run["size"] >= 64 and run["epochs"] >= 1
     assert run["batch"] >= 1 and 0 < run["lr"] < 1
+
+
+def test_another_config_is_trained_and_described(tmp_path, monkeypatch):
+    from training import demo_model
+
+    config = tmp_path / "frozen.yaml"
+    config.write_text(demo_model.CONFIG.read_text().replace(
+        "train:\n", "train:\n  freeze_text_layers: 4\n", 1))
+    calls = []
+    monkeypatch.setattr(demo_model, "_cxrclip", lambda *args: calls.append(args))
+    build, _, _ = demo_model.parse_args(["--work", str(tmp_path), "--config", str(config)])
+    demo_model.train(build)
+    assert calls[0][:2] == ("train", str(config))
+    run = demo_model.run_summary(build.config)
+    assert run["freeze_text_layers"] == 4
+    assert demo_model._text_training(4).startswith("embeddings and the first 4 layers frozen")
+    assert demo_model._text_training(0) == "fine-tuned"
