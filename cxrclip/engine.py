@@ -88,6 +88,7 @@ class PromptScore:
     familiarity: float | None = None  # highest cosine to the model's reference sentences (cxrclip.ood)
     unfamiliar: bool = False  # wording the model has not seen (cxrclip.ood: unknown words or low familiarity)
     unknown_words: tuple[str, ...] = ()  # the prompt's words absent from the model's reference text
+    suggestion: str | None = None  # the prompt with those of its unknown words that are abbreviations spelled out
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,16 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if isinstance(dtype, str) and dtype in dtypes:
         return dtypes[dtype]
     raise ValueError(f"dtype must be one of {list(_DTYPE_NAMES)}, got {dtype!r}")
+
+
+def _suggestion(prompt: str, unknown: Sequence[str]) -> str | None:
+    """The prompt with its unknown abbreviations spelled out ("PTX" -> "pneumothorax"), or None."""
+    if not unknown:
+        return None
+    from cxrclip.prompts import spelled_out
+
+    spelled = spelled_out(prompt, only=set(unknown))
+    return spelled if spelled != prompt else None
 
 
 class Engine:
@@ -472,7 +483,8 @@ class Engine:
             unknown = tuple(guard.unknown_words(prompt)) if guard is not None else ()
             unfamiliar = guard is not None and guard.prompt_is_unfamiliar(prompt, p_emb)
             fam = None if fam is None or np.isnan(fam) else round(float(fam), 4)
-            results.append(PromptScore(prompt, neg, sim, prob, views, fam, unfamiliar, unknown))
+            results.append(PromptScore(prompt, neg, sim, prob, views, fam, unfamiliar, unknown,
+                                       _suggestion(prompt, unknown)))
         return ScoreResult(study.study_id, aggregate, self.logit_scale, results)
 
     @staticmethod

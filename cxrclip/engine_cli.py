@@ -167,6 +167,8 @@ def format_table(payload: dict[str, Any]) -> str:
             unknown = ", ".join(prompt.get("unknown_words") or ())
             why = f"words it never saw: {unknown}" if unknown else f"cosine {prompt.get('familiarity')}"
             lines.append(f"  hint: wording far from the model's training text ({why})")
+            if prompt.get("suggestion"):
+                lines.append(f"  try: {prompt['suggestion']!r}")
     for skipped in payload["skipped"]:
         lines.append(f"skipped {skipped['path']}: {skipped['reason']}")
     return "\n".join(lines)

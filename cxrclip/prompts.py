@@ -16,7 +16,7 @@ import json
 import math
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -81,6 +81,7 @@ RSNA_PNEUMONIA_PROMPTS: tuple[str, str] = ("No evidence of pneumonia", "Findings
 
 CLASS_PROMPTS_FILE = "prompts/class_prompts.json"
 LABEL_SENTENCES_FILE = "prompts/label_sentences.json"
+ABBREVIATIONS_FILE = "prompts/abbreviations.json"
 _PROMPT_PARTS = ("severity", "subtype", "location")
 _POLARITY = {1: "positive", 0: "negative", -1: "uncertain"}
 _LEADING_FILLER = re.compile(r"^(?:(?:there|which)\s+(?:is|are)\s+|(?:an?|the)\s+)+", re.IGNORECASE)
@@ -142,6 +143,31 @@ def _check_phrase_lists(path: str, label: str, entry: Any, keys: tuple[str, ...]
         if not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
             raise ValueError(f"{path}: {label!r} needs a non-empty list of strings under {key!r}, "
                              f"got {value!r}")
+
+
+@lru_cache(maxsize=1)
+def _abbreviations() -> dict[str, str]:
+    data = _load_json(ABBREVIATIONS_FILE)
+    bad = [k for k, v in data.items() if not (isinstance(v, str) and v.strip() and k == k.lower())]
+    if bad:
+        raise ValueError(f"{asset_path(ABBREVIATIONS_FILE)}: {bad[0]!r} needs a lower-case key and a "
+                         "non-empty spelled-out string")
+    return data
+
+
+def spelled_out(text: str, only: Collection[str] | None = None) -> str:
+    """``text`` with the radiology abbreviations of ``abbreviations.json`` written out, whole
+    words, any case ("apical PTX" -> "apical pneumothorax"); with ``only``, just those
+    (lower-case) words. The viewer offers the result; it never rewrites a prompt itself."""
+    table = _abbreviations()
+
+    def expand(match: re.Match[str]) -> str:
+        word = match.group(0).lower()
+        if word in table and (only is None or word in only):
+            return table[word]
+        return match.group(0)
+
+    return re.sub(r"[A-Za-z]+", expand, text)
 
 
 @lru_cache(maxsize=1)

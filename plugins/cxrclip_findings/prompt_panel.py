@@ -293,4 +293,6 @@ def unfamiliar_hint(score: Any) -> str:
         why = "words it never saw: " + ", ".join(f"\u201c{w}\u201d" for w in unknown)
     else:
         why = f"closest training sentence: cosine {float(getattr(score, 'familiarity', 0.0) or 0.0):.2f}"
-    return UNFAMILIAR_HINT.format(why=why)
+    hint = UNFAMILIAR_HINT.format(why=why)
+    suggestion = getattr(score, "suggestion", None)
+    return f"{hint} Try \u201c{suggestion}\u201d." if suggestion else hint

@@ -149,3 +149,24 @@ def test_env_override_wins(monkeypatch, tmp_path):
     (tmp_path / "prompts" / "class_prompts.json").write_text("{}")
     monkeypatch.setenv(ASSETS_ENV, str(tmp_path))
     assert asset_path("prompts/class_prompts.json") == tmp_path / "prompts" / "class_prompts.json"
+
+
+def test_abbreviations_are_spelled_out_as_whole_words_in_any_case():
+    assert prompts.spelled_out("Small apical PTX.") == "Small apical pneumothorax."
+    assert prompts.spelled_out("ETT tip 4 cm above the carina; no ptx") == \
+        "endotracheal tube tip 4 cm above the carina; no pneumothorax"
+    assert prompts.spelled_out("rib fxs, RLL opacity") == "rib fractures, right lower lobe opacity"
+    assert prompts.spelled_out("ptxs and ettx stay") == "ptxs and ettx stay"  # whole words only
+    assert prompts.spelled_out("PTX with CHF", only={"chf"}) == "PTX with congestive heart failure"
+
+
+def test_a_bad_abbreviation_file_names_the_entry(tmp_path, monkeypatch):
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "abbreviations.json").write_text(json.dumps({"PTX": "pneumothorax"}))
+    monkeypatch.setenv(ASSETS_ENV, str(tmp_path))
+    prompts._abbreviations.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="'PTX' needs a lower-case key"):
+            prompts.spelled_out("PTX")
+    finally:
+        prompts._abbreviations.cache_clear()

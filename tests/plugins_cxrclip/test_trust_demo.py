@@ -114,6 +114,15 @@ def test_prompt_hint_for_gibberish_not_for_report_wording(engine) -> None:
     gibberish, effusion = result.prompts
     assert gibberish.unfamiliar and gibberish.unknown_words == ("asdfgh",)
     assert not effusion.unfamiliar and effusion.unknown_words == ()
+    assert gibberish.suggestion is None and effusion.suggestion is None
+
+
+def test_an_unread_abbreviation_is_spelled_out_as_a_suggestion(engine) -> None:
+    pixels = read_study(CARDIO).images[0].pixels
+    (ptx,) = engine.score(StudyInput("s", [ViewInput("pa", pixels)]), ["small apical PTX"]).prompts
+    assert ptx.unfamiliar and ptx.unknown_words == ("ptx",)
+    assert ptx.suggestion == "small apical pneumothorax"
+    assert ptx.prompt == "small apical PTX"  # scored as typed, not rewritten
 
 
 def test_score_cli_contract_for_several_studies(capsys) -> None:

@@ -91,6 +91,8 @@ def test_prompt_hint_names_the_unknown_words() -> None:
     score = type("S", (), {"unfamiliar": True, "unknown_words": ("asdfgh",), "familiarity": 0.9})()
     assert "\u201casdfgh\u201d" in unfamiliar_hint(score) and "never saw" in unfamiliar_hint(score)
     assert unfamiliar_hint(type("S", (), {"unfamiliar": False})()) == ""
+    ptx = type("S", (), {"unfamiliar": True, "unknown_words": ("ptx",), "suggestion": "apical pneumothorax"})()
+    assert unfamiliar_hint(ptx).endswith("Try \u201capical pneumothorax\u201d.")
 
 
 def test_findings_panel_marks_positives_and_greys_ood(qtbot, study_and_views) -> None:
