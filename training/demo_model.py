@@ -199,14 +199,14 @@ def export(build: DemoBuild, checkpoint: Path, metrics: dict, train_seconds: flo
 
 
 def run_summary(config: Path = CONFIG) -> dict:
-    """Image tower, input size, batch, epochs and learning rate of the demo config, for the card."""
-    import yaml
+    """Image tower, input size, batch, epochs, learning rate and frozen text layers of the
+    demo config, for the card (read through the training config schema, defaults included)."""
+    from training.config import load_config
 
-    data = yaml.safe_load(config.read_text())
-    return {"image": data["model"]["image"]["name"], "size": data["model"]["image"]["image_size"],
-            "batch": data["train"]["batch_size"], "epochs": data["train"]["epochs"],
-            "lr": float(data["optim"]["lr"]),
-            "freeze_text_layers": int(data["train"].get("freeze_text_layers", 0))}
+    cfg = load_config(config)
+    return {"image": cfg.model["image"]["name"], "size": cfg.model["image"]["image_size"],
+            "batch": cfg.train.batch_size, "epochs": cfg.train.epochs, "lr": float(cfg.optim.lr),
+            "freeze_text_layers": cfg.train.freeze_text_layers}
 
 
 def _text_training(frozen_layers: int) -> str:
