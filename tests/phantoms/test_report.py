@@ -25,7 +25,7 @@ KEYWORDS = {
     "Support Devices": ("tube", "catheter", "pacemaker"),
 }
 HEDGES = ("possib", "cannot exclude", "probable", "likely", "may ")
-NEGATIONS = ("no ", "normal")
+NEGATIONS = ("no ", "not ", "normal")
 
 
 def _sentences(text: str) -> list[str]:
@@ -108,3 +108,23 @@ def test_uncertain_mild_finding_of_each_kind(name: str) -> None:
     assert rep.findings.strip() and rep.impression.strip()
     expected = 1 if name != "Lung Opacity" or not f.uncertain else -1
     assert rep.labels[name] == expected
+
+
+def test_every_finding_is_negated_with_the_zero_shot_anchor():
+    """Generator 1.3: the zero-shot negative of each finding ("no cardiomegaly", the binary prompt
+    the viewer scores against) is written as a sentence in reports of studies without it, and
+    only there, labelled 0."""
+    from cxrclip.prompts import binary_prompts
+
+    said: dict[str, int] = {name: 0 for name in chexpert_14() if name != "No Finding"}
+    for findings, report in _studies(300):
+        present = {f.name for f in findings}
+        sentences = _sentences(report.findings)
+        for name in said:
+            anchor = binary_prompts(name)[0] + "."
+            if anchor in sentences:
+                assert name not in present, (name, report.findings)
+                assert report.labels.get(name) == 0, (name, report.labels)
+                said[name] += 1
+    missing = [name for name, count in said.items() if count == 0]
+    assert not missing, f"never negated with the zero-shot anchor: {missing}"

@@ -26,7 +26,7 @@ def rotate(img: np.ndarray, degrees: float) -> np.ndarray:
 def to_display(att: np.ndarray, anat: Anatomy, rng: np.random.Generator,
                lateral: bool = False) -> np.ndarray:
     """Processed image in [0, 1] (1 = white = most attenuating)."""
-    lo, hi = (0.35, 1.9) if lateral else (0.1, 1.5)
+    lo, hi = (0.35, 1.9) if lateral else (0.1, 2.0)
     d = np.clip((att - lo) / (hi - lo), 0, None)
     d = 1.25 * (1.0 - np.exp(-1.6 * d)) / (1.0 - np.exp(-1.6 * 1.25))
     d = rotate(d.astype(np.float32), anat.rotation_deg * (0.5 if lateral else 1.0))

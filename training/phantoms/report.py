@@ -23,12 +23,20 @@ ZONE_PHRASES = {"upper": ("{s} upper lung zone", "{s} apex"),
                 "lower": ("{s} lung base", "{s} lower lung zone")}
 NORMAL_IMPRESSIONS = ("No acute cardiopulmonary process.", "No acute cardiopulmonary abnormality.",
                       "Normal chest radiograph.", "No radiographic evidence of acute disease.")
-# One finding's negation, two wordings each (generator 1.1): said when the finding is absent.
+# One finding's negation (generator 1.1), said when the finding is absent. Since generator 1.3
+# each table also holds the finding's zero-shot negative anchor ("no <term>", the binary prompt
+# of assets/prompts/class_prompts.json), so the model sees the negatives it is scored against.
 SINGLE_NEGATIONS = {
-    "Lung Lesion": ("No pulmonary nodule or mass is identified.", "No lung nodules or masses."),
+    "Cardiomegaly": ("No cardiomegaly.", "The heart is not enlarged."),
+    "Enlarged Cardiomediastinum": ("No enlarged cardiomediastinum.", "The mediastinum is not widened."),
+    "Lung Lesion": ("No pulmonary nodule or mass is identified.", "No lung nodules or masses.",
+                    "No lung lesion."),
     "Atelectasis": ("No atelectasis.", "No focal atelectasis at the lung bases."),
-    "Pleural Other": ("No pleural thickening or calcification.", "No calcified pleural plaque."),
-    "Support Devices": ("No support devices are present.", "No indwelling catheter or tube is seen."),
+    "Pleural Other": ("No pleural thickening or calcification.", "No calcified pleural plaque.",
+                      "No pleural abnormality."),
+    "Support Devices": ("No support devices are present.", "No indwelling catheter or tube is seen.",
+                        "No support devices."),
+    "Fracture": ("No acute osseous abnormality.", "No displaced rib fracture.", "No fracture."),
 }
 LUNG_OPACITY_CHILDREN = ("Edema", "Consolidation", "Pneumonia", "Lung Lesion", "Atelectasis")
 
@@ -276,10 +284,12 @@ def _negatives(w: _Writer, names: set[str]) -> None:
         options.append(("Mediastinal contours are normal.", {"Enlarged Cardiomediastinum": 0}))
     lung = {"Lung Opacity", "Consolidation", "Pneumonia", "Edema", "Lung Lesion", "Atelectasis"}
     if not names & lung:
-        options.append((_pick(r, ("The lungs are clear.", "No focal consolidation.",
+        options.append((_pick(r, ("The lungs are clear.", "No focal consolidation.", "No consolidation.",
                                   "No focal airspace opacity to suggest pneumonia.")),
                         {"Consolidation": 0, "Pneumonia": 0}))
-        options.append((_pick(r, ("No focal lung opacity.", "No airspace or interstitial opacity.")),
+        options.append((_pick(r, ("No pneumonia.", "No evidence of pneumonia.")), {"Pneumonia": 0}))
+        options.append((_pick(r, ("No focal lung opacity.", "No airspace or interstitial opacity.",
+                                  "No lung opacity.")),
                         {"Lung Opacity": 0}))
     for name, sentences in SINGLE_NEGATIONS.items():
         if name not in names:
@@ -288,16 +298,14 @@ def _negatives(w: _Writer, names: set[str]) -> None:
         options.append(("No pulmonary edema.", {"Edema": 0}))
     pl = {"Pleural Effusion", "Pneumothorax"} - names
     if pl == {"Pleural Effusion", "Pneumothorax"}:
-        options.append(("No pleural effusion or pneumothorax.",
+        options.append((_pick(r, ("No pleural effusion or pneumothorax.",
+                                  "No pleural effusion. No pneumothorax.")),
                         {"Pleural Effusion": 0, "Pneumothorax": 0}))
         if r.random() < 0.5:
             options.append(("The costophrenic angles are sharp, with no effusion.", {"Pleural Effusion": 0}))
     else:
         for n in pl:
             options.append((f"No {n.lower()}.", {n: 0}))
-    if "Fracture" not in names:
-        options.append((_pick(r, ("No acute osseous abnormality.", "No displaced rib fracture.")),
-                        {"Fracture": 0}))
     for sentence, labels in options:
         if r.random() < 0.55:
             w.findings.append(sentence)

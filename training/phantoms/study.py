@@ -20,7 +20,7 @@ from training.phantoms.regions import RegionRecorder, ViewRegions
 from training.phantoms.render import to_display
 from training.phantoms.report import Report, write_report
 
-GENERATOR_VERSION = "1.2"
+GENERATOR_VERSION = "1.3"
 VIEWS = ("frontal", "lateral")
 
 
