@@ -34,7 +34,7 @@ class DemoBuild:
     work: Path
     out: Path
     bank_out: Path
-    train_studies: int = 6000
+    train_studies: int = 8000
     heldout_studies: int = 600
     train_seed: int = 1
     heldout_seed: int = 2
@@ -251,7 +251,7 @@ def parse_args(argv: list[str] | None) -> tuple[DemoBuild, bool, float | None]:
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "demo-build")
     parser.add_argument("--out", type=Path, default=REPO / "assets" / "models" / "cxrclip-demo")
     parser.add_argument("--bank-out", type=Path, default=REPO / "assets" / "sentence_bank" / "cxrclip-demo")
-    parser.add_argument("--train-studies", type=int, default=6000)
+    parser.add_argument("--train-studies", type=int, default=8000)
     parser.add_argument("--heldout-studies", type=int, default=600)
     parser.add_argument("--config", type=Path, default=CONFIG,
                         help="training config (default training/configs/demo.yaml)")
