@@ -105,8 +105,9 @@ def test_trust_figures_json_markdown_and_card(calibrated_model, tmp_path: Path) 
     out = tmp_path / "run"
     assert _run(model, bank, out, "--card") == 0
     figures = json.loads((out / "trust_figures.json").read_text())
-    assert set(figures) == {"model", "seeds", "studies_per_seed", "binary", "robustness",
-                            "ood_examples", "pointing", "sentences"}
+    assert set(figures) == {"model", "seeds", "studies_per_seed", "phantom_size", "binary",
+                            "robustness", "ood_examples", "pointing", "sentences"}
+    assert figures["phantom_size"] == SIZE
     seeds = [str(s) for s in trust_figures.SEEDS]
     assert list(figures["binary"]) == seeds and figures["studies_per_seed"] == 6
 
@@ -169,3 +170,9 @@ def test_a_model_without_a_sentence_bank_is_a_clear_error(calibrated_model, tmp_
     empty.mkdir()
     assert _run(model, empty, tmp_path / "run") == 1
     assert "no sentence bank for model" in capsys.readouterr().out
+
+
+def test_held_out_phantoms_are_drawn_at_the_models_input_size() -> None:
+    """A 224 px model is measured on 224 px phantoms, not on 160 px ones upsampled into it."""
+    assert trust_figures.phantom_size(224) == 224
+    assert trust_figures.phantom_size(128) == trust_figures.IMAGE_SIZE

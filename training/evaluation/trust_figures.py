@@ -26,7 +26,7 @@ import numpy as np
 
 SEEDS = (8, 9)
 STUDIES = 300
-IMAGE_SIZE = 160
+IMAGE_SIZE = 160   # the smallest phantom side; a model with a larger input gets phantoms of its own size
 POINTING_KINDS = ("similarity", "contribution", "occlusion")
 OCCLUSION_CASES = 150   # occlusion costs ~0.3-0.5 s per map; measured on the first cases only
 
@@ -43,7 +43,7 @@ class TrustRun:
     model: str
     out: Path
     studies: int = STUDIES
-    size: int = IMAGE_SIZE
+    size: int | None = None   # default: the model's input size, at least IMAGE_SIZE
     occlusion_cases: int = OCCLUSION_CASES
     bank: Path | None = None   # default: the project's bank built with this model
 
@@ -57,6 +57,11 @@ def ensure_phantoms(out: Path, seed: int, studies: int, size: int = IMAGE_SIZE) 
         generate_dataset(GenerateOptions(out=folder, seed=seed, size=size, dicom=False,
                                          split="test"), studies=studies, workers=1)
     return folder
+
+
+def phantom_size(model_input: int) -> int:
+    """Held-out phantoms at the model's input side (never upsampled into it), at least IMAGE_SIZE."""
+    return max(IMAGE_SIZE, int(model_input))
 
 
 def binary_figures(model: str, folder: Path) -> dict[str, Any]:
@@ -85,11 +90,13 @@ def measure(run: TrustRun) -> dict[str, Any]:
     from training.evaluation.robustness import robustness_auroc
     from training.evaluation.sentence_agreement import DEFAULT_BANK, load_bank, sentence_agreement
 
-    folders = [ensure_phantoms(run.out, seed, run.studies, run.size) for seed in SEEDS]
     engine = Engine.load(run.model)
+    size = run.size or phantom_size(engine.config.preprocess.resize_shorter)
+    folders = [ensure_phantoms(run.out, seed, run.studies, size) for seed in SEEDS]
     bank = load_bank(engine, run.bank or DEFAULT_BANK)
     return {
         "model": run.model, "seeds": list(SEEDS), "studies_per_seed": run.studies,
+        "phantom_size": size,
         "binary": {str(s): binary_figures(run.model, f) for s, f in zip(SEEDS, folders)},
         "robustness": {str(s): robustness_auroc(engine, [str(f)]) for s, f in zip(SEEDS, folders)},
         "ood_examples": ood_examples(engine),
@@ -177,7 +184,8 @@ def markdown(figures: dict[str, Any]) -> str:
     from training.evaluation.ood_examples import markdown_rows
 
     seeds = list(figures["binary"])
-    lines = [f"Held-out phantoms: {figures['studies_per_seed']} studies per seed, seeds "
+    size = f" at {figures['phantom_size']} px" if "phantom_size" in figures else ""
+    lines = [f"Held-out phantoms: {figures['studies_per_seed']} studies per seed{size}, seeds "
              f"{', '.join(seeds)} (frontal view for AUROC; findings a report does not mention count "
              "as absent). ECE and operating points on the first seed.", ""]
     lines += _binary_rows(figures) + [""]
@@ -228,7 +236,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default="assets/models/cxrclip-demo", help="model folder")
     parser.add_argument("--out", default="runs/trust", help="output folder (phantoms are kept here)")
     parser.add_argument("--studies", type=int, default=STUDIES, help="studies per seed")
-    parser.add_argument("--size", type=int, default=IMAGE_SIZE, help="phantom image side in pixels")
+    parser.add_argument("--size", type=int, default=None,
+                        help=f"phantom image side in pixels (default: the model's input size, at least {IMAGE_SIZE})")
     parser.add_argument("--occlusion-cases", type=int, default=OCCLUSION_CASES,
                         help="pointing cases that also get occlusion maps (slow)")
     parser.add_argument("--bank", default=None, help="sentence bank folder (default: assets/sentence_bank)")
