@@ -46,12 +46,15 @@ def test_each_sample_study_ranks_one_of_its_findings_first(qtbot, demo_plugin, h
 
 
 def test_cardiomegaly_far_more_likely_on_the_cardiomegaly_study(qtbot, demo_plugin, helpers):
-    probability = {}
+    """Called positive (at or above its calibrated operating point) on the cardiomegaly study,
+    negative on the normal one, and at least ten times as likely there."""
+    scores = {}
     for word in ("cardiomegaly", "normal"):
         _open(qtbot, demo_plugin, helpers, _sample(word))
-        scores = {f.finding: f.probability for f in demo_plugin.controller.findings}
-        probability[word] = scores["Cardiomegaly"]
-    assert probability["cardiomegaly"] > 0.5 > probability["normal"]
+        scores[word] = next(f for f in demo_plugin.controller.findings if f.finding == "Cardiomegaly")
+    assert scores["cardiomegaly"].calibrated and scores["cardiomegaly"].positive is True
+    assert scores["normal"].positive is False
+    assert scores["cardiomegaly"].probability > 10 * scores["normal"].probability
 
 
 def test_pneumothorax_prompt_higher_on_pneumothorax_study(qtbot, demo_plugin, helpers):
