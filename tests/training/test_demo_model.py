@@ -1,4 +1,6 @@
 """The demo-model build script's pure parts: metric summary and checkpoint choice."""
+import re
+
 import pytest
 
 from training.demo_model import final_checkpoint, summarise_metrics
@@ -60,14 +62,14 @@ def test_another_config_is_trained_and_described(tmp_path, monkeypatch):
     from training import demo_model
 
     config = tmp_path / "frozen.yaml"
-    config.write_text(demo_model.CONFIG.read_text().replace(
-        "train:\n", "train:\n  freeze_text_layers: 4\n", 1))
+    text = re.sub(r"\n  freeze_text_layers: \d+", "", demo_model.CONFIG.read_text())
+    config.write_text(text.replace("train:\n", "train:\n  freeze_text_layers: 2\n", 1))
     calls = []
     monkeypatch.setattr(demo_model, "_cxrclip", lambda *args: calls.append(args))
     build, _, _ = demo_model.parse_args(["--work", str(tmp_path), "--config", str(config)])
     demo_model.train(build)
     assert calls[0][:2] == ("train", str(config))
     run = demo_model.run_summary(build.config)
-    assert run["freeze_text_layers"] == 4
+    assert run["freeze_text_layers"] == 2
     assert demo_model._text_training(4).startswith("embeddings and the first 4 layers frozen")
     assert demo_model._text_training(0) == "fine-tuned"
