@@ -251,8 +251,8 @@ def parse_args(argv: list[str] | None) -> tuple[DemoBuild, bool, float | None]:
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "demo-build")
     parser.add_argument("--out", type=Path, default=REPO / "assets" / "models" / "cxrclip-demo")
     parser.add_argument("--bank-out", type=Path, default=REPO / "assets" / "sentence_bank" / "cxrclip-demo")
-    parser.add_argument("--train-studies", type=int, default=8000)
-    parser.add_argument("--heldout-studies", type=int, default=600)
+    parser.add_argument("--train-studies", type=int, default=DemoBuild.train_studies)
+    parser.add_argument("--heldout-studies", type=int, default=DemoBuild.heldout_studies)
     parser.add_argument("--config", type=Path, default=CONFIG,
                         help="training config (default training/configs/demo.yaml)")
     parser.add_argument("--skip-train", action="store_true", help="use the run folder's newest checkpoint")

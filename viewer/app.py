@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 log = logging.getLogger(__name__)
-DEFAULT_SIZE = (1500, 950)   # the window at start, shrunk to fit smaller screens
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,8 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--screenshot-delay", type=float, default=0.3, metavar="S",
                         help="extra wait after the study is drawn, for plugins (default 0.3)")
     parser.add_argument("--size", default=None,
-                        help=f"window size WxH (default {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}, "
-                             "shrunk to fit the screen's available area)")
+                        help="window size WxH (default: the viewer's usual size, shrunk to fit the screen)")
     phi = parser.add_mutually_exclusive_group()
     phi.add_argument("--hide-phi", action="store_true",
                      help="hide patient identifiers (remembered for later starts)")
@@ -37,23 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="load only this plugin entry point (repeatable), e.g. --plugin histogram")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
-
-
-def fit_to_screen(size: tuple[int, int], available: tuple[int, int]) -> tuple[int, int]:
-    """The default window size, shrunk to the screen's available area (a 1366 x 768 laptop
-    gets a window it can see whole); never grown."""
-    return min(size[0], available[0]), min(size[1], available[1])
-
-
-def _window_size(window, requested: str | None) -> tuple[int, int]:
-    """An explicit --size as given; otherwise the default fitted to the window's screen."""
-    if requested is not None:
-        return _parse_size(requested)
-    screen = window.screen()
-    if screen is None:
-        return DEFAULT_SIZE
-    area = screen.availableGeometry()
-    return fit_to_screen(DEFAULT_SIZE, (area.width(), area.height()))
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -126,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(load_plugins=not args.no_plugins,
                         plugin_entry_points=_selected_entry_points(args.plugin))
     hook = ExceptHook(window.report_problem).install()
-    window.resize(*_window_size(window, args.size))
+    if args.size is not None:   # otherwise MainWindow's default, fitted to the screen
+        window.resize(*_parse_size(args.size))
     if args.hide_phi or args.show_phi:  # otherwise the saved setting applies
         window.set_hide_phi(args.hide_phi)
     window.show()

@@ -57,7 +57,7 @@ def test_phi_options_are_exclusive_and_default_to_the_saved_setting(capsys):
 
 def test_default_window_fits_a_small_screen() -> None:
     """The 1500 x 950 default is shrunk to a 1366 x 768 laptop's available area, never grown."""
-    from viewer.app import DEFAULT_SIZE, fit_to_screen
+    from viewer.qt.main_window import DEFAULT_SIZE, fit_to_screen
 
     assert fit_to_screen(DEFAULT_SIZE, (1366, 728)) == (1366, 728)
     assert fit_to_screen(DEFAULT_SIZE, (1920, 1040)) == DEFAULT_SIZE

@@ -39,6 +39,14 @@ MAX_RECENT = 10
 HIDE_PHI_KEY = "privacy/hide_phi"
 
 
+DEFAULT_SIZE = (1500, 950)   # the window at start, shrunk to fit smaller screens
+
+
+def fit_to_screen(size: tuple[int, int], available: tuple[int, int]) -> tuple[int, int]:
+    """The default window size, shrunk to the screen's available area (a 1366 x 768 laptop
+    gets a window it can see whole); never grown."""
+    return min(size[0], available[0]), min(size[1], available[1])
+
 class MainWindow(WindowActionsMixin, QMainWindow):
     """The viewer window. ``study_ready(study_uid)`` fires once every shown view has
     pixels (or failed); ``scan_finished(n_studies)`` after a scan;
@@ -47,6 +55,13 @@ class MainWindow(WindowActionsMixin, QMainWindow):
     study_ready = Signal(str)
     scan_finished = Signal(int)
     phi_hidden_changed = Signal(bool)  # plugins may connect through host.main_window
+
+    def _default_size(self) -> tuple[int, int]:
+        screen = self.screen()
+        if screen is None:
+            return DEFAULT_SIZE
+        area = screen.availableGeometry()
+        return fit_to_screen(DEFAULT_SIZE, (area.width(), area.height()))
 
     def __init__(self, settings: QSettings | None = None, load_plugins: bool = True,
                  plugin_entry_points: list | None = None) -> None:
@@ -57,7 +72,7 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         self._menus: dict[str, QMenu] = {}
         self._tag_dialog = None
         self.setWindowTitle(APP_TITLE)
-        self.resize(1500, 950)
+        self.resize(*self._default_size())
         self.setAcceptDrops(True)
         self.views_panel = ViewsPanel(self)
         self.setCentralWidget(self.views_panel)
