@@ -246,15 +246,19 @@ class Engine:
         self._model_lock = threading.Lock()
         self.calibration = None  # cxrclip.calibration.Calibration of the folder, if any
         self.ood_guard = None  # cxrclip.ood.OODGuard of the folder, if any
+        self.heatmap_reference = None  # cxrclip.heatmap_reference.HeatmapReference of the folder, if any
 
     def attach_model_files(self, model_dir: str | Path) -> None:
-        """Read the folder's ``calibration.json`` and ``ood.json``/``ood.npz`` (each optional;
-        ignored when written for another model id)."""
+        """Read the folder's ``calibration.json``, ``ood.json``/``ood.npz`` and
+        ``heatmap_reference.json``/``.npz`` (each optional; ignored when written for another
+        model id)."""
         from cxrclip.calibration import Calibration
+        from cxrclip.heatmap_reference import HeatmapReference
         from cxrclip.ood import OODGuard
 
         self.calibration = Calibration.load(model_dir, self.model_id)
         self.ood_guard = OODGuard.load(model_dir, self.model_id)
+        self.heatmap_reference = HeatmapReference.load(model_dir, self.model_id)
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str | torch.device = "auto", num_threads: int | None = None,
@@ -541,7 +545,9 @@ class Engine:
         The kinds (`cxrclip.heatmaps`): "similarity", the cosine between each projected
         feature-map location and the prompt (`negative` unused); "probability", softmax of
         logit_scale * [cos(negative), cos(prompt)] per location; "contribution", each
-        location's share of the view's logit for prompt vs negative (sums to the logit);
+        location's share of the view's logit for prompt vs negative (sums to the logit),
+        minus the same share of a normal chest when the folder has a heatmap reference
+        (`cxrclip.heatmap_reference`, written by ``cxrclip calibrate --ood-data``);
         "occlusion", the drop of that logit when a patch of the input is masked (7 x 7
         positions onto an 8 x 8 grid, one image forward each: 0.5-0.8 s per map for the demo model on 2 CPU
         cores, versus a few ms for the others once the feature map is cached). The
@@ -569,9 +575,9 @@ class Engine:
 
     def prefetch_feature_map(self, view: ViewInput) -> None:
         """Compute and cache a view's feature map now, so its first heatmap needs no image forward."""
-        self._feature_map(view)
+        self.feature_map(view)
 
-    def _feature_map(self, view: ViewInput) -> np.ndarray:
+    def feature_map(self, view: ViewInput) -> np.ndarray:
         """Per-location projected features (D, h, w), not normalised, cached by view id."""
         key = (self.model_id, view.view_id)
         with self._cache_lock:
@@ -591,14 +597,16 @@ class Engine:
 
         pos = self.encode_text([prompt])[0]
         if kind == "similarity":
-            return heatmaps.cosine_map(heatmaps.unit_channels(self._feature_map(view)), pos)
+            return heatmaps.cosine_map(heatmaps.unit_channels(self.feature_map(view)), pos)
         neg_text = negative if negative is not None else self._negatives_for([prompt], None)[0]
         neg = self.encode_text([neg_text])[0]
         if kind == "contribution":
-            return heatmaps.contribution_map(self._feature_map(view), pos, neg, self.logit_scale)
+            fmap = self.feature_map(view)
+            reference = None if self.heatmap_reference is None else self.heatmap_reference.nearest(fmap)
+            return heatmaps.contribution_map(fmap, pos, neg, self.logit_scale, reference)
         if kind == "occlusion":
             return self._occlusion_map(view, pos, neg)
-        unit = heatmaps.unit_channels(self._feature_map(view))
+        unit = heatmaps.unit_channels(self.feature_map(view))
         sims = heatmaps.cosine_map(unit, pos), heatmaps.cosine_map(unit, neg)
         return binary_probability(sims[0], sims[1], self.logit_scale).astype(np.float32)
 

@@ -11,7 +11,10 @@ ONNX image graph's ``feature_map`` output) or from the image embedding itself:
   g = mean(P) splits into a sum over locations of s · P[:, i, j] · (t+ − t−) / (h w |g|).
   This is gradient × activation on the projected feature map (the logit is linear in P
   for a fixed |g|); unlike the cosine it keeps each location's magnitude, so a location
-  the model barely uses cannot light up.
+  the model barely uses cannot light up. With a ``reference`` map R (the mean map of
+  normal chests, `cxrclip.heatmap_reference`) each location's share of R, under the
+  view's own normaliser, is subtracted: gradient × (activation − baseline), so locations
+  that weigh the same on every chest (mediastinum, borders) no longer win the peak.
 - ``occlusion``: how much the view's logit drops when a square patch of the model input
   is replaced by the input's mean; one image forward per patch position.
 
@@ -38,13 +41,17 @@ def cosine_map(unit_fmap: np.ndarray, text: np.ndarray) -> np.ndarray:
 
 
 def contribution_map(fmap: np.ndarray, positive: np.ndarray, negative: np.ndarray,
-                     logit_scale: float) -> np.ndarray:
-    """(h, w) logit contribution of each location; sums to the view's logit (see module doc)."""
+                     logit_scale: float, reference: np.ndarray | None = None) -> np.ndarray:
+    """(h, w) logit contribution of each location; sums to the view's logit (see module doc).
+
+    With ``reference`` (D, h, w) it is the contribution of ``fmap - reference``: the sum is
+    then the view's logit minus the logit the reference map would have at the view's norm."""
     pooled = fmap.mean(axis=(1, 2))
     norm = max(float(np.linalg.norm(pooled)), 1e-12)
     direction = (positive - negative).astype(np.float32)
     cells = fmap.shape[1] * fmap.shape[2]
-    return (logit_scale * np.einsum("dhw,d->hw", fmap, direction) / (cells * norm)).astype(np.float32)
+    relative = fmap if reference is None else fmap - reference
+    return (logit_scale * np.einsum("dhw,d->hw", relative, direction) / (cells * norm)).astype(np.float32)
 
 
 @dataclass(frozen=True)

@@ -175,6 +175,8 @@ def _class_prompt_spec() -> dict[str, Any]:
     data = _load_json(CLASS_PROMPTS_FILE)
     for label, entry in data.items():
         _check_phrase_lists(CLASS_PROMPTS_FILE, label, entry, _PROMPT_PARTS)
+        if "negatives" in entry:
+            _check_phrase_lists(CLASS_PROMPTS_FILE, label, entry, ("negatives",))
     return data
 
 
@@ -215,12 +217,15 @@ def class_prompts(finding: str, max_prompts: int | None = None, seed: int = 0) -
 def zero_shot_prompts(finding: str, max_prompts: int | None = None) -> tuple[list[str], list[str]]:
     """(positives, negatives) of a finding's zero-shot ensemble.
 
-    Positives are its class prompts (severity x subtype x location); the negative
-    is the finding's binary negative ("no pneumothorax"), not each prompt negated:
-    "no mild cardiomegaly" would also be true of severe cardiomegaly.
+    Positives are its class prompts (severity x subtype x location); the negatives are
+    the entry's ``negatives`` list when it has one (how reports say a *size* is normal:
+    "no cardiomegaly", "normal heart size"), else the finding's binary negative
+    ("no pneumothorax") - not each prompt negated: "no mild cardiomegaly" would also be
+    true of severe cardiomegaly.
     """
-    negative, _ = binary_prompts(finding)
-    return class_prompts(finding, max_prompts=max_prompts), [negative]
+    _, entry = _class_entry(finding)
+    negatives = list(entry.get("negatives") or [binary_prompts(finding)[0]])
+    return class_prompts(finding, max_prompts=max_prompts), negatives
 
 
 def binary_prompts(finding: str) -> tuple[str, str]:

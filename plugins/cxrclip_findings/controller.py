@@ -303,7 +303,7 @@ class FindingsController(QObject):
 
         def run(service: Any, prepared: Any) -> dict[str, Any]:
             maps = service.heatmaps(prepared, target.prompt, target.negative)
-            return heatmap_layers(maps, target.prompt, opacity, visible)
+            return heatmap_layers(maps, target.prompt, opacity, visible, service.heatmap_against_normal)
 
         self._submit_study("heatmap", run, lambda r: self._heatmap_done(target, r[1]),
                            self.heatmap_failed.emit)

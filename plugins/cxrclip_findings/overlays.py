@@ -12,8 +12,11 @@ LAYER_NAME = "cxrclip-heatmap"
 
 
 def heatmap_layers(maps: dict[str, np.ndarray], label: str, opacity: float = 0.5,
-                   visible: bool = True, colormap: str = "ember") -> dict[str, OverlayLayer]:
-    """One overlay per view; all views share one colour range so they compare directly."""
+                   visible: bool = True, against_normal: bool = False,
+                   colormap: str = "ember") -> dict[str, OverlayLayer]:
+    """One overlay per view; all views share one colour range so they compare directly.
+    ``against_normal``: the maps are measured against a normal chest (the model folder's
+    heatmap reference), and the colour bar says so."""
     if not maps:
         return {}
     cmap = get_colormap(colormap)
@@ -21,7 +24,8 @@ def heatmap_layers(maps: dict[str, np.ndarray], label: str, opacity: float = 0.5
     values = np.concatenate([np.asarray(m, np.float32)[::step, ::step].ravel()
                              for m in maps.values()])
     vmin, vmax = robust_range(values)
-    bar = ColorBar(cmap.name, vmin, vmax, f"contribution to the score: {label}",
+    what = "contribution to the score vs a normal chest" if against_normal else "contribution to the score"
+    bar = ColorBar(cmap.name, vmin, vmax, f"{what}: {label}",
                    colors=cmap.rgba_table(64))
     return {view_id: OverlayLayer(LAYER_NAME, to_rgba(m, vmin, vmax, cmap), opacity, visible, bar)
             for view_id, m in maps.items()}

@@ -325,10 +325,16 @@ class FindingsService:
         """Map of each location's contribution to ``prompt``'s logit against ``negative`` ("no X"
         by default) on every usable view (NaN outside the crop), at most ``max_side`` pixels on
         the long side, same aspect as the image. Contribution, not plain cosine: its peak falls
-        inside the finding's region more often (pointing game, docs/trust.md)."""
+        inside the finding's region more often (pointing game, docs/trust.md); measured against
+        a normal chest when the model folder has a heatmap reference (`heatmap_against_normal`)."""
         return {view.view_id: self.engine.similarity_map(view, prompt, negative, kind=HEATMAP_KIND,
                                                          max_side=max_side)
                 for view in prepared.inputs.views}
+
+    @property
+    def heatmap_against_normal(self) -> bool:
+        """True when the maps subtract a normal chest's share (`cxrclip.heatmap_reference`)."""
+        return HEATMAP_KIND == "contribution" and self.engine.heatmap_reference is not None
 
     def prefetch_map(self, prepared: PreparedStudy, view_id: str) -> bool:
         """Compute one view's feature map ahead of the first heatmap click."""

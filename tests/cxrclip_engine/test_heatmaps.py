@@ -25,10 +25,10 @@ def _view(seed: int = 0) -> ViewInput:
 def test_contribution_map_sums_to_the_view_logit(demo: Engine) -> None:
     view = _view()
     pos, neg = demo.encode_text(["pleural effusion", "no pleural effusion"])
-    cells = contribution_map(demo._feature_map(view), pos, neg, demo.logit_scale)
+    cells = contribution_map(demo.feature_map(view), pos, neg, demo.logit_scale)
     emb = demo.embed_images([view.pixels])[0]
     logit = demo.logit_scale * float(emb @ pos - emb @ neg)
-    assert cells.shape == demo._feature_map(view).shape[1:]
+    assert cells.shape == demo.feature_map(view).shape[1:]
     assert float(cells.sum()) == pytest.approx(logit, rel=1e-3, abs=1e-3)
 
 

@@ -89,10 +89,31 @@ def test_rsna_and_binary_pairs():
 
 
 def test_zero_shot_ensemble_is_class_prompts_against_the_binary_negative():
-    positives, negatives = prompts.zero_shot_prompts("Cardiomegaly", max_prompts=4)
-    assert positives == prompts.class_prompts("Cardiomegaly", max_prompts=4)
-    assert negatives == ["no cardiomegaly"]
+    positives, negatives = prompts.zero_shot_prompts("Pneumothorax", max_prompts=4)
+    assert positives == prompts.class_prompts("Pneumothorax", max_prompts=4)
+    assert negatives == ["no pneumothorax"]
     assert prompts.zero_shot_prompts("No Finding")[1] == ["acute cardiopulmonary abnormality"]
+
+
+def test_size_findings_are_scored_against_a_normal_size_too():
+    """The entry's `negatives` replace "no <term>" in the ensemble; the heatmap pair keeps it."""
+    assert prompts.zero_shot_prompts("Cardiomegaly")[1] == ["no cardiomegaly", "normal heart size"]
+    assert prompts.zero_shot_prompts("Enlarged Cardiomediastinum")[1] == [
+        "no enlarged cardiomediastinum", "normal mediastinal contours"]
+    assert prompts.binary_prompts("Cardiomegaly") == ("no cardiomegaly", "cardiomegaly")
+
+
+def test_a_bad_negatives_list_names_the_file_and_key(monkeypatch):
+    monkeypatch.setattr(prompts, "_load_json", lambda relative: {"Cardiomegaly": {
+        "term": "cardiomegaly", "severity": [""], "subtype": ["cardiomegaly"], "location": [""],
+        "negatives": []}})
+    prompts._class_prompt_spec.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="'negatives'"):
+            prompts.zero_shot_prompts("Cardiomegaly")
+    finally:
+        monkeypatch.undo()
+        prompts._class_prompt_spec.cache_clear()
 
 
 def test_chestxray14_labels_have_sentences(repo_root):

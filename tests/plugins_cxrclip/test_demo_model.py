@@ -67,3 +67,27 @@ def test_pneumothorax_prompt_higher_on_pneumothorax_study(qtbot, demo_plugin, he
                         timeout=WAIT)
         probabilities[word] = demo_plugin.controller.prompt_scores["large right pneumothorax"].probability
     assert probabilities["pneumothorax"] > probabilities["normal"]
+
+
+def test_pneumothorax_heatmap_points_at_the_right_lung_against_a_normal_chest(qtbot, demo_plugin, helpers):
+    """Sample 03 has a right pneumothorax (image left on the PA view): its finding map peaks
+    there, and the colour bar says the map is measured against a normal chest."""
+    import numpy as np
+
+    from plugins.cxrclip_findings.overlays import LAYER_NAME
+
+    handle = _open(qtbot, demo_plugin, helpers, _sample("pneumothorax"))
+    tree = demo_plugin.findings_panel.tree
+    row = next(tree.topLevelItem(i) for i in range(tree.topLevelItemCount())
+               if demo_plugin.findings_panel.row_findings()[i] == "Pneumothorax")
+    demo_plugin.findings_panel._clicked(row, 0)
+    frontal = handle.views[0].view_id
+    qtbot.waitUntil(lambda: LAYER_NAME in demo_plugin.host.overlays.get(frontal, {}), timeout=WAIT)
+    bar = demo_plugin.host.overlays[frontal][LAYER_NAME].colorbar
+    assert bar.label.startswith("contribution to the score vs a normal chest: ")
+    controller = demo_plugin.controller
+    prepared = controller.study.ensure_prepared(controller.service)
+    maps = controller.service.heatmaps(prepared, *controller.service.finding_prompt("Pneumothorax"))
+    heat = maps[frontal]
+    row_peak, col_peak = np.unravel_index(np.nanargmax(heat), heat.shape)
+    assert col_peak < heat.shape[1] / 2, (row_peak, col_peak, heat.shape)

@@ -47,6 +47,8 @@ def test_calibrate_writes_files_card_and_manifest_then_eval_reports_reliability(
     engine = Engine.load(tiny_model, device="cpu", runtime="torch")
     assert engine.calibration == cal and engine.ood_guard is not None
     assert summary["ood"]["n_statistics"] == 45 and summary["ood"]["n_threshold"] == 90  # views
+    # no --ood-data study is labelled No Finding = 1: no heatmap reference, and the summary says why
+    assert "No Finding" in summary["ood"]["heatmap_reference"]["skipped"] and engine.heatmap_reference is None
 
     out = tmp_path / "eval.json"
     assert main(["eval", str(tiny_model), "--data", str(val), "--split", "validate", "--tasks", "binary,ood",
@@ -60,3 +62,37 @@ def test_calibrate_writes_files_card_and_manifest_then_eval_reports_reliability(
     assert min(abs(row["auroc"] - row["auroc_raw"]), abs(row["auroc"] + row["auroc_raw"] - 1)) < 1e-9
     assert res["ood"]["n_views"] == 90
     assert res["ood"]["flagged"] <= 1  # the threshold is their own 99.5th percentile
+
+
+def test_calibrate_writes_the_heatmap_reference_from_the_normal_studies(
+        tiny_model, manifest_factory, tmp_path, capsys):
+    """Studies labelled No Finding = 1 give the reference: one mean map per view kind."""
+    import dataclasses
+
+    import numpy as np
+
+    from cxrclip.engine import Engine, ViewInput
+    from cxrclip.manifest import check_manifest
+    from training.data.image_cache import read_gray_uint8
+    from training.data.manifest import read_manifest, write_manifest
+
+    val = manifest_factory(tmp_path / "val", n=60, seed=3, splits=("validate",), labels_only=60)
+    ood_dir = manifest_factory(tmp_path / "ood", n=10, seed=4, splits=("validate",), labels_only=10)
+    ood = read_manifest(ood_dir)
+    normal = {r.study_id for r in ood.records[:4]}   # 2 with PA + LATERAL, 2 with PA only
+    records = [dataclasses.replace(r, labels={**r.labels, "No Finding": int(r.study_id in normal)})
+               for r in ood.records]
+    write_manifest(ood_dir, ood.header, records)
+    assert main(["calibrate", str(tiny_model), "--data", str(val), "--split", "validate",
+                 "--ood-data", str(ood_dir), "--blank-as-negative", "--device", "cpu"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["ood"]["heatmap_reference"]["n_views"] == {"frontal": 4, "lateral": 2}
+    assert check_manifest(tiny_model) is None
+    engine = Engine.load(tiny_model, device="cpu", runtime="torch")
+    frontal = [engine.feature_map(ViewInput(p, read_gray_uint8(ood.image_path(r.images[0]))))
+               for r in records[:4] for p in [r.images[0]]]
+    np.testing.assert_allclose(engine.heatmap_reference.maps["frontal"], np.mean(frontal, axis=0),
+                               rtol=1e-4, atol=1e-5)
+    card = json.loads((tiny_model / "model_card.json").read_text())
+    assert card["extra"]["heatmap_reference"]["n_views"] == {"frontal": 4, "lateral": 2}
+    assert "## Heatmap reference" in (tiny_model / "MODEL_CARD.md").read_text()

@@ -18,7 +18,7 @@ from training.phantoms.dataset import GenerateOptions, generate_dataset
 from training.phantoms.findings import Finding
 
 SIZE = 64
-POINTING_KINDS = {"similarity", "contribution"}
+POINTING_KINDS = {"similarity", "raw_contribution", "contribution"}
 
 
 @pytest.fixture(scope="module", autouse=True)

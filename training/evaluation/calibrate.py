@@ -5,9 +5,11 @@ labelled studies of ``--data`` (frontal view, the evaluation's pick) and, with
 ``--ood-data``, the out-of-distribution guard (`cxrclip.ood`): statistics from
 every view of the ``--ood-data`` studies, the threshold from every view of the
 ``--data`` split (other studies, so the threshold is held out from the statistics),
-the prompt reference from the ``--ood-data`` report sentences. Writes
-``calibration.json`` (and ``ood.json`` + ``ood.npz``) into the model folder, lists
-them in the card and rewrites ``MANIFEST.sha256``.
+the prompt reference from the ``--ood-data`` report sentences; and the heatmaps' normal
+reference (`cxrclip.heatmap_reference`) from the ``--ood-data`` studies labelled No
+Finding. Writes ``calibration.json`` (and ``ood.json`` + ``ood.npz``,
+``heatmap_reference.json`` + ``.npz``) into the model folder, lists them in the card and
+rewrites ``MANIFEST.sha256``.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from cxrclip.calibration import Calibration, fit_finding, reliability
+from cxrclip.heatmap_reference import HeatmapReference, HeatmapReferenceError, view_kind
 from cxrclip.ood import OODGuard
 from cxrclip.zero_shot import ZeroShotClassifier
 
@@ -137,6 +140,24 @@ def fit_ood(engine: Any, ood_manifests: list, data_manifests: list, split: str, 
     return guard
 
 
+def is_normal(record: Any) -> bool:
+    """CheXpert's No Finding = 1 (devices allowed)."""
+    return bool(record.labels) and record.labels.get("No Finding") == 1
+
+
+def fit_heatmap_reference(engine: Any, ood_manifests: list, data_names: list[str]) -> HeatmapReference:
+    """Mean projected feature map of the normal studies' views per view kind (frontal, lateral)."""
+    from training.evaluation.embedding import positioned_views
+
+    maps = ((view_kind(position) or "other", engine.feature_map(view))
+            for position, view in positioned_views(ood_manifests, is_normal))
+    reference = HeatmapReference.fit(maps, {"model_id": engine.model_id, "data": data_names,
+                                            "rule": "mean projected feature map of the views of studies "
+                                                    "labelled No Finding = 1, per view kind"})
+    engine.clear_caches()
+    return reference
+
+
 def run_calibrate(req: CalibrateRequest) -> dict[str, Any]:
     """Fit, save into the model folder, update the card and manifest; returns a summary."""
     from cxrclip.engine import Engine
@@ -168,6 +189,13 @@ def run_calibrate(req: CalibrateRequest) -> dict[str, Any]:
         written += guard.save(req.model_dir)
         summary["ood"] = {"threshold": guard.threshold, "prompt_threshold": guard.prompt_threshold,
                           **guard.meta}
+        try:
+            reference = fit_heatmap_reference(engine, ood_manifests, list(req.ood_data))
+            written += reference.save(req.model_dir)
+            summary["ood"]["heatmap_reference"] = reference.meta
+        except HeatmapReferenceError as exc:  # no study labelled No Finding = 1
+            summary["ood"]["heatmap_reference"] = {"skipped": f"{exc} (no --ood-data study is labelled "
+                                                              "No Finding = 1)"}
     _update_card(Path(req.model_dir), calibration, summary.get("ood"))
     written.append(write_prompt_embeddings(engine, req.model_dir))  # cached above: no new encoding
     write_manifest(Path(req.model_dir))

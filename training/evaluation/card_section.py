@@ -1,7 +1,8 @@
 """Write a model's calibration, operating points and OOD guard into its card files.
 
 ``model_card.json``: ``extra.operating_points`` (finding -> calibrated probability),
-``extra.calibration`` (method per finding, data, command, rules) and ``extra.ood``.
+``extra.calibration`` (method per finding, data, command, rules), ``extra.ood`` and
+``extra.heatmap_reference``.
 ``MODEL_CARD.md``: a "Calibration and operating points" section between markers,
 replaced when ``cxrclip calibrate`` runs again.
 """
@@ -31,6 +32,9 @@ def card_extra(calibration: Calibration, ood: dict[str, Any] | None) -> dict[str
                       "prompt_threshold": ood.get("prompt_threshold"),
                       "statistics_data": ood.get("statistics_data"),
                       "threshold_percentile": ood.get("threshold_percentile")}
+        if ood.get("heatmap_reference"):
+            out["heatmap_reference"] = {"files": ["heatmap_reference.json", "heatmap_reference.npz"],
+                                        **ood["heatmap_reference"]}
     return out
 
 
@@ -59,8 +63,21 @@ def markdown_section(calibration: Calibration, ood: dict[str, Any] | None) -> st
                   f"in-distribution views. Prompt hint when a word is not among the {ood.get('n_vocabulary')} "
                   f"words of {ood.get('n_reference_sentences')} reference sentences and the class prompts, or "
                   f"the highest cosine to those sentences is below {ood.get('prompt_threshold')}."]
+        lines += _reference_lines(ood.get("heatmap_reference"))
     lines.append(END)
     return "\n".join(lines) + "\n"
+
+
+def _reference_lines(reference: dict[str, Any] | None) -> list[str]:
+    if not reference:
+        return []
+    if "skipped" in reference:
+        return ["", "## Heatmap reference", "", f"Not written: {reference['skipped']}."]
+    counts = ", ".join(f"{n} {kind}" for kind, n in (reference.get("n_views") or {}).items())
+    return ["", "## Heatmap reference", "",
+            f"`heatmap_reference.json` + `.npz`: mean projected feature map of the normal views ({counts}) of "
+            f"{', '.join(reference.get('data') or [])}; contribution heatmaps show each location's share of the "
+            "logit minus that of this normal chest (`cxrclip.heatmap_reference`)."]
 
 
 def update_card_files(model_dir: Path, calibration: Calibration, ood: dict[str, Any] | None) -> None:

@@ -7,7 +7,7 @@ the numbers they report are the numbers the viewer computes for the same pixels.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +44,19 @@ def _read(manifest: Manifest, record: StudyRecord, relative: str) -> ViewInput |
     except LOAD_ERRORS as exc:
         log.warning("image %s of %s unreadable: %s", path, record.study_id, exc)
         return None
+
+
+def positioned_views(manifests: Sequence[Manifest], keep: Callable[[StudyRecord], bool]
+                     ) -> Iterator[tuple[str | None, ViewInput]]:
+    """(view position, readable view) of every image of the studies ``keep`` accepts."""
+    for manifest in manifests:
+        for record in manifest.records:
+            if not keep(record):
+                continue
+            for relative, position in zip(record.images, record.view_positions):
+                view = _read(manifest, record, relative)
+                if view is not None:
+                    yield position, view
 
 
 def study_embeddings(engine: Engine, manifests: Sequence[Manifest], split: str) -> SplitEmbeddings:

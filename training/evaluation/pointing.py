@@ -28,7 +28,9 @@ from cxrclip.engine import Engine, ViewInput
 from cxrclip.zero_shot import heatmap_prompt
 
 POINTING_FINDINGS = ("Pleural Effusion", "Pneumothorax", "Cardiomegaly", "Consolidation", "Lung Lesion")
-FAST_KINDS = ("similarity", "probability", "contribution")
+RAW_CONTRIBUTION = "raw_contribution"
+"""Evaluation-only kind: "contribution" without the folder's normal reference (the map before it)."""
+FAST_KINDS = ("similarity", "probability", RAW_CONTRIBUTION, "contribution")
 TOLERANCES = (0, 1)
 
 
@@ -99,7 +101,7 @@ def cell_pixels(engine: Engine, view: ViewInput) -> float:
 
     height, width = np.asarray(view.pixels).shape[:2]
     geo = crop_geometry(height, width, engine.config.preprocess)
-    grid = engine._feature_map(view).shape[-1]
+    grid = engine.feature_map(view).shape[-1]
     return float(geo.size / geo.scale_x / grid)
 
 
@@ -107,6 +109,18 @@ def _read(path: Path) -> np.ndarray:
     from cxrclip.image_io import read_image
 
     return read_image(path).pixels
+
+
+def heatmap(engine: Engine, view: ViewInput, positive: str, negative: str, kind: str) -> np.ndarray:
+    """The viewer's map of ``kind``; `RAW_CONTRIBUTION` is "contribution" with the engine's
+    heatmap reference set aside for the call."""
+    if kind != RAW_CONTRIBUTION:
+        return engine.similarity_map(view, positive, negative, kind=kind)
+    reference, engine.heatmap_reference = engine.heatmap_reference, None
+    try:
+        return engine.similarity_map(view, positive, negative, kind="contribution")
+    finally:
+        engine.heatmap_reference = reference
 
 
 def score_case(engine: Engine, case: PointingCase, kinds: Sequence[str],
@@ -121,9 +135,8 @@ def score_case(engine: Engine, case: PointingCase, kinds: Sequence[str],
                                       for t in TOLERANCES}}
     for kind in kinds:
         start = time.perf_counter()
-        heatmap = engine.similarity_map(view, positive, negative, kind=kind)
+        point = peak(heatmap(engine, view, positive, negative, kind))
         timings.setdefault(kind, []).append(time.perf_counter() - start)
-        point = peak(heatmap)
         out[kind] = {t: is_hit(point, grown(case.boxes, t * cell)) for t in TOLERANCES}
     return out
 
@@ -176,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, help="model folder")
     parser.add_argument("--data", required=True, help="phantom folder (cxrclip phantom generate --png)")
     parser.add_argument("--kinds", default=",".join(FAST_KINDS),
-                        help="comma-separated map kinds (similarity, probability, contribution, occlusion)")
+                        help="comma-separated map kinds (similarity, probability, raw_contribution, contribution, occlusion)")
     parser.add_argument("--views", default="frontal", help="frontal, lateral or frontal,lateral")
     parser.add_argument("--limit", type=int, default=None, help="at most this many cases")
     parser.add_argument("--out", default=None, help="write the result as JSON here")

@@ -27,7 +27,7 @@ import numpy as np
 SEEDS = (8, 9)
 STUDIES = 300
 IMAGE_SIZE = 160   # the smallest phantom side; a model with a larger input gets phantoms of its own size
-POINTING_KINDS = ("similarity", "contribution", "occlusion")
+POINTING_KINDS = ("similarity", "raw_contribution", "contribution", "occlusion")
 OCCLUSION_CASES = 150   # occlusion costs ~0.3-0.5 s per map; measured on the first cases only
 
 
