@@ -22,7 +22,7 @@ from viewer.model.study import Patient, Study, View, WindowPreset, format_age
 from viewer.plugin_api import OverlayLayer
 from viewer.qt.image_source import ViewPixels, WindowKey, render_shown, to_qimage, to_rgb32, window_key
 from viewer.qt.measure_tools import MeasureController
-from viewer.qt.overlay_paint import draw_colorbar, draw_corner_text
+from viewer.qt.overlay_paint import MARGIN, draw_colorbar, draw_corner_text
 from viewer.qt.workers import run_in_pool
 from viewer.render import display_range, pixel_value_at
 
@@ -362,7 +362,7 @@ class ImageView(QWidget):
         bars = [layer.colorbar for layer in self.layers.values() if layer.visible and layer.colorbar]
         for index, bar in enumerate(bars):
             rect = QRectF(self.width() - 26 - index * 60, self.height() * 0.3, 12, self.height() * 0.4)
-            draw_colorbar(painter, bar, rect)
+            draw_colorbar(painter, bar, rect, label_width=rect.right() - 2 * MARGIN)
 
     # --- mouse -----------------------------------------------------------
     def _measure_event(self, event: QMouseEvent, kind: str) -> bool:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF
+from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QLinearGradient, QPainter, QPen
 
 from viewer.plugin_api import ColorBar
@@ -38,8 +38,25 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
 
 
-def draw_colorbar(painter: QPainter, bar: ColorBar, rect: QRectF) -> None:
-    """A vertical bar (high value on top) with vmax/vmin ticks and the label above it."""
+def wrap_label(text: str, metrics: QFontMetricsF, width: float, max_lines: int = 3) -> list[str]:
+    """``text`` broken at spaces into lines at most ``width`` wide (a word wider than that is
+    elided in the middle); past ``max_lines`` the last line is elided at its end."""
+    lines: list[str] = []
+    for word in text.split():
+        candidate = f"{lines[-1]} {word}" if lines else word
+        if lines and metrics.horizontalAdvance(candidate) <= width:
+            lines[-1] = candidate
+        else:
+            lines.append(metrics.elidedText(word, Qt.TextElideMode.ElideMiddle, width))
+    if len(lines) > max_lines:
+        rest = " ".join(lines[max_lines - 1:])
+        lines = lines[:max_lines - 1] + [metrics.elidedText(rest, Qt.TextElideMode.ElideRight, width)]
+    return lines
+
+
+def draw_colorbar(painter: QPainter, bar: ColorBar, rect: QRectF, label_width: float | None = None) -> None:
+    """A vertical bar (high value on top) with vmax/vmin ticks and the label above it,
+    right-aligned with the bar and wrapped to ``label_width`` (default: no limit)."""
     gradient = QLinearGradient(rect.bottomLeft(), rect.topLeft())
     for pos, color in colorbar_stops(bar):
         gradient.setColorAt(pos, color)
@@ -56,8 +73,11 @@ def draw_colorbar(painter: QPainter, bar: ColorBar, rect: QRectF) -> None:
                     (_fmt(bar.vmin), rect.bottom() + metrics.ascent() / 2 - 2)):
         _shadow_text(painter, QPointF(right - metrics.horizontalAdvance(text), y), text)
     if bar.label:
-        label_w = metrics.horizontalAdvance(bar.label)
-        _shadow_text(painter, QPointF(rect.right() - label_w, rect.top() - 6), bar.label)
+        width = label_width if label_width is not None else metrics.horizontalAdvance(bar.label) + 1
+        lines = wrap_label(bar.label, metrics, max(width, 20.0))
+        for row, line in enumerate(reversed(lines)):
+            y = rect.top() - 6 - row * metrics.height()
+            _shadow_text(painter, QPointF(rect.right() - metrics.horizontalAdvance(line), y), line)
     painter.restore()
 
 
