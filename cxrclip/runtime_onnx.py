@@ -233,8 +233,10 @@ def load_towers(model_dir: str | Path, device: Any = "auto", num_threads: int | 
 
 
 class Deferred:
-    """A value built by ``build()`` on a daemon thread; `get` waits for it (re-raising the
-    build's error, every time it is asked)."""
+    """A value built by ``build()`` on a background thread; `get` waits for it (re-raising the
+    build's error, every time it is asked). The thread is not a daemon: a process that ends
+    while ONNX Runtime is still building a session waits for it, because tearing the
+    interpreter down under the build aborted the process (std::bad_alloc, exit status 134)."""
 
     def __init__(self, build: Callable[[], Any], name: str) -> None:
         self._value: Any = None
@@ -249,7 +251,7 @@ class Deferred:
             finally:
                 self._done.set()
 
-        threading.Thread(target=run, name=name, daemon=True).start()
+        threading.Thread(target=run, name=name, daemon=False).start()
 
     def get(self) -> Any:
         self._done.wait()

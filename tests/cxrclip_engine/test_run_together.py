@@ -66,3 +66,19 @@ def test_deferred_error_is_raised_at_every_get():
     for _ in range(2):
         with pytest.raises(RuntimeError, match="protobuf"):
             value.get()
+
+
+def test_a_process_that_ends_right_after_loading_exits_cleanly() -> None:
+    """The text session is still being built when the script ends: the interpreter waits for
+    it instead of aborting (it used to exit with status 134, std::bad_alloc from ONNX Runtime)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    demo = Path(__file__).resolve().parents[2] / "assets" / "models" / "cxrclip-demo"
+    script = f"from cxrclip.engine import Engine; Engine.load({str(demo)!r}, runtime='onnx')"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "bad_alloc" not in done.stderr
