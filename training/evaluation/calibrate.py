@@ -154,8 +154,7 @@ def fit_heatmap_reference(engine: Any, ood_manifests: list, data_names: list[str
     reference = HeatmapReference.fit(maps, {"model_id": engine.model_id, "data": data_names,
                                             "rule": "mean projected feature map of the views of studies "
                                                     "labelled No Finding = 1, per view kind"})
-    engine.clear_caches()
-    return reference
+    return reference  # the feature-map cache keeps at most 32 maps; the text cache stays for later steps
 
 
 def run_calibrate(req: CalibrateRequest) -> dict[str, Any]:
