@@ -34,22 +34,10 @@ REFERENCE_JSON = "heatmap_reference.json"
 REFERENCE_ARRAYS = "heatmap_reference.npz"
 FORMAT = "cxrclip-heatmap-reference"
 FORMAT_VERSION = 1
-FRONTAL_POSITIONS = frozenset({"PA", "AP", "FRONTAL"})
-LATERAL_POSITIONS = frozenset({"LATERAL", "LL", "RL", "LAT"})
 
 
 class HeatmapReferenceError(ValueError):
     """Unusable reference files; the message names the file and the fix."""
-
-
-def view_kind(position: str | None) -> str | None:
-    """"frontal", "lateral" or None for a DICOM/manifest view position."""
-    value = (position or "").strip().upper()
-    if value in FRONTAL_POSITIONS:
-        return "frontal"
-    if value in LATERAL_POSITIONS:
-        return "lateral"
-    return None
 
 
 @dataclass

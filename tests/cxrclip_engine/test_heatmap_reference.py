@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from cxrclip.engine import Engine, ViewInput
-from cxrclip.heatmap_reference import (REFERENCE_ARRAYS, REFERENCE_JSON, HeatmapReference,
-                                       HeatmapReferenceError, view_kind)
+from cxrclip.heatmap_reference import REFERENCE_ARRAYS, REFERENCE_JSON, HeatmapReference, HeatmapReferenceError
 from cxrclip.heatmaps import contribution_map
 from cxrclip.manifest import write_manifest
 
@@ -43,11 +42,6 @@ def test_fit_refuses_nothing_and_mixed_shapes() -> None:
         HeatmapReference.fit([])
     with pytest.raises(HeatmapReferenceError, match="different shapes"):
         HeatmapReference.fit([("frontal", np.zeros((2, 3, 3))), ("frontal", np.zeros((2, 4, 4)))])
-
-
-def test_view_kind_of_positions() -> None:
-    assert [view_kind(p) for p in ("PA", "ap", "LATERAL", "LL", "", None, "OBLIQUE")] == [
-        "frontal", "frontal", "lateral", "lateral", None, None, None]
 
 
 def test_save_load_round_trip_and_model_id(tmp_path: Path) -> None:

@@ -96,3 +96,11 @@ def test_calibrate_writes_the_heatmap_reference_from_the_normal_studies(
     card = json.loads((tiny_model / "model_card.json").read_text())
     assert card["extra"]["heatmap_reference"]["n_views"] == {"frontal": 4, "lateral": 2}
     assert "## Heatmap reference" in (tiny_model / "MODEL_CARD.md").read_text()
+
+
+def test_view_kind_of_positions() -> None:
+    """What the heatmap reference groups views by (the training package's view positions)."""
+    from training.data.dataset import view_kind
+
+    assert [view_kind(p) for p in ("PA", "ap", "LATERAL", "LL", "", None, "OBLIQUE")] == [
+        "frontal", "frontal", "lateral", "lateral", None, None, None]

@@ -29,8 +29,18 @@ from training.data.text import fit_sentences, study_texts
 
 log = logging.getLogger(__name__)
 FRONTAL = ("PA", "AP", "FRONTAL", "AP AXIAL", "PA LLD")
-LATERAL = ("LATERAL", "LL", "RL", "LARGE LATERAL", "XTABLE LATERAL")
+LATERAL = ("LATERAL", "LAT", "LL", "RL", "LARGE LATERAL", "XTABLE LATERAL")
 NOT_FRONTAL = LATERAL + ("LAO", "RAO", "LPO", "RPO", "OBLIQUE")
+
+
+def view_kind(position: str | None) -> str | None:
+    """"frontal", "lateral" or None (oblique, unknown) for a manifest view position."""
+    value = (position or "").strip().upper()
+    if value in FRONTAL:
+        return "frontal"
+    if value in LATERAL:
+        return "lateral"
+    return None
 LOAD_ERRORS = (OSError, ValueError, cv2.error)
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from cxrclip.calibration import Calibration, fit_finding, reliability
-from cxrclip.heatmap_reference import HeatmapReference, HeatmapReferenceError, view_kind
+from cxrclip.heatmap_reference import HeatmapReference, HeatmapReferenceError
 from cxrclip.ood import OODGuard
 from cxrclip.zero_shot import ZeroShotClassifier
 
@@ -147,6 +147,7 @@ def is_normal(record: Any) -> bool:
 
 def fit_heatmap_reference(engine: Any, ood_manifests: list, data_names: list[str]) -> HeatmapReference:
     """Mean projected feature map of the normal studies' views per view kind (frontal, lateral)."""
+    from training.data.dataset import view_kind
     from training.evaluation.embedding import positioned_views
 
     maps = ((view_kind(position) or "other", engine.feature_map(view))
