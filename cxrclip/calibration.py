@@ -40,8 +40,9 @@ ISOTONIC_MIN_PER_CLASS = 200
 ECE_BINS = 10
 MIN_SPECIFICITY = 0.9
 _EPS = 1e-6
-METHOD_RULE = (f"isotonic when >= {ISOTONIC_MIN_PER_CLASS} positives and negatives, else Platt "
-               f"(sigmoid(a*logit+b)); uncalibrated below {MIN_PER_CLASS} of either class")
+METHOD_RULE = (f"centred isotonic (knots at the pooled blocks' mean logits) when >= {ISOTONIC_MIN_PER_CLASS} "
+               f"positives and negatives, else Platt (sigmoid(a*logit+b)); uncalibrated below {MIN_PER_CLASS} "
+               "of either class")
 OPERATING_POINT_RULE = (f"Youden's J maximised on the calibrated probabilities of the fitting data among "
                         f"thresholds with specificity >= {MIN_SPECIFICITY} (midpoint between neighbouring "
                         f"scores); positive when probability >= point")
@@ -206,23 +207,27 @@ def fit_platt(logits: np.ndarray, targets: np.ndarray, iterations: int = 100) ->
 
 
 def fit_isotonic(logits: np.ndarray, targets: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Knots (raw logits, probabilities) of the non-decreasing least-squares fit (pool adjacent
-    violators); predictions interpolate linearly between knots and are flat outside."""
+    """Knots (raw logits, probabilities) of centred isotonic regression.
+
+    Pool adjacent violators gives the non-decreasing least-squares fit as blocks of
+    neighbouring logits; each block becomes one knot at its mean logit with its mean
+    target, and predictions interpolate linearly between knots (flat outside). Knots at
+    the blocks' edges instead (plain isotonic interpolation) let two neighbouring logits
+    a hair apart jump from one block's value to the next: on the demo model a raw-logit
+    change of 0.007 moved a calibrated probability by 0.23; between block means the slope
+    stays that of the data (docs/trust.md)."""
     x, y = _check_binary(logits, targets)
-    order = np.argsort(x, kind="stable")
-    xs, ys = x[order], y[order]
-    values, weights, lo, hi = [], [], [], []
-    for i, (xv, yv) in enumerate(zip(xs, ys)):
-        values.append(yv), weights.append(1.0), lo.append(xv), hi.append(xv)
-        while len(values) > 1 and values[-2] >= values[-1]:
+    values, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)  # tied logits pool first
+    targets_per_value = np.bincount(inverse, weights=y) / counts
+    means, weights, sums = [], [], []  # per block: mean target, size, sum of logits
+    for xv, yv, n in zip(values, targets_per_value, counts):
+        means.append(float(yv)), weights.append(float(n)), sums.append(float(xv) * n)
+        while len(means) > 1 and means[-2] >= means[-1]:
             w = weights[-2] + weights[-1]
-            v = (values[-2] * weights[-2] + values[-1] * weights[-1]) / w
-            values[-2:], weights[-2:], hi[-2:], lo[-2:] = [v], [w], [hi[-1]], [lo[-2]]
-    knots_x, knots_y = [], []
-    for v, a, b in zip(values, lo, hi):
-        knots_x += [a, b] if b > a else [a]
-        knots_y += [v, v] if b > a else [v]
-    return tuple(float(k) for k in knots_x), tuple(float(k) for k in knots_y)
+            means[-2:] = [(means[-2] * weights[-2] + means[-1] * weights[-1]) / w]
+            sums[-2:], weights[-2:] = [sums[-2] + sums[-1]], [w]
+    centres = [s / w for s, w in zip(sums, weights)]
+    return tuple(centres), tuple(means)
 
 
 def youden_point(probs: np.ndarray, targets: np.ndarray, min_specificity: float = 0.0) -> tuple[float, float]:

@@ -59,6 +59,21 @@ def test_isotonic_is_monotone_and_fits_steps() -> None:
     assert np.interp([0.0, 1.5, 4.0], kx, ky) == pytest.approx([0.0, 0.5, 1.0])
 
 
+
+def test_isotonic_knots_sit_at_block_means_so_nearby_logits_stay_close() -> None:
+    # Two blocks, [0, 0.1, 0.2] -> 0 and [0.2001, 0.3, 0.4] -> 1: knots at their edges would
+    # jump from 0 to 1 between 0.2 and 0.2001; knots at their means climb from 0.1 to 0.30003.
+    x = np.array([0.0, 0.1, 0.2, 0.2001, 0.3, 0.4])
+    kx, ky = fit_isotonic(x, np.array([0, 0, 0, 1, 1, 1]))
+    assert kx == pytest.approx((0.1, 0.9001 / 3)) and ky == pytest.approx((0.0, 1.0))
+    below, above = np.interp([0.2, 0.2001], kx, ky)
+    assert below == pytest.approx(0.1 / (0.9001 / 3 - 0.1)) and above - below < 1e-3
+
+
+def test_isotonic_pools_tied_logits() -> None:
+    kx, ky = fit_isotonic(np.array([1.0, 1.0, 2.0, 2.0]), np.array([0, 1, 1, 1]))
+    assert kx == pytest.approx((1.0, 2.0)) and ky == pytest.approx((0.5, 1.0))
+
 def test_fit_finding_rules() -> None:
     rng = np.random.default_rng(2)
     few = fit_finding(rng.normal(size=40), np.array([1] * (MIN_PER_CLASS - 1) + [0] * (41 - MIN_PER_CLASS)))
