@@ -4,11 +4,22 @@ The file has ``sha256sum``'s format (``<64 hex>  <relative path>`` per line,
 sorted by path, ``/`` as separator), so ``sha256sum -c MANIFEST.sha256`` inside
 the folder checks it too. It covers every file in the folder except itself.
 Folders saved before manifests existed have none and are not checked.
+
+Hashing a model folder reads all of it (~100 MB for the demo model, ~0.1 s of a core on
+every load). An application may keep a `DigestCache` (`use_digest_cache`): a file whose
+identity (path, size, modification and status-change times, inode, device) is unchanged
+since its digest was computed is not read again. Writing to a file changes its status-change
+time, which no user can set, so an edited, replaced or copied-over file is hashed afresh.
+The library's default is no cache: every check reads every file.
 """
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -31,6 +42,70 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class DigestCache:
+    """SHA-256 digests already computed, keyed by the file's identity, in one JSON file.
+
+    An unreadable or malformed cache file counts as empty; `save` replaces it atomically.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._entries: dict[str, list] | None = None
+        self._dirty = False
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _identity(file: Path) -> tuple[str, list[int]]:
+        st = file.stat()
+        return str(file.resolve()), [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+    def _load(self) -> dict[str, list]:
+        if self._entries is None:
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+                self._entries = data if isinstance(data, dict) else {}
+            except (OSError, ValueError):
+                self._entries = {}
+        return self._entries
+
+    def digest(self, file: Path) -> str:
+        """The file's SHA-256: from the cache when its identity is unchanged, else read and kept."""
+        key, identity = self._identity(file)
+        with self._lock:
+            known = self._load().get(key)
+        if isinstance(known, list) and known[:-1] == identity and isinstance(known[-1], str):
+            return known[-1]
+        digest = sha256_file(file)
+        with self._lock:
+            self._load()[key] = identity + [digest]
+            self._dirty = True
+        return digest
+
+    def save(self) -> None:
+        """Write the cache if it changed (best effort: a read-only cache folder is not an error)."""
+        with self._lock:
+            if not self._dirty:
+                return
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    json.dump(self._entries, fh)
+                os.replace(tmp, self.path)
+                self._dirty = False
+            except OSError:
+                pass
+
+
+_digest_cache: DigestCache | None = None
+
+
+def use_digest_cache(path: str | Path | None) -> None:
+    """Let every later `check_manifest` of this process reuse digests kept in ``path`` (None: off)."""
+    global _digest_cache
+    _digest_cache = DigestCache(path) if path is not None else None
 
 
 def write_manifest(folder: Path) -> Path:
@@ -64,10 +139,15 @@ def check_manifest(folder: Path) -> ManifestProblem | None:
     entries = _entries(folder)
     if isinstance(entries, ManifestProblem):
         return entries
-    for digest, relative in entries:
-        path = folder / relative
-        if not path.is_file():
-            return ManifestProblem(relative, "missing")
-        if sha256_file(path) != digest:
-            return ManifestProblem(relative, "changed")
-    return None
+    cache = _digest_cache
+    try:
+        for digest, relative in entries:
+            path = folder / relative
+            if not path.is_file():
+                return ManifestProblem(relative, "missing")
+            if (cache.digest(path) if cache is not None else sha256_file(path)) != digest:
+                return ManifestProblem(relative, "changed")
+        return None
+    finally:
+        if cache is not None:
+            cache.save()

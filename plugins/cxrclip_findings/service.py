@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from cxrclip.engine import Engine, FindingScore, PromptScore, StudyInput, ViewInput
+from cxrclip.manifest import use_digest_cache
 from cxrclip.sentence_bank import Neighbour, SentenceBank, agreeing, zero_shot_mentions
-from plugins.cxrclip_findings.text_cache import CachedTextEngine, PromptEmbeddingStore
+from plugins.cxrclip_findings.text_cache import CachedTextEngine, PromptEmbeddingStore, cache_root
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ HEATMAP_MAX_SIDE = 512
 HEATMAP_KIND = "contribution"  # see Engine.similarity_map and docs/trust.md (pointing game)
 SENTENCE_OVERFETCH = 8  # bank neighbours fetched per wanted sentence (contradictions, comparisons dropped)
 WARM_UP_BATCH = 64  # prompts per text-tower call while the prompt cache is filled
+DIGEST_CACHE_FILE = "verified_digests.json"  # under text_cache.cache_root(): model files already hashed
 _TEXT_NAME_RE = re.compile(r"([A-Za-z0-9][\w.\-/]*[\w])\s+text\s+(?:tower|encoder)", re.I)
 
 
@@ -227,6 +229,9 @@ class FindingsService:
             raise ModelLoadError(f"model directory {model_dir} does not exist; choose a folder "
                                  "made by `cxrclip train` or `cxrclip convert-official`, or set "
                                  "CXRCLIP_MODEL")
+        # The folder's MANIFEST.sha256 check reads ~100 MB; files unchanged since the last
+        # launch keep their verified digest in the cache folder (cxrclip.manifest.DigestCache).
+        use_digest_cache(cache_root() / DIGEST_CACHE_FILE)
         try:
             engine = CachedTextEngine.load(model_dir, device=device, num_threads=num_threads, runtime=Engine.env_runtime())
             card = read_card(model_dir)

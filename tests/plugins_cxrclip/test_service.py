@@ -12,6 +12,20 @@ def service(tiny_model_dir, bank_dir):
     return FindingsService.load(tiny_model_dir, device="cpu", bank_dir=bank_dir)
 
 
+def test_loading_keeps_the_verified_digests_of_the_model_files(service, tiny_model_dir):
+    """The next launch skips re-reading unchanged model files (cxrclip.manifest.DigestCache)."""
+    import json
+
+    from cxrclip.manifest import MANIFEST_FILE
+    from plugins.cxrclip_findings.service import DIGEST_CACHE_FILE
+    from plugins.cxrclip_findings.text_cache import cache_root
+
+    kept = json.loads((cache_root() / DIGEST_CACHE_FILE).read_text())
+    for line in (tiny_model_dir / MANIFEST_FILE).read_text().splitlines():
+        digest, relative = line.split(maxsplit=1)
+        assert kept[str((tiny_model_dir / relative).resolve())][-1] == digest
+
+
 def test_summary_reads_card(service, tiny_model_dir):
     s = service.summary()
     assert s.name == "Tiny plugin test model"
