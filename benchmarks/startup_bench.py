@@ -14,6 +14,11 @@ count from the window's first frame (its first paint), when a person can first
 see and use it; the gap that ends with the first frame (showing and painting the
 window) is reported on its own as ``first_frame_gap_ms``, and
 ``max_ui_stall_incl_first_frame_ms`` is the longest gap from the window's creation.
+The probe keeps ticking ``--settle`` seconds after the findings (the launch is over but
+its garbage is not): ``max_ui_stall_ms`` and the stall counts stop at the findings,
+``max_stall_after_findings_ms`` is the longest gap in those seconds. Then the UI thread runs
+one full garbage collection, as the collector would at some point, and ``full_gc_ms`` is
+how long it took.
 
 The parent runs ``--warm`` unmeasured launches per runtime (prompt-embedding
 cache and disk cache warm), then ``--runs`` measured ones per runtime,
@@ -29,6 +34,7 @@ interleaved rounds, so before/after figures share one run.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.abc
 import importlib.util
 import json
@@ -47,16 +53,18 @@ MODEL = ROOT / "assets" / "models" / "cxrclip-demo"
 START_ENV = "CXRCLIP_BENCH_T0"  # the parent's wall clock just before it starts the child
 SAMPLE_ENV = "CXRCLIP_BENCH_SAMPLE_STALLS"  # "1": name what the UI thread ran during each stall
 PLUGIN_NAME = "CXR-CLIP findings"
+SETTLE_ENV = "CXRCLIP_BENCH_SETTLE"  # seconds the probe keeps running after the findings
 KEYS = ("start_to_findings_s", "model_ready_s", "study_drawn_s", "first_frame_s", "max_ui_stall_ms",
-        "stalls_over_100ms", "first_frame_gap_ms")
+        "stalls_over_100ms", "first_frame_gap_ms", "max_stall_after_findings_ms", "full_gc_ms")
 
 
 # ----- child: the viewer, observed -------------------------------------------------------
 class _Probe:
     """The timeline of one launch and the UI thread's stalls (see the module docstring)."""
 
-    def __init__(self, t0: float, timeout: float) -> None:
-        self.t0, self.timeout = t0, timeout
+    def __init__(self, t0: float, timeout: float, settle: float = 0.0) -> None:
+        self.t0, self.timeout, self.settle = t0, timeout, settle
+        self.findings_tick: int | None = None
         self.marks: dict[str, float] = {}
         self.ticks: list[float] = []
         self.window: Any = None
@@ -100,9 +108,13 @@ class _Probe:
         self.ticks.append(time.time())
         if self.plugin is None:
             self._find_plugin()
-        elif getattr(self.plugin, "built", True) and self.plugin.findings_panel.tree.topLevelItemCount() > 0:
+        elif (self.findings_tick is None and getattr(self.plugin, "built", True)
+              and self.plugin.findings_panel.tree.topLevelItemCount() > 0):
+            from PySide6.QtCore import QTimer
+
             self.mark("findings")
-            self._finish()
+            self.findings_tick = len(self.ticks)
+            QTimer.singleShot(int(self.settle * 1000), self._finish)
 
     def _find_plugin(self) -> None:
         for active in self.window.plugin_host.registry.active:
@@ -120,6 +132,9 @@ class _Probe:
             return
         self.timer.stop()
         self.result = self._summary(error)
+        start = time.perf_counter()  # what a full collection, whenever it comes, costs the UI thread
+        gc.collect()
+        self.result["full_gc_ms"] = 1000 * (time.perf_counter() - start)
         self.window.close()  # the app's event loop ends with its last window
 
     def _causes(self, gaps: list[tuple[float, float]]) -> list:
@@ -130,6 +145,8 @@ class _Probe:
 
     def _summary(self, error: str) -> dict:
         all_gaps = [(b - a, b - self.t0) for a, b in zip(self.ticks, self.ticks[1:])]
+        end = len(all_gaps) if self.findings_tick is None else self.findings_tick - 1
+        all_gaps, after = all_gaps[:end], all_gaps[end:]  # launch, and the settle time after the findings
         first = getattr(self, "first_frame_tick", 0)  # gaps[first - 1] ends after the first paint
         gaps = all_gaps[first:]
         tree = self.plugin.findings_panel.tree if self.plugin is not None and getattr(self.plugin, "built", True) else None
@@ -145,6 +162,8 @@ class _Probe:
                 "max_ui_stall_ms": 1000 * max((g for g, _ in gaps), default=0.0),
                 "max_ui_stall_incl_first_frame_ms": 1000 * max((g for g, _ in all_gaps), default=0.0),
                 "stalls_over_100ms": sum(g > 0.1 for g, _ in gaps),
+                "max_stall_after_findings_ms": 1000 * max((g for g, _ in after), default=0.0),
+                "settle_s": self.settle,
                 "stalls": [[round(1000 * g), round(at, 3)] for g, at in gaps if g > 0.1],
                 "stall_causes": self._causes(gaps),
                 "timeline": {k: round(v, 3) for k, v in sorted(self.marks.items(), key=lambda kv: kv[1])},
@@ -226,7 +245,8 @@ class _WrapMainWindow(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 def _child(timeout: float) -> dict:
     """Run the viewer (this process is fresh) and observe it."""
-    probe = _Probe(float(os.environ.get(START_ENV, time.time())), timeout)
+    probe = _Probe(float(os.environ.get(START_ENV, time.time())), timeout,
+                   float(os.environ.get(SETTLE_ENV, "0")))
     probe.mark("python_started")
     if os.environ.get(SAMPLE_ENV) == "1":
         probe.sampler = _StallSampler()
@@ -299,13 +319,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tree", type=Path, help="also measure this checkout's code (ONNX runtime)")
     parser.add_argument("--sample-stalls", action="store_true",
                         help="name what the UI thread ran during each stall (adds a sampling thread)")
+    parser.add_argument("--settle", type=float, default=2.0,
+                        help="seconds the probe keeps running after the findings (default 2): "
+                             "max_stall_after_findings_ms, e.g. a full garbage collection")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.sample_stalls:
-        os.environ[SAMPLE_ENV] = "1"  # the children inherit it
     if args.child:
         print(json.dumps(_child(args.timeout)), flush=True)
         return 0
+    os.environ[SETTLE_ENV] = str(args.settle)  # the children inherit these
+    if args.sample_stalls:
+        os.environ[SAMPLE_ENV] = "1"
     variants = _variants(args)
     if args.first:
         _print_table("first launch, empty prompt-embedding cache (one launch each)",

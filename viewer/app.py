@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -111,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         window.resize(*_parse_size(args.size))
     if args.hide_phi or args.show_phi:  # otherwise the saved setting applies
         window.set_hide_phi(args.hide_phi)
+    # What exists now (Qt's and our modules, the window) lives as long as the app: frozen, the
+    # cyclic garbage collector stops walking it. Unfrozen, the first full collection after
+    # launch held the UI thread for 70-80 ms; frozen, 7-12 ms (benchmarks/RESULTS.md).
+    gc.freeze()
     window.show()
     if args.screenshot is not None:
         _arm_screenshot(app, window, args.screenshot, args.screenshot_timeout, args.screenshot_delay)

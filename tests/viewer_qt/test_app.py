@@ -14,18 +14,24 @@ from PySide6.QtGui import QDropEvent
 
 @pytest.mark.slow
 def test_cli_saves_screenshot_after_first_study(study_dir, tmp_path):
-    """``cxrclip-viewer PATH --screenshot FILE`` in a subprocess (app.exec() ends the event loop)."""
+    """``cxrclip-viewer PATH --screenshot FILE`` in a subprocess (app.exec() ends the event loop).
+
+    What the launch built is frozen for the garbage collector (a full collection of it held
+    the UI thread for 70-80 ms)."""
     out = tmp_path / "shot.png"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path),
            "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    run_app = ("import gc, sys; from viewer.app import main; rc = main(sys.argv[1:]); "
+               "print('frozen objects', gc.get_freeze_count()); sys.exit(rc)")
     result = subprocess.run(
-        [sys.executable, "-m", "viewer.app", str(study_dir), "--no-plugins", "--hide-phi",
+        [sys.executable, "-c", run_app, str(study_dir), "--no-plugins", "--hide-phi",
          "--screenshot", str(out), "--size", "900x600", "--screenshot-delay", "0.05",
          "--screenshot-timeout", "60"], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     shot = np.asarray(Image.open(out).convert("L"))
     assert shot.shape[1] >= 900 and shot.std() > 10
     assert "screenshot saved" in result.stderr
+    assert int(result.stdout.split("frozen objects")[-1]) > 10000
 
 
 def test_drop_folder_opens_it(qtbot, window, study_dir):
