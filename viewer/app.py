@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         window.set_hide_phi(args.hide_phi)
     # What exists now (Qt's and our modules, the window) lives as long as the app: frozen, the
     # cyclic garbage collector stops walking it. Unfrozen, the first full collection after
-    # launch held the UI thread for 70-80 ms; frozen, 7-12 ms (benchmarks/RESULTS.md).
+    # launch held the UI thread for 70-90 ms; frozen, 9-15 ms (benchmarks/RESULTS.md).
     gc.freeze()
     window.show()
     if args.screenshot is not None:

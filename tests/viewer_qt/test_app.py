@@ -17,7 +17,7 @@ def test_cli_saves_screenshot_after_first_study(study_dir, tmp_path):
     """``cxrclip-viewer PATH --screenshot FILE`` in a subprocess (app.exec() ends the event loop).
 
     What the launch built is frozen for the garbage collector (a full collection of it held
-    the UI thread for 70-80 ms)."""
+    the UI thread for 70-90 ms)."""
     out = tmp_path / "shot.png"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path),
            "XDG_CONFIG_HOME": str(tmp_path / "config")}
