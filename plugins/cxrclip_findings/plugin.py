@@ -9,6 +9,7 @@ the user's data folder. See docs/plugin_cxrclip.md.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,9 @@ def data_dir(explicit: str | Path | None = None) -> Path:
     return Path(base or Path.home() / ".local" / "share" / "cxrclip-viewer") / DATA_SUBDIR
 
 
+DOCK_TITLES = ("Findings", "Prompt", "Report", "Model", "Change")  # added in this order
+
+
 class CxrClipFindingsPlugin(BasePlugin):
     """Presents `cxrclip.Engine` results in the viewer."""
 
@@ -80,8 +84,12 @@ class CxrClipFindingsPlugin(BasePlugin):
         log.info("CXR-CLIP model from %s: %s", source, model_dir)
         c.load_model(model_dir)
         self._waiting_hooks = []
+        # One dock per turn: adding all five in one step re-laid-out and repainted the window
+        # in one go, the longest UI stall of the launch (benchmarks/RESULTS.md, 2026-12-02).
+        docks = [partial(self._add_dock, title) for title in DOCK_TITLES]
         self._build = StagedBuild([self._build_findings, self._build_prompt, self._build_report,
-                                   self._build_model_and_change, self._add_docks, self._add_search],
+                                   self._build_model_and_change, *docks, self._arrange_docks_and_menu,
+                                   self._add_search],
                                   self._built, parent=c)
         self._build.start()
 
@@ -109,11 +117,12 @@ class CxrClipFindingsPlugin(BasePlugin):
         self.model_panel = ModelPanel(self.controller, self.load_model_dialog, self.convert_dialog)
         self.change_panel = ChangePanel(self.controller)
 
-    def _add_docks(self) -> None:
-        for title, panel in (("Findings", self.findings_panel), ("Prompt", self.prompt_panel),
-                             ("Report", self.report_panel), ("Model", self.model_panel),
-                             ("Change", self.change_panel)):
-            self.docks[title] = self.host.add_dock_panel(title, panel, "right")
+    def _add_dock(self, title: str) -> None:
+        panels = {"Findings": self.findings_panel, "Prompt": self.prompt_panel, "Report": self.report_panel,
+                  "Model": self.model_panel, "Change": self.change_panel}
+        self.docks[title] = self.host.add_dock_panel(title, panels[title], "right")
+
+    def _arrange_docks_and_menu(self) -> None:
         self._arrange_docks()
         self._add_actions(self.host)
 

@@ -124,3 +124,34 @@ def test_deactivating_mid_build_drops_the_rest(qtbot, fake_host, tiny_model_dir,
     plugin.deactivate()
     qtbot.wait(100)
     assert not plugin.built and "Search" not in fake_host.panels
+
+
+def test_each_build_step_adds_at_most_one_dock(fake_host, tiny_model_dir, tmp_path, monkeypatch):
+    """Adding the five docks in one step re-laid-out the window at once: the longest launch stall."""
+    from plugins.cxrclip_findings import plugin as plugin_module
+
+    monkeypatch.setenv("CXRCLIP_MODEL", str(tiny_model_dir))
+    steps = []
+
+    class RecordingBuild(plugin_module.StagedBuild):
+        def __init__(self, build_steps, *args, **kwargs):
+            steps.extend(build_steps)
+            super().__init__(build_steps, *args, **kwargs)
+
+        def start(self) -> None:  # the test runs the steps itself
+            pass
+
+    monkeypatch.setattr(plugin_module, "StagedBuild", RecordingBuild)
+    plugin = CxrClipFindingsPlugin(None, QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    try:
+        plugin.activate(fake_host)
+        added = []
+        for step in steps:
+            before = set(fake_host.panels)
+            step()
+            added.append(sorted(set(fake_host.panels) - before))
+        assert all(len(names) <= 1 for names in added), added
+        assert [n for names in added for n in names] == ["Findings", "Prompt", "Report", "Model", "Change",
+                                                          "Search"]
+    finally:
+        plugin.deactivate()
