@@ -88,6 +88,7 @@ class DigestCache:
         with self._lock:
             if not self._dirty:
                 return
+            tmp = None
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
@@ -96,7 +97,8 @@ class DigestCache:
                 os.replace(tmp, self.path)
                 self._dirty = False
             except OSError:
-                pass
+                if tmp is not None:  # a failed write leaves no temporary file behind
+                    Path(tmp).unlink(missing_ok=True)
 
 
 _digest_cache: DigestCache | None = None
