@@ -27,7 +27,8 @@ $(VENV)/bin/python:
 	$(PIP) install -q --upgrade pip
 
 # The viewer with its CXR-CLIP plugin on ONNX Runtime: no torch, no transformers, no SimpleITK
-# (the [gdcm] extra): 609 MB vs 2.4 GB for everything (docs/engine.md "Install without torch").
+# (the [gdcm] extra), no usearch (the [archive] extra): 553 MB vs 2.4 GB for everything
+# (docs/engine.md "Install without torch").
 $(STAMP_VIEWER): pyproject.toml Makefile $(LOCK) | $(VENV)/bin/python
 	$(PIP) install -q -c $(LOCK) -e .
 	touch $(STAMP_VIEWER)

@@ -12,6 +12,10 @@ Bio_ClinicalBERT; no download, demo tokenizer). For each model, with the same th
 - prompt -> probability on 3 cached views: `Engine.score` with a new prompt each time;
 - image forward: one preprocessed view through the image tower.
 
+``--spinning`` compares ORT's worker threads busy-waiting after each run (its default)
+with the engine's setting (no spinning): both sessions of a model in one process, as the
+viewer has them.
+
 Then the text tower under ORT graph optimisation levels and with int8 dynamic
 quantisation, with its accuracy (cosine to float32 embeddings, change of zero-shot
 probabilities on a 3-view study). Timings are medians in ms (cold starts in s).
@@ -62,6 +66,57 @@ for i in range(-3, repeats):
         times.append((time.perf_counter() - start) * 1000)
 print(statistics.median(times))
 """
+
+SPIN_SCRIPT = """
+import sys, time, statistics
+import numpy as np, onnxruntime as ort
+from cxrclip.runtime_onnx import session_options
+folder, spin, threads, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+options = session_options(threads)
+options.log_severity_level = 3
+for key in ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning"):
+    options.add_session_config_entry(key, spin)
+image = ort.InferenceSession(f"{folder}/onnx/image.onnx", options, providers=["CPUExecutionProvider"])
+text = ort.InferenceSession(f"{folder}/onnx/text.onnx", options, providers=["CPUExecutionProvider"])
+size = image.get_inputs()[0].shape[-1]
+pixels = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
+ids = np.full((2, 10), 1000, np.int64); mask = np.ones_like(ids)
+run_text = lambda: text.run(None, {"input_ids": ids, "attention_mask": mask})
+run_image = lambda: image.run(None, {image.get_inputs()[0].name: pixels})
+def then_python():  # a text run, then 20 ms of a Python thread's own work
+    run_text(); start = time.perf_counter()
+    while time.perf_counter() - start < 0.02: pass
+def median(fn):
+    for _ in range(3): fn()
+    times, cpu0, wall0 = [], time.process_time(), time.perf_counter()
+    for _ in range(repeats):
+        start = time.perf_counter(); fn(); times.append(1000 * (time.perf_counter() - start))
+    return statistics.median(times), (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+pair, image_ms, both = median(run_text)[0], median(run_image)[0], median(lambda: (run_image(), run_text()))[0]
+print(pair, image_ms, both, median(then_python)[1])
+"""
+SPIN_COLUMNS = ("text pair (ms)", "image (ms)", "image then text (ms)", "cores busy: text run + 20 ms Python")
+
+
+def spinning(folder: Path, threads: int, repeats: int, rounds: int = 2) -> dict[str, list[list[float]]]:
+    """ORT's worker threads busy-waiting after a run (its default) vs not, each in a fresh process,
+    rounds interleaved: both sessions (image, text) of one engine, as the viewer runs them."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out: dict[str, list[list[float]]] = {"spinning (ORT default)": [], "no spinning (the engine's)": []}
+    for _ in range(rounds):
+        for label, spin in (("spinning (ORT default)", "1"), ("no spinning (the engine's)", "0")):
+            run = subprocess.run([sys.executable, "-c", SPIN_SCRIPT, str(folder), spin, str(threads), str(repeats)],
+                                 capture_output=True, text=True, env=env, check=True)
+            out[label].append([float(x) for x in run.stdout.split()[-4:]])
+    return out
+
+
+def print_spinning(name: str, result: dict[str, list[list[float]]]) -> None:
+    print(f"\n## {name}: ORT spinning, per round\n\n| sessions | " + " | ".join(SPIN_COLUMNS) + " |")
+    print("|---" * (len(SPIN_COLUMNS) + 1) + "|")
+    for label, rows in result.items():
+        cells = [" / ".join(f"{row[i]:.3g}" for row in rows) for i in range(len(SPIN_COLUMNS))]
+        print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 def views(n: int) -> list:
@@ -225,6 +280,8 @@ def main() -> None:
     parser.add_argument("--skip-paper", action="store_true", help="demo model only")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--variants-only", action="store_true", help="only the text-tower variants table")
+    parser.add_argument("--spinning", action="store_true",
+                        help="only: ORT worker threads spinning after a run (ORT's default) vs not (the engine's)")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     import onnxruntime
@@ -235,6 +292,10 @@ def main() -> None:
     folders = prepare(args.workdir, args.skip_paper)
     results = {}
     for name, folder in folders.items():
+        if args.spinning:
+            results[name] = spinning(folder, args.threads, args.repeats)
+            print_spinning(name, results[name])
+            continue
         if args.variants_only:
             results[name] = variants_only(folder, args.threads, args.repeats)
             print(f"\n## {name}")

@@ -260,7 +260,11 @@ def _child(timeout: float) -> dict:
 # ----- parent ------------------------------------------------------------------------------
 def launch(runtime: str, cache_dir: str, timeout: float, tree: Path = ROOT) -> dict:
     """One fresh process with ``CXRCLIP_RUNTIME=runtime`` running ``tree``'s code; its result."""
-    config = tempfile.mkdtemp(prefix="cxrclip-bench-settings-")  # QSettings live here
+    with tempfile.TemporaryDirectory(prefix="cxrclip-bench-settings-") as config:  # QSettings live here
+        return _launch_in(runtime, cache_dir, timeout, tree, config)
+
+
+def _launch_in(runtime: str, cache_dir: str, timeout: float, tree: Path, config: str) -> dict:
     env = dict(os.environ, CXRCLIP_RUNTIME=runtime, CXRCLIP_MODEL=str(MODEL), CXRCLIP_CACHE_DIR=cache_dir,
                CXRCLIP_DATA_DIR=str(Path(cache_dir) / "data"), QT_QPA_PLATFORM="offscreen",
                HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", XDG_CONFIG_HOME=config,

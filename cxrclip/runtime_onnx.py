@@ -97,7 +97,15 @@ def providers_for(device: Any, available: list[str]) -> tuple[list[Any], str]:
 
 
 def session_options(num_threads: int | None, optimization: str = "all") -> Any:
-    """ONNX Runtime session options: intra-op threads and graph optimisation level."""
+    """ONNX Runtime session options: intra-op threads, graph optimisation level, no spinning.
+
+    ORT's worker threads busy-wait after each run by default (good for a server that runs
+    back to back). Here each session (image, text) has its own pool, and the caller is a
+    viewer: the spinning workers of one session took the cores from the other (an image
+    forward then a text forward of the paper-sized model: 156-178 ms spinning, 80-82 ms not)
+    and from the UI thread (a 20 ms Python loop right after a text run: 2.0 cores busy
+    spinning, 1.55 not), at no gain for a single run (benchmarks/RESULTS.md, 2026-12-02).
+    """
     import onnxruntime as ort
 
     levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -109,6 +117,8 @@ def session_options(num_threads: int | None, optimization: str = "all") -> Any:
     options = ort.SessionOptions()
     options.graph_optimization_level = levels[optimization]
     options.log_severity_level = 3  # errors only; ORT's warnings about unused initialisers are noise here
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     if num_threads is not None:
         options.intra_op_num_threads = int(num_threads)
         options.inter_op_num_threads = 1

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cxrclip.index.ann import EXACT_LIMIT, VectorSearch
+from cxrclip.index.ann import EXACT_LIMIT, VectorSearch, exact_only_reason
 from cxrclip.index.build import IndexModelMismatch
 from cxrclip.index.filters import Filter, check_findings, parse_where
 from cxrclip.index.records import IndexInfo, StudyHit, ViewRecord
@@ -52,7 +52,8 @@ class ArchiveIndex:
         self.vectors.refresh()
         return IndexInfo(str(self.index_dir), self.model_id, self.model_dir, self.dim,
                          int(meta.get("format_version", 0)), meta.get("created"), self.findings, counts["views"],
-                         counts["studies"], counts["failures"], self.vectors.ann_size, self.store.last_build())
+                         counts["studies"], counts["failures"], self.vectors.ann_size, self.store.last_build(),
+                         exact_only_reason(counts["views"], self.vectors.exact_limit))
 
     def check_model(self, engine: Engine) -> None:
         """Raise `IndexModelMismatch` unless ``engine`` runs the model this index was built with."""

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cxrclip.index.ann import ANN_FILE, EXACT_LIMIT, save_ann
+from cxrclip.index.ann import ANN_FILE, EXACT_LIMIT, save_ann, usearch_installed
 from cxrclip.index.decode import DecodedView, FailedView, read_view
 from cxrclip.index.store import FORMAT_VERSION, SQLITE_FILE, Failure, NewView, Store, StudyRow
 from cxrclip.index.walk import SourceFile, files_to_do, list_files
@@ -251,8 +251,9 @@ def prune_missing(store: Store, sources: Sequence[Path], files: Sequence[SourceF
 
 
 def refresh_ann(store: Store, index_dir: Path, dim: int, exact_limit: int = EXACT_LIMIT) -> int | None:
-    """Rewrite the ANN file when the index has at least ``exact_limit`` views; returns its size or None."""
-    if store.counts()["views"] < exact_limit:
+    """Rewrite the ANN file when the index has at least ``exact_limit`` views and usearch is installed;
+    returns its size or None."""
+    if store.counts()["views"] < exact_limit or not usearch_installed():
         return None
     return save_ann(store, index_dir, dim)
 

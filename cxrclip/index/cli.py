@@ -220,7 +220,8 @@ def run_info(args: argparse.Namespace) -> int:
     build = info["last_build"] or {}
     rows = [("index", info["path"]), ("model", info["model_id"]), ("model folder", info["model_dir"]),
             ("views", info["views"]), ("studies", info["studies"]), ("failures", info["failures"]),
-            ("search", f"ANN ({info['ann_vectors']} vectors) + exact tail" if info["ann_vectors"] else "exact"),
+            ("search", f"ANN ({info['ann_vectors']} vectors) + exact tail" if info["ann_vectors"]
+             else f"exact ({info['exact_only_reason']})" if info["exact_only_reason"] else "exact"),
             ("created", info["created"]),
             ("last build", f"{build.get('finished') or 'not finished'} (+{build.get('added')} views, "
                            f"runtime {build.get('runtime')})" if build else "none")]

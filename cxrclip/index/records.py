@@ -87,6 +87,7 @@ class IndexInfo:
     failures: int
     ann_vectors: int | None
     last_build: dict[str, Any] | None
+    exact_only_reason: str | None = None  # why a large index is searched exactly (no [archive] extra)
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict

@@ -253,6 +253,7 @@ class SearchPanel(QWidget):
         if self.settings is not None:
             self.settings.setValue(SETTINGS_KEY_INDEX, str(path))
         self._set_index_label(f"Index \u201c{{name}}\u201d: {_counts(info)}", Path(path).name)
+        self.index_label.setToolTip(getattr(info, "exact_only_reason", None) or "")
         if self._index_error_shown:  # a build's message (e.g. how to resume) stays
             self._show_message("")
 

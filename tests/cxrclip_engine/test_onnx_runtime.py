@@ -139,6 +139,19 @@ def test_auto_picks_onnx_and_matches_torch_on_demo(demo_onnx_dir: Path):
     _assert_engines_agree(onnx_engine, torch_engine)
 
 
+def test_sessions_do_not_busy_wait_after_a_run(demo_onnx_dir: Path):
+    """Spinning workers of one session took the cores from the other session and the UI
+    thread (benchmarks/RESULTS.md); every session the engine builds has spinning off."""
+    from cxrclip.engine import Engine
+
+    towers = Engine.load(demo_onnx_dir, device="cpu", runtime="onnx", num_threads=2).towers
+    for session in (towers.image_session, towers.text_session):
+        options = session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert options.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+        assert options.intra_op_num_threads == 2
+
+
 def test_onnx_matches_torch_on_tiny_random_model(tiny_onnx_dir: Path):
     from cxrclip.engine import Engine
 

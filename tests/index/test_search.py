@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -178,6 +179,29 @@ def test_stale_ann_file_is_completed_from_sqlite(built, archive, index_engine, p
     with open_index(built, exact_limit=1) as index:
         keys = [h.study_key for h in index.search_text(index_engine, "effusion", k=13)]
         assert len(keys) == 13 == len(set(keys))  # 12 from the ANN file + 1 newer, from SQLite
+
+
+def test_without_usearch_large_indexes_are_searched_exactly_and_say_why(built, archive, index_engine, monkeypatch):
+    """The viewer's install has no usearch ([archive] extra): no ANN file is written, an existing
+    one is not read, results are the exact ones, and `info` names the extra."""
+    with Store(built / "index.sqlite", writable=True) as store:
+        save_ann(store, built, 16)  # written by an install that had the extra
+    with open_index(built, exact_limit=1) as with_ann:
+        want = [(h.study_key, h.score) for h in with_ann.search_text(index_engine, "pneumothorax", k=6)]
+        assert with_ann.info().ann_vectors == 24 and with_ann.info().exact_only_reason is None
+    monkeypatch.setitem(sys.modules, "usearch", None)  # importlib.util.find_spec -> None, import fails
+    monkeypatch.setitem(sys.modules, "usearch.index", None)
+    with open_index(built, exact_limit=1) as exact:
+        info = exact.info()
+        got = [(h.study_key, h.score) for h in exact.search_text(index_engine, "pneumothorax", k=6)]
+    assert info.ann_vectors is None and "[archive]" in info.exact_only_reason and "24 views" in info.exact_only_reason
+    assert [k for k, _ in got] == [k for k, _ in want]
+    assert np.allclose([s for _, s in got], [s for _, s in want], atol=1e-5)
+    rebuilt = built.parent / "ix-no-usearch"
+    build_index([archive], rebuilt, index_engine, batch_size=8, exact_limit=1)
+    assert not (rebuilt / "vectors.usearch").exists()
+    with open_index(built) as small:  # below the exact limit nothing needs explaining
+        assert small.info().exact_only_reason is None
 
 
 def test_index_package_imports_without_torch(tmp_path):
