@@ -12,7 +12,11 @@ study has one image) and two report sections (T1, T2). The loss (CXR-CLIP, MICCA
     total = clip + i2i_weight * i2i + t2t_weight * t2t
 
 ``s`` is the learned logit scale (already exponentiated) and is shared by all
-terms, as in the published code. ``X_all`` are the embeddings gathered from all
+terms, as in the published code.
+
+`label_prompt_loss` is an optional term of this project (``loss.label_weight``, 0 = the
+paper's loss): the zero-shot recipe's binary contrast as a supervised signal, for data
+with finding labels (docs/losses_prompts.md). ``X_all`` are the embeddings gathered from all
 ranks (just the local ones without DDP) and ``y = arange(B) + rank * B``. Label
 smoothing applies to the image-text terms in training mode only; ICL and TCL use
 hard labels, again matching the published code.
@@ -27,7 +31,7 @@ from torch import nn
 
 from cxrclip import distributed
 
-__all__ = ["CXRClipLoss", "LossOutput", "contrastive_pair"]
+__all__ = ["CXRClipLoss", "LossOutput", "contrastive_pair", "label_prompt_loss"]
 
 
 @dataclass
@@ -40,11 +44,33 @@ class LossOutput:
     t2i: torch.Tensor
     i2i: torch.Tensor
     t2t: torch.Tensor
+    label: torch.Tensor | None = None  # `label_prompt_loss`, when the config weights it
 
     def to_dict(self) -> dict[str, float]:
         """Detached float values, convenient for logging."""
-        return {name: float(getattr(self, name).detach()) for name in
-                ("total", "clip", "i2t", "t2i", "i2i", "t2t")}
+        names = ("total", "clip", "i2t", "t2i", "i2i", "t2t") + (("label",) if self.label is not None else ())
+        return {name: float(getattr(self, name).detach()) for name in names}
+
+
+def label_prompt_loss(image_emb: torch.Tensor, positive_emb: torch.Tensor, negative_emb: torch.Tensor,
+                      labels: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:
+    """Binary cross-entropy of each finding's zero-shot logit against its label.
+
+    The logit is the zero-shot recipe's (`cxrclip.zero_shot.binary_probability`):
+    ``s * (I @ P_f - I @ N_f)`` for a view embedding ``I`` (B x D), a positive and a
+    negative sentence embedding of finding f (``positive_emb``/``negative_emb``: F x D,
+    all L2-normalised) and the logit scale ``s``. ``labels`` (B x F) holds 1 (present),
+    0 (absent) or NaN (unknown: left out of the mean). 0 when no label is known.
+    """
+    if positive_emb.shape != negative_emb.shape or labels.shape != (image_emb.shape[0], positive_emb.shape[0]):
+        raise ValueError(f"label_prompt_loss: image {tuple(image_emb.shape)}, positive {tuple(positive_emb.shape)}, "
+                         f"negative {tuple(negative_emb.shape)}, labels {tuple(labels.shape)}; "
+                         "expected B x D, F x D, F x D and B x F")
+    logits = logit_scale * (image_emb @ positive_emb.T - image_emb @ negative_emb.T)
+    known = ~torch.isnan(labels)
+    if not bool(known.any()):
+        return logits.sum() * 0.0
+    return F.binary_cross_entropy_with_logits(logits[known], labels[known].to(logits.dtype))
 
 
 def contrastive_pair(a: torch.Tensor, b: torch.Tensor, a_all: torch.Tensor,

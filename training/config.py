@@ -85,6 +85,12 @@ class LossConfig:
     i2i_weight: float = 1.0
     t2t_weight: float = 0.5
     label_smoothing: float = 0.0
+    # Weight of `cxrclip.losses.label_prompt_loss` (0: the paper's loss). Needs finding labels in
+    # the manifests; label sentences (assets/prompts/label_sentences.json) are its prompts.
+    label_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        _at_least("loss.label_weight", self.label_weight, 0.0)
 
 
 @dataclass

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cxrclip import distributed
-from cxrclip.losses import CXRClipLoss
+from cxrclip.losses import CXRClipLoss, label_prompt_loss
 
 HERE = Path(__file__).resolve().parent
 
@@ -179,3 +179,26 @@ def test_cuda_matches_cpu():
     cuda = CXRClipLoss(label_smoothing=0.1)(*[e.cuda() for e in emb], torch.tensor(10.0).cuda())
     for name, value in cpu.to_dict().items():
         assert cuda.to_dict()[name] == pytest.approx(value, rel=1e-5)
+
+
+def test_label_prompt_loss_against_hand_values():
+    image = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    positive = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # finding 0 points along x, finding 1 along y
+    negative = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    labels = torch.tensor([[1.0, 0.0], [float("nan"), 1.0]])  # one unknown label, left out
+    # logits s * (I.P - I.N), s = 2: study 0 -> [2, -2], study 1 -> [-0.4, 0.4]
+    bce = [math.log1p(math.exp(-2.0)), math.log1p(math.exp(-2.0)), math.log1p(math.exp(-0.4))]
+    got = label_prompt_loss(image, positive, negative, labels, 2.0)
+    assert float(got) == pytest.approx(sum(bce) / 3, rel=1e-6)
+
+
+def test_label_prompt_loss_without_known_labels_is_zero_and_keeps_the_graph():
+    image = torch.tensor([[1.0, 0.0]], requires_grad=True)
+    got = label_prompt_loss(image, torch.eye(2), torch.eye(2).flip(0), torch.full((1, 2), float("nan")), 3.0)
+    got.backward()
+    assert float(got.detach()) == 0.0 and image.grad is not None and float(image.grad.abs().sum()) == 0.0
+
+
+def test_label_prompt_loss_names_mismatched_shapes():
+    with pytest.raises(ValueError, match="expected B x D, F x D, F x D and B x F"):
+        label_prompt_loss(torch.zeros(2, 4), torch.zeros(3, 4), torch.zeros(3, 4), torch.zeros(2, 2), 1.0)

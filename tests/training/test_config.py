@@ -28,6 +28,7 @@ def test_demo_config_resolves_minilm_package(repo_root, minilm_dir):
     ("model.text.pooling=max", r"text.pooling must be one of \['eos', 'bos', 'mean'\], got 'max'"),
     ("model.imag.name=x", r"unknown key 'imag'"),
     ("train.batch_size", r"must look like key=value"),
+    ("loss.label_weight=-0.5", r"loss.label_weight=-0.5 must be >= 0.0"),
 ])
 def test_bad_keys_and_values_are_named(override, message):
     with pytest.raises(ConfigError, match=message):

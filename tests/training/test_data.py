@@ -10,7 +10,8 @@ from training.data.augment import TrainAugment, random_resized_crop
 from training.data.dataset import EpochTaggedSampler, StudyPairDataset, TrainCollate
 from training.data.image_cache import CacheJob, build_cache, read_gray_uint8
 from training.data.manifest import read_manifest
-from training.data.text import report_sentences, shuffle_sentences, study_texts
+from training.data.text import (LABEL_LOSS_FINDINGS, label_prompt_pairs, label_vector, report_sentences,
+                                shuffle_sentences, study_texts)
 
 
 def test_zoom_out_crop_pads_with_black():
@@ -103,3 +104,37 @@ def test_image_cache_resizes_and_skips(tmp_path):
     cached = read_gray_uint8(job.target)
     assert cached.shape == (75, 50) and cached.dtype == np.uint8 and cached.max() > 200
     assert build_cache([job]).skipped == 1
+
+
+def test_label_vector_reads_aliases_and_leaves_uncertain_out():
+    got = label_vector({"Fracture": 1, "Edema": -1, "Pleural_Effusion": 0, "Effusion": 0, "Hernia": 1,
+                        "pneumothorax": 1})
+    want = {f: 0.0 for f in LABEL_LOSS_FINDINGS} | {"Fracture": 1.0, "Pneumothorax": 1.0}
+    assert len(got) == 13 and "No Finding" not in LABEL_LOSS_FINDINGS
+    for finding, value in zip(LABEL_LOSS_FINDINGS, got):
+        assert np.isnan(value) if finding == "Edema" else value == want[finding], finding
+
+
+def test_label_prompt_pairs_use_label_sentences_not_class_prompts():
+    import json
+
+    from cxrclip.prompts import class_prompts
+    from cxrclip.resources import asset_path
+
+    spec = json.loads(asset_path("prompts/label_sentences.json").read_text(encoding="utf-8"))
+    positives, negatives = label_prompt_pairs(np.random.default_rng(5))
+    assert (positives, negatives) == label_prompt_pairs(np.random.default_rng(5))  # the same after a resume
+    for finding, pos, neg in zip(LABEL_LOSS_FINDINGS, positives, negatives):
+        assert pos in spec[finding]["positive"] and neg in spec[finding]["negative"]
+        assert pos not in class_prompts(finding)
+
+
+def test_collate_stacks_label_vectors(toy_manifest, tiny_text_dir):
+    from transformers import AutoTokenizer
+
+    ds = _dataset(toy_manifest)
+    samples = [ds[(i, 0)] for i in range(4)]
+    batch = TrainCollate(AutoTokenizer.from_pretrained(str(tiny_text_dir)), 64)(samples)
+    assert batch["labels"].shape == (4, 13) and batch["labels"].dtype == torch.float32
+    for row, sample in zip(batch["labels"].numpy(), samples):
+        np.testing.assert_array_equal(row, sample["labels"])

@@ -23,6 +23,19 @@ def test_loss_decreases_on_fixed_batch(overrides_for, toy_manifest, tmp_path):
     trainer.close()
 
 
+def test_label_weight_adds_the_weighted_label_term(overrides_for, toy_manifest, tmp_path):
+    trainer = Trainer(load_config(None, overrides_for(toy_manifest, tmp_path / "run", **{"loss.label_weight": 0.5})))
+    trainer.model.eval()  # no dropout or batch statistics: both passes see the same model
+    batch = next(iter(trainer.train_loader))
+    with_label = trainer.compute_loss(batch)
+    trainer.cfg.loss.label_weight = 0.0
+    paper = trainer.compute_loss(batch)
+    assert paper.label is None and "label" not in paper.to_dict()
+    assert float(with_label.label) > 0 and "label" in with_label.to_dict()
+    assert float(with_label.total) == pytest.approx(float(paper.total) + 0.5 * float(with_label.label), rel=1e-5)
+    trainer.close()
+
+
 def _params(trainer: Trainer) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
 
@@ -31,20 +44,21 @@ def _params(trainer: Trainer) -> dict[str, torch.Tensor]:
 RESUME_RUN = {"train.batch_size": 2, "model.projection.dropout": 0.1, "train.ckpt_every_steps": 0}
 
 
-def _uninterrupted(overrides_for, toy_manifest, tmp_path) -> dict[str, torch.Tensor]:
+def _uninterrupted(overrides_for, toy_manifest, tmp_path, **extra) -> dict[str, torch.Tensor]:
     """Final weights of one uninterrupted `RESUME_RUN`, the reference for resumed runs."""
-    full = Trainer(load_config(None, overrides_for(toy_manifest, tmp_path / "full", **RESUME_RUN)))
+    full = Trainer(load_config(None, overrides_for(toy_manifest, tmp_path / "full", **RESUME_RUN, **extra)))
     full.fit()
     ref = _params(full)
     full.close()
     return ref
 
 
-def test_kill_and_resume_matches_uninterrupted(overrides_for, toy_manifest, tmp_path):
+@pytest.mark.parametrize("loss", [{}, {"loss.label_weight": 1.0}], ids=["paper loss", "with label term"])
+def test_kill_and_resume_matches_uninterrupted(overrides_for, toy_manifest, tmp_path, loss):
     # 8 train studies, batch 2 → 4 steps per epoch; 2 epochs = 8 steps. Stop at step 3
     # (mid-epoch) then resume to the end, and compare with one uninterrupted run.
-    extra = RESUME_RUN
-    ref = _uninterrupted(overrides_for, toy_manifest, tmp_path)
+    extra = {**RESUME_RUN, **loss}
+    ref = _uninterrupted(overrides_for, toy_manifest, tmp_path, **loss)
 
     cut = overrides_for(toy_manifest, tmp_path / "cut", **extra)
     first = Trainer(load_config(None, cut + ["train.stop_after_steps=3"]))

@@ -25,7 +25,7 @@ from cxrclip.config import PreprocessConfig
 from training.data.augment import TrainAugment
 from training.data.image_cache import read_gray_uint8
 from training.data.manifest import Manifest, StudyRecord
-from training.data.text import fit_sentences, study_texts
+from training.data.text import fit_sentences, label_vector, study_texts
 
 log = logging.getLogger(__name__)
 FRONTAL = ("PA", "AP", "FRONTAL", "AP AXIAL", "PA LLD")
@@ -135,7 +135,8 @@ class StudyPairDataset(Dataset):
         text1, text2 = study_texts(record, rng, self.shuffle_sentences)
         return {"image": self._view(manifest, paths[0], rng),
                 "image2": self._view(manifest, paths[1], rng),
-                "text": text1, "text2": text2, "study_id": record.study_id}
+                "text": text1, "text2": text2, "study_id": record.study_id,
+                "labels": label_vector(record.labels or {})}
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         index, epoch = key if isinstance(key, tuple) else (key, 0)
@@ -252,5 +253,6 @@ class TrainCollate:
                 "image2": torch.stack([s["image2"] for s in samples]),
                 "input_ids": t1["input_ids"], "attention_mask": t1["attention_mask"],
                 "input_ids2": t2["input_ids"], "attention_mask2": t2["attention_mask"],
+                "labels": torch.from_numpy(np.stack([s["labels"] for s in samples])),
                 "skipped": sum(int(s["skipped"]) for s in samples),
                 "study_ids": [s["study_id"] for s in samples]}

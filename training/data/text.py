@@ -15,7 +15,15 @@ from training.data.manifest import StudyRecord
 
 _ENDS_SENTENCE = re.compile(r"[.!?]$")
 
-__all__ = ["fit_sentences", "labels_text", "report_sentences", "shuffle_sentences", "study_texts"]
+__all__ = ["LABEL_LOSS_FINDINGS", "fit_sentences", "label_prompt_pairs", "label_vector", "labels_text",
+           "report_sentences", "shuffle_sentences", "study_texts"]
+
+# The findings `loss.label_weight` supervises: the zero-shot recipe's, without No Finding
+# (which the recipe derives from the others).
+LABEL_LOSS_FINDINGS: tuple[str, ...] = ("Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity",
+                                        "Lung Lesion", "Edema", "Consolidation", "Pneumonia", "Atelectasis",
+                                        "Pneumothorax", "Pleural Effusion", "Pleural Other", "Fracture",
+                                        "Support Devices")
 
 
 def report_sentences(text: str) -> list[str]:
@@ -51,6 +59,33 @@ def labels_text(labels: dict[str, int], rng: np.random.Generator) -> str:
     present = {k: v for k, v in labels.items() if v != 0}
     absent = {k: v for k, v in labels.items() if v == 0}
     return " ".join(label_sentences(present, rng) + label_sentences(absent, rng))
+
+
+def label_vector(labels: dict[str, int]) -> np.ndarray:
+    """A study's labels over `LABEL_LOSS_FINDINGS`: 1.0 present, 0.0 absent or not mentioned
+    (as the evaluation counts them), NaN uncertain (left out of the label loss). Labels of
+    other findings (ChestX-ray14's Hernia, say) are ignored."""
+    from cxrclip.prompts import canonical_finding
+
+    known = {}
+    for name, value in labels.items():
+        try:
+            known[canonical_finding(name)] = value
+        except ValueError:
+            continue
+    return np.array([np.nan if known.get(f) == -1 else float(known.get(f) == 1) for f in LABEL_LOSS_FINDINGS],
+                    dtype=np.float32)
+
+
+def label_prompt_pairs(rng: np.random.Generator) -> tuple[list[str], list[str]]:
+    """(positives, negatives): one label sentence of each polarity per `LABEL_LOSS_FINDINGS`
+    entry, drawn from assets/prompts/label_sentences.json (training wording, not the class
+    prompts the zero-shot evaluation uses)."""
+    from cxrclip.prompts import label_sentences
+
+    positives = [label_sentences({f: 1}, rng)[0] for f in LABEL_LOSS_FINDINGS]
+    negatives = [label_sentences({f: 0}, rng)[0] for f in LABEL_LOSS_FINDINGS]
+    return positives, negatives
 
 
 def fit_sentences(texts: list[str], tokenizer: Any, max_length: int) -> list[str]:

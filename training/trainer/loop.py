@@ -9,17 +9,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from cxrclip.losses import CXRClipLoss
+from cxrclip.losses import CXRClipLoss, LossOutput, label_prompt_loss
 from cxrclip.model import CXRClip
 from training.config import ExperimentConfig
 from training.data.augment import TrainAugment
 from training.data.dataset import EpochTaggedSampler, StudyPairDataset, TrainCollate
 from training.data.manifest import read_manifest
+from training.data.text import label_prompt_pairs
 from training.trainer import state as ckpt
 from training.trainer.freezing import freeze_text_layers
 from training.trainer.interrupt import StopRequest
@@ -206,8 +208,31 @@ class Trainer:
                                  images_view2=batch["image2"], input_ids_section2=batch["input_ids2"],
                                  attention_mask_section2=batch["attention_mask2"])
         emb = {k: v.float() for k, v in out.items()}
-        return self.loss_fn(emb["image_emb"], emb["image_emb_view2"], emb["text_emb"],
-                            emb["text_emb_section2"], emb["logit_scale"])
+        losses = self.loss_fn(emb["image_emb"], emb["image_emb_view2"], emb["text_emb"],
+                              emb["text_emb_section2"], emb["logit_scale"])
+        if self.cfg.loss.label_weight > 0:
+            losses = self._add_label_term(losses, emb, batch["labels"])
+        return losses
+
+    def _add_label_term(self, losses: LossOutput, emb: dict[str, torch.Tensor],
+                        labels: torch.Tensor) -> LossOutput:
+        """``loss.label_weight`` x `label_prompt_loss` of both views, with one positive and one
+        negative label sentence per finding drawn for this step (the same after a resume).
+        The logit scale is detached: the contrastive terms alone set the temperature."""
+        rng = np.random.default_rng((self.cfg.train.seed, self.progress.step))
+        positives, negatives = label_prompt_pairs(rng)
+        tokens = self.model.tokenizer(positives + negatives, padding="longest", truncation=True,
+                                      max_length=self.model.config.text.max_length, return_tensors="pt")
+        with self._autocast():
+            text = self.model.encode_text(tokens["input_ids"].to(self.rt.device),
+                                          tokens["attention_mask"].to(self.rt.device)).float()
+        pos, neg = text[:len(positives)], text[len(positives):]
+        labels, scale = labels.to(self.rt.device), emb["logit_scale"].detach()
+        label = (label_prompt_loss(emb["image_emb"], pos, neg, labels, scale)
+                 + label_prompt_loss(emb["image_emb_view2"], pos, neg, labels, scale)) / 2
+        losses.total = losses.total + self.cfg.loss.label_weight * label
+        losses.label = label
+        return losses
 
     def _all_finite(self, loss: torch.Tensor) -> bool:
         finite = torch.isfinite(loss.detach()).float()
