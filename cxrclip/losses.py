@@ -53,7 +53,8 @@ class LossOutput:
 
 
 def label_prompt_loss(image_emb: torch.Tensor, positive_emb: torch.Tensor, negative_emb: torch.Tensor,
-                      labels: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:
+                      labels: torch.Tensor, logit_scale: torch.Tensor | float,
+                      positive_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Binary cross-entropy of each finding's zero-shot logit against its label.
 
     The logit is the zero-shot recipe's (`cxrclip.zero_shot.binary_probability`):
@@ -61,6 +62,9 @@ def label_prompt_loss(image_emb: torch.Tensor, positive_emb: torch.Tensor, negat
     negative sentence embedding of finding f (``positive_emb``/``negative_emb``: F x D,
     all L2-normalised) and the logit scale ``s``. ``labels`` (B x F) holds 1 (present),
     0 (absent) or NaN (unknown: left out of the mean). 0 when no label is known.
+    ``positive_weight`` (F) multiplies the terms of present labels, finding by finding (e.g.
+    negatives / positives of the training labels, so that a rare finding counts as much as
+    its absence); the mean is then weighted the same way.
     """
     if positive_emb.shape != negative_emb.shape or labels.shape != (image_emb.shape[0], positive_emb.shape[0]):
         raise ValueError(f"label_prompt_loss: image {tuple(image_emb.shape)}, positive {tuple(positive_emb.shape)}, "
@@ -70,7 +74,12 @@ def label_prompt_loss(image_emb: torch.Tensor, positive_emb: torch.Tensor, negat
     known = ~torch.isnan(labels)
     if not bool(known.any()):
         return logits.sum() * 0.0
-    return F.binary_cross_entropy_with_logits(logits[known], labels[known].to(logits.dtype))
+    targets = labels.to(logits.dtype)
+    if positive_weight is None:
+        return F.binary_cross_entropy_with_logits(logits[known], targets[known])
+    weight = torch.where(targets == 1, positive_weight.to(logits.dtype).expand_as(targets), torch.ones_like(targets))
+    terms = F.binary_cross_entropy_with_logits(logits[known], targets[known], reduction="none")
+    return (terms * weight[known]).sum() / weight[known].sum()
 
 
 def contrastive_pair(a: torch.Tensor, b: torch.Tensor, a_all: torch.Tensor,

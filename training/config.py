@@ -88,6 +88,9 @@ class LossConfig:
     # Weight of `cxrclip.losses.label_prompt_loss` (0: the paper's loss). Needs finding labels in
     # the manifests; label sentences (assets/prompts/label_sentences.json) are its prompts.
     label_weight: float = 0.0
+    # Weight each finding's present labels by negatives / positives in the training labels
+    # (capped at 20), so that rare findings count as much as their absence.
+    label_balance: bool = False
 
     def __post_init__(self) -> None:
         _at_least("loss.label_weight", self.label_weight, 0.0)

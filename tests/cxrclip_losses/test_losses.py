@@ -202,3 +202,15 @@ def test_label_prompt_loss_without_known_labels_is_zero_and_keeps_the_graph():
 def test_label_prompt_loss_names_mismatched_shapes():
     with pytest.raises(ValueError, match="expected B x D, F x D, F x D and B x F"):
         label_prompt_loss(torch.zeros(2, 4), torch.zeros(3, 4), torch.zeros(3, 4), torch.zeros(2, 2), 1.0)
+
+
+def test_label_prompt_loss_weights_present_labels_by_finding():
+    image = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    positive, negative = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    labels = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # logits (s = 2): [2, -2], [-0.4, 0.4]
+    terms = {(0, 0): math.log1p(math.exp(-2.0)), (0, 1): math.log1p(math.exp(-2.0)),
+             (1, 0): math.log1p(math.exp(-0.4)), (1, 1): math.log1p(math.exp(-0.4))}
+    weights = {(0, 0): 3.0, (0, 1): 1.0, (1, 0): 1.0, (1, 1): 5.0}  # present labels get their finding's weight
+    want = sum(terms[k] * weights[k] for k in terms) / sum(weights.values())
+    got = label_prompt_loss(image, positive, negative, labels, 2.0, positive_weight=torch.tensor([3.0, 5.0]))
+    assert float(got) == pytest.approx(want, rel=1e-6)

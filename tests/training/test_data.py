@@ -10,7 +10,7 @@ from training.data.augment import TrainAugment, random_resized_crop
 from training.data.dataset import EpochTaggedSampler, StudyPairDataset, TrainCollate
 from training.data.image_cache import CacheJob, build_cache, read_gray_uint8
 from training.data.manifest import read_manifest
-from training.data.text import (LABEL_LOSS_FINDINGS, label_prompt_pairs, label_vector, report_sentences,
+from training.data.text import (LABEL_LOSS_FINDINGS, balancing_weights, label_prompt_pairs, label_vector, report_sentences,
                                 shuffle_sentences, study_texts)
 
 
@@ -138,3 +138,13 @@ def test_collate_stacks_label_vectors(toy_manifest, tiny_text_dir):
     assert batch["labels"].shape == (4, 13) and batch["labels"].dtype == torch.float32
     for row, sample in zip(batch["labels"].numpy(), samples):
         np.testing.assert_array_equal(row, sample["labels"])
+
+
+def test_balancing_weights_are_negatives_over_positives_capped():
+    nan = np.nan
+    vectors = np.array([[1, 0, 0, nan], [0, 0, 0, 1], [0, 0, 0, 1], [0, 1, 0, 0]] + [[0, 0, 0, 0]] * 96, dtype=np.float32)
+    # finding 0: 1 positive, 99 negatives -> capped at 20; finding 1: 1 / 99 -> 20;
+    # finding 2: no positive -> 1; finding 3: 2 positives, 97 negatives (one unknown) -> 48.5 -> 20
+    np.testing.assert_allclose(balancing_weights(vectors), [20, 20, 1, 20])
+    np.testing.assert_allclose(balancing_weights(vectors, cap=100), [99, 99, 1, 48.5])
+    np.testing.assert_allclose(balancing_weights(np.array([[1, 1], [0, 1], [0, 0]], np.float32)), [2, 1])

@@ -36,6 +36,17 @@ def test_label_weight_adds_the_weighted_label_term(overrides_for, toy_manifest, 
     trainer.close()
 
 
+def test_label_balance_weights_rare_findings(overrides_for, toy_manifest, tmp_path):
+    overrides = overrides_for(toy_manifest, tmp_path / "run", **{"loss.label_weight": 1.0, "loss.label_balance": True})
+    trainer = Trainer(load_config(None, overrides))
+    weight = trainer.label_positive_weight
+    assert weight is not None and weight.shape == (13,) and float(weight.min()) >= 1.0 and float(weight.max()) <= 20.0
+    trainer.model.eval()
+    batch = next(iter(trainer.train_loader))
+    assert torch.isfinite(trainer.compute_loss(batch).label)
+    trainer.close()
+
+
 def _params(trainer: Trainer) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
 

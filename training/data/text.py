@@ -15,7 +15,7 @@ from training.data.manifest import StudyRecord
 
 _ENDS_SENTENCE = re.compile(r"[.!?]$")
 
-__all__ = ["LABEL_LOSS_FINDINGS", "fit_sentences", "label_prompt_pairs", "label_vector", "labels_text",
+__all__ = ["LABEL_LOSS_FINDINGS", "balancing_weights", "fit_sentences", "label_prompt_pairs", "label_vector", "labels_text",
            "report_sentences", "shuffle_sentences", "study_texts"]
 
 # The findings `loss.label_weight` supervises: the zero-shot recipe's, without No Finding
@@ -75,6 +75,15 @@ def label_vector(labels: dict[str, int]) -> np.ndarray:
             continue
     return np.array([np.nan if known.get(f) == -1 else float(known.get(f) == 1) for f in LABEL_LOSS_FINDINGS],
                     dtype=np.float32)
+
+
+def balancing_weights(vectors: np.ndarray, cap: float = 20.0) -> np.ndarray:
+    """Per finding, negatives / positives among ``label_vector`` rows (N x F), between 1 and
+    ``cap`` (1 where a finding has no positive): the label term's ``positive_weight``."""
+    positives = np.nansum(vectors == 1, axis=0).astype(np.float64)
+    negatives = np.nansum(vectors == 0, axis=0).astype(np.float64)
+    ratio = np.divide(negatives, positives, out=np.ones_like(negatives), where=positives > 0)
+    return np.clip(ratio, 1.0, cap).astype(np.float32)
 
 
 def label_prompt_pairs(rng: np.random.Generator) -> tuple[list[str], list[str]]:

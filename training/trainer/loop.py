@@ -21,7 +21,7 @@ from training.config import ExperimentConfig
 from training.data.augment import TrainAugment
 from training.data.dataset import EpochTaggedSampler, StudyPairDataset, TrainCollate
 from training.data.manifest import read_manifest
-from training.data.text import label_prompt_pairs
+from training.data.text import balancing_weights, label_prompt_pairs, label_vector
 from training.trainer import state as ckpt
 from training.trainer.freezing import freeze_text_layers
 from training.trainer.interrupt import StopRequest
@@ -98,6 +98,7 @@ class Trainer:
         self.loss_fn = CXRClipLoss(config.loss.i2i_weight, config.loss.t2t_weight,
                                    config.loss.label_smoothing)
         self.train_loader = self._build_loader()
+        self.label_positive_weight = self._label_positive_weight()
         self.val_dataset = self._build_val_dataset()
         self.micro_per_epoch = len(self.train_loader)
         if self.micro_per_epoch < config.train.grad_accum_steps:
@@ -153,6 +154,15 @@ class Trainer:
                                 seed=self.cfg.train.seed,
                                 shuffle_sentences=self.cfg.data.shuffle_sentences,
                                 max_tries=self.cfg.data.max_replacement_tries)
+
+    def _label_positive_weight(self) -> torch.Tensor | None:
+        """``loss.label_balance``: negatives / positives per finding over the training studies."""
+        if not (self.cfg.loss.label_weight > 0 and self.cfg.loss.label_balance):
+            return None
+        vectors = np.stack([label_vector(record.labels or {}) for _, record in self.train_loader.dataset.items])
+        weight = balancing_weights(vectors)
+        log.info("label term: positive weights %s", np.round(weight, 1).tolist())
+        return torch.from_numpy(weight).to(self.rt.device)
 
     def _build_loader(self) -> DataLoader:
         cfg = self.cfg
@@ -228,8 +238,9 @@ class Trainer:
                                           tokens["attention_mask"].to(self.rt.device)).float()
         pos, neg = text[:len(positives)], text[len(positives):]
         labels, scale = labels.to(self.rt.device), emb["logit_scale"].detach()
-        label = (label_prompt_loss(emb["image_emb"], pos, neg, labels, scale)
-                 + label_prompt_loss(emb["image_emb_view2"], pos, neg, labels, scale)) / 2
+        weight = self.label_positive_weight
+        label = (label_prompt_loss(emb["image_emb"], pos, neg, labels, scale, weight)
+                 + label_prompt_loss(emb["image_emb_view2"], pos, neg, labels, scale, weight)) / 2
         losses.total = losses.total + self.cfg.loss.label_weight * label
         losses.label = label
         return losses
