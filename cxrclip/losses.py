@@ -12,14 +12,14 @@ study has one image) and two report sections (T1, T2). The loss (CXR-CLIP, MICCA
     total = clip + i2i_weight * i2i + t2t_weight * t2t
 
 ``s`` is the learned logit scale (already exponentiated) and is shared by all
-terms, as in the published code.
-
-`label_prompt_loss` is an optional term of this project (``loss.label_weight``, 0 = the
-paper's loss): the zero-shot recipe's binary contrast as a supervised signal, for data
-with finding labels (docs/losses_prompts.md). ``X_all`` are the embeddings gathered from all
+terms, as in the published code. ``X_all`` are the embeddings gathered from all
 ranks (just the local ones without DDP) and ``y = arange(B) + rank * B``. Label
 smoothing applies to the image-text terms in training mode only; ICL and TCL use
 hard labels, again matching the published code.
+
+`label_prompt_loss` is an optional term of this project (``loss.label_weight``, 0 = the
+paper's loss): the zero-shot recipe's binary contrast as a supervised signal, for data
+with finding labels (docs/losses_prompts.md).
 """
 from __future__ import annotations
 

@@ -10,20 +10,18 @@ from typing import Any
 
 import numpy as np
 
+from cxrclip.prompts import CHEXPERT_14
 from cxrclip.sentences import split_sentences
 from training.data.manifest import StudyRecord
 
 _ENDS_SENTENCE = re.compile(r"[.!?]$")
 
-__all__ = ["LABEL_LOSS_FINDINGS", "balancing_weights", "fit_sentences", "label_prompt_pairs", "label_vector", "labels_text",
-           "report_sentences", "shuffle_sentences", "study_texts"]
+__all__ = ["LABEL_LOSS_FINDINGS", "balancing_weights", "fit_sentences", "label_prompt_pairs", "label_vector",
+           "labels_text", "report_sentences", "shuffle_sentences", "study_texts"]
 
 # The findings `loss.label_weight` supervises: the zero-shot recipe's, without No Finding
 # (which the recipe derives from the others).
-LABEL_LOSS_FINDINGS: tuple[str, ...] = ("Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity",
-                                        "Lung Lesion", "Edema", "Consolidation", "Pneumonia", "Atelectasis",
-                                        "Pneumothorax", "Pleural Effusion", "Pleural Other", "Fracture",
-                                        "Support Devices")
+LABEL_LOSS_FINDINGS: tuple[str, ...] = tuple(f for f in CHEXPERT_14 if f != "No Finding")
 
 
 def report_sentences(text: str) -> list[str]:
