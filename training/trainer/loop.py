@@ -161,7 +161,7 @@ class Trainer:
             return None
         vectors = np.stack([label_vector(record.labels or {}) for _, record in self.train_loader.dataset.items])
         weight = balancing_weights(vectors)
-        log.info("label term: positive weights %s", np.round(weight, 1).tolist())
+        log.info("label term: positive weights %s", [round(float(w), 1) for w in weight])
         return torch.from_numpy(weight).to(self.rt.device)
 
     def _build_loader(self) -> DataLoader:
