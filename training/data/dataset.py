@@ -249,10 +249,11 @@ class TrainCollate:
     def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
         t1 = self._tokens([s["text"] for s in samples])
         t2 = self._tokens([s["text2"] for s in samples])
-        return {"image": torch.stack([s["image"] for s in samples]),
+        labels = ({"labels": torch.from_numpy(np.stack([s["labels"] for s in samples]))}
+                  if all("labels" in s for s in samples) else {})  # samples built elsewhere may have none
+        return {**labels, "image": torch.stack([s["image"] for s in samples]),
                 "image2": torch.stack([s["image2"] for s in samples]),
                 "input_ids": t1["input_ids"], "attention_mask": t1["attention_mask"],
                 "input_ids2": t2["input_ids"], "attention_mask2": t2["attention_mask"],
-                "labels": torch.from_numpy(np.stack([s["labels"] for s in samples])),
                 "skipped": sum(int(s["skipped"]) for s in samples),
                 "study_ids": [s["study_id"] for s in samples]}
