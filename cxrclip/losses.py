@@ -54,7 +54,8 @@ class LossOutput:
 
 def label_prompt_loss(image_emb: torch.Tensor, positive_emb: torch.Tensor, negative_emb: torch.Tensor,
                       labels: torch.Tensor, logit_scale: torch.Tensor | float,
-                      positive_weight: torch.Tensor | None = None) -> torch.Tensor:
+                      positive_weight: torch.Tensor | None = None,
+                      finding_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Binary cross-entropy of each finding's zero-shot logit against its label.
 
     The logit is the zero-shot recipe's (`cxrclip.zero_shot.binary_probability`):
@@ -64,7 +65,8 @@ def label_prompt_loss(image_emb: torch.Tensor, positive_emb: torch.Tensor, negat
     0 (absent) or NaN (unknown: left out of the mean). 0 when no label is known.
     ``positive_weight`` (F) multiplies the terms of present labels, finding by finding (e.g.
     negatives / positives of the training labels, so that a rare finding counts as much as
-    its absence); the mean is then weighted the same way.
+    its absence); ``finding_weight`` (F) multiplies every term of a finding, present or
+    absent (a finding that needs more of the gradient). The mean is weighted the same way.
     """
     if positive_emb.shape != negative_emb.shape or labels.shape != (image_emb.shape[0], positive_emb.shape[0]):
         raise ValueError(f"label_prompt_loss: image {tuple(image_emb.shape)}, positive {tuple(positive_emb.shape)}, "
@@ -75,9 +77,13 @@ def label_prompt_loss(image_emb: torch.Tensor, positive_emb: torch.Tensor, negat
     if not bool(known.any()):
         return logits.sum() * 0.0
     targets = labels.to(logits.dtype)
-    if positive_weight is None:
+    if positive_weight is None and finding_weight is None:
         return F.binary_cross_entropy_with_logits(logits[known], targets[known])
-    weight = torch.where(targets == 1, positive_weight.to(logits.dtype).expand_as(targets), torch.ones_like(targets))
+    weight = torch.ones_like(targets)
+    if positive_weight is not None:
+        weight = torch.where(targets == 1, positive_weight.to(logits.dtype).expand_as(targets), weight)
+    if finding_weight is not None:
+        weight = weight * finding_weight.to(logits.dtype)
     terms = F.binary_cross_entropy_with_logits(logits[known], targets[known], reduction="none")
     return (terms * weight[known]).sum() / weight[known].sum()
 

@@ -91,9 +91,20 @@ class LossConfig:
     # Weight each finding's present labels by negatives / positives in the training labels
     # (capped at 20), so that rare findings count as much as their absence.
     label_balance: bool = False
+    # Multiply every label-term entry of the named findings (present or absent), e.g.
+    # {Fracture: 5.0} for a small finding the contrastive terms do not teach. Keys: the
+    # findings of `training.data.text.LABEL_LOSS_FINDINGS`.
+    label_finding_weights: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from training.data.text import LABEL_LOSS_FINDINGS
+
         _at_least("loss.label_weight", self.label_weight, 0.0)
+        for finding, weight in self.label_finding_weights.items():
+            if finding not in LABEL_LOSS_FINDINGS:
+                raise ConfigError(f"loss.label_finding_weights: unknown finding {finding!r}; allowed: "
+                                 f"{', '.join(LABEL_LOSS_FINDINGS)}")
+            _at_least(f"loss.label_finding_weights.{finding}", weight, 0.0)
 
 
 @dataclass

@@ -204,13 +204,30 @@ def test_label_prompt_loss_names_mismatched_shapes():
         label_prompt_loss(torch.zeros(2, 4), torch.zeros(3, 4), torch.zeros(3, 4), torch.zeros(2, 2), 1.0)
 
 
-def test_label_prompt_loss_weights_present_labels_by_finding():
+def _two_studies_two_findings():
+    """Image, positive and negative embeddings and labels whose logits (s = 2) are [2, -2] and
+    [-0.4, 0.4], with each entry's BCE by hand."""
     image = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
     positive, negative = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[0.0, 1.0], [1.0, 0.0]])
-    labels = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # logits (s = 2): [2, -2], [-0.4, 0.4]
+    labels = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     terms = {(0, 0): math.log1p(math.exp(-2.0)), (0, 1): math.log1p(math.exp(-2.0)),
              (1, 0): math.log1p(math.exp(-0.4)), (1, 1): math.log1p(math.exp(-0.4))}
+    return image, positive, negative, labels, terms
+
+
+def test_label_prompt_loss_weights_present_labels_by_finding():
+    image, positive, negative, labels, terms = _two_studies_two_findings()
     weights = {(0, 0): 3.0, (0, 1): 1.0, (1, 0): 1.0, (1, 1): 5.0}  # present labels get their finding's weight
     want = sum(terms[k] * weights[k] for k in terms) / sum(weights.values())
     got = label_prompt_loss(image, positive, negative, labels, 2.0, positive_weight=torch.tensor([3.0, 5.0]))
+    assert float(got) == pytest.approx(want, rel=1e-6)
+
+
+def test_label_prompt_loss_multiplies_every_term_of_a_weighted_finding():
+    image, positive, negative, labels, terms = _two_studies_two_findings()
+    # finding 1 counts 4 times, present or absent; on top, present labels of finding 0 count 3 times
+    weights = {(0, 0): 3.0, (0, 1): 4.0, (1, 0): 1.0, (1, 1): 4.0}
+    want = sum(terms[k] * weights[k] for k in terms) / sum(weights.values())
+    got = label_prompt_loss(image, positive, negative, labels, 2.0, positive_weight=torch.tensor([3.0, 1.0]),
+                            finding_weight=torch.tensor([1.0, 4.0]))
     assert float(got) == pytest.approx(want, rel=1e-6)

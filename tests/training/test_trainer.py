@@ -47,6 +47,20 @@ def test_label_balance_weights_rare_findings(overrides_for, toy_manifest, tmp_pa
     trainer.close()
 
 
+def test_label_finding_weights_multiply_the_named_findings(overrides_for, toy_manifest, tmp_path):
+    from training.data.text import LABEL_LOSS_FINDINGS
+
+    overrides = overrides_for(toy_manifest, tmp_path / "run", **{"loss.label_weight": 1.0,
+                                                                "loss.label_finding_weights.Fracture": 5.0})
+    trainer = Trainer(load_config(None, overrides))
+    weight = trainer.label_finding_weight.tolist()
+    assert weight[LABEL_LOSS_FINDINGS.index("Fracture")] == 5.0 and sum(weight) == 5.0 + len(weight) - 1
+    trainer.model.eval()
+    batch = next(iter(trainer.train_loader))
+    assert torch.isfinite(trainer.compute_loss(batch).label)
+    trainer.close()
+
+
 def _params(trainer: Trainer) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
 

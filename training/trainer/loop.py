@@ -21,7 +21,7 @@ from training.config import ExperimentConfig
 from training.data.augment import TrainAugment
 from training.data.dataset import EpochTaggedSampler, StudyPairDataset, TrainCollate
 from training.data.manifest import read_manifest
-from training.data.text import balancing_weights, label_prompt_pairs, label_vector
+from training.data.text import LABEL_LOSS_FINDINGS, balancing_weights, label_prompt_pairs, label_vector
 from training.trainer import state as ckpt
 from training.trainer.freezing import freeze_text_layers
 from training.trainer.interrupt import StopRequest
@@ -99,6 +99,7 @@ class Trainer:
                                    config.loss.label_smoothing)
         self.train_loader = self._build_loader()
         self.label_positive_weight = self._label_positive_weight()
+        self.label_finding_weight = self._label_finding_weight()
         self.val_dataset = self._build_val_dataset()
         self.micro_per_epoch = len(self.train_loader)
         if self.micro_per_epoch < config.train.grad_accum_steps:
@@ -163,6 +164,15 @@ class Trainer:
         weight = balancing_weights(vectors)
         log.info("label term: positive weights %s", [round(float(w), 1) for w in weight])
         return torch.from_numpy(weight).to(self.rt.device)
+
+    def _label_finding_weight(self) -> torch.Tensor | None:
+        """``loss.label_finding_weights`` as one multiplier per label-term finding (1 when not named)."""
+        named = self.cfg.loss.label_finding_weights
+        if not (self.cfg.loss.label_weight > 0 and named):
+            return None
+        weight = [float(named.get(finding, 1.0)) for finding in LABEL_LOSS_FINDINGS]
+        log.info("label term: finding weights %s", weight)
+        return torch.tensor(weight, device=self.rt.device)
 
     def _build_loader(self) -> DataLoader:
         cfg = self.cfg
@@ -238,9 +248,9 @@ class Trainer:
                                           tokens["attention_mask"].to(self.rt.device)).float()
         pos, neg = text[:len(positives)], text[len(positives):]
         labels, scale = labels.to(self.rt.device), emb["logit_scale"].detach()
-        weight = self.label_positive_weight
-        label = (label_prompt_loss(emb["image_emb"], pos, neg, labels, scale, weight)
-                 + label_prompt_loss(emb["image_emb_view2"], pos, neg, labels, scale, weight)) / 2
+        weights = {"positive_weight": self.label_positive_weight, "finding_weight": self.label_finding_weight}
+        label = (label_prompt_loss(emb["image_emb"], pos, neg, labels, scale, **weights)
+                 + label_prompt_loss(emb["image_emb_view2"], pos, neg, labels, scale, **weights)) / 2
         losses.total = losses.total + self.cfg.loss.label_weight * label
         losses.label = label
         return losses
