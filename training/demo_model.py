@@ -1,15 +1,19 @@
 """Rebuild the bundled demo model in one command: `python -m training.demo_model`.
 
 Steps (each skipped when its output already exists, so an interrupted build resumes):
-1. phantom studies for training (seed 1) and a held-out set from another seed (seed 2);
-2. `cxrclip train training/configs/demo.yaml` on the training set (resumes from its
-   last checkpoint when the run folder has one);
-3. `cxrclip eval` of the final checkpoint on the held-out set;
-4. export as fp16 safetensors into `assets/models/cxrclip-demo/` with a model card that
+1. phantom studies for training (seed 1), for the fine-tune (seed 11) and a held-out set
+   from another seed (seed 2);
+2. stage 1: `cxrclip train training/configs/demo.yaml` on the training set (resumes from its
+   last checkpoint when the run folder has one), kept as fp16 weights in `stage1/`
+   (`--stage1-model DIR` takes an existing model folder instead, e.g. an earlier bundled model);
+3. stage 2: `cxrclip train training/configs/demo_finetune.yaml` from the stage-1 weights on
+   the fine-tune set, with the label term (docs/losses_prompts.md); resumes the same way;
+4. `cxrclip eval` of the stage-2 final checkpoint on the held-out set;
+5. export as fp16 safetensors into `assets/models/cxrclip-demo/` with a model card that
    quotes the held-out metrics, the data, the run and the hardware, plus its ONNX exports
    (`cxrclip export-onnx`; a failure warns and the build goes on);
-5. a sentence bank built from the held-out reports plus `assets/sentence_bank/sentences.txt`;
-6. `cxrclip calibrate` on a validation set (seed 3) with OOD statistics from another (seed 4):
+6. a sentence bank built from the held-out reports plus `assets/sentence_bank/sentences.txt`;
+7. `cxrclip calibrate` on a validation set (seed 3) with OOD statistics from another (seed 4):
    calibration, operating points and the out-of-distribution guard (docs/trust.md).
 """
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "training" / "configs" / "demo.yaml"
+FINETUNE_CONFIG = REPO / "training" / "configs" / "demo_finetune.yaml"
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,11 @@ class DemoBuild:
     val_seed: int = 3
     ood_studies: int = 400
     ood_seed: int = 4
+    finetune_studies: int = 8000
+    finetune_seed: int = 11
     config: Path = CONFIG
+    finetune_config: Path = FINETUNE_CONFIG
+    stage1_model: Path | None = None   # an existing model folder used as stage 1 instead of training it
 
     @property
     def train_dir(self) -> Path:
@@ -62,8 +71,21 @@ class DemoBuild:
         return self.work / "ood"
 
     @property
+    def finetune_dir(self) -> Path:
+        return self.work / "finetune"
+
+    @property
     def run_dir(self) -> Path:
         return self.work / "run"
+
+    @property
+    def stage1_dir(self) -> Path:
+        """Stage 1's weights as the viewer would load them (fp16), the fine-tune's starting point."""
+        return self.work / "stage1"
+
+    @property
+    def finetune_run_dir(self) -> Path:
+        return self.work / "run-finetune"
 
     @property
     def eval_json(self) -> Path:
@@ -77,14 +99,19 @@ def _cxrclip(*args: str) -> None:
     subprocess.run(command, check=True, cwd=REPO)
 
 
-def generate_data(build: DemoBuild) -> None:
-    for out, studies, seed, split in ((build.train_dir, build.train_studies, build.train_seed, "hash"),
-                                      (build.heldout_dir, build.heldout_studies, build.heldout_seed, "test"),
-                                      (build.val_dir, build.val_studies, build.val_seed, "validate"),
-                                      (build.ood_dir, build.ood_studies, build.ood_seed, "validate")):
+def generate_data(build: DemoBuild, train_stage1: bool = True, train_stage2: bool = True) -> None:
+    """The phantom sets the build needs (training sets only for the stages that train)."""
+    sets = [(build.heldout_dir, build.heldout_studies, build.heldout_seed, "test"),
+            (build.val_dir, build.val_studies, build.val_seed, "validate"),
+            (build.ood_dir, build.ood_studies, build.ood_seed, "validate")]
+    if train_stage1:
+        sets.append((build.train_dir, build.train_studies, build.train_seed, "hash"))
+    if train_stage2:
+        sets.append((build.finetune_dir, build.finetune_studies, build.finetune_seed, "hash"))
+    for out, studies, seed, split in sets:
         if (out / "manifest.json").is_file():
             continue
-        _cxrclip("phantom", "generate", "--out", str(out), "--studies", str(studies), "--seed", str(seed),
+        _cxrclip("phantom", "generate", "--out", _shown(out), "--studies", str(studies), "--seed", str(seed),
                  "--png", "--no-dicom", "--size", str(build.image_size), "--workers", "2", "--split", split)
 
 
@@ -93,31 +120,59 @@ class TrainingStopped(RuntimeError):
 
 
 def train(build: DemoBuild) -> float:
-    """Train (or resume); returns the training wall time in seconds over every call so far
+    """Stage 1: train (or resume); returns its wall time in seconds over every call so far
     (`_add_train_seconds`). A stop signal (SIGTERM, Ctrl-C) ends training with a checkpoint;
     the build then stops and resumes from it when run again."""
+    return _train_run(build, build.config, build.run_dir, "train_seconds.txt",
+                      f"data.train=[{_shown(build.train_dir)}]", f"data.val=[{_shown(build.train_dir)}]")
+
+
+def finetune(build: DemoBuild) -> float:
+    """Stage 2: the label-term fine-tune from the stage-1 weights (or resume); wall time in seconds."""
+    return _train_run(build, build.finetune_config, build.finetune_run_dir, "finetune_seconds.txt",
+                      f"train.init_from={_shown(build.stage1_dir)}", f"data.train=[{_shown(build.finetune_dir)}]")
+
+
+def _train_run(build: DemoBuild, config: Path, run_dir: Path, record: str, *overrides: str) -> float:
     from training.trainer.interrupt import EXIT_STOPPED
 
     start = time.perf_counter()
-    resume = ["--resume"] if (build.run_dir / "checkpoints").is_dir() else []
+    resume = ["--resume"] if (run_dir / "checkpoints").is_dir() else []
     try:
-        _cxrclip("train", str(build.config), *resume, f"data.train=[{build.train_dir}]",
-                 f"data.val=[{build.train_dir}]", f"output_dir={build.run_dir}")
+        _cxrclip("train", _shown(config), *resume, *overrides, f"output_dir={_shown(run_dir)}")
     except subprocess.CalledProcessError as exc:
         if exc.returncode == EXIT_STOPPED:
-            _add_train_seconds(build, time.perf_counter() - start)
-            raise TrainingStopped(f"training stopped with a checkpoint in {build.run_dir / 'checkpoints'}; "
+            _add_train_seconds(build, time.perf_counter() - start, record)
+            raise TrainingStopped(f"training stopped with a checkpoint in {run_dir / 'checkpoints'}; "
                                   "run `python -m training.demo_model` again to resume") from None
         raise
-    return _add_train_seconds(build, time.perf_counter() - start)
+    return _add_train_seconds(build, time.perf_counter() - start, record)
 
 
-def _add_train_seconds(build: DemoBuild, seconds: float) -> float:
-    """Wall time of training over every call (a run resumed across sessions), for the card."""
-    record = build.work / "train_seconds.txt"
-    total = (float(record.read_text()) if record.is_file() else 0.0) + seconds
-    record.write_text(f"{total:.1f}\n")
+def _add_train_seconds(build: DemoBuild, seconds: float, record: str = "train_seconds.txt") -> float:
+    """Wall time of one stage's training over every call (a run resumed across sessions), for the card."""
+    path = build.work / record
+    total = (float(path.read_text()) if path.is_file() else 0.0) + seconds
+    path.write_text(f"{total:.1f}\n")
     return total
+
+
+def recorded_seconds(build: DemoBuild, record: str) -> float | None:
+    """A stage's training wall time recorded by earlier calls, if any."""
+    path = build.work / record
+    return float(path.read_text()) if path.is_file() else None
+
+
+def keep_stage1(build: DemoBuild) -> None:
+    """Write stage 1's weights, as fp16 like the bundled model, into ``stage1/`` (once): from
+    ``--stage1-model`` when given, else from stage 1's final checkpoint."""
+    from cxrclip.checkpoint import WEIGHTS_FILE, load_model, save_model
+
+    if (build.stage1_dir / WEIGHTS_FILE).is_file():
+        return
+    source = build.stage1_model or final_checkpoint(build.run_dir)
+    loaded = load_model(source, device="cpu")
+    save_model(loaded.model, loaded.tokenizer, build.stage1_dir, dtype=_float16())
 
 
 def final_checkpoint(run_dir: Path) -> Path:
@@ -129,9 +184,9 @@ def final_checkpoint(run_dir: Path) -> Path:
 
 
 def evaluate(build: DemoBuild, checkpoint: Path) -> dict:
-    _cxrclip("eval", str(checkpoint), "--data", str(build.heldout_dir), "--split", "test",
+    _cxrclip("eval", _shown(checkpoint), "--data", _shown(build.heldout_dir), "--split", "test",
              "--tasks", "binary,retrieval,zeroshot", "--blank-as-negative",
-             "--binary-prompts", "ensemble", "--out", str(build.eval_json))
+             "--binary-prompts", "ensemble", "--out", _shown(build.eval_json))
     return json.loads(build.eval_json.read_text())
 
 
@@ -155,15 +210,16 @@ def summarise_metrics(results: dict) -> dict[str, float]:
     return summary
 
 
-def export(build: DemoBuild, checkpoint: Path, metrics: dict, train_seconds: float | None) -> None:
+def export(build: DemoBuild, checkpoint: Path, metrics: dict, seconds: StageSeconds) -> None:
     from cxrclip.checkpoint import ModelCard, load_model, save_model
     from cxrclip.onnx_after_save import export_onnx_or_warn
     from training.phantoms import GENERATOR_VERSION
 
     loaded = load_model(checkpoint, device="cpu")
-    run = run_summary(build.config)
+    run, tune = run_summary(build.config), finetune_summary(build.finetune_config)
     loaded.model.config.name = "cxrclip-demo"  # the bundled model's name, shown in the viewer
-    wall = f"{train_seconds / 60:.1f} min" if train_seconds else "see the run log"
+    loaded.model.config.text.path = _shown(Path(loaded.model.config.text.path))  # no machine paths in the card
+    wall, tune_wall = _minutes(seconds.stage1), _minutes(seconds.stage2)
     card = ModelCard(
         title="CXR-CLIP demo model (synthetic phantoms)",
         description=("A small CXR-CLIP model trained by this project's `training/` package on synthetic "
@@ -171,31 +227,50 @@ def export(build: DemoBuild, checkpoint: Path, metrics: dict, train_seconds: flo
                      f"Metrics: `cxrclip eval` on the {build.heldout_studies} held-out phantom studies "
                      "(frontal view; each finding scored as the viewer does, its class-prompt ensemble "
                      "against 'no X'; findings a report does not mention count as absent)."),
-        source=f"`python -m training.demo_model` (config {_shown(build.config)}, checkpoint {checkpoint.name})",
+        source=(f"`python -m training.demo_model` (stage 1 config {_shown(build.config)}, stage 2 config "
+                f"{_shown(build.finetune_config)}, checkpoint {checkpoint.name} of stage 2)"),
         data=(f"Synthetic phantom studies from `cxrclip phantom generate` (generator {GENERATOR_VERSION}): "
-              f"{build.train_studies} studies with seed {build.train_seed} (90/5/5 hash split; two views and "
-              f"FINDINGS/IMPRESSION per study), held-out test set of {build.heldout_studies} studies with "
-              f"seed {build.heldout_seed}. No real radiographs."),
+              f"{build.train_studies} studies with seed {build.train_seed} for stage 1 and "
+              f"{build.finetune_studies} fresh studies with seed {build.finetune_seed} for stage 2 (90/5/5 "
+              "hash splits; two views and FINDINGS/IMPRESSION per study), held-out test set of "
+              f"{build.heldout_studies} studies with seed {build.heldout_seed}. No real radiographs."),
         training=(f"{run['image']} image tower at {run['size']} px, all-MiniLM-L6-v2 text tower "
                   f"({_text_training(run['freeze_text_layers'])}), "
-                  f"linear projections to 256-d, CXR-CLIP loss (CLIP over 4 pairings + ICL 1.0 + TCL 0.5), "
-                  f"batch {run['batch']}, AdamW with a cosine schedule, {run['epochs']} epochs at lr "
-                  f"{run['lr']:g}. Wall time {wall}."),
+                  f"linear projections to 256-d, batch {run['batch']}, AdamW with cosine schedules. "
+                  f"Stage 1: CXR-CLIP loss (CLIP over 4 pairings + ICL 1.0 + TCL 0.5), {run['epochs']} "
+                  f"epochs at lr {run['lr']:g}, wall time {wall}. Stage 2: from the stage-1 weights, "
+                  f"the same loss plus the label term (weight {tune['label_weight']:g}"
+                  f"{', balanced' if tune['label_balance'] else ''}: each finding's zero-shot contrast "
+                  f"trained on the report's labels), {tune['steps']} steps at lr {tune['lr']:g}, "
+                  f"wall time {tune_wall}."),
         hardware=f"CPU only: {platform.processor() or platform.machine()}, 2 cores, no GPU",
         metrics=metrics,
         intended_use=("Demonstration and testing of the viewer and the training package only. "
                       "Not for clinical use. It has only seen synthetic images and says nothing about "
                       "real radiographs."),
         limitations=(f"Phantoms are stylised; scores on real chest X-rays are meaningless. At {run['size']} px "
-                     f"with a slim CNN trained for {wall} on 2 CPU cores, small findings (rib fracture, "
+                     "with a slim CNN trained on 2 CPU cores, small findings (rib fracture, "
                      "pleural plaques) are the weakest; large ones (effusion, pneumothorax, edema, "
                      "cardiomegaly) are well separated. Per-finding figures are below."),
         license="Apache-2.0",
         extra={"synthetic": True, "generator_version": GENERATOR_VERSION,
-               "train_seed": build.train_seed, "heldout_seed": build.heldout_seed},
+               "train_seed": build.train_seed, "finetune_seed": build.finetune_seed,
+               "heldout_seed": build.heldout_seed},
     )
     save_model(loaded.model, loaded.tokenizer, build.out, card=card, dtype=_float16())
     export_onnx_or_warn(build.out)  # before calibrate: the viewer starts on ONNX Runtime
+
+
+@dataclass(frozen=True)
+class StageSeconds:
+    """Training wall time of each stage, for the card (None: not known to this build)."""
+
+    stage1: float | None = None
+    stage2: float | None = None
+
+
+def _minutes(seconds: float | None) -> str:
+    return f"{seconds / 60:.1f} min" if seconds else "see the run log"
 
 
 def run_summary(config: Path = CONFIG) -> dict:
@@ -209,18 +284,28 @@ def run_summary(config: Path = CONFIG) -> dict:
             "freeze_text_layers": cfg.train.freeze_text_layers}
 
 
+def finetune_summary(config: Path = FINETUNE_CONFIG) -> dict:
+    """Steps, learning rate and label-term settings of the stage-2 config, for the card."""
+    from training.config import load_config
+
+    cfg = load_config(config)
+    return {"steps": cfg.train.max_steps, "lr": float(cfg.optim.lr),
+            "label_weight": float(cfg.loss.label_weight), "label_balance": bool(cfg.loss.label_balance)}
+
+
 def _text_training(frozen_layers: int) -> str:
     if not frozen_layers:
         return "fine-tuned"
     return f"embeddings and the first {frozen_layers} layers frozen, the rest fine-tuned"
 
 
-def _shown(config: Path) -> str:
-    """The config's path relative to the repository when it lies inside it."""
+def _shown(path: Path) -> str:
+    """A path relative to the repository when it lies inside it (what the card and the model
+    folder record, and what the `cxrclip` children, run from the repository, are given)."""
     try:
-        return str(config.resolve().relative_to(REPO))
+        return str(path.resolve().relative_to(REPO))
     except ValueError:
-        return str(config)
+        return str(path)
 
 
 def _float16():
@@ -231,8 +316,8 @@ def _float16():
 
 def calibrate(build: DemoBuild) -> None:
     """Calibration + operating points (seed 3) and the OOD guard (statistics seed 4) into the model folder."""
-    _cxrclip("calibrate", str(build.out), "--data", str(build.val_dir), "--split", "validate",
-             "--ood-data", str(build.ood_dir), "--blank-as-negative")
+    _cxrclip("calibrate", _shown(build.out), "--data", _shown(build.val_dir), "--split", "validate",
+             "--ood-data", _shown(build.ood_dir), "--blank-as-negative")
 
 
 def build_bank(build: DemoBuild) -> None:
@@ -243,7 +328,7 @@ def build_bank(build: DemoBuild) -> None:
         record = json.loads(line)
         lines += [record[k] for k in ("findings", "impression") if record.get(k)]
     source.write_text("\n".join(lines) + "\n")
-    _cxrclip("bank", "build", str(source), "-o", str(build.bank_out), "--model", str(build.out))
+    _cxrclip("bank", "build", _shown(source), "-o", _shown(build.bank_out), "--model", _shown(build.out))
 
 
 def parse_args(argv: list[str] | None) -> tuple[DemoBuild, bool, float | None]:
@@ -253,30 +338,45 @@ def parse_args(argv: list[str] | None) -> tuple[DemoBuild, bool, float | None]:
     parser.add_argument("--bank-out", type=Path, default=REPO / "assets" / "sentence_bank" / "cxrclip-demo")
     parser.add_argument("--train-studies", type=int, default=DemoBuild.train_studies)
     parser.add_argument("--heldout-studies", type=int, default=DemoBuild.heldout_studies)
+    parser.add_argument("--finetune-studies", type=int, default=DemoBuild.finetune_studies)
     parser.add_argument("--config", type=Path, default=CONFIG,
-                        help="training config (default training/configs/demo.yaml)")
-    parser.add_argument("--skip-train", action="store_true", help="use the run folder's newest checkpoint")
+                        help="stage-1 training config (default training/configs/demo.yaml)")
+    parser.add_argument("--finetune-config", type=Path, default=FINETUNE_CONFIG,
+                        help="stage-2 training config (default training/configs/demo_finetune.yaml)")
+    parser.add_argument("--stage1-model", type=Path, default=None,
+                        help="a model folder to start stage 2 from instead of training stage 1")
+    parser.add_argument("--skip-train", action="store_true",
+                        help="train nothing: use the run folders' newest checkpoints")
     parser.add_argument("--train-minutes", type=float, default=None,
-                        help="with --skip-train: the wall time of the separate training run, for the card")
+                        help="stage 1's wall time when it was trained elsewhere, for the card")
     args = parser.parse_args(argv)
     build = DemoBuild(work=args.work, out=args.out, bank_out=args.bank_out,
                       train_studies=args.train_studies, heldout_studies=args.heldout_studies,
-                      config=args.config)
+                      finetune_studies=args.finetune_studies, config=args.config,
+                      finetune_config=args.finetune_config, stage1_model=args.stage1_model)
     return build, args.skip_train, args.train_minutes
+
+
+def train_stages(build: DemoBuild, skip_train: bool, train_minutes: float | None) -> StageSeconds:
+    """Stage 1 (unless skipped or given), its fp16 weights, then stage 2; raises TrainingStopped."""
+    stage1 = train_minutes * 60 if train_minutes else recorded_seconds(build, "train_seconds.txt")
+    if not skip_train and build.stage1_model is None:
+        stage1 = train(build)
+    keep_stage1(build)
+    stage2 = recorded_seconds(build, "finetune_seconds.txt") if skip_train else finetune(build)
+    return StageSeconds(stage1, stage2)
 
 
 def main(argv: list[str] | None = None) -> int:
     build, skip_train, train_minutes = parse_args(argv)
-    generate_data(build)
-    if skip_train:
-        seconds = train_minutes * 60 if train_minutes else None
-    else:
-        try:
-            seconds = train(build)
-        except TrainingStopped as exc:
-            print(f"python -m training.demo_model: {exc}", file=sys.stderr)
-            return 75
-    checkpoint = final_checkpoint(build.run_dir)
+    generate_data(build, train_stage1=not skip_train and build.stage1_model is None,
+                  train_stage2=not skip_train)
+    try:
+        seconds = train_stages(build, skip_train, train_minutes)
+    except TrainingStopped as exc:
+        print(f"python -m training.demo_model: {exc}", file=sys.stderr)
+        return 75
+    checkpoint = final_checkpoint(build.finetune_run_dir)
     metrics = summarise_metrics(evaluate(build, checkpoint))
     export(build, checkpoint, metrics, seconds)
     calibrate(build)

@@ -41,7 +41,7 @@ def test_a_stopped_training_ends_the_build_with_75_and_adds_up_its_wall_time(tmp
             raise subprocess.CalledProcessError(75, ["cxrclip", *args])
 
     monkeypatch.setattr(demo_model, "_cxrclip", stopped_train)
-    monkeypatch.setattr(demo_model, "generate_data", lambda build: None)
+    monkeypatch.setattr(demo_model, "generate_data", lambda build, **stages: None)
     (tmp_path / "train_seconds.txt").write_text("600.0\n")  # an earlier session trained 10 minutes
     argv = ["--work", str(tmp_path), "--out", str(tmp_path / "out"), "--bank-out", str(tmp_path / "bank")]
     assert demo_model.main(argv) == 75  # no evaluation or export of a half-trained model
@@ -73,3 +73,45 @@ def test_another_config_is_trained_and_described(tmp_path, monkeypatch):
     assert run["freeze_text_layers"] == 2
     assert demo_model._text_training(4).startswith("embeddings and the first 4 layers frozen")
     assert demo_model._text_training(0) == "fine-tuned"
+
+
+def test_stage_two_fine_tunes_the_fp16_stage_one_weights_with_the_label_term(tmp_path, monkeypatch,
+                                                                             tiny_text_dir):
+    """`--stage1-model`: its weights, rounded to fp16 like the bundled model, are kept in
+    stage1/ and are the fine-tune's `train.init_from`; the label-term config is trained."""
+    import subprocess
+
+    import tiny_encoder
+    import torch
+    from safetensors.torch import load_file
+
+    from training import demo_model
+
+    given = tiny_encoder.save_tiny_model(tmp_path / "given", tiny_text_dir)
+    calls = []
+
+    def stop_in_stage_two(*args):
+        calls.append(args)
+        raise subprocess.CalledProcessError(75, ["cxrclip", *args])
+
+    monkeypatch.setattr(demo_model, "_cxrclip", stop_in_stage_two)
+    monkeypatch.setattr(demo_model, "generate_data", lambda build, **stages: None)
+    argv = ["--work", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--stage1-model", str(given)]
+    assert demo_model.main(argv) == 75
+    assert len(calls) == 1  # stage 1 was given, not trained
+    assert calls[0][:2] == ("train", "training/configs/demo_finetune.yaml")
+    assert f"train.init_from={tmp_path / 'work' / 'stage1'}" in calls[0]
+    kept = load_file(str(tmp_path / "work" / "stage1" / "model.safetensors"))
+    original = load_file(str(given / "model.safetensors"))
+    assert kept.keys() == original.keys()
+    name = next(k for k in kept if k.endswith("weight") and original[k].numel() > 16)
+    assert kept[name].dtype == torch.float16
+    assert torch.equal(kept[name], original[name].to(torch.float16))
+
+
+def test_the_stage_two_config_trains_the_balanced_label_term():
+    from training.demo_model import finetune_summary
+
+    tune = finetune_summary()
+    assert tune["label_weight"] > 0 and tune["label_balance"] is True
+    assert tune["steps"] >= 1 and 0 < tune["lr"] < 1

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 import pytest
+import tiny_encoder
 
 from training.evaluation import ood_examples, trust_figures
 from training.phantoms.dataset import GenerateOptions, generate_dataset
@@ -39,26 +40,6 @@ def _phantoms(out: Path, seed: int, studies: int, split: str, forced: dict | Non
     return out
 
 
-def _save_tiny_model(out: Path, text_dir: Path) -> Path:
-    import tiny_encoder
-    import torch
-
-    from cxrclip.checkpoint import save_model
-    from cxrclip.config import (ImageEncoderConfig, ModelConfig, PreprocessConfig, ProjectionConfig,
-                                TextEncoderConfig)
-    from cxrclip.model import CXRClip
-    from cxrclip.text_encoder import load_tokenizer
-
-    torch.manual_seed(0)
-    config = ModelConfig(image=ImageEncoderConfig(name=tiny_encoder.NAME, image_size=32),
-                         text=TextEncoderConfig(path=str(text_dir), max_length=32),
-                         projection=ProjectionConfig(kind="linear", dim=16),
-                         preprocess=PreprocessConfig.imagenet(32), name="tiny-trust-test")
-    save_model(CXRClip(config, pretrained_text=True), load_tokenizer(text_dir), out,
-               card={"title": "tiny trust test model"})
-    return out
-
-
 def _build_bank(model_dir: Path, out: Path) -> Path:
     from cxrclip.engine import Engine
     from cxrclip.sentence_bank import SentenceBank
@@ -79,7 +60,7 @@ def calibrated_model(_few_class_prompts, tmp_path_factory, tiny_text_dir) -> tup
     from training.evaluation.calibrate import CalibrateRequest, run_calibrate
 
     root = tmp_path_factory.mktemp("trust")
-    model = _save_tiny_model(root / "model", tiny_text_dir)
+    model = tiny_encoder.save_tiny_model(root / "model", tiny_text_dir, "tiny-trust-test")
     heart = [Finding("Cardiomegaly", severity="severe")]
     val = _phantoms(root / "val", 31, 20, "validate", {i: heart if i % 2 else [] for i in range(20)})
     ood = _phantoms(root / "ood", 32, 6, "validate")

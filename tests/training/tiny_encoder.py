@@ -32,3 +32,21 @@ def register() -> None:
 
     if NAME not in _IMAGE_ENCODERS:
         register_image_encoder(NAME)(TinyCNN)
+
+
+def save_tiny_model(out, text_dir, name: str = "tiny-test") -> "Path":
+    """A random tiny CXR-CLIP model folder (``tiny_cnn`` at 32 px, the given text tower, 16-d)."""
+    from cxrclip.checkpoint import save_model
+    from cxrclip.config import (ImageEncoderConfig, ModelConfig, PreprocessConfig, ProjectionConfig,
+                                TextEncoderConfig)
+    from cxrclip.model import CXRClip
+    from cxrclip.text_encoder import load_tokenizer
+
+    register()
+    torch.manual_seed(0)
+    config = ModelConfig(image=ImageEncoderConfig(name=NAME, image_size=32),
+                         text=TextEncoderConfig(path=str(text_dir), max_length=32),
+                         projection=ProjectionConfig(kind="linear", dim=16),
+                         preprocess=PreprocessConfig.imagenet(32), name=name)
+    save_model(CXRClip(config, pretrained_text=True), load_tokenizer(text_dir), out, card={"title": name})
+    return out
