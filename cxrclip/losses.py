@@ -55,7 +55,7 @@ class LossOutput:
 def label_prompt_loss(image_emb: torch.Tensor, positive_emb: torch.Tensor, negative_emb: torch.Tensor,
                       labels: torch.Tensor, logit_scale: torch.Tensor | float,
                       positive_weight: torch.Tensor | None = None,
-                      finding_weight: torch.Tensor | None = None) -> torch.Tensor:
+                      finding_weight: torch.Tensor | None = None, unit_contrast: bool = False) -> torch.Tensor:
     """Binary cross-entropy of each finding's zero-shot logit against its label.
 
     The logit is the zero-shot recipe's (`cxrclip.zero_shot.binary_probability`):
@@ -67,12 +67,19 @@ def label_prompt_loss(image_emb: torch.Tensor, positive_emb: torch.Tensor, negat
     negatives / positives of the training labels, so that a rare finding counts as much as
     its absence); ``finding_weight`` (F) multiplies every term of a finding, present or
     absent (a finding that needs more of the gradient). The mean is weighted the same way.
+    ``unit_contrast`` scores along the unit vector of ``P_f - N_f``: ``s * I @ (P_f - N_f) /
+    |P_f - N_f|``. Same ranking of views as the recipe's logit, but the image side's gradient
+    no longer shrinks with the distance between the prompts, which collapses for a finding the
+    image tower does not yet see (the loss is then lowest with ``P_f = N_f``).
     """
     if positive_emb.shape != negative_emb.shape or labels.shape != (image_emb.shape[0], positive_emb.shape[0]):
         raise ValueError(f"label_prompt_loss: image {tuple(image_emb.shape)}, positive {tuple(positive_emb.shape)}, "
                          f"negative {tuple(negative_emb.shape)}, labels {tuple(labels.shape)}; "
                          "expected B x D, F x D, F x D and B x F")
-    logits = logit_scale * (image_emb @ positive_emb.T - image_emb @ negative_emb.T)
+    contrast = positive_emb - negative_emb
+    if unit_contrast:
+        contrast = contrast / contrast.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    logits = logit_scale * (image_emb @ contrast.T)
     known = ~torch.isnan(labels)
     if not bool(known.any()):
         return logits.sum() * 0.0

@@ -95,6 +95,10 @@ class LossConfig:
     # {Fracture: 5.0} for a small finding the contrastive terms do not teach. Keys: the
     # findings of `training.data.text.LABEL_LOSS_FINDINGS`.
     label_finding_weights: dict[str, float] = field(default_factory=dict)
+    # Score each finding along the unit vector of its positive-minus-negative sentence
+    # embeddings (`label_prompt_loss(unit_contrast=True)`): the same ranking as the recipe,
+    # without the collapse of the prompts onto each other for a finding not yet seen.
+    label_unit_contrast: bool = False
 
     def __post_init__(self) -> None:
         from training.data.text import LABEL_LOSS_FINDINGS

@@ -231,3 +231,23 @@ def test_label_prompt_loss_multiplies_every_term_of_a_weighted_finding():
     got = label_prompt_loss(image, positive, negative, labels, 2.0, positive_weight=torch.tensor([3.0, 1.0]),
                             finding_weight=torch.tensor([1.0, 4.0]))
     assert float(got) == pytest.approx(want, rel=1e-6)
+
+
+def test_label_prompt_loss_unit_contrast_scores_along_the_unit_difference():
+    image = torch.tensor([[1.0, 0.0]])
+    positive, negative = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.8, 0.6]])  # P - N = (0.2, -0.6)
+    labels = torch.tensor([[1.0]])
+    unit_logit = 2.0 * 0.2 / math.sqrt(0.2 ** 2 + 0.6 ** 2)
+    got = label_prompt_loss(image, positive, negative, labels, 2.0, unit_contrast=True)
+    assert float(got) == pytest.approx(math.log1p(math.exp(-unit_logit)), rel=1e-6)
+    plain = label_prompt_loss(image, positive, negative, labels, 2.0)
+    assert float(plain) == pytest.approx(math.log1p(math.exp(-0.4)), rel=1e-6)
+    # prompts ten times closer: the same unit loss and image gradient, a smaller plain one
+    closer = negative + 0.1 * (positive - negative)
+    grads = []
+    for pos, unit in ((positive, True), (closer, True), (closer, False)):
+        emb = image.clone().requires_grad_(True)
+        loss = label_prompt_loss(emb, pos, negative, labels, 2.0, unit_contrast=unit)
+        loss.backward()
+        grads.append(emb.grad.norm().item())
+    assert grads[0] == pytest.approx(grads[1], rel=1e-5) and grads[2] < grads[1] / 5

@@ -61,6 +61,19 @@ def test_label_finding_weights_multiply_the_named_findings(overrides_for, toy_ma
     trainer.close()
 
 
+def test_label_unit_contrast_changes_the_label_term_only(overrides_for, toy_manifest, tmp_path):
+    overrides = overrides_for(toy_manifest, tmp_path / "run", **{"loss.label_weight": 1.0})
+    trainer = Trainer(load_config(None, overrides))
+    trainer.model.eval()
+    batch = next(iter(trainer.train_loader))
+    plain = trainer.compute_loss(batch)
+    trainer.cfg.loss.label_unit_contrast = True
+    unit = trainer.compute_loss(batch)
+    assert float(unit.i2t) == pytest.approx(float(plain.i2t), rel=1e-6)
+    assert torch.isfinite(unit.label) and abs(float(unit.label) - float(plain.label)) > 1e-4
+    trainer.close()
+
+
 def _params(trainer: Trainer) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
 

@@ -248,7 +248,8 @@ class Trainer:
                                           tokens["attention_mask"].to(self.rt.device)).float()
         pos, neg = text[:len(positives)], text[len(positives):]
         labels, scale = labels.to(self.rt.device), emb["logit_scale"].detach()
-        weights = {"positive_weight": self.label_positive_weight, "finding_weight": self.label_finding_weight}
+        weights = {"positive_weight": self.label_positive_weight, "finding_weight": self.label_finding_weight,
+                   "unit_contrast": self.cfg.loss.label_unit_contrast}
         label = (label_prompt_loss(emb["image_emb"], pos, neg, labels, scale, **weights)
                  + label_prompt_loss(emb["image_emb_view2"], pos, neg, labels, scale, **weights)) / 2
         losses.total = losses.total + self.cfg.loss.label_weight * label
