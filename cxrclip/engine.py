@@ -189,6 +189,13 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     raise ValueError(f"dtype must be one of {list(_DTYPE_NAMES)}, got {dtype!r}")
 
 
+def _check_map_kind(kind: str) -> None:
+    from cxrclip.heatmaps import MAP_KINDS
+
+    if kind not in MAP_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(MAP_KINDS)}, got {kind!r}")
+
+
 def _suggestion(prompt: str, unknown: Sequence[str]) -> str | None:
     """The prompt with its unknown abbreviations spelled out ("PTX" -> "pneumothorax"), or None."""
     if not unknown:
@@ -558,11 +565,30 @@ class Engine:
         prompt costs only text encoding and resampling. `max_side` returns a
         proportionally smaller map (same aspect, for overlays stretched over the image).
         """
-        from cxrclip.heatmaps import MAP_KINDS
+        _check_map_kind(kind)
+        pos = self.encode_text([prompt])[0]
+        neg = None
+        if kind != "similarity":
+            neg_text = negative if negative is not None else self._negatives_for([prompt], None)[0]
+            neg = self.encode_text([neg_text])[0]
+        return self._on_view(self._coarse_map(view, pos, neg, kind), view, max_side)
 
-        if kind not in MAP_KINDS:
-            raise ValueError(f"kind must be one of {', '.join(MAP_KINDS)}, got {kind!r}")
-        coarse = self._coarse_map(view, prompt, negative, kind)
+    def finding_map(self, view: ViewInput, finding: str, kind: MapKind = "contribution",
+                    max_side: int | None = None) -> np.ndarray:
+        """A finding's map (as `similarity_map`) drawn with the zero-shot recipe's own text pair:
+        the unit means of the finding's class-prompt ensemble and of its negatives, the
+        vectors `zero_shot` scores with. So a "contribution" map sums to the raw logit behind
+        the probability shown for the finding (before the normal reference is subtracted)."""
+        _check_map_kind(kind)
+        classifier = self.zero_shot_classifier([finding])
+        index = classifier.names.index(classifier.requested[0])
+        pos = classifier.positive[index].astype(np.float32)
+        neg = classifier.negative[index].astype(np.float32)
+        return self._on_view(self._coarse_map(view, pos, neg, kind), view, max_side)
+
+    def _on_view(self, coarse: np.ndarray, view: ViewInput, max_side: int | None) -> np.ndarray:
+        """A map on the model's grid resampled onto the view's pixels (or a proportionally
+        smaller image of at most ``max_side`` pixels on the long side)."""
         from cxrclip.preprocess import map_to_image
 
         height, width = np.asarray(view.pixels).shape[:2]
@@ -591,15 +617,13 @@ class Engine:
             self._map_cache.put(key, fmap)
         return fmap
 
-    def _coarse_map(self, view: ViewInput, prompt: str, negative: str | None, kind: MapKind) -> np.ndarray:
-        """The map on the model's grid (feature grid; occlusion: its own patch grid)."""
+    def _coarse_map(self, view: ViewInput, pos: np.ndarray, neg: np.ndarray | None, kind: MapKind) -> np.ndarray:
+        """The map of text vectors ``pos`` against ``neg`` (unused by "similarity") on the
+        model's grid (feature grid; occlusion: its own patch grid)."""
         from cxrclip import heatmaps
 
-        pos = self.encode_text([prompt])[0]
         if kind == "similarity":
             return heatmaps.cosine_map(heatmaps.unit_channels(self.feature_map(view)), pos)
-        neg_text = negative if negative is not None else self._negatives_for([prompt], None)[0]
-        neg = self.encode_text([neg_text])[0]
         if kind == "contribution":
             fmap = self.feature_map(view)
             reference = None if self.heatmap_reference is None else self.heatmap_reference.nearest(fmap)

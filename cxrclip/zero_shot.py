@@ -144,15 +144,6 @@ def finding_ensembles(findings: Sequence[str], max_prompts: int | None = None) -
     return out
 
 
-def heatmap_prompt(finding: str) -> tuple[str, str]:
-    """(positive, negative) text of a finding's heatmap: its binary pair, e.g.
-    ("pneumothorax", "no pneumothorax") (a map needs one text, not an ensemble)."""
-    from cxrclip.prompts import binary_prompts
-
-    negative, positive = binary_prompts(finding)
-    return positive, negative
-
-
 def scored_findings(findings: Sequence[str] | None, no_finding: NoFindingMode) -> list[str]:
     """Canonical findings to encode: the requested ones (default CheXpert-14) plus, for
     No Finding in "complement" mode, every abnormal CheXpert finding it depends on."""

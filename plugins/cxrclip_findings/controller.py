@@ -54,12 +54,12 @@ class StudyState:
 
 @dataclass(frozen=True)
 class HeatmapTarget:
-    """What the heatmap shows: a finding or a prompt, and the text drawn."""
+    """What the heatmap shows: a finding (drawn with the recipe's ensemble pair) or a prompt."""
 
     kind: str  # "finding" | "prompt"
     label: str
-    prompt: str
-    negative: str | None = None  # None: the engine's "no X" default
+    prompt: str  # a prompt's text; a finding's name
+    negative: str | None = None  # a prompt's negative; None: the engine's "no X" default
 
 
 class FindingsController(QObject):
@@ -285,14 +285,8 @@ class FindingsController(QObject):
         return getattr(self.host, "prior_study", None) is not None
 
     def select_finding(self, finding: str) -> None:
-        """Show the heatmap of a finding on each view."""
-        positive, negative = self._finding_prompt(finding)
-        self.show_heatmap(HeatmapTarget("finding", finding, positive, negative))
-
-    def _finding_prompt(self, finding: str) -> tuple[str, str]:
-        from plugins.cxrclip_findings.service import FindingsService
-
-        return FindingsService.finding_prompt(finding)
+        """Show the heatmap of a finding on each view (drawn with its class-prompt ensemble)."""
+        self.show_heatmap(HeatmapTarget("finding", finding, finding))
 
     def show_heatmap(self, target: HeatmapTarget) -> None:
         """Compute and show the heatmap of ``target`` on every readable view."""
@@ -302,8 +296,11 @@ class FindingsController(QObject):
         opacity, visible = self.opacity, self.heatmap_visible
 
         def run(service: Any, prepared: Any) -> dict[str, Any]:
-            maps = service.heatmaps(prepared, target.prompt, target.negative)
-            return heatmap_layers(maps, target.prompt, opacity, visible, service.heatmap_against_normal)
+            if target.kind == "finding":  # the recipe's ensemble pair: the map explains the score shown
+                maps = service.finding_heatmaps(prepared, target.label)
+            else:
+                maps = service.heatmaps(prepared, target.prompt, target.negative)
+            return heatmap_layers(maps, target.label, opacity, visible, service.heatmap_against_normal)
 
         self._submit_study("heatmap", run, lambda r: self._heatmap_done(target, r[1]),
                            self.heatmap_failed.emit)

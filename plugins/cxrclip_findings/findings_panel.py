@@ -204,7 +204,10 @@ class FindingsPanel(QWidget):
             self.controller.select_finding(finding)
 
     def _heatmap_ready(self, target: HeatmapTarget) -> None:
-        self.heatmap_label.setText(f"Heatmap: {target.label} (\u201c{target.prompt}\u201d)")
+        if target.kind == "finding":
+            self.heatmap_label.setText(f"Heatmap: {target.label} (its class prompts against their negatives)")
+        else:
+            self.heatmap_label.setText(f"Heatmap: {target.label} (\u201c{target.prompt}\u201d)")
 
     def _style_changed(self, visible: bool, opacity: float) -> None:
         if self.show_box.isChecked() != visible:

@@ -318,13 +318,6 @@ class FindingsService:
             return None
         return self.engine.score(prepared.inputs, [prompt], negatives=negative).prompts[0]
 
-    @staticmethod
-    def finding_prompt(finding: str) -> tuple[str, str]:
-        """(positive, negative) text used to draw a finding's heatmap."""
-        from cxrclip.zero_shot import heatmap_prompt
-
-        return heatmap_prompt(finding)
-
     def heatmaps(self, prepared: PreparedStudy, prompt: str, negative: str | None = None,
                  max_side: int | None = HEATMAP_MAX_SIDE) -> dict[str, np.ndarray]:
         """Map of each location's contribution to ``prompt``'s logit against ``negative`` ("no X"
@@ -334,6 +327,14 @@ class FindingsService:
         a normal chest when the model folder has a heatmap reference (`heatmap_against_normal`)."""
         return {view.view_id: self.engine.similarity_map(view, prompt, negative, kind=HEATMAP_KIND,
                                                          max_side=max_side)
+                for view in prepared.inputs.views}
+
+    def finding_heatmaps(self, prepared: PreparedStudy, finding: str,
+                         max_side: int | None = HEATMAP_MAX_SIDE) -> dict[str, np.ndarray]:
+        """A finding's map on every usable view, as `heatmaps`, drawn with the recipe's own
+        text pair (its class-prompt ensemble against its negatives, `Engine.finding_map`):
+        each location's share of the logit behind the probability the panel shows."""
+        return {view.view_id: self.engine.finding_map(view, finding, kind=HEATMAP_KIND, max_side=max_side)
                 for view in prepared.inputs.views}
 
     @property

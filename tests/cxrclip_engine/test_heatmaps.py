@@ -71,3 +71,29 @@ def test_occluded_inputs_cover_the_image_with_mean_patches() -> None:
     y, x = corners[4]
     assert np.allclose(batch[4, 1, y:y + 4, x:x + 4], pixels[1].mean())
     assert np.array_equal(batch[4, :, 0, :], pixels[:, 0, :])
+
+
+def test_a_findings_contribution_map_explains_the_logit_behind_its_score(demo: Engine, monkeypatch) -> None:
+    """`Engine.finding_map` draws with the zero-shot recipe's own vectors (the ensemble means),
+    so without the normal reference its cells sum to the raw logit `zero_shot` turns into the
+    probability the panel shows."""
+    from cxrclip import heatmaps
+
+    view = _view(2)
+    seen = {}
+    original = heatmaps.contribution_map
+
+    def spy(fmap, pos, neg, scale, reference=None):
+        seen.update(pos=pos, neg=neg)
+        return original(fmap, pos, neg, scale, reference)
+
+    monkeypatch.setattr(heatmaps, "contribution_map", spy)
+    monkeypatch.setattr(demo, "heatmap_reference", None)
+    on_view = demo.finding_map(view, "Pleural Effusion", max_side=70)
+    assert on_view.shape == (70, 65)
+    classifier = demo.zero_shot_classifier(["Pleural Effusion"])
+    np.testing.assert_allclose(seen["pos"], classifier.positive[0], atol=1e-6)
+    np.testing.assert_allclose(seen["neg"], classifier.negative[0], atol=1e-6)
+    cells = original(demo.feature_map(view), seen["pos"], seen["neg"], demo.logit_scale)
+    logit = classifier.logits(demo.embed_images([view.pixels])).view_logits[0, 0]
+    assert float(cells.sum()) == pytest.approx(float(logit), rel=1e-3, abs=1e-3)

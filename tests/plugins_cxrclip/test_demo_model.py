@@ -87,7 +87,7 @@ def test_pneumothorax_heatmap_points_at_the_right_lung_against_a_normal_chest(qt
     assert bar.label.startswith("contribution to the score vs a normal chest: ")
     controller = demo_plugin.controller
     prepared = controller.study.ensure_prepared(controller.service)
-    maps = controller.service.heatmaps(prepared, *controller.service.finding_prompt("Pneumothorax"))
+    maps = controller.service.finding_heatmaps(prepared, "Pneumothorax")
     heat = maps[frontal]
     row_peak, col_peak = np.unravel_index(np.nanargmax(heat), heat.shape)
     assert col_peak < heat.shape[1] / 2, (row_peak, col_peak, heat.shape)

@@ -2,8 +2,8 @@
 
 For every held-out study that has a finding (ground truth, ``ground_truth.jsonl`` of
 `training.phantoms`, whose ``regions`` give the finding's boxes per view in the written
-PNG's pixels) the heatmap the viewer draws for it (`Engine.similarity_map` with the
-finding's text pair, `cxrclip.zero_shot.heatmap_prompt`) is computed on the view, and
+PNG's pixels) the heatmap the viewer draws for it (`Engine.finding_map`: the zero-shot
+recipe's ensemble pair, the vectors its score uses) is computed on the view, and
 its peak (the largest value) scores a hit when it lies inside one of the boxes grown by
 ``tolerance`` feature-map cells (a cell = the model's crop side over the feature grid's
 side, in image pixels: 40 px of a 160 px phantom for the 4 x 4 grid of the demo model).
@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from cxrclip.engine import Engine, ViewInput
-from cxrclip.zero_shot import heatmap_prompt
 
 POINTING_FINDINGS = ("Pleural Effusion", "Pneumothorax", "Cardiomegaly", "Consolidation", "Lung Lesion")
 RAW_CONTRIBUTION = "raw_contribution"
@@ -111,14 +110,14 @@ def _read(path: Path) -> np.ndarray:
     return read_image(path).pixels
 
 
-def heatmap(engine: Engine, view: ViewInput, positive: str, negative: str, kind: str) -> np.ndarray:
-    """The viewer's map of ``kind``; `RAW_CONTRIBUTION` is "contribution" with the engine's
-    heatmap reference set aside for the call."""
+def heatmap(engine: Engine, view: ViewInput, finding: str, kind: str) -> np.ndarray:
+    """The viewer's map of ``kind`` for a finding (`Engine.finding_map`: the recipe's ensemble
+    pair); `RAW_CONTRIBUTION` is "contribution" with the engine's heatmap reference set aside."""
     if kind != RAW_CONTRIBUTION:
-        return engine.similarity_map(view, positive, negative, kind=kind)
+        return engine.finding_map(view, finding, kind=kind)
     reference, engine.heatmap_reference = engine.heatmap_reference, None
     try:
-        return engine.similarity_map(view, positive, negative, kind="contribution")
+        return engine.finding_map(view, finding, kind="contribution")
     finally:
         engine.heatmap_reference = reference
 
@@ -127,7 +126,6 @@ def score_case(engine: Engine, case: PointingCase, kinds: Sequence[str],
                timings: dict[str, list[float]]) -> dict[str, Any]:
     """Hits per kind and tolerance, and chance, for one case."""
     view = ViewInput(f"{case.study_id}/{case.view}", _read(case.image))
-    positive, negative = heatmap_prompt(case.finding)
     cell = cell_pixels(engine, view)
     height, width = np.asarray(view.pixels).shape[:2]
     out: dict[str, Any] = {"finding": case.finding, "view": case.view,
@@ -135,7 +133,7 @@ def score_case(engine: Engine, case: PointingCase, kinds: Sequence[str],
                                       for t in TOLERANCES}}
     for kind in kinds:
         start = time.perf_counter()
-        point = peak(heatmap(engine, view, positive, negative, kind))
+        point = peak(heatmap(engine, view, case.finding, kind))
         timings.setdefault(kind, []).append(time.perf_counter() - start)
         out[kind] = {t: is_hit(point, grown(case.boxes, t * cell)) for t in TOLERANCES}
     return out
