@@ -92,7 +92,7 @@ def test_the_bundled_model_ships_a_reference_that_the_contribution_map_uses(demo
     pos, neg = demo.encode_text(["pleural effusion", "no pleural effusion"])
     fmap = demo.feature_map(view)
     expected = contribution_map(fmap, pos, neg, demo.logit_scale, demo.heatmap_reference.nearest(fmap))
-    coarse = demo._coarse_map(view, "pleural effusion", "no pleural effusion", "contribution")
+    coarse = demo._coarse_map(view, pos, neg, "contribution")
     np.testing.assert_allclose(coarse, expected, rtol=1e-5, atol=1e-6)
     raw = contribution_map(fmap, pos, neg, demo.logit_scale)
     assert not np.allclose(coarse, raw)
