@@ -151,9 +151,8 @@ def _train_run(build: DemoBuild, config: Path, run_dir: Path, record: str, *over
 
 def _add_train_seconds(build: DemoBuild, seconds: float, record: str = "train_seconds.txt") -> float:
     """Wall time of one stage's training over every call (a run resumed across sessions), for the card."""
-    path = build.work / record
-    total = (float(path.read_text()) if path.is_file() else 0.0) + seconds
-    path.write_text(f"{total:.1f}\n")
+    total = (recorded_seconds(build, record) or 0.0) + seconds
+    (build.work / record).write_text(f"{total:.1f}\n")
     return total
 
 
