@@ -19,10 +19,12 @@ hard labels, again matching the published code.
 
 `label_prompt_loss` is an optional term of this project (``loss.label_weight``, 0 = the
 paper's loss): the zero-shot recipe's binary contrast as a supervised signal, for data
-with finding labels (docs/losses_prompts.md).
+with finding labels (docs/losses_prompts.md). `dense_label_loss` (``loss.dense_label_weight``)
+scores the same contrast per feature-map location and pools it by a smooth maximum.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -31,7 +33,7 @@ from torch import nn
 
 from cxrclip import distributed
 
-__all__ = ["CXRClipLoss", "LossOutput", "contrastive_pair", "label_prompt_loss"]
+__all__ = ["CXRClipLoss", "LossOutput", "contrastive_pair", "dense_label_loss", "label_prompt_loss"]
 
 
 @dataclass
@@ -45,11 +47,12 @@ class LossOutput:
     i2i: torch.Tensor
     t2t: torch.Tensor
     label: torch.Tensor | None = None  # `label_prompt_loss`, when the config weights it
+    dense_label: torch.Tensor | None = None  # `dense_label_loss`, when the config weights it
 
     def to_dict(self) -> dict[str, float]:
         """Detached float values, convenient for logging."""
-        names = ("total", "clip", "i2t", "t2i", "i2i", "t2t") + (("label",) if self.label is not None else ())
-        return {name: float(getattr(self, name).detach()) for name in names}
+        names = ("total", "clip", "i2t", "t2i", "i2i", "t2t", "label", "dense_label")
+        return {name: float(value.detach()) for name in names if (value := getattr(self, name)) is not None}
 
 
 def label_prompt_loss(image_emb: torch.Tensor, positive_emb: torch.Tensor, negative_emb: torch.Tensor,
@@ -72,14 +75,55 @@ def label_prompt_loss(image_emb: torch.Tensor, positive_emb: torch.Tensor, negat
     no longer shrinks with the distance between the prompts, which collapses for a finding the
     image tower does not yet see (the loss is then lowest with ``P_f = N_f``).
     """
-    if positive_emb.shape != negative_emb.shape or labels.shape != (image_emb.shape[0], positive_emb.shape[0]):
-        raise ValueError(f"label_prompt_loss: image {tuple(image_emb.shape)}, positive {tuple(positive_emb.shape)}, "
+    _check_label_shapes("label_prompt_loss", image_emb.shape[0], positive_emb, negative_emb, labels)
+    logits = logit_scale * (image_emb @ _contrast(positive_emb, negative_emb, unit_contrast).T)
+    return _weighted_bce(logits, labels, positive_weight, finding_weight)
+
+
+def dense_label_loss(feature_map: torch.Tensor, positive_emb: torch.Tensor, negative_emb: torch.Tensor,
+                     labels: torch.Tensor, logit_scale: torch.Tensor | float, sharpness: float = 1.0,
+                     positive_weight: torch.Tensor | None = None,
+                     finding_weight: torch.Tensor | None = None, unit_contrast: bool = False) -> torch.Tensor:
+    """`label_prompt_loss` scored per location and pooled by a smooth maximum (multiple-instance).
+
+    Each location of the projected feature map (``feature_map``: B x D x h x w, not
+    normalised) is L2-normalised and scored like a view, ``l = s * u @ (P_f - N_f)``; a
+    finding's logit is the log-mean-exp of ``sharpness * l`` over the locations, divided by
+    ``sharpness`` (between the mean, as sharpness -> 0, and the maximum, as it grows).
+    A present finding then needs some location that looks like it; an absent one needs
+    every location not to, so the term puts the evidence where the finding is and the
+    similarity map of a finding's prompts points at it. Weights and unknown labels as in
+    `label_prompt_loss`.
+    """
+    if feature_map.dim() != 4:
+        raise ValueError(f"dense_label_loss: feature map {tuple(feature_map.shape)}, expected B x D x h x w")
+    if sharpness <= 0:
+        raise ValueError(f"dense_label_loss: sharpness must be > 0, got {sharpness}")
+    _check_label_shapes("dense_label_loss", feature_map.shape[0], positive_emb, negative_emb, labels)
+    units = F.normalize(feature_map.flatten(2), dim=1)                    # B x D x hw
+    local = logit_scale * torch.einsum("bdl,fd->bfl", units,
+                                       _contrast(positive_emb, negative_emb, unit_contrast))
+    pooled = (torch.logsumexp(sharpness * local, dim=-1) - math.log(local.shape[-1])) / sharpness
+    return _weighted_bce(pooled, labels, positive_weight, finding_weight)
+
+
+def _check_label_shapes(name: str, batch: int, positive_emb: torch.Tensor, negative_emb: torch.Tensor,
+                        labels: torch.Tensor) -> None:
+    if positive_emb.shape != negative_emb.shape or labels.shape != (batch, positive_emb.shape[0]):
+        raise ValueError(f"{name}: batch {batch}, positive {tuple(positive_emb.shape)}, "
                          f"negative {tuple(negative_emb.shape)}, labels {tuple(labels.shape)}; "
-                         "expected B x D, F x D, F x D and B x F")
+                         "expected B x D (or B x D x h x w), F x D, F x D and B x F")
+
+
+def _contrast(positive_emb: torch.Tensor, negative_emb: torch.Tensor, unit: bool) -> torch.Tensor:
+    """``P - N`` per finding (F x D), or its unit vector."""
     contrast = positive_emb - negative_emb
-    if unit_contrast:
-        contrast = contrast / contrast.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-    logits = logit_scale * (image_emb @ contrast.T)
+    return contrast / contrast.norm(dim=-1, keepdim=True).clamp_min(1e-6) if unit else contrast
+
+
+def _weighted_bce(logits: torch.Tensor, labels: torch.Tensor, positive_weight: torch.Tensor | None,
+                  finding_weight: torch.Tensor | None) -> torch.Tensor:
+    """Mean BCE over the known labels (not NaN), weighted as `label_prompt_loss` describes."""
     known = ~torch.isnan(labels)
     if not bool(known.any()):
         return logits.sum() * 0.0

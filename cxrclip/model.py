@@ -71,28 +71,51 @@ class CXRClip(nn.Module):
         projected = self.image_projection(features.permute(0, 2, 3, 1))  # (B, h, w, D)
         return _normalize(projected, normalize).permute(0, 3, 1, 2).contiguous()
 
-    def _encode_views(self, images: torch.Tensor, images_view2: torch.Tensor | None
-                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if images_view2 is None:
-            return self.encode_image(images), None
-        both = self.encode_image(torch.cat([images, images_view2]))
-        return both[: images.shape[0]], both[images.shape[0]:]
+    def encode_image_and_map(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`encode_image` (normalised, B x D) and `image_feature_map` (B x D x h x w, not
+        normalised): from one image-tower pass when the encoder has ``pooled_and_map`` (the
+        bundled ResNet and Swin encoders), else from two."""
+        both = getattr(self.image_encoder, "pooled_and_map", None)
+        if both is not None:
+            pooled, features = both(pixels)
+        else:
+            pooled, features = self.image_encoder(pixels), self.image_encoder.feature_map(pixels)
+        projected = self.image_projection(features.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return F.normalize(self.image_projection(pooled), dim=-1), projected
+
+    def _encode_views(self, images: torch.Tensor, images_view2: torch.Tensor | None,
+                      feature_maps: bool) -> dict[str, torch.Tensor]:
+        both = images if images_view2 is None else torch.cat([images, images_view2])
+        if feature_maps:
+            emb, fmap = self.encode_image_and_map(both)
+        else:
+            emb, fmap = self.encode_image(both), None
+        n = images.shape[0]
+        out = {"image_emb": emb[:n]}
+        if images_view2 is not None:
+            out["image_emb_view2"] = emb[n:]
+        if fmap is not None:
+            out["image_map"] = fmap[:n]
+            if images_view2 is not None:
+                out["image_map_view2"] = fmap[n:]
+        return out
 
     def forward(self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 images_view2: torch.Tensor | None = None, input_ids_section2: torch.Tensor | None = None,
-                attention_mask_section2: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                attention_mask_section2: torch.Tensor | None = None,
+                feature_maps: bool = False) -> dict[str, torch.Tensor]:
         """Normalised embeddings for the loss.
 
         Returns ``image_emb``, ``text_emb``, ``logit_scale`` (the multiplier
         ``exp(self.logit_scale)``) and, when the second view / section are given,
         ``image_emb_view2`` / ``text_emb_section2``; the keys match the arguments of
-        ``cxrclip.losses.CXRClipLoss.forward``.
+        ``cxrclip.losses.CXRClipLoss.forward``. With ``feature_maps`` also ``image_map``
+        (and ``image_map_view2``): the projected feature maps (B, D, h, w) of the same pass,
+        for the dense label term.
         """
-        image_emb, image_emb2 = self._encode_views(images, images_view2)
-        out = {"image_emb": image_emb, "text_emb": self.encode_text(input_ids, attention_mask),
-               "logit_scale": self.logit_scale.exp()}
-        if image_emb2 is not None:
-            out["image_emb_view2"] = image_emb2
+        out = self._encode_views(images, images_view2, feature_maps)
+        out.update({"text_emb": self.encode_text(input_ids, attention_mask),
+                    "logit_scale": self.logit_scale.exp()})
         if input_ids_section2 is not None:
             if attention_mask_section2 is None:
                 raise ValueError("input_ids_section2 needs attention_mask_section2 too")

@@ -99,11 +99,20 @@ class LossConfig:
     # embeddings (`label_prompt_loss(unit_contrast=True)`): the same ranking as the recipe,
     # without the collapse of the prompts onto each other for a finding not yet seen.
     label_unit_contrast: bool = False
+    # Weight of `cxrclip.losses.dense_label_loss` (0: off): the label term scored at every
+    # feature-map location and pooled by a smooth maximum, so a finding's evidence sits where
+    # the finding is (heatmaps). Shares the label sentences and the weights above.
+    dense_label_weight: float = 0.0
+    # Sharpness of that pooling (log-mean-exp of sharpness x logit): small = mean, large = max.
+    dense_label_sharpness: float = 1.0
 
     def __post_init__(self) -> None:
         from training.data.text import LABEL_LOSS_FINDINGS
 
         _at_least("loss.label_weight", self.label_weight, 0.0)
+        _at_least("loss.dense_label_weight", self.dense_label_weight, 0.0)
+        if self.dense_label_sharpness <= 0:
+            raise ConfigError(f"loss.dense_label_sharpness={self.dense_label_sharpness} must be > 0")
         for finding, weight in self.label_finding_weights.items():
             if finding not in LABEL_LOSS_FINDINGS:
                 raise ConfigError(f"loss.label_finding_weights: unknown finding {finding!r}; allowed: "

@@ -134,6 +134,11 @@ class ResNetEncoder(nn.Module):
         """Global average-pooled feature (B, C)."""
         return self.feature_map(x).mean(dim=(2, 3))
 
+    def pooled_and_map(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward`` and ``feature_map`` from one pass: (B, C) and (B, C, h, w)."""
+        fmap = self.feature_map(x)
+        return fmap.mean(dim=(2, 3)), fmap
+
     def load_torchvision_weights(self, path: str | Path) -> None:
         """Load a local torchvision ResNet state dict (``.pth`` or ``.safetensors``); ``fc`` is dropped."""
         path = Path(path)

@@ -78,11 +78,15 @@ class SwinEncoder(nn.Module):
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """Patch tokens reshaped to the final grid (B, C, h, w)."""
+        return self.pooled_and_map(x)[1]
+
+    def pooled_and_map(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward`` and ``feature_map`` from one pass: (B, C) and (B, C, h, w)."""
         tokens = self.tokens(x)
         h, w = swin_grid(x.shape[-2], x.shape[-1], self._patch, self._merges)
         if h * w != tokens.shape[1]:
             raise ValueError(f"cannot reshape {tokens.shape[1]} Swin tokens to a {h}x{w} grid")
-        return tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], h, w)
+        return tokens[:, 0], tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], h, w)
 
 
 @register_image_encoder("swin_tiny")

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cxrclip import distributed
-from cxrclip.losses import CXRClipLoss, label_prompt_loss
+from cxrclip.losses import CXRClipLoss, dense_label_loss, label_prompt_loss
 
 HERE = Path(__file__).resolve().parent
 
@@ -200,7 +200,7 @@ def test_label_prompt_loss_without_known_labels_is_zero_and_keeps_the_graph():
 
 
 def test_label_prompt_loss_names_mismatched_shapes():
-    with pytest.raises(ValueError, match="expected B x D, F x D, F x D and B x F"):
+    with pytest.raises(ValueError, match="expected B x D .or B x D x h x w., F x D, F x D and B x F"):
         label_prompt_loss(torch.zeros(2, 4), torch.zeros(3, 4), torch.zeros(3, 4), torch.zeros(2, 2), 1.0)
 
 
@@ -251,3 +251,53 @@ def test_label_prompt_loss_unit_contrast_scores_along_the_unit_difference():
         loss.backward()
         grads.append(emb.grad.norm().item())
     assert grads[0] == pytest.approx(grads[1], rel=1e-5) and grads[2] < grads[1] / 5
+
+
+def _two_location_map():
+    """One study, D = 2, a 1 x 2 grid: location 0 along x (length 3), location 1 along y."""
+    return torch.tensor([[[[3.0, 0.0]], [[0.0, 0.5]]]])   # B x D x h x w = 1 x 2 x 1 x 2
+
+
+def test_dense_label_loss_pools_location_logits_by_log_mean_exp():
+    fmap = _two_location_map()
+    positive, negative = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    labels = torch.tensor([[1.0]])
+    # unit locations (1, 0) and (0, 1): logits s * u.(P - N) = 2 and -2 with s = 2
+    for sharpness in (0.5, 1.0, 4.0):
+        pooled = (math.log((math.exp(2 * sharpness) + math.exp(-2 * sharpness)) / 2)) / sharpness
+        got = dense_label_loss(fmap, positive, negative, labels, 2.0, sharpness=sharpness)
+        assert float(got) == pytest.approx(math.log1p(math.exp(-pooled)), rel=1e-6)
+
+
+def test_dense_label_loss_nears_the_strongest_location_as_sharpness_grows():
+    fmap = _two_location_map()
+    positive, negative = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    absent = torch.tensor([[0.0]])
+    # an absent finding is paid for at its most positive location (logit 2), not at the mean (0)
+    sharp = dense_label_loss(fmap, positive, negative, absent, 2.0, sharpness=50.0)
+    assert float(sharp) == pytest.approx(math.log1p(math.exp(2.0)), rel=2e-2)
+    soft = dense_label_loss(fmap, positive, negative, absent, 2.0, sharpness=1e-3)
+    assert float(soft) == pytest.approx(math.log(2.0), rel=1e-2)
+
+
+def test_dense_label_loss_reaches_only_the_locations_that_carry_the_finding():
+    fmap = _two_location_map().requires_grad_(True)
+    positive, negative = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    dense_label_loss(fmap, positive, negative, torch.tensor([[1.0]]), 2.0, sharpness=8.0).backward()
+    per_location = fmap.grad.flatten(2).norm(dim=1)[0]    # gradient size at location 0 and 1
+    assert float(per_location[0]) > 0 and float(per_location[1]) < 1e-3 * float(per_location[0])
+
+
+def test_dense_label_loss_weights_and_refuses_bad_input_like_the_pooled_term():
+    fmap = torch.randn(3, 4, 2, 2, generator=torch.Generator().manual_seed(0))
+    pos, neg = torch.randn(2, 4), torch.randn(2, 4)
+    labels = torch.tensor([[1.0, 0.0], [0.0, float("nan")], [1.0, 1.0]])
+    plain = dense_label_loss(fmap, pos, neg, labels, 3.0)
+    same = dense_label_loss(fmap, pos, neg, labels, 3.0, positive_weight=torch.ones(2), finding_weight=torch.ones(2))
+    assert float(plain) == pytest.approx(float(same), rel=1e-6)
+    with pytest.raises(ValueError, match="B x D x h x w"):
+        dense_label_loss(fmap[0], pos, neg, labels, 3.0)
+    with pytest.raises(ValueError, match="sharpness must be > 0"):
+        dense_label_loss(fmap, pos, neg, labels, 3.0, sharpness=0.0)
+    with pytest.raises(ValueError, match="expected B x D"):
+        dense_label_loss(fmap, pos, neg, labels[:2], 3.0)

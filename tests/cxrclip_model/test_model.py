@@ -71,6 +71,23 @@ def test_swin_feature_map_projects_patch_tokens(tiny_config):
     torch.testing.assert_close(fmap[0, :, 0, 0], model.encode_image(x, normalize=False)[0])
 
 
+def test_forward_with_feature_maps_returns_the_same_embeddings_and_their_maps(tiny_model, tiny_config):
+    swin = tiny_config("swin_tiny", image_size=64)
+    swin.image.options = {"embed_dim": 8, "depths": [1, 1], "num_heads": [1, 2], "window_size": 4}
+    x1, x2 = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64)
+    ids, mask = torch.randint(5, 100, (2, 7)), torch.ones(2, 7, dtype=torch.long)
+    for model in (tiny_model.eval(), CXRClip(swin).eval()):
+        with torch.no_grad():
+            plain = model(x1, ids, mask, images_view2=x2)
+            dense = model(x1, ids, mask, images_view2=x2, feature_maps=True)
+            want_map = model.image_feature_map(x2)
+        assert "image_map" not in plain
+        for key in ("image_emb", "image_emb_view2", "text_emb"):
+            torch.testing.assert_close(dense[key], plain[key], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(dense["image_map_view2"], want_map, atol=1e-5, rtol=1e-5)
+        assert dense["image_map"].shape == want_map.shape
+
+
 def test_forward_returns_loss_inputs(tiny_model):
     x1, x2 = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64)
     ids1, mask1 = _tokens(tiny_model, ["left pleural effusion", "no pneumonia"])

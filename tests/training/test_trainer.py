@@ -61,6 +61,29 @@ def test_label_finding_weights_multiply_the_named_findings(overrides_for, toy_ma
     trainer.close()
 
 
+def test_dense_label_weight_adds_the_pooled_location_term(overrides_for, toy_manifest, tmp_path):
+    from cxrclip.losses import dense_label_loss
+
+    overrides = overrides_for(toy_manifest, tmp_path / "run", **{"loss.dense_label_weight": 0.5,
+                                                                "loss.dense_label_sharpness": 2.0})
+    trainer = Trainer(load_config(None, overrides))
+    trainer.model.eval()
+    batch = next(iter(trainer.train_loader))
+    both = trainer.compute_loss(batch)
+    assert both.label is None and "dense_label" in both.to_dict()
+    trainer.cfg.loss.dense_label_weight = 0.0
+    paper = trainer.compute_loss(batch)
+    assert float(both.total) == pytest.approx(float(paper.total) + 0.5 * float(both.dense_label), rel=1e-5)
+    # the term is dense_label_loss of the same pass's feature maps (view 1 and view 2 averaged)
+    with torch.no_grad():
+        maps = [trainer.model.image_feature_map(batch[key]) for key in ("image", "image2")]
+        pos, neg = trainer._label_sentence_embeddings()
+        scale = trainer.model.logit_scale.exp()
+        want = sum(float(dense_label_loss(m, pos, neg, batch["labels"], scale, 2.0)) for m in maps) / 2
+    assert float(both.dense_label) == pytest.approx(want, rel=1e-4)
+    trainer.close()
+
+
 def test_label_unit_contrast_changes_the_label_term_only(overrides_for, toy_manifest, tmp_path):
     overrides = overrides_for(toy_manifest, tmp_path / "run", **{"loss.label_weight": 1.0})
     trainer = Trainer(load_config(None, overrides))

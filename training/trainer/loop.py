@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from cxrclip.losses import CXRClipLoss, LossOutput, label_prompt_loss
+from cxrclip.losses import CXRClipLoss, LossOutput, dense_label_loss, label_prompt_loss
 from cxrclip.model import CXRClip
 from training.config import ExperimentConfig
 from training.data.augment import TrainAugment
@@ -156,9 +156,13 @@ class Trainer:
                                 shuffle_sentences=self.cfg.data.shuffle_sentences,
                                 max_tries=self.cfg.data.max_replacement_tries)
 
+    def _label_terms_on(self) -> bool:
+        """Whether the label term or its dense form is weighted (both need finding labels)."""
+        return self.cfg.loss.label_weight > 0 or self.cfg.loss.dense_label_weight > 0
+
     def _label_positive_weight(self) -> torch.Tensor | None:
         """``loss.label_balance``: negatives / positives per finding over the training studies."""
-        if not (self.cfg.loss.label_weight > 0 and self.cfg.loss.label_balance):
+        if not (self._label_terms_on() and self.cfg.loss.label_balance):
             return None
         vectors = np.stack([label_vector(record.labels or {}) for _, record in self.train_loader.dataset.items])
         weight = balancing_weights(vectors)
@@ -168,7 +172,7 @@ class Trainer:
     def _label_finding_weight(self) -> torch.Tensor | None:
         """``loss.label_finding_weights`` as one multiplier per label-term finding (1 when not named)."""
         named = self.cfg.loss.label_finding_weights
-        if not (self.cfg.loss.label_weight > 0 and named):
+        if not (self._label_terms_on() and named):
             return None
         weight = [float(named.get(finding, 1.0)) for finding in LABEL_LOSS_FINDINGS]
         log.info("label term: finding weights %s", weight)
@@ -222,23 +226,44 @@ class Trainer:
 
     def compute_loss(self, batch: dict[str, Any]):
         """Forward pass and loss for one (micro-)batch on this rank."""
+        dense = self.cfg.loss.dense_label_weight > 0
         with self._autocast():
             out = self.ddp_model(images=batch["image"], input_ids=batch["input_ids"],
                                  attention_mask=batch["attention_mask"],
                                  images_view2=batch["image2"], input_ids_section2=batch["input_ids2"],
-                                 attention_mask_section2=batch["attention_mask2"])
+                                 attention_mask_section2=batch["attention_mask2"], feature_maps=dense)
         emb = {k: v.float() for k, v in out.items()}
         losses = self.loss_fn(emb["image_emb"], emb["image_emb_view2"], emb["text_emb"],
                               emb["text_emb_section2"], emb["logit_scale"])
-        if self.cfg.loss.label_weight > 0:
-            losses = self._add_label_term(losses, emb, batch["labels"])
+        if self._label_terms_on():
+            losses = self._add_label_terms(losses, emb, batch["labels"])
         return losses
 
-    def _add_label_term(self, losses: LossOutput, emb: dict[str, torch.Tensor],
-                        labels: torch.Tensor) -> LossOutput:
-        """``loss.label_weight`` x `label_prompt_loss` of both views, with one positive and one
-        negative label sentence per finding drawn for this step (the same after a resume).
-        The logit scale is detached: the contrastive terms alone set the temperature."""
+    def _add_label_terms(self, losses: LossOutput, emb: dict[str, torch.Tensor],
+                         labels: torch.Tensor) -> LossOutput:
+        """``loss.label_weight`` x `label_prompt_loss` and ``loss.dense_label_weight`` x
+        `dense_label_loss` of both views, with one positive and one negative label sentence per
+        finding drawn for this step (the same after a resume). The logit scale is detached: the
+        contrastive terms alone set the temperature."""
+        pos, neg = self._label_sentence_embeddings()
+        labels, scale = labels.to(self.rt.device), emb["logit_scale"].detach()
+        weights = {"positive_weight": self.label_positive_weight, "finding_weight": self.label_finding_weight,
+                   "unit_contrast": self.cfg.loss.label_unit_contrast}
+        if self.cfg.loss.label_weight > 0:
+            label = (label_prompt_loss(emb["image_emb"], pos, neg, labels, scale, **weights)
+                     + label_prompt_loss(emb["image_emb_view2"], pos, neg, labels, scale, **weights)) / 2
+            losses.total = losses.total + self.cfg.loss.label_weight * label
+            losses.label = label
+        if self.cfg.loss.dense_label_weight > 0:
+            sharp = self.cfg.loss.dense_label_sharpness
+            dense = (dense_label_loss(emb["image_map"], pos, neg, labels, scale, sharp, **weights)
+                     + dense_label_loss(emb["image_map_view2"], pos, neg, labels, scale, sharp, **weights)) / 2
+            losses.total = losses.total + self.cfg.loss.dense_label_weight * dense
+            losses.dense_label = dense
+        return losses
+
+    def _label_sentence_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This step's positive and negative label sentences per finding, embedded (F x D each)."""
         rng = np.random.default_rng((self.cfg.train.seed, self.progress.step))
         positives, negatives = label_prompt_pairs(rng)
         tokens = self.model.tokenizer(positives + negatives, padding="longest", truncation=True,
@@ -246,15 +271,7 @@ class Trainer:
         with self._autocast():
             text = self.model.encode_text(tokens["input_ids"].to(self.rt.device),
                                           tokens["attention_mask"].to(self.rt.device)).float()
-        pos, neg = text[:len(positives)], text[len(positives):]
-        labels, scale = labels.to(self.rt.device), emb["logit_scale"].detach()
-        weights = {"positive_weight": self.label_positive_weight, "finding_weight": self.label_finding_weight,
-                   "unit_contrast": self.cfg.loss.label_unit_contrast}
-        label = (label_prompt_loss(emb["image_emb"], pos, neg, labels, scale, **weights)
-                 + label_prompt_loss(emb["image_emb_view2"], pos, neg, labels, scale, **weights)) / 2
-        losses.total = losses.total + self.cfg.loss.label_weight * label
-        losses.label = label
-        return losses
+        return text[:len(positives)], text[len(positives):]
 
     def _all_finite(self, loss: torch.Tensor) -> bool:
         finite = torch.isfinite(loss.detach()).float()
