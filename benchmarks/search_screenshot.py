@@ -36,6 +36,7 @@ def open_window(app, settings_dir: Path):
 
     settings = QSettings(str(settings_dir / "settings.ini"), QSettings.Format.IniFormat)
     win = MainWindow(settings=settings, plugin_entry_points=[EP("cxrclip_findings", MANIFEST)])
+    win.resize(*SIZES[0])  # sized before the plugin lays out its docks, as `cxrclip-viewer --size` does
     win.show()
     wait(app, lambda: bool(win.plugin_host.registry.active))
     plugin = win.plugin_host.registry.active[0].plugin
@@ -48,6 +49,7 @@ def build_and_search(app, win, plugin, index_dir: Path, query: str) -> tuple[flo
     panel = plugin.search_panel
     win.open_path(SAMPLES / sorted(p.name for p in SAMPLES.iterdir() if p.is_dir())[1])
     wait(app, lambda: win.model.current_study is not None)
+    wait(app, lambda: bool(win.image_views()) and all(v.image_paints > 0 for v in win.image_views()), 60)
     start = time.perf_counter()
     finished: list[object] = []
     panel.controller.build_finished.connect(finished.append)
