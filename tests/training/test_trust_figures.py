@@ -157,3 +157,14 @@ def test_held_out_phantoms_are_drawn_at_the_models_input_size() -> None:
     """A 224 px model is measured on 224 px phantoms, not on 160 px ones upsampled into it."""
     assert trust_figures.phantom_size(224) == 224
     assert trust_figures.phantom_size(128) == trust_figures.IMAGE_SIZE
+
+
+def test_pointing_without_occlusion_cases_has_no_subset(calibrated_model) -> None:
+    from cxrclip.engine import Engine
+
+    model, _ = calibrated_model
+    folder = _phantoms(model.parent / "pointing_only", 33, 6, "test")
+    point = trust_figures.pointing_figures(Engine.load(model, device="cpu"), [folder], 0)
+    assert point["occlusion_subset"] is None and point["all_cases"]["findings"]["all"]["n"] >= 1
+    lines = trust_figures._pointing_lines(point)
+    assert "Occlusion" not in "\n".join(lines) and lines[-1].startswith("ms per map")

@@ -79,7 +79,7 @@ def pointing_figures(engine: Any, folders: list[Path], occlusion_cases: int) -> 
 
     cases = [c for folder in folders for c in load_cases(folder)]
     fast = pointing_game(engine, cases, [k for k in POINTING_KINDS if k != "occlusion"])
-    subset = pointing_game(engine, cases[:occlusion_cases], list(POINTING_KINDS))
+    subset = pointing_game(engine, cases[:occlusion_cases], list(POINTING_KINDS)) if occlusion_cases > 0 else None
     return {"all_cases": fast, "occlusion_subset": subset}
 
 
@@ -171,12 +171,14 @@ def _seed_line(seed: str, s: dict[str, Any]) -> str:
 def _pointing_lines(point: dict[str, Any]) -> list[str]:
     from training.evaluation.pointing import markdown_table
 
-    return ["Pointing game (hit rate, peak inside the finding's box: strict / grown by one "
-            "feature-map cell; chance = share of the image inside the box), all frontal cases:", "",
-            markdown_table(point["all_cases"]), "",
-            f"Occlusion on the first {point['occlusion_subset']['findings']['all']['n']} cases, "
-            "side by side:", "", markdown_table(point["occlusion_subset"]), "",
-            f"ms per map (median, this machine): {point['occlusion_subset']['ms_per_map']}"]
+    lines = ["Pointing game (hit rate, peak inside the finding's box: strict / grown by one "
+             "feature-map cell; chance = share of the image inside the box), all frontal cases:", "",
+             markdown_table(point["all_cases"]), ""]
+    subset = point["occlusion_subset"]
+    if subset is None:  # --occlusion-cases 0
+        return lines + [f"ms per map (median, this machine): {point['all_cases']['ms_per_map']}"]
+    return lines + [f"Occlusion on the first {subset['findings']['all']['n']} cases, side by side:", "",
+                    markdown_table(subset), "", f"ms per map (median, this machine): {subset['ms_per_map']}"]
 
 
 def markdown(figures: dict[str, Any]) -> str:
@@ -199,12 +201,12 @@ def markdown(figures: dict[str, Any]) -> str:
 
 def card_summary(figures: dict[str, Any]) -> dict[str, Any]:
     """The ``extra.trust_figures`` entry of ``model_card.json``."""
-    all_cases = figures["pointing"]["all_cases"]
+    all_cases, subset = figures["pointing"]["all_cases"], figures["pointing"]["occlusion_subset"]
     return {"command": COMMAND, "seeds": figures["seeds"], "studies_per_seed": figures["studies_per_seed"],
             "per_seed": {s: seed_summary(figures, s) for s in figures["binary"]},
             "ood_examples": figures["ood_examples"],
             "pointing_all_frontal_cases": all_cases["findings"]["all"],
-            "pointing_occlusion_subset": figures["pointing"]["occlusion_subset"]["findings"]["all"]}
+            "pointing_occlusion_subset": (subset or {}).get("findings", {}).get("all")}
 
 
 def write_card(model_dir: Path, figures: dict[str, Any], text: str) -> None:
