@@ -38,6 +38,16 @@ def _at_least(key: str, value: float, low: float) -> None:
         raise ConfigError(f"{key}={value!r} must be >= {low}")
 
 
+def _check_findings(key: str, weights: dict[str, float], minimum: float) -> None:
+    """A {finding: number} option: every key one of the label-term findings, every value >= minimum."""
+    from training.data.text import LABEL_LOSS_FINDINGS
+
+    for finding, weight in weights.items():
+        if finding not in LABEL_LOSS_FINDINGS:
+            raise ConfigError(f"{key}: unknown finding {finding!r}; allowed: {', '.join(LABEL_LOSS_FINDINGS)}")
+        _at_least(f"{key}.{finding}", weight, minimum)
+
+
 @dataclass
 class DataConfig:
     """Which manifests to read and how to turn studies into pairs."""
@@ -49,10 +59,15 @@ class DataConfig:
     num_workers: int = 4
     shuffle_sentences: bool = True
     max_replacement_tries: int = 10
+    # Draw training studies with a finding more often: {Fracture: 4.0} makes a study with a
+    # fracture 4 times as likely to be drawn (a study's weight is the largest of its findings'
+    # multipliers, 1 without any). Epochs keep their length; {} draws every study once per epoch.
+    oversample: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _at_least("data.num_workers", self.num_workers, 0)
         _at_least("data.max_replacement_tries", self.max_replacement_tries, 1)
+        _check_findings("data.oversample", self.oversample, 1.0)
 
 
 @dataclass
@@ -107,17 +122,11 @@ class LossConfig:
     dense_label_sharpness: float = 1.0
 
     def __post_init__(self) -> None:
-        from training.data.text import LABEL_LOSS_FINDINGS
-
         _at_least("loss.label_weight", self.label_weight, 0.0)
         _at_least("loss.dense_label_weight", self.dense_label_weight, 0.0)
         if self.dense_label_sharpness <= 0:
             raise ConfigError(f"loss.dense_label_sharpness={self.dense_label_sharpness} must be > 0")
-        for finding, weight in self.label_finding_weights.items():
-            if finding not in LABEL_LOSS_FINDINGS:
-                raise ConfigError(f"loss.label_finding_weights: unknown finding {finding!r}; allowed: "
-                                 f"{', '.join(LABEL_LOSS_FINDINGS)}")
-            _at_least(f"loss.label_finding_weights.{finding}", weight, 0.0)
+        _check_findings("loss.label_finding_weights", self.label_finding_weights, 0.0)
 
 
 @dataclass

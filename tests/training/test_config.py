@@ -32,6 +32,8 @@ def test_demo_config_resolves_minilm_package(repo_root, minilm_dir):
     ("loss.label_finding_weights.Fractures=5", r"unknown finding 'Fractures'; allowed: .*Fracture, Support Devices"),
     ("loss.label_finding_weights.Fracture=-1", r"loss.label_finding_weights.Fracture=-1.0 must be >= 0.0"),
     ("loss.dense_label_weight=-1", r"loss.dense_label_weight=-1.0 must be >= 0.0"),
+    ("data.oversample.Fractur=4", r"data.oversample: unknown finding 'Fractur'; allowed: .*Fracture"),
+    ("data.oversample.Fracture=0.5", r"data.oversample.Fracture=0.5 must be >= 1.0"),
     ("loss.dense_label_sharpness=0", r"loss.dense_label_sharpness=0.0 must be > 0"),
 ])
 def test_bad_keys_and_values_are_named(override, message):

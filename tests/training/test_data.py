@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from cxrclip.config import PreprocessConfig
@@ -91,6 +92,50 @@ def test_sampler_resumes_mid_epoch(toy_manifest):
     s.set_start(2)
     assert list(s) == full[2:] and all(e == 3 for _, e in full)
     assert list(s) == full  # start applies to one iteration only
+
+
+def test_weighted_sampler_draws_by_weight_splits_ranks_and_resumes(toy_manifest):
+    ds = _dataset(toy_manifest)
+    n = len(ds)
+    weights = np.ones(n)
+    weights[0] = 50.0                       # study 0 is drawn about half the time
+    ranks = [EpochTaggedSampler(ds, num_replicas=2, rank=r, seed=5, weights=weights) for r in (0, 1)]
+    for s in ranks:
+        s.set_epoch(4)
+    drawn = [list(s) for s in ranks]
+    assert all(len(d) == len(ranks[0]) == ranks[0].num_samples for d in drawn)   # an epoch keeps its length
+    assert all(e == 4 for d in drawn for _, e in d)
+    again = EpochTaggedSampler(ds, num_replicas=2, rank=1, seed=5, weights=weights)
+    again.set_epoch(4)
+    again.set_start(1)
+    assert list(again) == drawn[1][1:]                                            # resume mid-epoch
+    many = EpochTaggedSampler(ds, num_replicas=1, rank=0, seed=0, weights=weights)
+    counts = np.zeros(n)
+    for epoch in range(200):
+        many.set_epoch(epoch)
+        for i, _ in many:
+            counts[i] += 1
+    assert counts[0] / counts.sum() == pytest.approx(50 / (50 + n - 1), abs=0.03)
+    with pytest.raises(ValueError, match="positive weights"):
+        EpochTaggedSampler(ds, num_replicas=1, rank=0, seed=0, weights=np.zeros(n))
+
+
+def test_oversampling_weights_take_the_largest_multiplier_of_a_studys_findings():
+    from training.data.text import LABEL_LOSS_FINDINGS, balancing_weights, oversampling_weights
+
+    def row(*present: str) -> np.ndarray:
+        return np.array([1.0 if f in present else 0.0 for f in LABEL_LOSS_FINDINGS], dtype=np.float32)
+
+    vectors = np.stack([row("Fracture", "Edema"), row("Edema"), row(), row("Fracture")])
+    vectors[2, 0] = np.nan                              # an uncertain label counts as not present
+    weights = oversampling_weights(vectors, {"Fracture": 4.0, "Edema": 2.0})
+    assert weights.tolist() == [4.0, 2.0, 1.0, 4.0]
+    # balancing sees the studies as often as they are drawn: fracture 8 present vs 3 absent draws
+    fracture = LABEL_LOSS_FINDINGS.index("Fracture")
+    assert balancing_weights(vectors, sampling=weights)[fracture] == pytest.approx(1.0)
+    assert balancing_weights(vectors)[fracture] == pytest.approx(1.0)
+    edema = LABEL_LOSS_FINDINGS.index("Edema")
+    assert balancing_weights(vectors, sampling=np.array([1.0, 1.0, 6.0, 1.0]))[edema] == pytest.approx(3.5)
 
 
 def test_image_cache_resizes_and_skips(tmp_path):

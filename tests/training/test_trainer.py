@@ -1,6 +1,7 @@
 """Trainer: loss goes down, kill + resume equals an uninterrupted run, bad images skipped."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -82,6 +83,23 @@ def test_dense_label_weight_adds_the_pooled_location_term(overrides_for, toy_man
         want = sum(float(dense_label_loss(m, pos, neg, batch["labels"], scale, 2.0)) for m in maps) / 2
     assert float(both.dense_label) == pytest.approx(want, rel=1e-4)
     trainer.close()
+
+
+def test_oversample_draws_the_named_findings_more_often_and_rebalances(overrides_for, toy_manifest, tmp_path):
+    from training.data.text import LABEL_LOSS_FINDINGS
+
+    plain = Trainer(load_config(None, overrides_for(toy_manifest, tmp_path / "a", **{"loss.label_weight": 1.0,
+                                                                                   "loss.label_balance": True})))
+    vectors = plain.train_label_vectors
+    finding = int(np.nanargmax(np.nansum(vectors == 1, axis=0) * (np.nanmean(vectors == 1, axis=0) < 0.5)))
+    name = LABEL_LOSS_FINDINGS[finding]
+    over = Trainer(load_config(None, overrides_for(toy_manifest, tmp_path / "b", **{
+        "loss.label_weight": 1.0, "loss.label_balance": True, f"data.oversample.{name}": 5.0})))
+    assert plain.sampler.probabilities is None
+    share = float(((vectors[:, finding] == 1) * over.sampler.probabilities).sum())
+    assert share > float(np.mean(vectors[:, finding] == 1))
+    assert float(over.label_positive_weight[finding]) < float(plain.label_positive_weight[finding])
+    plain.close(), over.close()
 
 
 def test_label_unit_contrast_changes_the_label_term_only(overrides_for, toy_manifest, tmp_path):

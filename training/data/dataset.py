@@ -211,22 +211,35 @@ class EpochTaggedSampler(DistributedSampler):
 
     ``start`` skips that many of this rank's samples of the current epoch (resume).
     Works without a process group when ``num_replicas`` and ``rank`` are given.
+    With ``weights`` (one per study, ``data.oversample``) each epoch draws its indices with
+    replacement, with probability proportional to the weights, from a generator seeded by
+    (seed, epoch): every rank draws the same list and takes its own stride of it, and an epoch
+    keeps its length, so steps per epoch and resume are as without weights.
     """
 
     def __init__(self, dataset: Dataset, num_replicas: int, rank: int, seed: int,
-                 shuffle: bool = True) -> None:
+                 shuffle: bool = True, weights: np.ndarray | None = None) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle,
                          seed=seed, drop_last=True)
         self.start = 0
+        if weights is not None and (len(weights) != len(dataset) or not np.all(np.asarray(weights) > 0)):
+            raise ValueError(f"sampling weights: need {len(dataset)} positive weights, got {len(weights)}")
+        self.probabilities = None if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
 
     def set_start(self, start: int) -> None:
         """Skip the first ``start`` samples of the next iteration only."""
         self.start = int(start)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
-        indices = list(super().__iter__())[self.start:]
+        indices = list(super().__iter__()) if self.probabilities is None else self._weighted_draw()
+        indices = indices[self.start:]
         self.start = 0
         return iter([(i, self.epoch) for i in indices])
+
+    def _weighted_draw(self) -> list[int]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        drawn = rng.choice(len(self.probabilities), size=self.total_size, replace=True, p=self.probabilities)
+        return [int(i) for i in drawn[self.rank:self.total_size:self.num_replicas]]
 
 
 class TrainCollate:

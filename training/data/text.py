@@ -75,13 +75,23 @@ def label_vector(labels: dict[str, int]) -> np.ndarray:
                     dtype=np.float32)
 
 
-def balancing_weights(vectors: np.ndarray, cap: float = 20.0) -> np.ndarray:
+def balancing_weights(vectors: np.ndarray, cap: float = 20.0, sampling: np.ndarray | None = None) -> np.ndarray:
     """Per finding, negatives / positives among ``label_vector`` rows (N x F), between 1 and
-    ``cap`` (1 where a finding has no positive): the label term's ``positive_weight``."""
-    positives = np.nansum(vectors == 1, axis=0).astype(np.float64)
-    negatives = np.nansum(vectors == 0, axis=0).astype(np.float64)
+    ``cap`` (1 where a finding has no positive): the label term's ``positive_weight``. With
+    ``sampling`` (N weights, `oversampling_weights`) the rows count as often as they are drawn."""
+    rows = np.ones(len(vectors)) if sampling is None else np.asarray(sampling, np.float64)
+    positives = np.sum((vectors == 1) * rows[:, None], axis=0)
+    negatives = np.sum((vectors == 0) * rows[:, None], axis=0)
     ratio = np.divide(negatives, positives, out=np.ones_like(negatives), where=positives > 0)
     return np.clip(ratio, 1.0, cap).astype(np.float32)
+
+
+def oversampling_weights(vectors: np.ndarray, multipliers: dict[str, float]) -> np.ndarray:
+    """``data.oversample``: each study's sampling weight, the largest multiplier among the
+    findings it has (``label_vector`` rows, N x F), 1 for a study with none of them."""
+    per_finding = np.array([float(multipliers.get(f, 1.0)) for f in LABEL_LOSS_FINDINGS])
+    present = np.nan_to_num(vectors, nan=0.0) == 1
+    return np.max(np.where(present, per_finding[None, :], 1.0), axis=1, initial=1.0)
 
 
 def label_prompt_pairs(rng: np.random.Generator) -> tuple[list[str], list[str]]:

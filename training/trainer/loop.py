@@ -21,7 +21,8 @@ from training.config import ExperimentConfig
 from training.data.augment import TrainAugment
 from training.data.dataset import EpochTaggedSampler, StudyPairDataset, TrainCollate
 from training.data.manifest import read_manifest
-from training.data.text import LABEL_LOSS_FINDINGS, balancing_weights, label_prompt_pairs, label_vector
+from training.data.text import (LABEL_LOSS_FINDINGS, balancing_weights, label_prompt_pairs, label_vector,
+                                oversampling_weights)
 from training.trainer import state as ckpt
 from training.trainer.freezing import freeze_text_layers
 from training.trainer.interrupt import StopRequest
@@ -164,8 +165,7 @@ class Trainer:
         """``loss.label_balance``: negatives / positives per finding over the training studies."""
         if not (self._label_terms_on() and self.cfg.loss.label_balance):
             return None
-        vectors = np.stack([label_vector(record.labels or {}) for _, record in self.train_loader.dataset.items])
-        weight = balancing_weights(vectors)
+        weight = balancing_weights(self.train_label_vectors, sampling=self.sampler.probabilities)
         log.info("label term: positive weights %s", [round(float(w), 1) for w in weight])
         return torch.from_numpy(weight).to(self.rt.device)
 
@@ -182,7 +182,10 @@ class Trainer:
         cfg = self.cfg
         augment = TrainAugment(cfg.augment, self.model.config.preprocess.image_size)
         dataset = self._datasets(cfg.data.train, cfg.data.train_split, augment)
-        self.sampler = EpochTaggedSampler(dataset, self.rt.world_size, self.rt.rank, cfg.train.seed)
+        self.train_label_vectors = np.stack([label_vector(record.labels or {}) for _, record in dataset.items])
+        weights = self._oversampling(self.train_label_vectors)
+        self.sampler = EpochTaggedSampler(dataset, self.rt.world_size, self.rt.rank, cfg.train.seed,
+                                          weights=weights)
         workers = cfg.data.num_workers
         generator = torch.Generator().manual_seed(cfg.train.seed)
         return DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=self.sampler,
@@ -191,6 +194,17 @@ class Trainer:
                           pin_memory=self.rt.device.type == "cuda",
                           persistent_workers=workers > 0, worker_init_fn=worker_init,
                           prefetch_factor=4 if workers > 0 else None)
+
+    def _oversampling(self, vectors: np.ndarray) -> np.ndarray | None:
+        """``data.oversample`` as one sampling weight per training study (None: uniform)."""
+        if not self.cfg.data.oversample:
+            return None
+        weights = oversampling_weights(vectors, self.cfg.data.oversample)
+        drawn = (vectors == 1) * (weights / weights.sum())[:, None]
+        log.info("oversampling %s: share of draws with each finding %s (uniform: %s)", self.cfg.data.oversample,
+                 [round(float(x), 3) for x in drawn.sum(axis=0)],
+                 [round(float(x), 3) for x in (vectors == 1).mean(axis=0)])
+        return weights
 
     def _build_val_dataset(self) -> StudyPairDataset | None:
         if not self.cfg.data.val:
