@@ -48,8 +48,20 @@ def mimic_study(path: Path) -> tuple[str, str] | None:
     return None
 
 
+# Companion documents that sit beside studies (READMEs, label tables, reports) and DICOMDIR:
+# left out of a folder walk instead of being indexed as failed files. The viewer's folder scan
+# skips the same ones (`viewer.io.scan.DOCUMENT_SUFFIXES`; the packages may not import each
+# other, and a test keeps the two sets equal).
+DOCUMENT_SUFFIXES = frozenset({".md", ".txt", ".json", ".jsonl", ".csv", ".tsv", ".xml",
+                               ".html", ".pdf", ".yaml", ".yml", ".log", ".py"})
+
+
 def _hidden(name: str) -> bool:
     return name.startswith(".")
+
+
+def _companion(name: str) -> bool:
+    return name.upper() == "DICOMDIR" or Path(name).suffix.lower() in DOCUMENT_SUFFIXES
 
 
 def _is_index_folder(folder: Path) -> bool:
@@ -57,12 +69,12 @@ def _is_index_folder(folder: Path) -> bool:
 
 
 def _walk_folder(folder: Path) -> Iterator[SourceFile]:
-    """Every visible file under ``folder`` (index folders and hidden entries skipped)."""
+    """Every visible file under ``folder`` (index folders, hidden entries and companion documents skipped)."""
     for root, dirs, files in os.walk(folder):
         root_path = Path(root)
         dirs[:] = [d for d in dirs if not _hidden(d) and not _is_index_folder(root_path / d)]
         for name in files:
-            if _hidden(name):
+            if _hidden(name) or _companion(name):
                 continue
             path = root_path / name
             try:
