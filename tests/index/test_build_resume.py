@@ -97,13 +97,15 @@ def test_unreadable_files_are_recorded_and_the_rest_indexed(archive, tmp_path, i
     whole = sorted((archive / "dicom").rglob("*.dcm"))[0].read_bytes()
     (archive / "broken.dcm").write_bytes(whole[:len(whole) // 2])  # truncated in the pixel data
     (archive / "mimic" / "p10" / "p10000000" / "s50000000" / "zz.png").write_bytes(b"not a png")
-    (archive / "notes.txt").write_text("report", encoding="utf-8")
+    (archive / "scan.bin").write_bytes(b"no known format")
+    (archive / "notes.txt").write_text("report", encoding="utf-8")   # a companion document: left out
     report = build_index([archive], tmp_path / "ix", index_engine, batch_size=8)
     assert (report.added, report.failed) == (VIEWS, 3)
     reasons = dict(table(tmp_path / "ix", "SELECT path, reason FROM failures"))
     assert "broken.dcm" in reasons[str(archive / "broken.dcm")]
     assert "not a readable image" in reasons[str(archive / "mimic/p10/p10000000/s50000000/zz.png")]
-    assert "not a DICOM, PNG or JPEG file" in reasons[str(archive / "notes.txt")]
+    assert "not a DICOM, PNG or JPEG file" in reasons[str(archive / "scan.bin")]
+    assert str(archive / "notes.txt") not in reasons
     again = build_index([archive], tmp_path / "ix", index_engine, batch_size=8)
     assert (again.added, again.skipped, again.failed) == (0, VIEWS + 3, 0)  # failures are not retried
     retried = build_index([archive], tmp_path / "ix", index_engine, batch_size=8, retry_failed=True)

@@ -51,7 +51,7 @@ def torchrun_build(archive: Path, out: Path, model_dir: Path) -> tuple[int, str,
 def test_two_gloo_ranks_build_the_same_index_as_one_process(archive, tmp_path, index_engine, index_model_dir):
     single = tmp_path / "single"
     build_index([archive], single, index_engine, batch_size=8)
-    (archive / "notes.txt").write_text("not an image", encoding="utf-8")
+    (archive / "notes.bin").write_text("not an image", encoding="utf-8")
     sharded = tmp_path / "sharded"
     code, out, err = torchrun_build(archive, sharded, index_model_dir)
     assert code == 0, err[-3000:]
