@@ -238,9 +238,7 @@ def export(build: DemoBuild, checkpoint: Path, metrics: dict, seconds: StageSeco
                   f"linear projections to 256-d, batch {run['batch']}, AdamW with cosine schedules. "
                   f"Stage 1: CXR-CLIP loss (CLIP over 4 pairings + ICL 1.0 + TCL 0.5), {run['epochs']} "
                   f"epochs at lr {run['lr']:g}, wall time {wall}. Stage 2: from the stage-1 weights, "
-                  f"the same loss plus the label term (weight {tune['label_weight']:g}"
-                  f"{', balanced' if tune['label_balance'] else ''}: each finding's zero-shot contrast "
-                  f"trained on the report's labels), {tune['steps']} steps at lr {tune['lr']:g}, "
+                  f"the same loss plus {_stage_two_text(tune)}; {tune['steps']} steps at lr {tune['lr']:g}, "
                   f"wall time {tune_wall}."),
         hardware=f"CPU only: {platform.processor() or platform.machine()}, 2 cores, no GPU",
         metrics=metrics,
@@ -288,8 +286,24 @@ def finetune_summary(config: Path = FINETUNE_CONFIG) -> dict:
     from training.config import load_config
 
     cfg = load_config(config)
+    aug = cfg.augment
+    augmented = (aug.crop_scale_min, aug.crop_scale_max, aug.crop_ratio_min, aug.crop_ratio_max) != (1, 1, 1, 1) \
+        or aug.clahe or aug.brightness > 0 or aug.contrast > 0
     return {"steps": cfg.train.max_steps, "lr": float(cfg.optim.lr),
-            "label_weight": float(cfg.loss.label_weight), "label_balance": bool(cfg.loss.label_balance)}
+            "label_weight": float(cfg.loss.label_weight), "label_balance": bool(cfg.loss.label_balance),
+            "unit_contrast": bool(cfg.loss.label_unit_contrast), "oversample": dict(cfg.data.oversample),
+            "augmented": bool(augmented)}
+
+
+def _stage_two_text(tune: dict) -> str:
+    """How stage 2 trains, in words, for the card."""
+    label = (f"the label term (weight {tune['label_weight']:g}{', balanced' if tune['label_balance'] else ''}"
+             f"{', along the unit contrast' if tune['unit_contrast'] else ''}: each finding's zero-shot contrast "
+             "trained on the report's labels)")
+    extras = [f"studies with {name} drawn {factor:g} times as often" for name, factor in tune["oversample"].items()]
+    if not tune["augmented"]:
+        extras.append("no augmentation")
+    return label + "".join(f", {e}" for e in extras)
 
 
 def _text_training(frozen_layers: int) -> str:

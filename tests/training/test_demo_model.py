@@ -110,8 +110,12 @@ def test_stage_two_fine_tunes_the_fp16_stage_one_weights_with_the_label_term(tmp
 
 
 def test_the_stage_two_config_trains_the_balanced_label_term():
-    from training.demo_model import finetune_summary
+    from training.demo_model import _stage_two_text, finetune_summary
 
     tune = finetune_summary()
-    assert tune["label_weight"] > 0 and tune["label_balance"] is True
+    assert tune["label_weight"] > 0 and tune["label_balance"] is True and tune["unit_contrast"] is True
     assert tune["steps"] >= 1 and 0 < tune["lr"] < 1
+    assert tune["oversample"] == {"Fracture": 4.0} and tune["augmented"] is False
+    assert _stage_two_text(tune) == ("the label term (weight 1, balanced, along the unit contrast: each finding's "
+                                     "zero-shot contrast trained on the report's labels), studies with Fracture "
+                                     "drawn 4 times as often, no augmentation")
