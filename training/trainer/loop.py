@@ -162,7 +162,8 @@ class Trainer:
         return self.cfg.loss.label_weight > 0 or self.cfg.loss.dense_label_weight > 0
 
     def _label_positive_weight(self) -> torch.Tensor | None:
-        """``loss.label_balance``: negatives / positives per finding over the training studies."""
+        """``loss.label_balance``: negatives / positives per finding over the training studies as
+        the sampler draws them."""
         if not (self._label_terms_on() and self.cfg.loss.label_balance):
             return None
         weight = balancing_weights(self.train_label_vectors, sampling=self.sampler.probabilities)
@@ -182,7 +183,9 @@ class Trainer:
         cfg = self.cfg
         augment = TrainAugment(cfg.augment, self.model.config.preprocess.image_size)
         dataset = self._datasets(cfg.data.train, cfg.data.train_split, augment)
-        self.train_label_vectors = np.stack([label_vector(record.labels or {}) for _, record in dataset.items])
+        needs_labels = bool(cfg.data.oversample) or self._label_terms_on()
+        self.train_label_vectors = (np.stack([label_vector(record.labels or {}) for _, record in dataset.items])
+                                    if needs_labels else None)
         weights = self._oversampling(self.train_label_vectors)
         self.sampler = EpochTaggedSampler(dataset, self.rt.world_size, self.rt.rank, cfg.train.seed,
                                           weights=weights)
@@ -195,9 +198,9 @@ class Trainer:
                           persistent_workers=workers > 0, worker_init_fn=worker_init,
                           prefetch_factor=4 if workers > 0 else None)
 
-    def _oversampling(self, vectors: np.ndarray) -> np.ndarray | None:
+    def _oversampling(self, vectors: np.ndarray | None) -> np.ndarray | None:
         """``data.oversample`` as one sampling weight per training study (None: uniform)."""
-        if not self.cfg.data.oversample:
+        if vectors is None or not self.cfg.data.oversample:
             return None
         weights = oversampling_weights(vectors, self.cfg.data.oversample)
         drawn = (vectors == 1) * (weights / weights.sum())[:, None]
