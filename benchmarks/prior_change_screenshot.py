@@ -16,8 +16,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from benchmarks.plugin_latency import pause, wait  # noqa: E402 (needs REPO on sys.path)
-from benchmarks.search_screenshot import DEMO, SAMPLES, SIZES, open_window  # noqa: E402
+from benchmarks.plugin_latency import wait  # noqa: E402 (needs REPO on sys.path)
+from benchmarks.search_screenshot import DEMO, SAMPLES, SIZES, grab, open_window  # noqa: E402
 
 CURRENT_DATE = "20240712"   # sample study 02; its prior is 04 (20240406)
 
@@ -36,16 +36,6 @@ def compare_with_prior(app, win, plugin, prompt: str) -> None:
     plugin.prompt_panel.set_prompt(prompt)
     plugin.prompt_panel.submit()
     wait(app, lambda: bool(plugin.prompt_panel.prior_label.text()), 60)
-    plugin.docks["Change"].raise_()
-
-
-def grab(app, win, size: tuple[int, int], path: Path) -> None:
-    """Resize the window, let layouts settle, save a PNG."""
-    win.resize(*size)
-    pause(app, 1.0)
-    image = win.grab()
-    image.save(str(path))
-    print(f"{path}: {image.width()}x{image.height()}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             print(" | ".join(row))
         print(plugin.prompt_panel.prior_label.text())
         for width, height in SIZES:
-            grab(app, win, (width, height), args.out / f"change_{width}x{height}.png")
+            grab(app, win, (width, height), args.out / f"change_{width}x{height}.png", plugin.docks["Change"])
         win.close()
     return 0
 

@@ -65,10 +65,11 @@ def build_and_search(app, win, plugin, index_dir: Path, query: str) -> tuple[flo
     return build_s, query_s
 
 
-def grab(app, win, plugin, size: tuple[int, int], path: Path) -> None:
-    """Resize the window, bring the Search tab forward, let layouts settle, save a PNG."""
+def grab(app, win, size: tuple[int, int], path: Path, dock=None) -> None:
+    """Resize the window, bring ``dock``'s tab forward, let layouts settle, save a PNG."""
     win.resize(*size)
-    plugin.docks["Search"].raise_()
+    if dock is not None:
+        dock.raise_()
     pause(app, 1.0)
     image = win.grab()
     image.save(str(path))
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"build of {SAMPLES.name} from the panel: {build_s:.2f} s; query {args.query!r}: "
               f"{query_s * 1000:.0f} ms")
         for width, height in SIZES:
-            grab(app, win, plugin, (width, height), args.out / f"search_{width}x{height}.png")
+            grab(app, win, (width, height), args.out / f"search_{width}x{height}.png", plugin.docks["Search"])
         win.close()
     return 0
 
