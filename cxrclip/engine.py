@@ -39,8 +39,10 @@ __all__ = ["MAX_LOGIT_SCALE", "CacheInfo", "Engine", "FindingScore", "LRUCache",
 if TYPE_CHECKING:
     import torch
 
+    from cxrclip.heatmaps import OccludedEmbeddings
+
 Aggregate = Literal["mean", "max"]
-MapKind = Literal["similarity", "probability", "contribution", "occlusion"]
+MapKind = Literal["similarity", "probability", "contribution", "occlusion", "agreement"]
 Runtime = Literal["auto", "torch", "onnx"]
 RUNTIMES = ("auto", "torch", "onnx")
 RUNTIME_ENV = "CXRCLIP_RUNTIME"
@@ -249,6 +251,7 @@ class Engine:
         self._image_cache = LRUCache(image_cache_size)
         self._text_cache = LRUCache(text_cache_size)
         self._map_cache = LRUCache(32)  # normalised feature maps (D, h, w), ~100 kB each
+        self._occlusion_cache = LRUCache(32)  # occluded embeddings per view (N, D), ~70 kB each
         self._cache_lock = threading.Lock()
         self._model_lock = threading.Lock()
         self.calibration = None  # cxrclip.calibration.Calibration of the folder, if any
@@ -344,13 +347,14 @@ class Engine:
         """Hit/miss counters of the image and text caches."""
         with self._cache_lock:
             return {"image": self._image_cache.info(), "text": self._text_cache.info(),
-                    "feature_map": self._map_cache.info()}
+                    "feature_map": self._map_cache.info(), "occlusion": self._occlusion_cache.info()}
 
     def clear_caches(self) -> None:
         with self._cache_lock:
             self._image_cache.clear()
             self._text_cache.clear()
             self._map_cache.clear()
+            self._occlusion_cache.clear()
 
     # ----- images -----------------------------------------------------------------
     def _preprocess(self, pixels: np.ndarray) -> np.ndarray:
@@ -556,9 +560,11 @@ class Engine:
         minus the same share of a normal chest when the folder has a heatmap reference
         (`cxrclip.heatmap_reference`, written by ``cxrclip calibrate --ood-data``);
         "occlusion", the drop of that logit when a patch of the input is masked (7 x 7
-        positions onto an 8 x 8 grid, one image forward each: 0.5-0.8 s per map for the demo model on 2 CPU
-        cores, versus a few ms for the others once the feature map is cached). The
-        negative defaults to "no X". On held-out phantoms "contribution" points at the
+        positions onto an 8 x 8 grid, one image forward each: about 0.15 s per view for the
+        demo model on 2 CPU cores, once per view since the occluded embeddings are cached
+        for every prompt); "agreement", the geometric mean of the positive parts of
+        "contribution" and "occlusion" on the view's pixels (`cxrclip.heatmaps.agreement_map`).
+        The negative defaults to "no X". On held-out phantoms "agreement" points at the
         finding best (`training.evaluation.pointing`, figures in docs/trust.md).
         The coarse map is upsampled bilinearly through the model's resize + centre crop
         back onto the original pixels. The feature map is cached per view id, so a new
@@ -571,7 +577,7 @@ class Engine:
         if kind != "similarity":
             neg_text = negative if negative is not None else self._negatives_for([prompt], None)[0]
             neg = self.encode_text([neg_text])[0]
-        return self._on_view(self._coarse_map(view, pos, neg, kind), view, max_side)
+        return self._map_on_view(view, pos, neg, kind, max_side)
 
     def finding_map(self, view: ViewInput, finding: str, kind: MapKind = "contribution",
                     max_side: int | None = None) -> np.ndarray:
@@ -584,6 +590,17 @@ class Engine:
         index = classifier.names.index(classifier.requested[0])
         pos = classifier.positive[index].astype(np.float32)
         neg = classifier.negative[index].astype(np.float32)
+        return self._map_on_view(view, pos, neg, kind, max_side)
+
+    def _map_on_view(self, view: ViewInput, pos: np.ndarray, neg: np.ndarray | None, kind: MapKind,
+                     max_side: int | None) -> np.ndarray:
+        """The map of ``kind`` on the view's pixels; "agreement" combines two maps there, since
+        contribution and occlusion live on different grids."""
+        if kind == "agreement":
+            from cxrclip.heatmaps import agreement_map
+
+            return agreement_map(self._map_on_view(view, pos, neg, "contribution", max_side),
+                                 self._map_on_view(view, pos, neg, "occlusion", max_side))
         return self._on_view(self._coarse_map(view, pos, neg, kind), view, max_side)
 
     def _on_view(self, coarse: np.ndarray, view: ViewInput, max_side: int | None) -> np.ndarray:
@@ -599,9 +616,12 @@ class Engine:
             height, width = max(1, round(height * scale)), max(1, round(width * scale))
         return np.asarray(map_to_image(coarse, height, width, self.config.preprocess), dtype=np.float32)
 
-    def prefetch_feature_map(self, view: ViewInput) -> None:
-        """Compute and cache a view's feature map now, so its first heatmap needs no image forward."""
+    def prefetch_feature_map(self, view: ViewInput, occlusion: bool = False) -> None:
+        """Compute and cache a view's feature map now (and its occluded embeddings with
+        ``occlusion``), so its first heatmap needs no image forward."""
         self.feature_map(view)
+        if occlusion:
+            self.occluded_embeddings(view)
 
     def feature_map(self, view: ViewInput) -> np.ndarray:
         """Per-location projected features (D, h, w), not normalised, cached by view id."""
@@ -629,14 +649,21 @@ class Engine:
             reference = None if self.heatmap_reference is None else self.heatmap_reference.nearest(fmap)
             return heatmaps.contribution_map(fmap, pos, neg, self.logit_scale, reference)
         if kind == "occlusion":
-            return self._occlusion_map(view, pos, neg)
+            return heatmaps.occlusion_map_from(self.occluded_embeddings(view), pos, neg, self.logit_scale)
         unit = heatmaps.unit_channels(self.feature_map(view))
         sims = heatmaps.cosine_map(unit, pos), heatmaps.cosine_map(unit, neg)
         return binary_probability(sims[0], sims[1], self.logit_scale).astype(np.float32)
 
-    def _occlusion_map(self, view: ViewInput, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    def occluded_embeddings(self, view: ViewInput) -> OccludedEmbeddings:
+        """The view's embeddings with each occlusion patch masked (`cxrclip.heatmaps.OccludedEmbeddings`),
+        cached by view id: they do not depend on the prompt."""
         from cxrclip import heatmaps
 
+        key = (self.model_id, view.view_id)
+        with self._cache_lock:
+            cached = self._occlusion_cache.get(key)
+        if cached is not None:
+            return cached
         pixels = self._preprocess(view.pixels)
 
         def encode(batch: np.ndarray) -> np.ndarray:
@@ -644,4 +671,7 @@ class Engine:
                 return np.asarray(self.towers.encode_image(batch), dtype=np.float32)
 
         grid = heatmaps.OcclusionGrid.for_input(pixels.shape[-1])
-        return heatmaps.occlusion_map(encode, pixels, pos, neg, self.logit_scale, grid, self.batch_size)
+        embeddings = heatmaps.occluded_embeddings(encode, pixels, grid, self.batch_size)
+        with self._cache_lock:
+            self._occlusion_cache.put(key, embeddings)
+        return embeddings

@@ -16,7 +16,14 @@ ONNX image graph's ``feature_map`` output) or from the image embedding itself:
   view's own normaliser, is subtracted: gradient × (activation − baseline), so locations
   that weigh the same on every chest (mediastinum, borders) no longer win the peak.
 - ``occlusion``: how much the view's logit drops when a square patch of the model input
-  is replaced by the input's mean; one image forward per patch position.
+  is replaced by the input's mean; one image forward per patch position. The occluded
+  embeddings do not depend on the text, so one set per view serves every prompt.
+- ``agreement``: the geometric mean of the positive parts of ``contribution`` and
+  ``occlusion`` on the view's pixels, sqrt(max(c, 0) * max(o, 0)). Both are in logit units,
+  so the map is too (views share a colour range and a view without evidence stays dark);
+  it is high only where the linear attribution and the masking test agree. On held-out
+  phantoms it points at all five measured findings (docs/trust.md): contribution alone
+  drifts about a cell off small opacities, occlusion alone misses basal effusions.
 
 `Engine.similarity_map` resamples any of them onto the view's pixels.
 """
@@ -27,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAP_KINDS = ("similarity", "probability", "contribution", "occlusion")
+MAP_KINDS = ("similarity", "probability", "contribution", "occlusion", "agreement")
 
 
 def unit_channels(fmap: np.ndarray) -> np.ndarray:
@@ -86,26 +93,64 @@ def occluded_inputs(pixels: np.ndarray, grid: OcclusionGrid) -> tuple[np.ndarray
     return batch, corners
 
 
-def occlusion_map(encode: Callable[[np.ndarray], np.ndarray], pixels: np.ndarray,
-                  positive: np.ndarray, negative: np.ndarray, logit_scale: float,
-                  grid: OcclusionGrid, batch_size: int = 32) -> np.ndarray:
+@dataclass(frozen=True)
+class OccludedEmbeddings:
+    """Unit embeddings of one input and of its occluded copies (text-independent)."""
+
+    base: np.ndarray                   # (D,) the unoccluded input
+    occluded: np.ndarray               # (N, D) one per patch
+    corners: list[tuple[int, int]]     # the patches' top-left corners, as `occluded_inputs`
+    size: int                          # side of the model input
+    grid: OcclusionGrid
+
+
+def occluded_embeddings(encode: Callable[[np.ndarray], np.ndarray], pixels: np.ndarray,
+                        grid: OcclusionGrid, batch_size: int = 32) -> OccludedEmbeddings:
+    """Encode a preprocessed input (C, S, S) and its occluded copies. ``encode`` maps inputs
+    (B, C, S, S) to unit embeddings (B, D)."""
+    base = np.asarray(encode(pixels[None])[0], np.float32)
+    batch, corners = occluded_inputs(pixels, grid)
+    occluded = np.concatenate([np.asarray(encode(batch[k:k + batch_size]), np.float32)
+                               for k in range(0, len(batch), batch_size)])
+    return OccludedEmbeddings(base, occluded, corners, int(pixels.shape[-1]), grid)
+
+
+def occlusion_map_from(embeddings: OccludedEmbeddings, positive: np.ndarray, negative: np.ndarray,
+                       logit_scale: float) -> np.ndarray:
     """(n, n) drop of the view's logit per patch position (n = positions per side).
 
-    ``encode`` maps preprocessed inputs (B, C, S, S) to unit embeddings (B, D). Cell
-    (i, j) is the mean drop over the patches covering the centre of stride cell (i, j).
+    Cell (i, j) is the mean drop over the patches covering the centre of stride cell (i, j).
     """
     direction = (positive - negative).astype(np.float32)
-    base = float(encode(pixels[None])[0] @ direction)
-    batch, corners = occluded_inputs(pixels, grid)
-    scores = np.concatenate([encode(batch[k:k + batch_size]) @ direction
-                             for k in range(0, len(batch), batch_size)])
-    size = pixels.shape[-1]
+    base = float(embeddings.base @ direction)
+    scores = embeddings.occluded @ direction
+    size, grid = embeddings.size, embeddings.grid
     n = len(range(0, size, grid.stride))
     total, count = np.zeros((n, n), np.float64), np.zeros((n, n), np.float64)
     centres = (np.arange(n) + 0.5) * (size / n)
-    for (y, x), score in zip(corners, scores):
+    for (y, x), score in zip(embeddings.corners, scores):
         rows = (centres >= y) & (centres < y + grid.patch)
         cols = (centres >= x) & (centres < x + grid.patch)
         total[np.ix_(rows, cols)] += base - float(score)
         count[np.ix_(rows, cols)] += 1
     return (logit_scale * total / np.maximum(count, 1)).astype(np.float32)
+
+
+def occlusion_map(encode: Callable[[np.ndarray], np.ndarray], pixels: np.ndarray,
+                  positive: np.ndarray, negative: np.ndarray, logit_scale: float,
+                  grid: OcclusionGrid, batch_size: int = 32) -> np.ndarray:
+    """`occlusion_map_from` the embeddings of one input (``encode`` as `occluded_embeddings`)."""
+    return occlusion_map_from(occluded_embeddings(encode, pixels, grid, batch_size),
+                              positive, negative, logit_scale)
+
+
+def agreement_map(contribution: np.ndarray, occlusion: np.ndarray) -> np.ndarray:
+    """sqrt(max(c, 0) * max(o, 0)) of two maps on the same pixels (NaN stays NaN): where a
+    location both carries the logit (contribution) and lowers it when masked (occlusion)."""
+    if contribution.shape != occlusion.shape:
+        raise ValueError(f"agreement_map: maps of shapes {contribution.shape} and {occlusion.shape}; "
+                         "resample both onto the same pixels first")
+    c = np.asarray(contribution, np.float32)
+    o = np.asarray(occlusion, np.float32)
+    with np.errstate(invalid="ignore"):
+        return np.sqrt(np.maximum(c, 0) * np.maximum(o, 0)).astype(np.float32)

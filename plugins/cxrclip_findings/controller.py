@@ -300,7 +300,7 @@ class FindingsController(QObject):
                 maps = service.finding_heatmaps(prepared, target.label)
             else:
                 maps = service.heatmaps(prepared, target.prompt, target.negative)
-            return heatmap_layers(maps, target.label, opacity, visible, service.heatmap_against_normal)
+            return heatmap_layers(maps, target.label, opacity, visible, service.heatmap_caption)
 
         self._submit_study("heatmap", run, lambda r: self._heatmap_done(target, r[1]),
                            self.heatmap_failed.emit)

@@ -3,7 +3,7 @@
 The image is the view's default display rendering (the model's input), the
 heatmap blended over it with the layer's opacity, and a strip on the right with
 the colour bar (high at the top), its minimum and maximum, and the label of
-what the heatmap shows (e.g. "contribution to the score: large right pneumothorax").
+what the heatmap shows (e.g. "evidence for the score vs a normal chest: large right pneumothorax").
 Pure numpy + PIL, so it runs on a worker thread and is tested without Qt.
 """
 from __future__ import annotations

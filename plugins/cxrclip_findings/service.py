@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 SYNTHETIC_WORDS = ("synthetic", "phantom", "demo model")
 HEATMAP_MAX_SIDE = 512
-HEATMAP_KIND = "contribution"  # see Engine.similarity_map and docs/trust.md (pointing game)
+HEATMAP_KIND = "agreement"  # see Engine.similarity_map and docs/trust.md (pointing game)
 SENTENCE_OVERFETCH = 8  # bank neighbours fetched per wanted sentence (contradictions, comparisons dropped)
 WARM_UP_BATCH = 64  # prompts per text-tower call while the prompt cache is filled
 DIGEST_CACHE_FILE = "verified_digests.json"  # under text_cache.cache_root(): model files already hashed
@@ -320,11 +320,12 @@ class FindingsService:
 
     def heatmaps(self, prepared: PreparedStudy, prompt: str, negative: str | None = None,
                  max_side: int | None = HEATMAP_MAX_SIDE) -> dict[str, np.ndarray]:
-        """Map of each location's contribution to ``prompt``'s logit against ``negative`` ("no X"
-        by default) on every usable view (NaN outside the crop), at most ``max_side`` pixels on
-        the long side, same aspect as the image. Contribution, not plain cosine: its peak falls
-        inside the finding's region more often (pointing game, docs/trust.md); measured against
-        a normal chest when the model folder has a heatmap reference (`heatmap_against_normal`)."""
+        """Map of where ``prompt``'s logit against ``negative`` ("no X" by default) comes from on
+        every usable view (NaN outside the crop), at most ``max_side`` pixels on the long side,
+        same aspect as the image: the "agreement" of each location's contribution (measured
+        against a normal chest when the model folder has a heatmap reference) and of the drop
+        when it is masked (`cxrclip.heatmaps`). Its peak falls inside the finding's region more
+        often than either alone, or the cosine (pointing game, docs/trust.md)."""
         return {view.view_id: self.engine.similarity_map(view, prompt, negative, kind=HEATMAP_KIND,
                                                          max_side=max_side)
                 for view in prepared.inputs.views}
@@ -332,21 +333,28 @@ class FindingsService:
     def finding_heatmaps(self, prepared: PreparedStudy, finding: str,
                          max_side: int | None = HEATMAP_MAX_SIDE) -> dict[str, np.ndarray]:
         """A finding's map on every usable view, as `heatmaps`, drawn with the recipe's own
-        text pair (its class-prompt ensemble against its negatives, `Engine.finding_map`):
-        each location's share of the logit behind the probability the panel shows."""
+        text pair (its class-prompt ensemble against its negatives, `Engine.finding_map`): where
+        the logit behind the probability the panel shows comes from."""
         return {view.view_id: self.engine.finding_map(view, finding, kind=HEATMAP_KIND, max_side=max_side)
                 for view in prepared.inputs.views}
 
     @property
     def heatmap_against_normal(self) -> bool:
         """True when the maps subtract a normal chest's share (`cxrclip.heatmap_reference`)."""
-        return HEATMAP_KIND == "contribution" and self.engine.heatmap_reference is not None
+        return HEATMAP_KIND in ("contribution", "agreement") and self.engine.heatmap_reference is not None
+
+    @property
+    def heatmap_caption(self) -> str:
+        """What the maps show, for the colour bar."""
+        what = "evidence for the score" if HEATMAP_KIND == "agreement" else "contribution to the score"
+        return f"{what} vs a normal chest" if self.heatmap_against_normal else what
 
     def prefetch_map(self, prepared: PreparedStudy, view_id: str) -> bool:
-        """Compute one view's feature map ahead of the first heatmap click."""
+        """Compute one view's feature map (and the occluded embeddings the maps need) ahead of
+        the first heatmap click."""
         for view in prepared.inputs.views:
             if view.view_id == view_id:
-                self.engine.prefetch_feature_map(view)
+                self.engine.prefetch_feature_map(view, occlusion=HEATMAP_KIND in ("occlusion", "agreement"))
                 return True
         return False
 

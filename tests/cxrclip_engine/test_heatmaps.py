@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cxrclip.engine import Engine, ViewInput
-from cxrclip.heatmaps import OcclusionGrid, contribution_map, occluded_inputs, occlusion_map
+from cxrclip.heatmaps import OcclusionGrid, agreement_map, contribution_map, occluded_inputs, occlusion_map
 
 DEMO = Path(__file__).resolve().parents[2] / "assets" / "models" / "cxrclip-demo"
 
@@ -32,7 +32,7 @@ def test_contribution_map_sums_to_the_view_logit(demo: Engine) -> None:
     assert float(cells.sum()) == pytest.approx(logit, rel=1e-3, abs=1e-3)
 
 
-@pytest.mark.parametrize("kind", ["similarity", "probability", "contribution", "occlusion"])
+@pytest.mark.parametrize("kind", ["similarity", "probability", "contribution", "occlusion", "agreement"])
 def test_every_kind_maps_onto_the_view(demo: Engine, kind: str) -> None:
     view = _view(1)
     heatmap = demo.similarity_map(view, "pneumothorax", kind=kind, max_side=70)
@@ -97,3 +97,42 @@ def test_a_findings_contribution_map_explains_the_logit_behind_its_score(demo: E
     cells = original(demo.feature_map(view), seen["pos"], seen["neg"], demo.logit_scale)
     logit = classifier.logits(demo.embed_images([view.pixels])).view_logits[0, 0]
     assert float(cells.sum()) == pytest.approx(float(logit), rel=1e-3, abs=1e-3)
+
+
+def test_agreement_is_the_geometric_mean_of_the_positive_parts() -> None:
+    contribution = np.array([[1.0, -1.0], [4.0, np.nan]], np.float32)
+    occlusion = np.array([[4.0, 2.0], [1.0, 1.0]], np.float32)
+    result = agreement_map(contribution, occlusion)
+    np.testing.assert_allclose(result, [[2.0, 0.0], [2.0, np.nan]], equal_nan=True)
+    with pytest.raises(ValueError, match="same pixels"):
+        agreement_map(contribution, occlusion[:1])
+
+
+def test_a_findings_agreement_map_combines_its_contribution_and_occlusion_maps(demo: Engine) -> None:
+    """On the view's pixels, and with one set of occluded forwards per view for every prompt."""
+    view = _view(3)
+    before = demo.cache_info()["occlusion"]
+    contribution = demo.finding_map(view, "Cardiomegaly", kind="contribution", max_side=70)
+    occlusion = demo.finding_map(view, "Cardiomegaly", kind="occlusion", max_side=70)
+    agreement = demo.finding_map(view, "Cardiomegaly", kind="agreement", max_side=70)
+    expected = np.sqrt(np.maximum(contribution, 0) * np.maximum(occlusion, 0))
+    np.testing.assert_allclose(agreement, expected, rtol=1e-5, atol=1e-6, equal_nan=True)
+    assert np.nanmin(agreement) >= 0 and np.nanmax(agreement) > 0
+    demo.finding_map(view, "Pleural Effusion", kind="agreement", max_side=70)
+    after = demo.cache_info()["occlusion"]
+    assert after.misses - before.misses == 1 and after.hits - before.hits == 2
+
+
+def test_occlusion_map_from_cached_embeddings_equals_a_fresh_one(demo: Engine) -> None:
+    from cxrclip.heatmaps import occluded_embeddings, occlusion_map_from
+
+    view = _view(4)
+    pos, neg = demo.encode_text(["edema", "no edema"])
+    pixels = demo._preprocess(view.pixels)
+    grid = OcclusionGrid.for_input(pixels.shape[-1])
+    embeddings = occluded_embeddings(lambda b: demo.towers.encode_image(b), pixels, grid)
+    assert embeddings.occluded.shape == (len(grid.starts(pixels.shape[-1])) ** 2, demo.embed_dim)
+    fresh = occlusion_map(lambda b: demo.towers.encode_image(b), pixels, pos, neg, demo.logit_scale, grid)
+    np.testing.assert_allclose(occlusion_map_from(embeddings, pos, neg, demo.logit_scale), fresh, atol=1e-4)
+    np.testing.assert_allclose(demo.similarity_map(view, "edema", "no edema", kind="occlusion", max_side=70),
+                               demo._on_view(fresh, view, 70), atol=1e-3, equal_nan=True)

@@ -84,7 +84,7 @@ def test_pneumothorax_heatmap_points_at_the_right_lung_against_a_normal_chest(qt
     frontal = handle.views[0].view_id
     qtbot.waitUntil(lambda: LAYER_NAME in demo_plugin.host.overlays.get(frontal, {}), timeout=WAIT)
     bar = demo_plugin.host.overlays[frontal][LAYER_NAME].colorbar
-    assert bar.label.startswith("contribution to the score vs a normal chest: ")
+    assert bar.label.startswith("evidence for the score vs a normal chest: ")
     controller = demo_plugin.controller
     prepared = controller.study.ensure_prepared(controller.service)
     maps = controller.service.finding_heatmaps(prepared, "Pneumothorax")

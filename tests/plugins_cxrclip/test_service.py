@@ -156,11 +156,13 @@ def test_cached_heatmap_equals_engine_map_and_reuses_forward(service, tmp_path, 
     assert all(service.prefetch_map(prepared, v.view_id) for v in prepared.inputs.views)
     assert not service.prefetch_map(prepared, "unknown")
     forwards = service.engine.cache_info()["feature_map"].misses
+    occluded = service.engine.cache_info()["occlusion"].misses
     maps = service.heatmaps(prepared, "small left pleural effusion")
     maps2 = service.heatmaps(prepared, "cardiomegaly")
     assert service.engine.cache_info()["feature_map"].misses == forwards  # no image forward after the prefetch
+    assert service.engine.cache_info()["occlusion"].misses == occluded    # nor an occluded one
     view = prepared.inputs.views[0]
-    expected = service.engine.similarity_map(view, "small left pleural effusion", kind="contribution")
+    expected = service.engine.similarity_map(view, "small left pleural effusion", kind="agreement")
     np.testing.assert_allclose(maps[view.view_id], expected, atol=1e-5, equal_nan=True)
     plain = service.engine.similarity_map(view, "small left pleural effusion")  # cosine: another map
     assert not np.allclose(np.nan_to_num(plain), np.nan_to_num(expected))

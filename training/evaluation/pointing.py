@@ -187,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, help="model folder")
     parser.add_argument("--data", required=True, help="phantom folder (cxrclip phantom generate --png)")
     parser.add_argument("--kinds", default=",".join(FAST_KINDS),
-                        help="comma-separated map kinds (similarity, probability, raw_contribution, contribution, occlusion)")
+                        help="comma-separated map kinds (similarity, probability, raw_contribution, contribution, "
+                             "occlusion, agreement)")
     parser.add_argument("--views", default="frontal", help="frontal, lateral or frontal,lateral")
     parser.add_argument("--limit", type=int, default=None, help="at most this many cases")
     parser.add_argument("--out", default=None, help="write the result as JSON here")

@@ -27,8 +27,8 @@ import numpy as np
 SEEDS = (8, 9)
 STUDIES = 300
 IMAGE_SIZE = 160   # the smallest phantom side; a model with a larger input gets phantoms of its own size
-POINTING_KINDS = ("similarity", "raw_contribution", "contribution", "occlusion")
-OCCLUSION_CASES = 150   # occlusion costs ~0.3-0.5 s per map; measured on the first cases only
+POINTING_KINDS = ("similarity", "raw_contribution", "contribution", "occlusion", "agreement")
+OCCLUSION_KINDS = ("occlusion", "agreement")   # one set of occluded image forwards per view (~0.15 s)
 
 
 COMMAND = "make trust-figures"
@@ -44,7 +44,7 @@ class TrustRun:
     out: Path
     studies: int = STUDIES
     size: int | None = None   # default: the model's input size, at least IMAGE_SIZE
-    occlusion_cases: int = OCCLUSION_CASES
+    occlusion_cases: int | None = None   # cases that get the occlusion kinds (None: all)
     bank: Path | None = None   # default: the project's bank built with this model
 
 
@@ -73,12 +73,15 @@ def binary_figures(model: str, folder: Path) -> dict[str, Any]:
     return run_evaluation(req)
 
 
-def pointing_figures(engine: Any, folders: list[Path], occlusion_cases: int) -> dict[str, Any]:
-    """Fast kinds on every case of both seeds; occlusion on the first ``occlusion_cases``."""
+def pointing_figures(engine: Any, folders: list[Path], occlusion_cases: int | None = None) -> dict[str, Any]:
+    """Every kind on every case of both seeds; with ``occlusion_cases`` the occlusion kinds
+    only on the first that many (0: none), side by side with the others."""
     from training.evaluation.pointing import load_cases, pointing_game
 
     cases = [c for folder in folders for c in load_cases(folder)]
-    fast = pointing_game(engine, cases, [k for k in POINTING_KINDS if k != "occlusion"])
+    if occlusion_cases is None or occlusion_cases >= len(cases):
+        return {"all_cases": pointing_game(engine, cases, list(POINTING_KINDS)), "occlusion_subset": None}
+    fast = pointing_game(engine, cases, [k for k in POINTING_KINDS if k not in OCCLUSION_KINDS])
     subset = pointing_game(engine, cases[:occlusion_cases], list(POINTING_KINDS)) if occlusion_cases > 0 else None
     return {"all_cases": fast, "occlusion_subset": subset}
 
@@ -175,7 +178,7 @@ def _pointing_lines(point: dict[str, Any]) -> list[str]:
              "feature-map cell; chance = share of the image inside the box), all frontal cases:", "",
              markdown_table(point["all_cases"]), ""]
     subset = point["occlusion_subset"]
-    if subset is None:  # --occlusion-cases 0
+    if subset is None:  # every kind on every case, or --occlusion-cases 0
         return lines + [f"ms per map (median, this machine): {point['all_cases']['ms_per_map']}"]
     return lines + [f"Occlusion on the first {subset['findings']['all']['n']} cases, side by side:", "",
                     markdown_table(subset), "", f"ms per map (median, this machine): {subset['ms_per_map']}"]
@@ -240,8 +243,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--studies", type=int, default=STUDIES, help="studies per seed")
     parser.add_argument("--size", type=int, default=None,
                         help=f"phantom image side in pixels (default: the model's input size, at least {IMAGE_SIZE})")
-    parser.add_argument("--occlusion-cases", type=int, default=OCCLUSION_CASES,
-                        help="pointing cases that also get occlusion maps (slow)")
+    parser.add_argument("--occlusion-cases", type=int, default=None,
+                        help="pointing cases that also get the occlusion and agreement maps (default: all)")
     parser.add_argument("--bank", default=None, help="sentence bank folder (default: assets/sentence_bank)")
     parser.add_argument("--card", action="store_true",
                         help="also write the figures into the model folder's card and MANIFEST.sha256")
