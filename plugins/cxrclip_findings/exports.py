@@ -115,8 +115,10 @@ class Exports:
             # highdicom (about 1 s to import, parts of it holding the GIL for 0.2 s) is
             # imported here, on the export thread, at the first SR export: never at start-up.
             from plugins.cxrclip_findings.export_sr import write_sr
+            from viewer.model.sr_tables import preload_module_table
 
             progress("Reading the image headers")
+            preload_module_table()  # highdicom's 22 MB table, parsed without freezing the UI
             evidence = read_evidence([v.path for v in dicom])
             classes = {str(ds.SOPInstanceUID): str(ds.SOPClassUID) for ds in evidence}
             return write_sr(build(classes), path, evidence, include_identifiers, progress)

@@ -152,5 +152,8 @@ def build_measurement_sr(items: list[SRItem], include_identifiers: bool = False,
 def write_measurement_sr(items: list[SRItem], path: str | Path, include_identifiers: bool = False,
                          value_units: dict[str, str] | None = None) -> Path:
     """Build the SR and save it privately (0600, atomic); returns the path."""
+    from viewer.model.sr_tables import preload_module_table
+
+    preload_module_table()  # highdicom's 22 MB table, parsed without freezing the UI
     sr = build_measurement_sr(items, include_identifiers, value_units)
     return write_private_with(path, lambda fh: sr.save_as(fh, enforce_file_format=True))
