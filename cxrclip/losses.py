@@ -74,9 +74,15 @@ def label_prompt_loss(image_emb: torch.Tensor, positive_emb: torch.Tensor, negat
     |P_f - N_f|``. Same ranking of views as the recipe's logit, but the image side's gradient
     no longer shrinks with the distance between the prompts, which collapses for a finding the
     image tower does not yet see (the loss is then lowest with ``P_f = N_f``).
+    ``image_emb`` may also be V x B x D, V views of each study: a finding's logit is then the
+    largest over the study's views (multiple-instance), so a study's finding needs one view
+    that shows it (a rib fracture is drawn on the frontal view only) and its absence needs
+    every view not to.
     """
-    _check_label_shapes("label_prompt_loss", image_emb.shape[0], positive_emb, negative_emb, labels)
+    _check_label_shapes("label_prompt_loss", image_emb.shape[-2], positive_emb, negative_emb, labels)
     logits = logit_scale * (image_emb @ _contrast(positive_emb, negative_emb, unit_contrast).T)
+    if logits.dim() == 3:
+        logits = logits.amax(dim=0)
     return _weighted_bce(logits, labels, positive_weight, finding_weight)
 
 

@@ -21,6 +21,7 @@ from cxrclip.config import ModelConfig
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cuda", "cpu")
 SCHEDULES = ("cosine", "constant")
+LABEL_VIEWS = ("each", "max")
 PKG_PREFIX = "pkg:"
 
 
@@ -114,6 +115,10 @@ class LossConfig:
     # embeddings (`label_prompt_loss(unit_contrast=True)`): the same ranking as the recipe,
     # without the collapse of the prompts onto each other for a finding not yet seen.
     label_unit_contrast: bool = False
+    # How the label term treats a study's two views: "each" (every view against the study's
+    # labels) or "max" (the larger of the two views' logits: a finding needs one view that
+    # shows it, e.g. a rib fracture drawn on the frontal view only).
+    label_views: str = "each"
     # Weight of `cxrclip.losses.dense_label_loss` (0: off): the label term scored at every
     # feature-map location and pooled by a smooth maximum, so a finding's evidence sits where
     # the finding is (heatmaps). Shares the label sentences and the weights above.
@@ -127,6 +132,7 @@ class LossConfig:
         if self.dense_label_sharpness <= 0:
             raise ConfigError(f"loss.dense_label_sharpness={self.dense_label_sharpness} must be > 0")
         _check_findings("loss.label_finding_weights", self.label_finding_weights, 0.0)
+        _choice("loss.label_views", self.label_views, LABEL_VIEWS)
 
 
 @dataclass

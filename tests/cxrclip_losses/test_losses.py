@@ -192,6 +192,20 @@ def test_label_prompt_loss_against_hand_values():
     assert float(got) == pytest.approx(sum(bce) / 3, rel=1e-6)
 
 
+def test_label_prompt_loss_of_a_studys_views_scores_the_larger_logit():
+    """V x B x D: one study, a frontal view that shows finding 0 and a lateral that does not."""
+    views = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]], requires_grad=True)
+    positive = torch.tensor([[1.0, 0.0]])
+    negative = torch.tensor([[0.0, 1.0]])
+    # logits s * (I.P - I.N), s = 2: frontal 2, lateral -2; the study's logit is the larger, 2
+    present = label_prompt_loss(views, positive, negative, torch.tensor([[1.0]]), 2.0)
+    assert float(present) == pytest.approx(math.log1p(math.exp(-2.0)), rel=1e-6)
+    present.backward()
+    assert float(views.grad[1].abs().sum()) == 0.0 and float(views.grad[0].abs().sum()) > 0  # lateral untouched
+    absent = label_prompt_loss(views.detach(), positive, negative, torch.tensor([[0.0]]), 2.0)
+    assert float(absent) == pytest.approx(math.log1p(math.exp(2.0)), rel=1e-6)   # the frontal must fall
+
+
 def test_label_prompt_loss_without_known_labels_is_zero_and_keeps_the_graph():
     image = torch.tensor([[1.0, 0.0]], requires_grad=True)
     got = label_prompt_loss(image, torch.eye(2), torch.eye(2).flip(0), torch.full((1, 2), float("nan")), 3.0)

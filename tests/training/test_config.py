@@ -35,6 +35,7 @@ def test_demo_config_resolves_minilm_package(repo_root, minilm_dir):
     ("data.oversample.Fractur=4", r"data.oversample: unknown finding 'Fractur'; allowed: .*Fracture"),
     ("data.oversample.Fracture=0.5", r"data.oversample.Fracture=0.5 must be >= 1.0"),
     ("loss.dense_label_sharpness=0", r"loss.dense_label_sharpness=0.0 must be > 0"),
+    ("loss.label_views=mean", r"loss.label_views='mean' is not allowed; choose one of \['each', 'max'\]"),
 ])
 def test_bad_keys_and_values_are_named(override, message):
     with pytest.raises(ConfigError, match=message):

@@ -115,6 +115,35 @@ def test_label_unit_contrast_changes_the_label_term_only(overrides_for, toy_mani
     trainer.close()
 
 
+def test_label_views_max_scores_each_study_by_its_stronger_view(overrides_for, toy_manifest, tmp_path):
+    """"max" is the label term of the two views stacked (their larger logit), "each" the mean
+    of the two views' terms; the contrastive terms do not change."""
+    from cxrclip.losses import label_prompt_loss
+
+    overrides = overrides_for(toy_manifest, tmp_path / "run", **{"loss.label_weight": 1.0})
+    trainer = Trainer(load_config(None, overrides))
+    trainer.model.eval()
+    batch = next(iter(trainer.train_loader))
+    each = trainer.compute_loss(batch)
+    trainer.cfg.loss.label_views = "max"
+    pooled = trainer.compute_loss(batch)
+    assert float(pooled.i2t) == pytest.approx(float(each.i2t), rel=1e-6)
+    seen = []
+    trainer._views_label_loss({"image_emb": torch.zeros(2, 3), "image_emb_view2": torch.ones(2, 3)},
+                              lambda views: seen.append(views.shape) or torch.tensor(0.0))
+    assert seen == [(2, 2, 3)]
+    first, second = torch.eye(3)[:2], torch.eye(3)[1:]
+    pos, neg = torch.eye(3)[:1], torch.eye(3)[2:]
+    labels = torch.tensor([[1.0], [0.0]])
+    trainer.cfg.loss.label_views = "each"
+    mean = trainer._views_label_loss({"image_emb": first, "image_emb_view2": second},
+                                     lambda views: label_prompt_loss(views, pos, neg, labels, 2.0))
+    expected = (label_prompt_loss(first, pos, neg, labels, 2.0) + label_prompt_loss(second, pos, neg, labels, 2.0)) / 2
+    assert float(mean) == pytest.approx(float(expected), rel=1e-6)
+    assert torch.isfinite(pooled.label)
+    trainer.close()
+
+
 def _params(trainer: Trainer) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
 

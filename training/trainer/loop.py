@@ -5,6 +5,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -267,8 +268,8 @@ class Trainer:
         weights = {"positive_weight": self.label_positive_weight, "finding_weight": self.label_finding_weight,
                    "unit_contrast": self.cfg.loss.label_unit_contrast}
         if self.cfg.loss.label_weight > 0:
-            label = (label_prompt_loss(emb["image_emb"], pos, neg, labels, scale, **weights)
-                     + label_prompt_loss(emb["image_emb_view2"], pos, neg, labels, scale, **weights)) / 2
+            label = self._views_label_loss(emb, lambda views: label_prompt_loss(views, pos, neg, labels, scale,
+                                                                                **weights))
             losses.total = losses.total + self.cfg.loss.label_weight * label
             losses.label = label
         if self.cfg.loss.dense_label_weight > 0:
@@ -278,6 +279,15 @@ class Trainer:
             losses.total = losses.total + self.cfg.loss.dense_label_weight * dense
             losses.dense_label = dense
         return losses
+
+    def _views_label_loss(self, emb: dict[str, torch.Tensor],
+                          loss: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """The label term of a batch's two views (``loss.label_views``): the mean of each view's
+        term ("each"), or one term of both views stacked, scored by their larger logit ("max")."""
+        first, second = emb["image_emb"], emb["image_emb_view2"]
+        if self.cfg.loss.label_views == "max":
+            return loss(torch.stack([first, second]))
+        return (loss(first) + loss(second)) / 2
 
     def _label_sentence_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         """This step's positive and negative label sentences per finding, embedded (F x D each)."""
