@@ -8,9 +8,11 @@ runtime the viewer uses (`Engine.load(runtime="auto")`: ONNX Runtime when presen
 - another finding on the same view: the cached forwards, text vectors and resampling.
 
 Prints milliseconds (median over the views) and the ratio to "contribution", the
-viewer's map before 2026-12-03 (third session).
+viewer's map before 2026-12-03 (third session). ``--resnet50`` measures a random
+ResNet50 + MiniLM model instead (the image tower of the published checkpoints; torch
+runtime, no normal reference), to size the occlusion pass for such a model.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/heatmap_kinds.py
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/heatmap_kinds.py [--resnet50]
 """
 from __future__ import annotations
 
@@ -59,10 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=str(DEMO))
     parser.add_argument("--rounds", type=int, default=3, help="passes over the views (the first warms up)")
+    parser.add_argument("--resnet50", action="store_true", help="a random ResNet50 + MiniLM model instead")
     args = parser.parse_args(argv)
-    from cxrclip.engine import Engine
+    if args.resnet50:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        from engine_bench import build_engine
 
-    engine = Engine.load(args.model)
+        engine = build_engine("minilm")
+    else:
+        from cxrclip.engine import Engine
+
+        engine = Engine.load(args.model)
     views = sample_views()
     for f in FINDINGS:
         engine.finding_map(views[0], f, kind="contribution")  # text vectors cached for every kind

@@ -21,6 +21,7 @@ model) or ONNX Runtime (the folder's ``onnx/`` exports, see `cxrclip.onnx_export
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass
@@ -257,6 +258,7 @@ class Engine:
         self.calibration = None  # cxrclip.calibration.Calibration of the folder, if any
         self.ood_guard = None  # cxrclip.ood.OODGuard of the folder, if any
         self.heatmap_reference = None  # cxrclip.heatmap_reference.HeatmapReference of the folder, if any
+        self.image_forward_seconds: float | None = None  # fastest one-view feature-map forward so far
 
     def attach_model_files(self, model_dir: str | Path) -> None:
         """Read the folder's ``calibration.json``, ``ood.json``/``ood.npz`` and
@@ -632,7 +634,10 @@ class Engine:
             return cached
         pixels = self._preprocess(view.pixels)[None]
         with self._model_lock:
+            start = time.perf_counter()
             fmap = np.asarray(self.towers.image_feature_map(pixels)[0], dtype=np.float32)  # (D, h, w)
+            took = time.perf_counter() - start
+        self.image_forward_seconds = min(took, self.image_forward_seconds or took)
         with self._cache_lock:
             self._map_cache.put(key, fmap)
         return fmap
@@ -653,6 +658,13 @@ class Engine:
         unit = heatmaps.unit_channels(self.feature_map(view))
         sims = heatmaps.cosine_map(unit, pos), heatmaps.cosine_map(unit, neg)
         return binary_probability(sims[0], sims[1], self.logit_scale).astype(np.float32)
+
+    def occlusion_forwards(self) -> int:
+        """Image forwards of one view's occlusion pass: one per patch position, plus the view."""
+        from cxrclip import heatmaps
+
+        size = int(self.config.preprocess.image_size)
+        return len(heatmaps.OcclusionGrid.for_input(size).starts(size)) ** 2 + 1
 
     def occluded_embeddings(self, view: ViewInput) -> OccludedEmbeddings:
         """The view's embeddings with each occlusion patch masked (`cxrclip.heatmaps.OccludedEmbeddings`),

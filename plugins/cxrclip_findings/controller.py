@@ -296,11 +296,12 @@ class FindingsController(QObject):
         opacity, visible = self.opacity, self.heatmap_visible
 
         def run(service: Any, prepared: Any) -> dict[str, Any]:
+            kind = service.map_kind_for(prepared)
             if target.kind == "finding":  # the recipe's ensemble pair: the map explains the score shown
-                maps = service.finding_heatmaps(prepared, target.label)
+                maps = service.finding_heatmaps(prepared, target.label, kind=kind)
             else:
-                maps = service.heatmaps(prepared, target.prompt, target.negative)
-            return heatmap_layers(maps, target.label, opacity, visible, service.heatmap_caption)
+                maps = service.heatmaps(prepared, target.prompt, target.negative, kind=kind)
+            return heatmap_layers(maps, target.label, opacity, visible, service.heatmap_caption(kind))
 
         self._submit_study("heatmap", run, lambda r: self._heatmap_done(target, r[1]),
                            self.heatmap_failed.emit)

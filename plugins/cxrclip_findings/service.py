@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 SYNTHETIC_WORDS = ("synthetic", "phantom", "demo model")
 HEATMAP_MAX_SIDE = 512
 HEATMAP_KIND = "agreement"  # see Engine.similarity_map and docs/trust.md (pointing game)
+FALLBACK_HEATMAP_KIND = "contribution"  # for a model whose occlusion pass would be too slow here
+OCCLUSION_BUDGET_S = 2.0  # longest occlusion pass per view (estimated) for which maps use HEATMAP_KIND
 SENTENCE_OVERFETCH = 8  # bank neighbours fetched per wanted sentence (contradictions, comparisons dropped)
 WARM_UP_BATCH = 64  # prompts per text-tower call while the prompt cache is filled
 DIGEST_CACHE_FILE = "verified_digests.json"  # under text_cache.cache_root(): model files already hashed
@@ -318,43 +320,60 @@ class FindingsService:
             return None
         return self.engine.score(prepared.inputs, [prompt], negatives=negative).prompts[0]
 
+    def heatmap_kind(self) -> str:
+        """The kind of map drawn (`cxrclip.heatmaps`): `HEATMAP_KIND`, the agreement of the
+        contribution and occlusion maps, unless this model's occlusion pass (one image forward
+        per patch, `Engine.occlusion_forwards`) would take over `OCCLUSION_BUDGET_S` per view on
+        this machine, judged from its fastest one-view forward so far: then the contribution
+        map alone (a published ResNet50 on 2 CPU cores: about 6 s per view)."""
+        forward = self.engine.image_forward_seconds
+        if forward is not None and forward * self.engine.occlusion_forwards() > OCCLUSION_BUDGET_S:
+            return FALLBACK_HEATMAP_KIND
+        return HEATMAP_KIND
+
+    def map_kind_for(self, prepared: PreparedStudy) -> str:
+        """`heatmap_kind` once the study's feature maps are computed (cached for the maps)."""
+        for view in prepared.inputs.views:  # the maps need them anyway; their forward times the model
+            self.engine.feature_map(view)
+        return self.heatmap_kind()
+
     def heatmaps(self, prepared: PreparedStudy, prompt: str, negative: str | None = None,
-                 max_side: int | None = HEATMAP_MAX_SIDE) -> dict[str, np.ndarray]:
+                 max_side: int | None = HEATMAP_MAX_SIDE, kind: str | None = None) -> dict[str, np.ndarray]:
         """Map of where ``prompt``'s logit against ``negative`` ("no X" by default) comes from on
         every usable view (NaN outside the crop), at most ``max_side`` pixels on the long side,
-        same aspect as the image: the "agreement" of each location's contribution (measured
-        against a normal chest when the model folder has a heatmap reference) and of the drop
-        when it is masked (`cxrclip.heatmaps`). Its peak falls inside the finding's region more
-        often than either alone, or the cosine (pointing game, docs/trust.md)."""
-        return {view.view_id: self.engine.similarity_map(view, prompt, negative, kind=HEATMAP_KIND,
-                                                         max_side=max_side)
+        same aspect as the image, of ``kind`` (default: `heatmap_kind`). The agreement of each
+        location's contribution (measured against a normal chest when the model folder has a
+        heatmap reference) and of the drop when it is masked (`cxrclip.heatmaps`) peaks inside
+        the finding's region more often than either alone, or the cosine (pointing game,
+        docs/trust.md)."""
+        kind = kind or self.map_kind_for(prepared)
+        return {view.view_id: self.engine.similarity_map(view, prompt, negative, kind=kind, max_side=max_side)
                 for view in prepared.inputs.views}
 
     def finding_heatmaps(self, prepared: PreparedStudy, finding: str,
-                         max_side: int | None = HEATMAP_MAX_SIDE) -> dict[str, np.ndarray]:
+                         max_side: int | None = HEATMAP_MAX_SIDE, kind: str | None = None) -> dict[str, np.ndarray]:
         """A finding's map on every usable view, as `heatmaps`, drawn with the recipe's own
         text pair (its class-prompt ensemble against its negatives, `Engine.finding_map`): where
         the logit behind the probability the panel shows comes from."""
-        return {view.view_id: self.engine.finding_map(view, finding, kind=HEATMAP_KIND, max_side=max_side)
+        kind = kind or self.map_kind_for(prepared)
+        return {view.view_id: self.engine.finding_map(view, finding, kind=kind, max_side=max_side)
                 for view in prepared.inputs.views}
 
-    @property
-    def heatmap_against_normal(self) -> bool:
-        """True when the maps subtract a normal chest's share (`cxrclip.heatmap_reference`)."""
-        return HEATMAP_KIND in ("contribution", "agreement") and self.engine.heatmap_reference is not None
-
-    @property
-    def heatmap_caption(self) -> str:
-        """What the maps show, for the colour bar."""
-        what = "evidence for the score" if HEATMAP_KIND == "agreement" else "contribution to the score"
-        return f"{what} vs a normal chest" if self.heatmap_against_normal else what
+    def heatmap_caption(self, kind: str) -> str:
+        """What maps of ``kind`` show, for the colour bar (against a normal chest when the model
+        folder has a heatmap reference, which the contribution part subtracts)."""
+        what = "evidence for the score" if kind == "agreement" else "contribution to the score"
+        against_normal = kind in ("contribution", "agreement") and self.engine.heatmap_reference is not None
+        return f"{what} vs a normal chest" if against_normal else what
 
     def prefetch_map(self, prepared: PreparedStudy, view_id: str) -> bool:
-        """Compute one view's feature map (and the occluded embeddings the maps need) ahead of
-        the first heatmap click."""
+        """Compute one view's feature map (and, when the maps are agreement maps, its occluded
+        embeddings) ahead of the first heatmap click."""
         for view in prepared.inputs.views:
             if view.view_id == view_id:
-                self.engine.prefetch_feature_map(view, occlusion=HEATMAP_KIND in ("occlusion", "agreement"))
+                self.engine.prefetch_feature_map(view)
+                if self.heatmap_kind() in ("occlusion", "agreement"):
+                    self.engine.occluded_embeddings(view)
                 return True
         return False
 

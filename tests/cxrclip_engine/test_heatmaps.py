@@ -136,3 +136,13 @@ def test_occlusion_map_from_cached_embeddings_equals_a_fresh_one(demo: Engine) -
     np.testing.assert_allclose(occlusion_map_from(embeddings, pos, neg, demo.logit_scale), fresh, atol=1e-4)
     np.testing.assert_allclose(demo.similarity_map(view, "edema", "no edema", kind="occlusion", max_side=70),
                                demo._on_view(fresh, view, 70), atol=1e-3, equal_nan=True)
+
+
+def test_the_engine_times_its_fastest_forward_and_counts_the_occlusion_pass(demo: Engine) -> None:
+    view = _view(5)
+    demo.feature_map(view)
+    first = demo.image_forward_seconds
+    assert first is not None and first > 0
+    demo.feature_map(ViewInput("v5-again", view.pixels))
+    assert demo.image_forward_seconds <= first                         # the fastest so far
+    assert demo.occlusion_forwards() == len(demo.occluded_embeddings(view).occluded) + 1

@@ -171,6 +171,33 @@ def test_cached_heatmap_equals_engine_map_and_reuses_forward(service, tmp_path, 
     assert small.shape == (25, 35)  # same aspect as the 50 x 70 image
 
 
+def test_a_model_too_slow_for_occlusion_here_draws_contribution_maps(service, tmp_path, helpers, monkeypatch):
+    """The agreement map needs one image forward per occlusion patch: judged from the fastest
+    one-view forward so far, a model whose pass would exceed the budget gets contribution maps
+    (and its prefetch skips the occluded forwards)."""
+    handle = helpers.study_handle(helpers.make_study(tmp_path / "s", shape=(50, 70)))
+    prepared = service.prepare("s", handle.views)
+    engine = service.engine
+    from cxrclip.engine import ViewInput
+
+    first = prepared.inputs.views[0]
+    engine.feature_map(ViewInput(first.view_id + "-warm", first.pixels))  # a timed forward past warm-up
+    assert service.map_kind_for(prepared) == "agreement"      # the tiny model: well under a ms per forward
+    assert engine.image_forward_seconds is not None and engine.image_forward_seconds > 0
+    monkeypatch.setattr(engine, "occlusion_forwards", lambda: 10**12)  # any forward time is over budget
+    assert service.heatmap_kind() == "contribution"
+    assert service.heatmap_caption("contribution").startswith("contribution to the score")
+    assert service.heatmap_caption("agreement").startswith("evidence for the score")
+    view = prepared.inputs.views[0]
+    engine.clear_caches()
+    occluded = engine.cache_info()["occlusion"].misses
+    assert service.prefetch_map(prepared, view.view_id)
+    maps = service.finding_heatmaps(prepared, "Pleural Effusion")
+    assert engine.cache_info()["occlusion"].misses == occluded              # no occlusion pass at all
+    expected = engine.finding_map(view, "Pleural Effusion", kind="contribution", max_side=512)
+    np.testing.assert_allclose(maps[view.view_id], expected, atol=1e-5, equal_nan=True)
+
+
 @pytest.mark.gpu
 def test_service_on_cuda_matches_cpu(service, tiny_model_dir, bank_dir, tmp_path, helpers):
     cuda = FindingsService.load(tiny_model_dir, device="cuda", bank_dir=bank_dir)
