@@ -618,12 +618,10 @@ class Engine:
             height, width = max(1, round(height * scale)), max(1, round(width * scale))
         return np.asarray(map_to_image(coarse, height, width, self.config.preprocess), dtype=np.float32)
 
-    def prefetch_feature_map(self, view: ViewInput, occlusion: bool = False) -> None:
-        """Compute and cache a view's feature map now (and its occluded embeddings with
-        ``occlusion``), so its first heatmap needs no image forward."""
+    def prefetch_feature_map(self, view: ViewInput) -> None:
+        """Compute and cache a view's feature map now, so its first heatmap needs no image forward
+        (`occluded_embeddings` does the same for the occlusion kinds)."""
         self.feature_map(view)
-        if occlusion:
-            self.occluded_embeddings(view)
 
     def feature_map(self, view: ViewInput) -> np.ndarray:
         """Per-location projected features (D, h, w), not normalised, cached by view id."""
