@@ -173,6 +173,8 @@ class CXRClipLoss(nn.Module):
     """CLIP loss over two views x two sections, plus image-image (ICL) and text-text (TCL) terms.
 
     Args:
+        clip_weight: weight of the image-text terms (paper: 1.0; 0 with the other two at 0 leaves
+            a training run to the label terms alone, e.g. a curriculum stage for one finding).
         i2i_weight: weight of ICL (paper: 1.0).
         t2t_weight: weight of TCL (paper: 0.5).
         label_smoothing: cross-entropy label smoothing of the image-text terms (training mode only).
@@ -180,13 +182,14 @@ class CXRClipLoss(nn.Module):
     """
 
     def __init__(self, i2i_weight: float = 1.0, t2t_weight: float = 0.5,
-                 label_smoothing: float = 0.0, gather: bool = True) -> None:
+                 label_smoothing: float = 0.0, gather: bool = True, clip_weight: float = 1.0) -> None:
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        if i2i_weight < 0 or t2t_weight < 0:
-            raise ValueError(f"loss weights must be >= 0, got i2i_weight={i2i_weight}, "
-                             f"t2t_weight={t2t_weight}")
+        if i2i_weight < 0 or t2t_weight < 0 or clip_weight < 0:
+            raise ValueError(f"loss weights must be >= 0, got clip_weight={clip_weight}, "
+                             f"i2i_weight={i2i_weight}, t2t_weight={t2t_weight}")
+        self.clip_weight = float(clip_weight)
         self.i2i_weight = float(i2i_weight)
         self.t2t_weight = float(t2t_weight)
         self.label_smoothing = float(label_smoothing)
@@ -223,5 +226,5 @@ class CXRClipLoss(nn.Module):
                                            gathered["image_view2"], logit_scale, labels)).mean()
         t2t = torch.stack(contrastive_pair(local["text"], local["text_section2"], gathered["text"],
                                            gathered["text_section2"], logit_scale, labels)).mean()
-        total = clip + self.i2i_weight * i2i + self.t2t_weight * t2t
+        total = self.clip_weight * clip + self.i2i_weight * i2i + self.t2t_weight * t2t
         return LossOutput(total=total, clip=clip, i2t=i2t, t2i=t2i, i2i=i2i, t2t=t2t)

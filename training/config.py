@@ -98,6 +98,9 @@ class AugmentConfig:
 class LossConfig:
     """Weights of the CXR-CLIP loss terms (paper: ICL 1.0, TCL 0.5)."""
 
+    # Weight of the image-text terms. clip_weight = i2i_weight = t2t_weight = 0 leaves the run to
+    # the label terms alone (a curriculum stage that teaches the image tower one finding).
+    clip_weight: float = 1.0
     i2i_weight: float = 1.0
     t2t_weight: float = 0.5
     label_smoothing: float = 0.0
@@ -127,7 +130,11 @@ class LossConfig:
     dense_label_sharpness: float = 1.0
 
     def __post_init__(self) -> None:
-        _at_least("loss.label_weight", self.label_weight, 0.0)
+        for key in ("clip_weight", "i2i_weight", "t2t_weight", "label_weight"):
+            _at_least(f"loss.{key}", getattr(self, key), 0.0)
+        if self.clip_weight + self.i2i_weight + self.t2t_weight + self.label_weight + self.dense_label_weight == 0:
+            raise ConfigError("loss: every term has weight 0 (clip_weight, i2i_weight, t2t_weight, label_weight, "
+                              "dense_label_weight); at least one must be > 0")
         _at_least("loss.dense_label_weight", self.dense_label_weight, 0.0)
         if self.dense_label_sharpness <= 0:
             raise ConfigError(f"loss.dense_label_sharpness={self.dense_label_sharpness} must be > 0")

@@ -80,6 +80,10 @@ def test_weights_enter_total_linearly():
     assert out.total.item() == pytest.approx(ref["total"], rel=1e-10)
     plain = CXRClipLoss(i2i_weight=0.0, t2t_weight=0.0)(_t(I1), _t(I2), _t(T1), _t(T2), 4.0)
     assert plain.total.item() == pytest.approx(out.clip.item(), rel=1e-12)
+    scaled = CXRClipLoss(i2i_weight=0.3, t2t_weight=2.0, clip_weight=0.25)(_t(I1), _t(I2), _t(T1), _t(T2), 4.0)
+    assert scaled.total.item() == pytest.approx(ref["total"] - 0.75 * ref["clip"], rel=1e-10)
+    off = CXRClipLoss(i2i_weight=0.0, t2t_weight=0.0, clip_weight=0.0)(_t(I1), _t(I2), _t(T1), _t(T2), 4.0)
+    assert off.total.item() == 0.0 and off.clip.item() == pytest.approx(ref["clip"], rel=1e-10)
 
 
 def test_label_smoothing_only_on_image_text_terms_and_only_in_training():
@@ -126,6 +130,8 @@ def test_bad_settings_raise_value_error():
         CXRClipLoss(label_smoothing=1.5)
     with pytest.raises(ValueError, match="weights"):
         CXRClipLoss(i2i_weight=-1)
+    with pytest.raises(ValueError, match="clip_weight=-0.5"):
+        CXRClipLoss(clip_weight=-0.5)
 
 
 def test_single_process_helpers():

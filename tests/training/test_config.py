@@ -36,10 +36,12 @@ def test_demo_config_resolves_minilm_package(repo_root, minilm_dir):
     ("data.oversample.Fracture=0.5", r"data.oversample.Fracture=0.5 must be >= 1.0"),
     ("loss.dense_label_sharpness=0", r"loss.dense_label_sharpness=0.0 must be > 0"),
     ("loss.label_views=mean", r"loss.label_views='mean' is not allowed; choose one of \['each', 'max'\]"),
+    ("loss.clip_weight=-1", r"loss.clip_weight=-1.0 must be >= 0"),
+    ("loss.clip_weight=0 loss.i2i_weight=0 loss.t2t_weight=0", r"loss: every term has weight 0 \(clip_weight"),
 ])
 def test_bad_keys_and_values_are_named(override, message):
     with pytest.raises(ConfigError, match=message):
-        load_config(None, [override])
+        load_config(None, override.split())
 
 
 def test_missing_file_named(tmp_path):

@@ -115,6 +115,27 @@ def test_label_unit_contrast_changes_the_label_term_only(overrides_for, toy_mani
     trainer.close()
 
 
+def test_label_only_stage_trains_on_the_label_term_alone(overrides_for, toy_manifest, tmp_path):
+    """With the image-text terms weighted 0 (the demo build's fracture stage), the total is the
+    label term, and one step still moves the image tower."""
+    overrides = overrides_for(toy_manifest, tmp_path / "run", **{
+        "loss.label_weight": 1.0, "loss.clip_weight": 0.0, "loss.i2i_weight": 0.0, "loss.t2t_weight": 0.0,
+        "train.max_steps": 1, "train.ckpt_every_steps": 0})
+    trainer = Trainer(load_config(None, overrides))
+    trainer.model.eval()
+    with torch.no_grad():
+        losses = trainer.compute_loss(next(iter(trainer.train_loader)))
+    assert float(losses.i2t) > 0
+    assert float(losses.total) == pytest.approx(float(losses.label), rel=1e-6)
+    before = _params(trainer)
+    trainer.model.train()
+    trainer.fit()
+    after = _params(trainer)
+    moved = [k for k in before if k.startswith("image") and not torch.equal(before[k], after[k])]
+    assert moved, "the label term alone did not change the image tower"
+    trainer.close()
+
+
 def test_label_views_max_scores_each_study_by_its_stronger_view(overrides_for, toy_manifest, tmp_path):
     """"max" is the label term of the two views stacked (their larger logit), "each" the mean
     of the two views' terms; the contrastive terms do not change."""

@@ -98,7 +98,7 @@ class Trainer:
         seed_everything(config.train.seed + self.rt.rank)
         self.model = self._build_model()
         self.loss_fn = CXRClipLoss(config.loss.i2i_weight, config.loss.t2t_weight,
-                                   config.loss.label_smoothing)
+                                   config.loss.label_smoothing, clip_weight=config.loss.clip_weight)
         self.train_loader = self._build_loader()
         self.label_positive_weight = self._label_positive_weight()
         self.label_finding_weight = self._label_finding_weight()
