@@ -21,7 +21,7 @@ from cxrclip.config import ModelConfig
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cuda", "cpu")
 SCHEDULES = ("cosine", "constant")
-LABEL_VIEWS = ("each", "max")
+LABEL_VIEWS = ("each", "max", "frontal")
 PKG_PREFIX = "pkg:"
 
 
@@ -119,8 +119,9 @@ class LossConfig:
     # without the collapse of the prompts onto each other for a finding not yet seen.
     label_unit_contrast: bool = False
     # How the label term treats a study's two views: "each" (every view against the study's
-    # labels) or "max" (the larger of the two views' logits: a finding needs one view that
-    # shows it, e.g. a rib fracture drawn on the frontal view only).
+    # labels), "max" (the larger of the two views' logits: a finding needs one view that
+    # shows it, e.g. a rib fracture drawn on the frontal view only) or "frontal" (the study's
+    # frontal view alone, the view the evaluation scores; the first view when neither is).
     label_views: str = "each"
     # Weight of `cxrclip.losses.dense_label_loss` (0: off): the label term scored at every
     # feature-map location and pooled by a smooth maximum, so a finding's evidence sits where

@@ -35,7 +35,7 @@ def test_demo_config_resolves_minilm_package(repo_root, minilm_dir):
     ("data.oversample.Fractur=4", r"data.oversample: unknown finding 'Fractur'; allowed: .*Fracture"),
     ("data.oversample.Fracture=0.5", r"data.oversample.Fracture=0.5 must be >= 1.0"),
     ("loss.dense_label_sharpness=0", r"loss.dense_label_sharpness=0.0 must be > 0"),
-    ("loss.label_views=mean", r"loss.label_views='mean' is not allowed; choose one of \['each', 'max'\]"),
+    ("loss.label_views=mean", r"loss.label_views='mean' is not allowed; choose one of \['each', 'max', 'frontal'\]"),
     ("loss.clip_weight=-1", r"loss.clip_weight=-1.0 must be >= 0"),
     ("loss.clip_weight=0 loss.i2i_weight=0 loss.t2t_weight=0", r"loss: every term has weight 0 \(clip_weight"),
 ])

@@ -162,6 +162,14 @@ def test_label_views_max_scores_each_study_by_its_stronger_view(overrides_for, t
     expected = (label_prompt_loss(first, pos, neg, labels, 2.0) + label_prompt_loss(second, pos, neg, labels, 2.0)) / 2
     assert float(mean) == pytest.approx(float(expected), rel=1e-6)
     assert torch.isfinite(pooled.label)
+    trainer.cfg.loss.label_views = "frontal"  # study 1: the first view is frontal; study 2: the second
+    flags = torch.tensor([[True, False], [False, True]])
+    picked = trainer._views_label_loss({"image_emb": first, "image_emb_view2": second},
+                                       lambda views: label_prompt_loss(views, pos, neg, labels, 2.0), flags)
+    frontal_rows = torch.stack([first[0], second[1]])
+    assert float(picked) == pytest.approx(float(label_prompt_loss(frontal_rows, pos, neg, labels, 2.0)), rel=1e-6)
+    assert batch["frontal"].shape == (len(batch["study_ids"]), 2) and bool(batch["frontal"].any(dim=1).all())
+    assert torch.isfinite(trainer.compute_loss(batch).label)
     trainer.close()
 
 

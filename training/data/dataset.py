@@ -128,15 +128,17 @@ class StudyPairDataset(Dataset):
         """One sample without the skip logic (raises on an unreadable image)."""
         manifest, record = self.items[index]
         if len(record.images) >= 2:
-            first, second = rng.choice(len(record.images), size=2, replace=False)
-            paths = [record.images[first], record.images[second]]
+            first, second = (int(i) for i in rng.choice(len(record.images), size=2, replace=False))
         else:
-            paths = [record.images[0], record.images[0]]
+            first = second = 0
+        paths = [record.images[first], record.images[second]]
+        positions = list(record.view_positions) + [None] * len(record.images)
         text1, text2 = study_texts(record, rng, self.shuffle_sentences)
         return {"image": self._view(manifest, paths[0], rng),
                 "image2": self._view(manifest, paths[1], rng),
                 "text": text1, "text2": text2, "study_id": record.study_id,
-                "labels": label_vector(record.labels or {})}
+                "labels": label_vector(record.labels or {}),
+                "frontal": [view_kind(positions[first]) == "frontal", view_kind(positions[second]) == "frontal"]}
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         index, epoch = key if isinstance(key, tuple) else (key, 0)
@@ -264,7 +266,9 @@ class TrainCollate:
         t2 = self._tokens([s["text2"] for s in samples])
         labels = ({"labels": torch.from_numpy(np.stack([s["labels"] for s in samples]))}
                   if all("labels" in s for s in samples) else {})  # samples built elsewhere may have none
-        return {**labels, "image": torch.stack([s["image"] for s in samples]),
+        frontal = ({"frontal": torch.tensor([s["frontal"] for s in samples], dtype=torch.bool)}
+                   if all("frontal" in s for s in samples) else {})
+        return {**labels, **frontal, "image": torch.stack([s["image"] for s in samples]),
                 "image2": torch.stack([s["image2"] for s in samples]),
                 "input_ids": t1["input_ids"], "attention_mask": t1["attention_mask"],
                 "input_ids2": t2["input_ids"], "attention_mask2": t2["attention_mask"],

@@ -254,11 +254,11 @@ class Trainer:
         losses = self.loss_fn(emb["image_emb"], emb["image_emb_view2"], emb["text_emb"],
                               emb["text_emb_section2"], emb["logit_scale"])
         if self._label_terms_on():
-            losses = self._add_label_terms(losses, emb, batch["labels"])
+            losses = self._add_label_terms(losses, emb, batch["labels"], batch.get("frontal"))
         return losses
 
     def _add_label_terms(self, losses: LossOutput, emb: dict[str, torch.Tensor],
-                         labels: torch.Tensor) -> LossOutput:
+                         labels: torch.Tensor, frontal: torch.Tensor | None = None) -> LossOutput:
         """``loss.label_weight`` x `label_prompt_loss` and ``loss.dense_label_weight`` x
         `dense_label_loss` of both views, with one positive and one negative label sentence per
         finding drawn for this step (the same after a resume). The logit scale is detached: the
@@ -269,7 +269,7 @@ class Trainer:
                    "unit_contrast": self.cfg.loss.label_unit_contrast}
         if self.cfg.loss.label_weight > 0:
             label = self._views_label_loss(emb, lambda views: label_prompt_loss(views, pos, neg, labels, scale,
-                                                                                **weights))
+                                                                                **weights), frontal)
             losses.total = losses.total + self.cfg.loss.label_weight * label
             losses.label = label
         if self.cfg.loss.dense_label_weight > 0:
@@ -280,13 +280,21 @@ class Trainer:
             losses.dense_label = dense
         return losses
 
-    def _views_label_loss(self, emb: dict[str, torch.Tensor],
-                          loss: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    def _views_label_loss(self, emb: dict[str, torch.Tensor], loss: Callable[[torch.Tensor], torch.Tensor],
+                          frontal: torch.Tensor | None = None) -> torch.Tensor:
         """The label term of a batch's two views (``loss.label_views``): the mean of each view's
-        term ("each"), or one term of both views stacked, scored by their larger logit ("max")."""
+        term ("each"), one term of both views stacked, scored by their larger logit ("max"), or
+        the term of each study's frontal view ("frontal"; ``frontal``: B x 2 flags of the two
+        views, the first view where neither or no flags are known)."""
         first, second = emb["image_emb"], emb["image_emb_view2"]
         if self.cfg.loss.label_views == "max":
             return loss(torch.stack([first, second]))
+        if self.cfg.loss.label_views == "frontal":
+            if frontal is None:
+                return loss(first)
+            frontal = frontal.to(first.device)
+            take_second = (~frontal[:, 0] & frontal[:, 1]).unsqueeze(1)
+            return loss(torch.where(take_second, second, first))
         return (loss(first) + loss(second)) / 2
 
     def _label_sentence_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
