@@ -48,10 +48,11 @@ class LossOutput:
     t2t: torch.Tensor
     label: torch.Tensor | None = None  # `label_prompt_loss`, when the config weights it
     dense_label: torch.Tensor | None = None  # `dense_label_loss`, when the config weights it
+    head_label: torch.Tensor | None = None  # `head_label_loss`, when the config weights it
 
     def to_dict(self) -> dict[str, float]:
         """Detached float values, convenient for logging."""
-        names = ("total", "clip", "i2t", "t2i", "i2i", "t2t", "label", "dense_label")
+        names = ("total", "clip", "i2t", "t2i", "i2i", "t2t", "label", "dense_label", "head_label")
         return {name: float(value.detach()) for name in names if (value := getattr(self, name)) is not None}
 
 
@@ -81,6 +82,24 @@ def label_prompt_loss(image_emb: torch.Tensor, positive_emb: torch.Tensor, negat
     """
     _check_label_shapes("label_prompt_loss", image_emb.shape[-2], positive_emb, negative_emb, labels)
     logits = logit_scale * (image_emb @ _contrast(positive_emb, negative_emb, unit_contrast).T)
+    if logits.dim() == 3:
+        logits = logits.amax(dim=0)
+    return _weighted_bce(logits, labels, positive_weight, finding_weight)
+
+
+def head_label_loss(image_emb: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, labels: torch.Tensor,
+                    positive_weight: torch.Tensor | None = None,
+                    finding_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Binary cross-entropy of a linear head on the view embeddings against the finding labels.
+
+    ``logits = image_emb @ weight.T + bias`` (``weight``: F x D, ``bias``: F), one per finding
+    of ``labels`` (B x F, NaN = unknown). An auxiliary classifier: it teaches the image tower
+    a finding along a direction of its own, not the text tower's ``P_f - N_f``, so the image
+    side's target does not move with the sentences drawn each step. ``image_emb`` may be
+    V x B x D (largest logit over the views), and the weights are those of `label_prompt_loss`.
+    """
+    _check_label_shapes("head_label_loss", image_emb.shape[-2], weight, weight, labels)
+    logits = image_emb @ weight.T + bias
     if logits.dim() == 3:
         logits = logits.amax(dim=0)
     return _weighted_bce(logits, labels, positive_weight, finding_weight)

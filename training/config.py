@@ -123,6 +123,10 @@ class LossConfig:
     # shows it, e.g. a rib fracture drawn on the frontal view only) or "frontal" (the study's
     # frontal view alone, the view the evaluation scores; the first view when neither is).
     label_views: str = "each"
+    # Weight of `cxrclip.losses.head_label_loss` (0: off): a linear head on the image embeddings
+    # trained against the finding labels (an auxiliary classifier, with the weights and views
+    # above). The head belongs to the trainer: saved with its state for --resume, never exported.
+    head_label_weight: float = 0.0
     # Weight of `cxrclip.losses.dense_label_loss` (0: off): the label term scored at every
     # feature-map location and pooled by a smooth maximum, so a finding's evidence sits where
     # the finding is (heatmaps). Shares the label sentences and the weights above.
@@ -131,12 +135,11 @@ class LossConfig:
     dense_label_sharpness: float = 1.0
 
     def __post_init__(self) -> None:
-        for key in ("clip_weight", "i2i_weight", "t2t_weight", "label_weight"):
+        terms = ("clip_weight", "i2i_weight", "t2t_weight", "label_weight", "head_label_weight", "dense_label_weight")
+        for key in terms:
             _at_least(f"loss.{key}", getattr(self, key), 0.0)
-        if self.clip_weight + self.i2i_weight + self.t2t_weight + self.label_weight + self.dense_label_weight == 0:
-            raise ConfigError("loss: every term has weight 0 (clip_weight, i2i_weight, t2t_weight, label_weight, "
-                              "dense_label_weight); at least one must be > 0")
-        _at_least("loss.dense_label_weight", self.dense_label_weight, 0.0)
+        if sum(getattr(self, key) for key in terms) == 0:
+            raise ConfigError(f"loss: every term has weight 0 ({', '.join(terms)}); at least one must be > 0")
         if self.dense_label_sharpness <= 0:
             raise ConfigError(f"loss.dense_label_sharpness={self.dense_label_sharpness} must be > 0")
         _check_findings("loss.label_finding_weights", self.label_finding_weights, 0.0)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cxrclip import distributed
-from cxrclip.losses import CXRClipLoss, dense_label_loss, label_prompt_loss
+from cxrclip.losses import CXRClipLoss, dense_label_loss, head_label_loss, label_prompt_loss
 
 HERE = Path(__file__).resolve().parent
 
@@ -196,6 +196,22 @@ def test_label_prompt_loss_against_hand_values():
     bce = [math.log1p(math.exp(-2.0)), math.log1p(math.exp(-2.0)), math.log1p(math.exp(-0.4))]
     got = label_prompt_loss(image, positive, negative, labels, 2.0)
     assert float(got) == pytest.approx(sum(bce) / 3, rel=1e-6)
+
+
+def test_head_label_loss_against_hand_values():
+    image = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    weight = torch.tensor([[2.0, 0.0], [0.0, -1.0]])
+    bias = torch.tensor([0.5, 0.0])
+    labels = torch.tensor([[1.0, 0.0], [float("nan"), 1.0]])
+    # logits I @ W.T + b: study 0 -> [2.5, 0], study 1 -> [1.7, -0.8]; study 1's first label unknown
+    bce = [math.log1p(math.exp(-2.5)), math.log(2.0), math.log1p(math.exp(0.8))]
+    assert float(head_label_loss(image, weight, bias, labels)) == pytest.approx(sum(bce) / 3, rel=1e-6)
+    weighted = head_label_loss(image, weight, bias, labels, positive_weight=torch.tensor([1.0, 3.0]))
+    assert float(weighted) == pytest.approx((bce[0] + bce[1] + 3 * bce[2]) / 5, rel=1e-6)
+    views = torch.stack([image, torch.zeros(2, 2)])  # a second view with logits = bias: the larger counts
+    pooled = head_label_loss(views, weight, bias, labels)
+    bce_pooled = [math.log1p(math.exp(-2.5)), math.log(2.0), math.log(2.0)]
+    assert float(pooled) == pytest.approx(sum(bce_pooled) / 3, rel=1e-6)
 
 
 def test_label_prompt_loss_of_a_studys_views_scores_the_larger_logit():

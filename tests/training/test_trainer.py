@@ -136,6 +136,27 @@ def test_label_only_stage_trains_on_the_label_term_alone(overrides_for, toy_mani
     trainer.close()
 
 
+def test_label_head_is_the_trainers_own_and_never_exported(overrides_for, toy_manifest, tmp_path):
+    """`loss.head_label_weight`: a linear head (embedding -> 13 logits) in its own optimizer
+    group, trained with the model, saved with the trainer state and not in the model folder."""
+    from cxrclip.checkpoint import load_model
+
+    overrides = overrides_for(toy_manifest, tmp_path / "run", **{
+        "loss.head_label_weight": 1.0, "loss.label_views": "frontal", "train.max_steps": 2})
+    trainer = Trainer(load_config(None, overrides))
+    head = trainer.label_head
+    assert tuple(head.weight.shape) == (13, trainer.model.embed_dim)
+    assert any(head.weight is p for group in trainer.optimizer.param_groups for p in group["params"])
+    before = head.weight.detach().clone()
+    trainer.fit()
+    assert not torch.equal(before, head.weight)
+    state = trainer.trainer_state()["label_head"]
+    assert torch.equal(state["weight"], head.weight)
+    folder = trainer.model_folder()
+    trainer.close()
+    load_model(folder, device="cpu")  # strict load: the head is not among the model's weights
+
+
 def test_label_views_max_scores_each_study_by_its_stronger_view(overrides_for, toy_manifest, tmp_path):
     """"max" is the label term of the two views stacked (their larger logit), "each" the mean
     of the two views' terms; the contrastive terms do not change."""
@@ -190,7 +211,8 @@ def _uninterrupted(overrides_for, toy_manifest, tmp_path, **extra) -> dict[str, 
     return ref
 
 
-@pytest.mark.parametrize("loss", [{}, {"loss.label_weight": 1.0}], ids=["paper loss", "with label term"])
+@pytest.mark.parametrize("loss", [{}, {"loss.label_weight": 1.0}, {"loss.head_label_weight": 1.0}],
+                         ids=["paper loss", "with label term", "with label head"])
 def test_kill_and_resume_matches_uninterrupted(overrides_for, toy_manifest, tmp_path, loss):
     # 8 train studies, batch 2 → 4 steps per epoch; 2 epochs = 8 steps. Stop at step 3
     # (mid-epoch) then resume to the end, and compare with one uninterrupted run.

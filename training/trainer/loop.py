@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from cxrclip.losses import CXRClipLoss, LossOutput, dense_label_loss, label_prompt_loss
+from cxrclip.losses import CXRClipLoss, LossOutput, dense_label_loss, head_label_loss, label_prompt_loss
 from cxrclip.model import CXRClip
 from training.config import ExperimentConfig
 from training.data.augment import TrainAugment
@@ -110,7 +110,10 @@ class Trainer:
                              "or train.batch_size")
         self.steps_per_epoch = self.micro_per_epoch // config.train.grad_accum_steps
         self.total_steps = config.train.max_steps or config.train.epochs * self.steps_per_epoch
+        self.label_head = self._build_label_head()
         self.optimizer = build_optimizer(self.model, config.optim, self.rt.device)
+        if self.label_head is not None:
+            self.optimizer.add_param_group({"params": list(self.label_head.parameters()), "weight_decay": 0.0})
         self.scheduler = build_scheduler(self.optimizer, config.optim, self.total_steps)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.progress = Progress()
@@ -159,8 +162,15 @@ class Trainer:
                                 max_tries=self.cfg.data.max_replacement_tries)
 
     def _label_terms_on(self) -> bool:
-        """Whether the label term or its dense form is weighted (both need finding labels)."""
-        return self.cfg.loss.label_weight > 0 or self.cfg.loss.dense_label_weight > 0
+        """Whether the label term, its dense form or the label head is weighted (all need finding labels)."""
+        loss = self.cfg.loss
+        return loss.label_weight > 0 or loss.dense_label_weight > 0 or loss.head_label_weight > 0
+
+    def _build_label_head(self) -> nn.Linear | None:
+        """``loss.head_label_weight``: the trainer's linear head, embedding -> one logit per finding."""
+        if self.cfg.loss.head_label_weight <= 0:
+            return None
+        return nn.Linear(self.model.embed_dim, len(LABEL_LOSS_FINDINGS)).to(self.rt.device)
 
     def _label_positive_weight(self) -> torch.Tensor | None:
         """``loss.label_balance``: negatives / positives per finding over the training studies as
@@ -263,8 +273,9 @@ class Trainer:
         `dense_label_loss` of both views, with one positive and one negative label sentence per
         finding drawn for this step (the same after a resume). The logit scale is detached: the
         contrastive terms alone set the temperature."""
-        pos, neg = self._label_sentence_embeddings()
         labels, scale = labels.to(self.rt.device), emb["logit_scale"].detach()
+        if self.cfg.loss.label_weight > 0 or self.cfg.loss.dense_label_weight > 0:
+            pos, neg = self._label_sentence_embeddings()
         weights = {"positive_weight": self.label_positive_weight, "finding_weight": self.label_finding_weight,
                    "unit_contrast": self.cfg.loss.label_unit_contrast}
         if self.cfg.loss.label_weight > 0:
@@ -272,6 +283,12 @@ class Trainer:
                                                                                 **weights), frontal)
             losses.total = losses.total + self.cfg.loss.label_weight * label
             losses.label = label
+        if self.label_head is not None:
+            head = self._views_label_loss(emb, lambda views: head_label_loss(
+                views, self.label_head.weight, self.label_head.bias, labels,
+                self.label_positive_weight, self.label_finding_weight), frontal)
+            losses.total = losses.total + self.cfg.loss.head_label_weight * head
+            losses.head_label = head
         if self.cfg.loss.dense_label_weight > 0:
             sharp = self.cfg.loss.dense_label_sharpness
             dense = (dense_label_loss(emb["image_map"], pos, neg, labels, scale, sharp, **weights)
@@ -316,6 +333,7 @@ class Trainer:
 
     def _optimizer_step(self) -> float:
         self.scaler.unscale_(self.optimizer)
+        self._average_label_head_grads()
         norm = 0.0
         if self.cfg.optim.max_grad_norm > 0:
             norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(),
@@ -327,6 +345,15 @@ class Trainer:
         with torch.no_grad():
             self.model.logit_scale.clamp_(0.0, math.log(self.cfg.train.max_logit_scale))
         return norm
+
+    def _average_label_head_grads(self) -> None:
+        """The label head is not wrapped by DDP: average its gradients over the ranks here."""
+        if self.label_head is None or not self.rt.distributed:
+            return
+        for param in self.label_head.parameters():
+            if param.grad is not None:
+                torch.distributed.all_reduce(param.grad)
+                param.grad /= self.rt.world_size
 
     def _micro_step(self, batch: dict[str, Any], sync: bool) -> dict[str, float] | None:
         """Forward/backward one micro-batch; None when its loss was not finite."""
@@ -537,7 +564,8 @@ class Trainer:
                 "nonfinite_total": p.nonfinite_total, "nonfinite_run": p.nonfinite_run,
                 "skipped_images": p.skipped_images, "best_val": p.best_val,
                 "history": p.history, "world_size": self.rt.world_size,
-                "batch_size": self.cfg.train.batch_size, "total_steps": self.total_steps}
+                "batch_size": self.cfg.train.batch_size, "total_steps": self.total_steps,
+                "label_head": None if self.label_head is None else self.label_head.state_dict()}
 
     def _barrier(self) -> None:
         if self.rt.distributed:
@@ -586,6 +614,11 @@ class Trainer:
                         self.rt.world_size, self.cfg.train.batch_size, state["world_size"],
                         state["batch_size"])
         ckpt.load_model_weights(self.model, found)
+        if self.label_head is not None:
+            if state.get("label_head") is None:
+                raise ValueError(f"--resume: {found} was saved without the label head that "
+                                 "loss.head_label_weight asks for; resume with the run's own config")
+            self.label_head.load_state_dict(state["label_head"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
