@@ -6,14 +6,18 @@ Steps (each skipped when its output already exists, so an interrupted build resu
 2. stage 1: `cxrclip train training/configs/demo.yaml` on the training set (resumes from its
    last checkpoint when the run folder has one), kept as fp16 weights in `stage1/`
    (`--stage1-model DIR` takes an existing model folder instead, e.g. an earlier bundled model);
-3. stage 2: `cxrclip train training/configs/demo_finetune.yaml` from the stage-1 weights on
-   the fine-tune set, with the label term (docs/losses_prompts.md); resumes the same way;
-4. `cxrclip eval` of the stage-2 final checkpoint on the held-out set;
-5. export as fp16 safetensors into `assets/models/cxrclip-demo/` with a model card that
+3. stage 2a (curriculum, only with `--focus-config FILE`, e.g. training/configs/demo_fracture.yaml):
+   `cxrclip train FILE` from the stage-1 weights on the fine-tune set, the whole loss on one
+   finding the contrastive terms do not teach (a rib fracture);
+4. stage 2: `cxrclip train training/configs/demo_finetune.yaml` from stage 2a's final
+   checkpoint (or the stage-1 weights) on the fine-tune set, with the label term
+   (docs/losses_prompts.md); both resume the same way;
+5. `cxrclip eval` of the stage-2 final checkpoint on the held-out set;
+6. export as fp16 safetensors into `assets/models/cxrclip-demo/` with a model card that
    quotes the held-out metrics, the data, the run and the hardware, plus its ONNX exports
    (`cxrclip export-onnx`; a failure warns and the build goes on);
-6. a sentence bank built from the held-out reports plus `assets/sentence_bank/sentences.txt`;
-7. `cxrclip calibrate` on a validation set (seed 3) with OOD statistics from another (seed 4):
+7. a sentence bank built from the held-out reports plus `assets/sentence_bank/sentences.txt`;
+8. `cxrclip calibrate` on a validation set (seed 3) with OOD statistics from another (seed 4):
    calibration, operating points and the out-of-distribution guard (docs/trust.md).
 """
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "training" / "configs" / "demo.yaml"
 FINETUNE_CONFIG = REPO / "training" / "configs" / "demo_finetune.yaml"
+FOCUS_CONFIG = REPO / "training" / "configs" / "demo_fracture.yaml"
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class DemoBuild:
     finetune_seed: int = 11
     config: Path = CONFIG
     finetune_config: Path = FINETUNE_CONFIG
+    focus_config: Path | None = None  # stage 2a between stages 1 and 2 (e.g. FOCUS_CONFIG); None: none
     stage1_model: Path | None = None   # an existing model folder used as stage 1 instead of training it
 
     @property
@@ -82,6 +88,10 @@ class DemoBuild:
     def stage1_dir(self) -> Path:
         """Stage 1's weights as the viewer would load them (fp16), the fine-tune's starting point."""
         return self.work / "stage1"
+
+    @property
+    def focus_run_dir(self) -> Path:
+        return self.work / "run-focus"
 
     @property
     def finetune_run_dir(self) -> Path:
@@ -127,10 +137,22 @@ def train(build: DemoBuild) -> float:
                       f"data.train=[{_shown(build.train_dir)}]", f"data.val=[{_shown(build.train_dir)}]")
 
 
-def finetune(build: DemoBuild) -> float:
-    """Stage 2: the label-term fine-tune from the stage-1 weights (or resume); wall time in seconds."""
-    return _train_run(build, build.finetune_config, build.finetune_run_dir, "finetune_seconds.txt",
+def focus(build: DemoBuild) -> float:
+    """Stage 2a: the finding-focused stage from the stage-1 weights (or resume); wall time in seconds."""
+    return _train_run(build, build.focus_config, build.focus_run_dir, "focus_seconds.txt",
                       f"train.init_from={_shown(build.stage1_dir)}", f"data.train=[{_shown(build.finetune_dir)}]")
+
+
+def stage_two_start(build: DemoBuild) -> Path:
+    """Where stage 2 starts: stage 2a's final checkpoint, or the stage-1 weights without stage 2a."""
+    return final_checkpoint(build.focus_run_dir) if build.focus_config else build.stage1_dir
+
+
+def finetune(build: DemoBuild) -> float:
+    """Stage 2: the label-term fine-tune from `stage_two_start` (or resume); wall time in seconds."""
+    return _train_run(build, build.finetune_config, build.finetune_run_dir, "finetune_seconds.txt",
+                      f"train.init_from={_shown(stage_two_start(build))}",
+                      f"data.train=[{_shown(build.finetune_dir)}]")
 
 
 def _train_run(build: DemoBuild, config: Path, run_dir: Path, record: str, *overrides: str) -> float:
@@ -216,6 +238,7 @@ def export(build: DemoBuild, checkpoint: Path, metrics: dict, seconds: StageSeco
 
     loaded = load_model(checkpoint, device="cpu")
     run, tune = run_summary(build.config), finetune_summary(build.finetune_config)
+    focus_text = _focus_text(focus_summary(build.focus_config), seconds.focus) if build.focus_config else ""
     loaded.model.config.name = "cxrclip-demo"  # the bundled model's name, shown in the viewer
     loaded.model.config.text.path = _shown(Path(loaded.model.config.text.path))  # no machine paths in the card
     wall, tune_wall = _minutes(seconds.stage1), _minutes(seconds.stage2)
@@ -226,8 +249,9 @@ def export(build: DemoBuild, checkpoint: Path, metrics: dict, seconds: StageSeco
                      f"Metrics: `cxrclip eval` on the {build.heldout_studies} held-out phantom studies "
                      "(frontal view; each finding scored as the viewer does, its class-prompt ensemble "
                      "against 'no X'; findings a report does not mention count as absent)."),
-        source=(f"`python -m training.demo_model` (stage 1 config {_shown(build.config)}, stage 2 config "
-                f"{_shown(build.finetune_config)}, checkpoint {checkpoint.name} of stage 2)"),
+        source=(f"`python -m training.demo_model` (stage 1 config {_shown(build.config)}, "
+                + (f"stage 2a config {_shown(build.focus_config)}, " if build.focus_config else "")
+                + f"stage 2 config {_shown(build.finetune_config)}, checkpoint {checkpoint.name} of stage 2)"),
         data=(f"Synthetic phantom studies from `cxrclip phantom generate` (generator {GENERATOR_VERSION}): "
               f"{build.train_studies} studies with seed {build.train_seed} for stage 1 and "
               f"{build.finetune_studies} fresh studies with seed {build.finetune_seed} for stage 2 (90/5/5 "
@@ -237,7 +261,8 @@ def export(build: DemoBuild, checkpoint: Path, metrics: dict, seconds: StageSeco
                   f"({_text_training(run['freeze_text_layers'])}), "
                   f"linear projections to 256-d, batch {run['batch']}, AdamW with cosine schedules. "
                   f"Stage 1: CXR-CLIP loss (CLIP over 4 pairings + ICL 1.0 + TCL 0.5), {run['epochs']} "
-                  f"epochs at lr {run['lr']:g}, wall time {wall}. Stage 2: from the stage-1 weights, "
+                  f"epochs at lr {run['lr']:g}, wall time {wall}. {focus_text}"
+                  f"Stage 2: from the stage-{'2a' if build.focus_config else '1'} weights, "
                   f"the same loss plus {_stage_two_text(tune)}; {tune['steps']} steps at lr {tune['lr']:g}, "
                   f"wall time {tune_wall}."),
         hardware=f"CPU only: {platform.processor() or platform.machine()}, 2 cores, no GPU",
@@ -264,6 +289,7 @@ class StageSeconds:
 
     stage1: float | None = None
     stage2: float | None = None
+    focus: float | None = None   # stage 2a
 
 
 def _minutes(seconds: float | None) -> str:
@@ -293,6 +319,36 @@ def finetune_summary(config: Path = FINETUNE_CONFIG) -> dict:
             "label_weight": float(cfg.loss.label_weight), "label_balance": bool(cfg.loss.label_balance),
             "unit_contrast": bool(cfg.loss.label_unit_contrast), "oversample": dict(cfg.data.oversample),
             "augmented": bool(augmented)}
+
+
+def focus_summary(config: Path = FOCUS_CONFIG) -> dict:
+    """Steps, learning rate, focused findings and contrastive weights of the stage-2a config, for the card."""
+    from training.config import load_config
+    from training.data.text import LABEL_LOSS_FINDINGS
+
+    cfg = load_config(config)
+    weights = cfg.loss.label_finding_weights
+    return {"steps": cfg.train.max_steps, "lr": float(cfg.optim.lr),
+            "findings": [name for name in LABEL_LOSS_FINDINGS if weights.get(name, 1.0) > 0],
+            "contrastive": (cfg.loss.clip_weight, cfg.loss.i2i_weight, cfg.loss.t2t_weight) != (0, 0, 0),
+            "head": cfg.loss.head_label_weight > 0, "label_term": cfg.loss.label_weight > 0,
+            "oversample": dict(cfg.data.oversample), "label_views": cfg.loss.label_views,
+            "schedule": cfg.optim.schedule}
+
+
+def _focus_text(focus: dict, seconds: float | None) -> str:
+    """How stage 2a trains, in words, for the card."""
+    terms = [name for name, on in (("a linear label head on the image embeddings", focus["head"]),
+                                   ("the label term", focus["label_term"])) if on]
+    loss = " and ".join(terms) + ("" if focus["contrastive"] else " alone (image-text terms off)")
+    drawn = "".join(f", studies with {name} drawn {factor:g} times as often"
+                    for name, factor in focus["oversample"].items())
+    views = {"max": ", each study scored by its stronger view",
+             "frontal": ", each study scored on its frontal view"}.get(focus["label_views"], "")
+    schedule = ", at a constant learning rate" if focus["schedule"] == "constant" else ""
+    return (f"Stage 2a: from the stage-1 weights, {loss} on {', '.join(focus['findings'])} only{drawn}{views}"
+            f"{schedule}; "
+            f"{focus['steps']} steps at lr {focus['lr']:g}, wall time {_minutes(seconds)}. ")
 
 
 def _stage_two_text(tune: dict) -> str:
@@ -356,6 +412,9 @@ def parse_args(argv: list[str] | None) -> tuple[DemoBuild, bool, float | None]:
                         help="stage-1 training config (default training/configs/demo.yaml)")
     parser.add_argument("--finetune-config", type=Path, default=FINETUNE_CONFIG,
                         help="stage-2 training config (default training/configs/demo_finetune.yaml)")
+    parser.add_argument("--focus-config", default="none",
+                        help="stage-2a config, e.g. training/configs/demo_fracture.yaml (default none: no stage 2a; "
+                             "the shipped model was built without it)")
     parser.add_argument("--stage1-model", type=Path, default=None,
                         help="a model folder to start stage 2 from instead of training stage 1")
     parser.add_argument("--skip-train", action="store_true",
@@ -366,18 +425,23 @@ def parse_args(argv: list[str] | None) -> tuple[DemoBuild, bool, float | None]:
     build = DemoBuild(work=args.work, out=args.out, bank_out=args.bank_out,
                       train_studies=args.train_studies, heldout_studies=args.heldout_studies,
                       finetune_studies=args.finetune_studies, config=args.config,
-                      finetune_config=args.finetune_config, stage1_model=args.stage1_model)
+                      finetune_config=args.finetune_config, stage1_model=args.stage1_model,
+                      focus_config=None if args.focus_config.lower() == "none" else Path(args.focus_config))
     return build, args.skip_train, args.train_minutes
 
 
 def train_stages(build: DemoBuild, skip_train: bool, train_minutes: float | None) -> StageSeconds:
-    """Stage 1 (unless skipped or given), its fp16 weights, then stage 2; raises TrainingStopped."""
+    """Stage 1 (unless skipped or given), its fp16 weights, stage 2a (when configured), then
+    stage 2; raises TrainingStopped."""
     stage1 = train_minutes * 60 if train_minutes else recorded_seconds(build, "train_seconds.txt")
     if not skip_train and build.stage1_model is None:
         stage1 = train(build)
     keep_stage1(build)
+    stage2a = None
+    if build.focus_config:
+        stage2a = recorded_seconds(build, "focus_seconds.txt") if skip_train else focus(build)
     stage2 = recorded_seconds(build, "finetune_seconds.txt") if skip_train else finetune(build)
-    return StageSeconds(stage1, stage2)
+    return StageSeconds(stage1, stage2, stage2a)
 
 
 def main(argv: list[str] | None = None) -> int:

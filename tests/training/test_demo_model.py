@@ -78,7 +78,7 @@ def test_another_config_is_trained_and_described(tmp_path, monkeypatch):
 def test_stage_two_fine_tunes_the_fp16_stage_one_weights_with_the_label_term(tmp_path, monkeypatch,
                                                                              tiny_text_dir):
     """`--stage1-model`: its weights, rounded to fp16 like the bundled model, are kept in
-    stage1/ and are the fine-tune's `train.init_from`; the label-term config is trained."""
+    stage1/ and are where stage 2a starts; stage 2 starts from stage 2a's final checkpoint."""
     import subprocess
 
     import tiny_encoder
@@ -88,25 +88,57 @@ def test_stage_two_fine_tunes_the_fp16_stage_one_weights_with_the_label_term(tmp
     from training import demo_model
 
     given = tiny_encoder.save_tiny_model(tmp_path / "given", tiny_text_dir)
+    work = tmp_path / "work"
     calls = []
 
     def stop_in_stage_two(*args):
         calls.append(args)
+        if args[1] == "training/configs/demo_fracture.yaml":
+            (work / "run-focus" / "checkpoints" / "step_00000600").mkdir(parents=True)
+            return
         raise subprocess.CalledProcessError(75, ["cxrclip", *args])
 
     monkeypatch.setattr(demo_model, "_cxrclip", stop_in_stage_two)
     monkeypatch.setattr(demo_model, "generate_data", lambda build, **stages: None)
-    argv = ["--work", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--stage1-model", str(given)]
+    argv = ["--work", str(work), "--out", str(tmp_path / "out"), "--stage1-model", str(given),
+            "--focus-config", str(demo_model.FOCUS_CONFIG)]
     assert demo_model.main(argv) == 75
-    assert len(calls) == 1  # stage 1 was given, not trained
-    assert calls[0][:2] == ("train", "training/configs/demo_finetune.yaml")
-    assert f"train.init_from={tmp_path / 'work' / 'stage1'}" in calls[0]
-    kept = load_file(str(tmp_path / "work" / "stage1" / "model.safetensors"))
+    assert [c[:2] for c in calls] == [("train", "training/configs/demo_fracture.yaml"),
+                                      ("train", "training/configs/demo_finetune.yaml")]  # stage 1 was given
+    assert f"train.init_from={work / 'stage1'}" in calls[0]
+    assert f"train.init_from={work / 'run-focus' / 'checkpoints' / 'step_00000600'}" in calls[1]
+    assert (work / "focus_seconds.txt").is_file() and (work / "finetune_seconds.txt").is_file()
+    kept = load_file(str(work / "stage1" / "model.safetensors"))
     original = load_file(str(given / "model.safetensors"))
     assert kept.keys() == original.keys()
     name = next(k for k in kept if k.endswith("weight") and original[k].numel() > 16)
     assert kept[name].dtype == torch.float16
     assert torch.equal(kept[name], original[name].to(torch.float16))
+
+
+def test_without_stage_2a_stage_two_starts_from_stage_one(tmp_path, monkeypatch):
+    from training import demo_model
+
+    calls = []
+    monkeypatch.setattr(demo_model, "_cxrclip", lambda *args: calls.append(args))
+    build, _, _ = demo_model.parse_args(["--work", str(tmp_path)])
+    assert build.focus_config is None  # the default: the shipped model was built without stage 2a
+    demo_model.finetune(build)
+    assert f"train.init_from={tmp_path / 'stage1'}" in calls[0]
+
+
+def test_stage_2a_puts_the_whole_loss_on_fracture():
+    from training.demo_model import _focus_text, focus_summary
+
+    focus = focus_summary()
+    assert focus["findings"] == ["Fracture"] and focus["contrastive"] is False
+    assert focus["head"] is True and focus["label_term"] is False
+    assert focus["label_views"] == "frontal" and focus["oversample"] == {"Fracture": 5.0}
+    assert _focus_text(focus, 1800.0) == (
+        "Stage 2a: from the stage-1 weights, a linear label head on the image embeddings alone (image-text terms "
+        "off) on Fracture only, "
+        "studies with Fracture drawn 5 times as often, each study scored on its frontal view, at a constant "
+        "learning rate; 600 steps at lr 0.0001, wall time 30.0 min. ")
 
 
 def test_the_stage_two_config_trains_the_balanced_label_term():
