@@ -269,8 +269,8 @@ class Trainer:
 
     def _add_label_terms(self, losses: LossOutput, emb: dict[str, torch.Tensor],
                          labels: torch.Tensor, frontal: torch.Tensor | None = None) -> LossOutput:
-        """``loss.label_weight`` x `label_prompt_loss` and ``loss.dense_label_weight`` x
-        `dense_label_loss` of both views, with one positive and one negative label sentence per
+        """``loss.label_weight`` x `label_prompt_loss`, ``loss.head_label_weight`` x `head_label_loss`
+        and ``loss.dense_label_weight`` x `dense_label_loss`, with one positive and one negative label sentence per
         finding drawn for this step (the same after a resume). The logit scale is detached: the
         contrastive terms alone set the temperature."""
         labels, scale = labels.to(self.rt.device), emb["logit_scale"].detach()
