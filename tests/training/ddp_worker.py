@@ -23,6 +23,8 @@ def run(rank: int, world: int, port: int, overrides: list[str], out_dir: str) ->
     first = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
     progress = trainer.fit()
     state = {k: v.detach() for k, v in trainer.model.named_parameters()}
+    if trainer.label_head is not None:
+        state.update({f"label_head.{k}": v.detach() for k, v in trainer.label_head.named_parameters()})
     changed = sum(int(not torch.equal(first[k], state[k])) for k in first)
     is_sync = any(type(m).__name__ == "SyncBatchNorm" for m in trainer.model.modules())
     torch.save({"params": {k: v.cpu() for k, v in state.items()}, "step": progress.step,

@@ -170,7 +170,11 @@ class Trainer:
         """``loss.head_label_weight``: the trainer's linear head, embedding -> one logit per finding."""
         if self.cfg.loss.head_label_weight <= 0:
             return None
-        return nn.Linear(self.model.embed_dim, len(LABEL_LOSS_FINDINGS)).to(self.rt.device)
+        head = nn.Linear(self.model.embed_dim, len(LABEL_LOSS_FINDINGS)).to(self.rt.device)
+        if self.rt.distributed:  # ranks are seeded apart and DDP does not wrap the head: start from rank 0's
+            for param in head.parameters():
+                torch.distributed.broadcast(param.data, src=0)
+        return head
 
     def _label_positive_weight(self) -> torch.Tensor | None:
         """``loss.label_balance``: negatives / positives per finding over the training studies as
