@@ -127,6 +127,11 @@ class LossConfig:
     # trained against the finding labels (an auxiliary classifier, with the weights and views
     # above). The head belongs to the trainer: saved with its state for --resume, never exported.
     head_label_weight: float = 0.0
+    # The head's own finding multipliers and views (as label_finding_weights / label_views), so a
+    # run can keep the head on one finding (e.g. {Fracture: 1}, the rest 0) while the label term
+    # trains all 13.
+    head_finding_weights: dict[str, float] = field(default_factory=dict)
+    head_views: str = "each"
     # Weight of `cxrclip.losses.dense_label_loss` (0: off): the label term scored at every
     # feature-map location and pooled by a smooth maximum, so a finding's evidence sits where
     # the finding is (heatmaps). Shares the label sentences and the weights above.
@@ -144,6 +149,8 @@ class LossConfig:
             raise ConfigError(f"loss.dense_label_sharpness={self.dense_label_sharpness} must be > 0")
         _check_findings("loss.label_finding_weights", self.label_finding_weights, 0.0)
         _choice("loss.label_views", self.label_views, LABEL_VIEWS)
+        _check_findings("loss.head_finding_weights", self.head_finding_weights, 0.0)
+        _choice("loss.head_views", self.head_views, LABEL_VIEWS)
 
 
 @dataclass

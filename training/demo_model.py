@@ -327,13 +327,13 @@ def focus_summary(config: Path = FOCUS_CONFIG) -> dict:
     from training.data.text import LABEL_LOSS_FINDINGS
 
     cfg = load_config(config)
-    weights = cfg.loss.label_finding_weights
+    head = cfg.loss.head_label_weight > 0  # the head's findings and views when it is on, else the label term's
+    weights = cfg.loss.head_finding_weights if head else cfg.loss.label_finding_weights
     return {"steps": cfg.train.max_steps, "lr": float(cfg.optim.lr),
             "findings": [name for name in LABEL_LOSS_FINDINGS if weights.get(name, 1.0) > 0],
             "contrastive": (cfg.loss.clip_weight, cfg.loss.i2i_weight, cfg.loss.t2t_weight) != (0, 0, 0),
-            "head": cfg.loss.head_label_weight > 0, "label_term": cfg.loss.label_weight > 0,
-            "oversample": dict(cfg.data.oversample), "label_views": cfg.loss.label_views,
-            "schedule": cfg.optim.schedule}
+            "head": head, "label_term": cfg.loss.label_weight > 0, "oversample": dict(cfg.data.oversample),
+            "label_views": cfg.loss.head_views if head else cfg.loss.label_views, "schedule": cfg.optim.schedule}
 
 
 def _focus_text(focus: dict, seconds: float | None) -> str:

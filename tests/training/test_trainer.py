@@ -1,6 +1,8 @@
 """Trainer: loss goes down, kill + resume equals an uninterrupted run, bad images skipped."""
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -157,6 +159,59 @@ def test_label_head_is_the_trainers_own_and_never_exported(overrides_for, toy_ma
     load_model(folder, device="cpu")  # strict load: the head is not among the model's weights
 
 
+def test_label_head_has_its_own_findings_and_views(overrides_for, toy_manifest, tmp_path):
+    """`loss.head_finding_weights` and `loss.head_views` set the head apart from the label term:
+    here the head learns fracture alone on the frontal view while the label term keeps all 13
+    findings and both views."""
+    from cxrclip.losses import head_label_loss
+    from training.data.text import LABEL_LOSS_FINDINGS
+
+    zeros = {f"loss.head_finding_weights.{name}": 0.0 for name in LABEL_LOSS_FINDINGS if name != "Fracture"}
+    overrides = overrides_for(toy_manifest, tmp_path / "run", **{
+        "loss.label_weight": 1.0, "loss.head_label_weight": 1.0, "loss.head_views": "frontal", **zeros})
+    trainer = Trainer(load_config(None, overrides))
+    assert trainer.label_finding_weight is None
+    weight = trainer.head_finding_weight.tolist()
+    assert weight[LABEL_LOSS_FINDINGS.index("Fracture")] == 1.0 and sum(weight) == 1.0
+    trainer.model.eval()
+    batch = next(iter(trainer.train_loader))
+    with torch.no_grad():
+        losses = trainer.compute_loss(batch)
+        first = trainer.model.encode_image(batch["image"])
+        second = trainer.model.encode_image(batch["image2"])
+        head, trainer.label_head = trainer.label_head, None
+        without_head = trainer.compute_loss(batch)
+    frontal = batch["frontal"]
+    views = torch.where((~frontal[:, 0] & frontal[:, 1]).unsqueeze(1), second, first)
+    expected = head_label_loss(views, head.weight, head.bias, batch["labels"], None, trainer.head_finding_weight)
+    assert float(losses.head_label) == pytest.approx(float(expected), rel=1e-4)
+    assert float(losses.label) == pytest.approx(float(without_head.label), rel=1e-5)
+    assert float(losses.total) == pytest.approx(float(without_head.total + losses.head_label), rel=1e-5)
+    trainer.close()
+
+
+def test_label_head_starts_from_the_init_checkpoints_head(overrides_for, toy_manifest, tmp_path):
+    """A stage started with train.init_from=<a checkpoint of a run with the head> goes on from that
+    head; from a model folder (no trainer state) the head starts fresh."""
+    first = Trainer(load_config(None, overrides_for(toy_manifest, tmp_path / "a", **{
+        "loss.head_label_weight": 1.0, "train.max_steps": 2, "train.ckpt_every_steps": 2})))
+    first.fit()
+    trained = first.label_head.weight.detach().clone()
+    first.close()
+    checkpoint = next((tmp_path / "a" / "checkpoints").glob("step_*"))
+    second = Trainer(load_config(None, overrides_for(toy_manifest, tmp_path / "b", **{
+        "loss.head_label_weight": 1.0, "train.init_from": str(checkpoint)})))
+    assert torch.equal(second.label_head.weight.detach(), trained)
+    second.close()
+    folder = tmp_path / "plain"  # the same weights as a model folder: no trainer state
+    shutil.copytree(checkpoint, folder)
+    (folder / "trainer_state.pt").unlink()
+    third = Trainer(load_config(None, overrides_for(toy_manifest, tmp_path / "c", **{
+        "loss.head_label_weight": 1.0, "train.init_from": str(folder)})))
+    assert not torch.equal(third.label_head.weight.detach(), trained)
+    third.close()
+
+
 def test_label_views_max_scores_each_study_by_its_stronger_view(overrides_for, toy_manifest, tmp_path):
     """"max" is the label term of the two views stacked (their larger logit), "each" the mean
     of the two views' terms; the contrastive terms do not change."""
@@ -172,24 +227,24 @@ def test_label_views_max_scores_each_study_by_its_stronger_view(overrides_for, t
     assert float(pooled.i2t) == pytest.approx(float(each.i2t), rel=1e-6)
     seen = []
     trainer._views_label_loss({"image_emb": torch.zeros(2, 3), "image_emb_view2": torch.ones(2, 3)},
-                              lambda views: seen.append(views.shape) or torch.tensor(0.0))
+                              lambda views: seen.append(views.shape) or torch.tensor(0.0), views="max")
     assert seen == [(2, 2, 3)]
     first, second = torch.eye(3)[:2], torch.eye(3)[1:]
     pos, neg = torch.eye(3)[:1], torch.eye(3)[2:]
     labels = torch.tensor([[1.0], [0.0]])
-    trainer.cfg.loss.label_views = "each"
     mean = trainer._views_label_loss({"image_emb": first, "image_emb_view2": second},
                                      lambda views: label_prompt_loss(views, pos, neg, labels, 2.0))
     expected = (label_prompt_loss(first, pos, neg, labels, 2.0) + label_prompt_loss(second, pos, neg, labels, 2.0)) / 2
     assert float(mean) == pytest.approx(float(expected), rel=1e-6)
     assert torch.isfinite(pooled.label)
-    trainer.cfg.loss.label_views = "frontal"  # study 1: the first view is frontal; study 2: the second
-    flags = torch.tensor([[True, False], [False, True]])
+    flags = torch.tensor([[True, False], [False, True]])  # study 1: the first view is frontal; study 2: the second
     picked = trainer._views_label_loss({"image_emb": first, "image_emb_view2": second},
-                                       lambda views: label_prompt_loss(views, pos, neg, labels, 2.0), flags)
+                                       lambda views: label_prompt_loss(views, pos, neg, labels, 2.0), flags,
+                                       views="frontal")
     frontal_rows = torch.stack([first[0], second[1]])
     assert float(picked) == pytest.approx(float(label_prompt_loss(frontal_rows, pos, neg, labels, 2.0)), rel=1e-6)
     assert batch["frontal"].shape == (len(batch["study_ids"]), 2) and bool(batch["frontal"].any(dim=1).all())
+    trainer.cfg.loss.label_views = "frontal"
     assert torch.isfinite(trainer.compute_loss(batch).label)
     trainer.close()
 

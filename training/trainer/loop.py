@@ -101,7 +101,8 @@ class Trainer:
                                    config.loss.label_smoothing, clip_weight=config.loss.clip_weight)
         self.train_loader = self._build_loader()
         self.label_positive_weight = self._label_positive_weight()
-        self.label_finding_weight = self._label_finding_weight()
+        self.label_finding_weight = self._finding_weight("loss.label_finding_weights", config.loss.label_finding_weights)
+        self.head_finding_weight = self._finding_weight("loss.head_finding_weights", config.loss.head_finding_weights)
         self.val_dataset = self._build_val_dataset()
         self.micro_per_epoch = len(self.train_loader)
         if self.micro_per_epoch < config.train.grad_accum_steps:
@@ -171,6 +172,7 @@ class Trainer:
         if self.cfg.loss.head_label_weight <= 0:
             return None
         head = nn.Linear(self.model.embed_dim, len(LABEL_LOSS_FINDINGS)).to(self.rt.device)
+        self._init_label_head_from(head)
         if self.rt.distributed:  # ranks are seeded apart and DDP does not wrap the head: start from rank 0's
             for param in head.parameters():
                 torch.distributed.broadcast(param.data, src=0)
@@ -185,13 +187,23 @@ class Trainer:
         log.info("label term: positive weights %s", [round(float(w), 1) for w in weight])
         return torch.from_numpy(weight).to(self.rt.device)
 
-    def _label_finding_weight(self) -> torch.Tensor | None:
-        """``loss.label_finding_weights`` as one multiplier per label-term finding (1 when not named)."""
-        named = self.cfg.loss.label_finding_weights
+    def _init_label_head_from(self, head: nn.Linear) -> None:
+        """Start the head from ``train.init_from``'s when that is a training checkpoint that has one
+        (a stage that goes on from an earlier stage's head); a fresh head otherwise."""
+        source = self.cfg.train.init_from
+        if not source or not (Path(source) / ckpt.TRAINER_STATE).is_file():
+            return
+        saved = ckpt.load_trainer_state(Path(source), map_location=self.rt.device).get("label_head")
+        if saved is not None:
+            head.load_state_dict(saved)
+            log.info("label head: started from %s", source)
+
+    def _finding_weight(self, key: str, named: dict[str, float]) -> torch.Tensor | None:
+        """A finding-weights option (``key``) as one multiplier per label finding (1 when not named)."""
         if not (self._label_terms_on() and named):
             return None
         weight = [float(named.get(finding, 1.0)) for finding in LABEL_LOSS_FINDINGS]
-        log.info("label term: finding weights %s", weight)
+        log.info("%s: %s", key, weight)
         return torch.tensor(weight, device=self.rt.device)
 
     def _build_loader(self) -> DataLoader:
@@ -284,13 +296,14 @@ class Trainer:
                    "unit_contrast": self.cfg.loss.label_unit_contrast}
         if self.cfg.loss.label_weight > 0:
             label = self._views_label_loss(emb, lambda views: label_prompt_loss(views, pos, neg, labels, scale,
-                                                                                **weights), frontal)
+                                                                                **weights), frontal,
+                                           self.cfg.loss.label_views)
             losses.total = losses.total + self.cfg.loss.label_weight * label
             losses.label = label
         if self.label_head is not None:
             head = self._views_label_loss(emb, lambda views: head_label_loss(
                 views, self.label_head.weight, self.label_head.bias, labels,
-                self.label_positive_weight, self.label_finding_weight), frontal)
+                self.label_positive_weight, self.head_finding_weight), frontal, self.cfg.loss.head_views)
             losses.total = losses.total + self.cfg.loss.head_label_weight * head
             losses.head_label = head
         if self.cfg.loss.dense_label_weight > 0:
@@ -301,16 +314,17 @@ class Trainer:
             losses.dense_label = dense
         return losses
 
-    def _views_label_loss(self, emb: dict[str, torch.Tensor], loss: Callable[[torch.Tensor], torch.Tensor],
-                          frontal: torch.Tensor | None = None) -> torch.Tensor:
-        """The label term of a batch's two views (``loss.label_views``): the mean of each view's
-        term ("each"), one term of both views stacked, scored by their larger logit ("max"), or
-        the term of each study's frontal view ("frontal"; ``frontal``: B x 2 flags of the two
-        views, the first view where neither or no flags are known)."""
+    @staticmethod
+    def _views_label_loss(emb: dict[str, torch.Tensor], loss: Callable[[torch.Tensor], torch.Tensor],
+                          frontal: torch.Tensor | None = None, views: str = "each") -> torch.Tensor:
+        """A label term of a batch's two views (``views``: ``loss.label_views`` or ``loss.head_views``):
+        the mean of each view's term ("each"), one term of both views stacked, scored by their
+        larger logit ("max"), or the term of each study's frontal view ("frontal"; ``frontal``:
+        B x 2 flags of the two views, the first view where neither or no flags are known)."""
         first, second = emb["image_emb"], emb["image_emb_view2"]
-        if self.cfg.loss.label_views == "max":
+        if views == "max":
             return loss(torch.stack([first, second]))
-        if self.cfg.loss.label_views == "frontal":
+        if views == "frontal":
             if frontal is None:
                 return loss(first)
             frontal = frontal.to(first.device)
