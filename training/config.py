@@ -168,11 +168,17 @@ class OptimConfig:
     min_lr_ratio: float = 0.0
     max_grad_norm: float = 0.0
     fused: bool = True
+    # Learning rate of the label head (loss.head_label_weight), on the same schedule; null: optim.lr.
+    # The head reads L2-normalised embeddings, so its logits are at most |w|, and at a fine-tuning
+    # lr its weights grow by about lr x sqrt(dim) per step.
+    head_lr: float | None = None
 
     def __post_init__(self) -> None:
         _choice("optim.schedule", self.schedule, SCHEDULES)
         if self.lr <= 0:
             raise ConfigError(f"optim.lr={self.lr} must be > 0")
+        if self.head_lr is not None and self.head_lr <= 0:
+            raise ConfigError(f"optim.head_lr={self.head_lr} must be > 0 (or null: optim.lr)")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"optim.warmup_ratio={self.warmup_ratio} must be in [0, 1)")
 

@@ -38,6 +38,7 @@ def test_demo_config_resolves_minilm_package(repo_root, minilm_dir):
     ("loss.label_views=mean", r"loss.label_views='mean' is not allowed; choose one of \['each', 'max', 'frontal'\]"),
     ("loss.clip_weight=-1", r"loss.clip_weight=-1.0 must be >= 0"),
     ("loss.head_finding_weights.Fractures=1", r"loss.head_finding_weights: unknown finding 'Fractures'"),
+    ("optim.head_lr=0", r"optim.head_lr=0.0 must be > 0 \(or null: optim.lr\)"),
     ("loss.head_views=lateral", r"loss.head_views='lateral' is not allowed; choose one of \['each', 'max', 'frontal'\]"),
     ("loss.clip_weight=0 loss.i2i_weight=0 loss.t2t_weight=0", r"loss: every term has weight 0 \(clip_weight"),
 ])

@@ -144,11 +144,14 @@ def test_label_head_is_the_trainers_own_and_never_exported(overrides_for, toy_ma
     from cxrclip.checkpoint import load_model
 
     overrides = overrides_for(toy_manifest, tmp_path / "run", **{
-        "loss.head_label_weight": 1.0, "loss.label_views": "frontal", "train.max_steps": 2})
+        "loss.head_label_weight": 1.0, "loss.label_views": "frontal", "train.max_steps": 2, "optim.lr": 1e-4,
+        "optim.head_lr": 1e-3, "optim.warmup_steps": 0, "optim.warmup_ratio": 0.0})
     trainer = Trainer(load_config(None, overrides))
     head = trainer.label_head
     assert tuple(head.weight.shape) == (13, trainer.model.embed_dim)
-    assert any(head.weight is p for group in trainer.optimizer.param_groups for p in group["params"])
+    group = next(g for g in trainer.optimizer.param_groups if any(head.weight is p for p in g["params"]))
+    assert group["lr"] == pytest.approx(1e-3) and group["weight_decay"] == 0.0  # optim.head_lr, on the schedule
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
     before = head.weight.detach().clone()
     trainer.fit()
     assert not torch.equal(before, head.weight)

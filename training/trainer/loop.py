@@ -114,7 +114,8 @@ class Trainer:
         self.label_head = self._build_label_head()
         self.optimizer = build_optimizer(self.model, config.optim, self.rt.device)
         if self.label_head is not None:
-            self.optimizer.add_param_group({"params": list(self.label_head.parameters()), "weight_decay": 0.0})
+            self.optimizer.add_param_group({"params": list(self.label_head.parameters()), "weight_decay": 0.0,
+                                            "lr": config.optim.head_lr or config.optim.lr})
         self.scheduler = build_scheduler(self.optimizer, config.optim, self.total_steps)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.progress = Progress()
