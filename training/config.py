@@ -124,8 +124,9 @@ class LossConfig:
     # frontal view alone, the view the evaluation scores; the first view when neither is).
     label_views: str = "each"
     # Weight of `cxrclip.losses.head_label_loss` (0: off): a linear head on the image embeddings
-    # trained against the finding labels (an auxiliary classifier, with the weights and views
-    # above). The head belongs to the trainer: saved with its state for --resume, never exported.
+    # trained against the finding labels (an auxiliary classifier, with label_balance above and
+    # its own findings and views below). The head belongs to the trainer: saved with its state for
+    # --resume, never exported; it starts from train.init_from's when that checkpoint has one.
     head_label_weight: float = 0.0
     # The head's own finding multipliers and views (as label_finding_weights / label_views), so a
     # run can keep the head on one finding (e.g. {Fracture: 1}, the rest 0) while the label term

@@ -101,8 +101,9 @@ class Trainer:
                                    config.loss.label_smoothing, clip_weight=config.loss.clip_weight)
         self.train_loader = self._build_loader()
         self.label_positive_weight = self._label_positive_weight()
-        self.label_finding_weight = self._finding_weight("loss.label_finding_weights", config.loss.label_finding_weights)
-        self.head_finding_weight = self._finding_weight("loss.head_finding_weights", config.loss.head_finding_weights)
+        loss = config.loss
+        self.label_finding_weight = self._finding_weight("loss.label_finding_weights", loss.label_finding_weights)
+        self.head_finding_weight = self._finding_weight("loss.head_finding_weights", loss.head_finding_weights)
         self.val_dataset = self._build_val_dataset()
         self.micro_per_epoch = len(self.train_loader)
         if self.micro_per_epoch < config.train.grad_accum_steps:
