@@ -318,7 +318,15 @@ def finetune_summary(config: Path = FINETUNE_CONFIG) -> dict:
     return {"steps": cfg.train.max_steps, "lr": float(cfg.optim.lr),
             "label_weight": float(cfg.loss.label_weight), "label_balance": bool(cfg.loss.label_balance),
             "unit_contrast": bool(cfg.loss.label_unit_contrast), "oversample": dict(cfg.data.oversample),
-            "augmented": bool(augmented)}
+            "augmented": bool(augmented), **_head_summary(cfg.loss)}
+
+
+def _head_summary(loss) -> dict:
+    """The label head's weight, findings (those weighted above 0) and views, for the card."""
+    from training.data.text import LABEL_LOSS_FINDINGS
+
+    return {"head_weight": float(loss.head_label_weight), "head_views": loss.head_views,
+            "head_findings": [name for name in LABEL_LOSS_FINDINGS if loss.head_finding_weights.get(name, 1.0) > 0]}
 
 
 def focus_summary(config: Path = FOCUS_CONFIG) -> dict:
@@ -356,7 +364,13 @@ def _stage_two_text(tune: dict) -> str:
     label = (f"the label term (weight {tune['label_weight']:g}{', balanced' if tune['label_balance'] else ''}"
              f"{', along the unit contrast' if tune['unit_contrast'] else ''}: each finding's zero-shot contrast "
              "trained on the report's labels)")
-    extras = [f"studies with {name} drawn {factor:g} times as often" for name, factor in tune["oversample"].items()]
+    extras = []
+    if tune.get("head_weight", 0) > 0:
+        views = {"frontal": ", each study scored on its frontal view",
+                 "max": ", each study scored by its stronger view"}.get(tune["head_views"], "")
+        extras.append(f"a linear label head on the image embeddings (weight {tune['head_weight']:g}) on "
+                      f"{', '.join(tune['head_findings'])}{views}")
+    extras += [f"studies with {name} drawn {factor:g} times as often" for name, factor in tune["oversample"].items()]
     if not tune["augmented"]:
         extras.append("no augmentation")
     return label + "".join(f", {e}" for e in extras)

@@ -151,3 +151,20 @@ def test_the_stage_two_config_trains_the_balanced_label_term():
     assert _stage_two_text(tune) == ("the label term (weight 1, balanced, along the unit contrast: each finding's "
                                      "zero-shot contrast trained on the report's labels), studies with Fracture "
                                      "drawn 4 times as often, no augmentation")
+
+
+def test_the_stage_two_card_names_a_label_head_when_the_config_has_one(tmp_path):
+    from training.demo_model import FINETUNE_CONFIG, _stage_two_text, finetune_summary
+
+    others = ["Cardiomegaly", "Edema", "Pneumothorax"]
+    config = tmp_path / "head.yaml"
+    config.write_text(f"base: {FINETUNE_CONFIG}\nloss:\n  head_label_weight: 3.0\n  head_views: frontal\n"
+                      "  head_finding_weights: {" + ", ".join(f"{name}: 0.0" for name in others) + "}\n")
+    tune = finetune_summary(config)
+    assert tune["head_weight"] == 3.0 and tune["head_views"] == "frontal"
+    assert "Fracture" in tune["head_findings"] and not set(others) & set(tune["head_findings"])
+    assert "a linear label head on the image embeddings (weight 3) on Enlarged Cardiomediastinum, " in \
+        _stage_two_text(tune)
+    assert _stage_two_text(tune).endswith("Fracture, Support Devices, each study scored on its frontal view, "
+                                          "studies with Fracture drawn 4 times as often, no augmentation")
+    assert "label head" not in _stage_two_text(finetune_summary())  # the shipped stage 2 has none
