@@ -168,3 +168,13 @@ def test_the_stage_two_card_names_a_label_head_when_the_config_has_one(tmp_path)
     assert _stage_two_text(tune).endswith("Fracture, Support Devices, each study scored on its frontal view, "
                                           "studies with Fracture drawn 4 times as often, no augmentation")
     assert "label head" not in _stage_two_text(finetune_summary())  # the shipped stage 2 has none
+
+
+def test_the_joint_experiment_config_holds_the_head_on_fracture_for_2000_steps():
+    from training.demo_model import REPO, _stage_two_text, finetune_summary
+
+    tune = finetune_summary(REPO / "training" / "configs" / "demo_joint.yaml")
+    assert tune["steps"] == 2000 and tune["head_weight"] == 3.0
+    assert tune["head_findings"] == ["Fracture"] and tune["head_views"] == "frontal"
+    assert "a linear label head on the image embeddings (weight 3) on Fracture, each study scored on its frontal " \
+           "view, studies with Fracture drawn 4 times as often" in _stage_two_text(tune)
