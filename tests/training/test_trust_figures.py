@@ -11,6 +11,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tiny_encoder
 
@@ -168,3 +169,33 @@ def test_pointing_without_occlusion_cases_has_no_subset(calibrated_model) -> Non
     assert point["occlusion_subset"] is None and point["all_cases"]["findings"]["all"]["n"] >= 1
     lines = trust_figures._pointing_lines(point)
     assert "Occlusion" not in "\n".join(lines) and lines[-1].startswith("ms per map")
+
+
+def test_real_variants_crop_mirror_and_remap_the_radiograph() -> None:
+    pixels = np.tile(np.arange(200, dtype=np.uint8), (100, 1))          # 100 x 200, a left-to-right ramp
+    variants = dict(ood_examples.real_variants(pixels))
+    assert list(variants) == ["centre crop 90 %", "centre crop 80 %", "centre crop 70 %", "mirrored",
+                              "gamma 0.7", "gamma 1.4", "CLAHE", "top 85 %"]
+    assert variants["centre crop 80 %"].shape == (80, 160) and variants["centre crop 80 %"][0, 0] == 20
+    assert variants["mirrored"][0, 0] == 199 and variants["mirrored"][0, 199] == 0
+    assert variants["gamma 1.4"][0, 128] == round(255 * (128 / 255) ** 1.4)   # 97: darker mid-tones
+    assert variants["gamma 0.7"][0, 128] == round(255 * (128 / 255) ** 0.7)   # 158: brighter
+    assert variants["gamma 1.4"][0, 0] == 0 and variants["top 85 %"].shape == (85, 200)
+    assert variants["CLAHE"].shape == pixels.shape and variants["CLAHE"].dtype == np.uint8
+
+
+def test_the_real_chest_radiograph_is_judged_with_its_variants(calibrated_model, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    import cxrclip.image_io
+    from cxrclip.engine import Engine
+
+    chest = np.tile(np.linspace(0, 255, 256).astype(np.uint8), (256, 1))
+    monkeypatch.setattr(ood_examples, "find_test_file", lambda name: name if name == "RG1_UNCR.dcm" else None)
+    monkeypatch.setattr(cxrclip.image_io, "read_file", lambda path: SimpleNamespace(pixels=chest))
+    result = ood_examples.ood_examples(Engine.load(calibrated_model[0], device="cpu"))
+    judged = [r["image"] for r in result["rows"] if "flag" in r]
+    assert judged[:2] == ["RG1_UNCR.dcm", "RG1_UNCR.dcm, centre crop 90 %"] and len(judged) == 1 + 8 + 3
+    assert result["judged"] == 12
+    assert any(line.startswith("| RG1_UNCR.dcm, CLAHE | real CR chest radiograph (MONOCHROME1), variant |")
+               for line in ood_examples.markdown_rows(result))
