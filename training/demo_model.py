@@ -322,23 +322,32 @@ def finetune_summary(config: Path = FINETUNE_CONFIG) -> dict:
 
 
 def _head_summary(loss) -> dict:
-    """The label head's weight, findings (those weighted above 0) and views, for the card."""
+    """The label head's weight, findings and views, for the card."""
+    return {"head_weight": float(loss.head_label_weight), "head_views": loss.head_views,
+            "head_findings": _weighted_findings(loss.head_finding_weights)}
+
+
+def _weighted_findings(weights: dict[str, float]) -> list[str]:
+    """The label-loss findings a finding-weight table keeps (weight above 0; unlisted = 1)."""
     from training.data.text import LABEL_LOSS_FINDINGS
 
-    return {"head_weight": float(loss.head_label_weight), "head_views": loss.head_views,
-            "head_findings": [name for name in LABEL_LOSS_FINDINGS if loss.head_finding_weights.get(name, 1.0) > 0]}
+    return [name for name in LABEL_LOSS_FINDINGS if weights.get(name, 1.0) > 0]
+
+
+# How a per-study loss reads its views (loss.label_views / loss.head_views), for the card.
+_VIEWS_TEXT = {"max": ", each study scored by its stronger view",
+               "frontal": ", each study scored on its frontal view"}
 
 
 def focus_summary(config: Path = FOCUS_CONFIG) -> dict:
     """Steps, learning rate, focused findings and contrastive weights of the stage-2a config, for the card."""
     from training.config import load_config
-    from training.data.text import LABEL_LOSS_FINDINGS
 
     cfg = load_config(config)
     head = cfg.loss.head_label_weight > 0  # the head's findings and views when it is on, else the label term's
     weights = cfg.loss.head_finding_weights if head else cfg.loss.label_finding_weights
     return {"steps": cfg.train.max_steps, "lr": float(cfg.optim.lr),
-            "findings": [name for name in LABEL_LOSS_FINDINGS if weights.get(name, 1.0) > 0],
+            "findings": _weighted_findings(weights),
             "contrastive": (cfg.loss.clip_weight, cfg.loss.i2i_weight, cfg.loss.t2t_weight) != (0, 0, 0),
             "head": head, "label_term": cfg.loss.label_weight > 0, "oversample": dict(cfg.data.oversample),
             "label_views": cfg.loss.head_views if head else cfg.loss.label_views, "schedule": cfg.optim.schedule}
@@ -351,8 +360,7 @@ def _focus_text(focus: dict, seconds: float | None) -> str:
     loss = " and ".join(terms) + ("" if focus["contrastive"] else " alone (image-text terms off)")
     drawn = "".join(f", studies with {name} drawn {factor:g} times as often"
                     for name, factor in focus["oversample"].items())
-    views = {"max": ", each study scored by its stronger view",
-             "frontal": ", each study scored on its frontal view"}.get(focus["label_views"], "")
+    views = _VIEWS_TEXT.get(focus["label_views"], "")
     schedule = ", at a constant learning rate" if focus["schedule"] == "constant" else ""
     return (f"Stage 2a: from the stage-1 weights, {loss} on {', '.join(focus['findings'])} only{drawn}{views}"
             f"{schedule}; "
@@ -366,10 +374,8 @@ def _stage_two_text(tune: dict) -> str:
              "trained on the report's labels)")
     extras = []
     if tune.get("head_weight", 0) > 0:
-        views = {"frontal": ", each study scored on its frontal view",
-                 "max": ", each study scored by its stronger view"}.get(tune["head_views"], "")
         extras.append(f"a linear label head on the image embeddings (weight {tune['head_weight']:g}) on "
-                      f"{', '.join(tune['head_findings'])}{views}")
+                      f"{', '.join(tune['head_findings'])}{_VIEWS_TEXT.get(tune['head_views'], '')}")
     extras += [f"studies with {name} drawn {factor:g} times as often" for name, factor in tune["oversample"].items()]
     if not tune["augmented"]:
         extras.append("no augmentation")

@@ -63,12 +63,12 @@ def _gamma(pixels: np.ndarray, gamma: float) -> np.ndarray:
 def real_variants(pixels: np.ndarray) -> list[tuple[str, np.ndarray]]:
     """Mild variants of an 8-bit radiograph (name, pixels): what other files of the same
     kind differ by. Each must be flagged wherever the original is."""
-    import cv2
+    from training.data.augment import apply_clahe
 
     return [*((f"centre crop {round(keep * 100)} %", _centre_crop(pixels, keep)) for keep in (0.9, 0.8, 0.7)),
             ("mirrored", np.ascontiguousarray(pixels[:, ::-1])),
             ("gamma 0.7", _gamma(pixels, 0.7)), ("gamma 1.4", _gamma(pixels, 1.4)),
-            ("CLAHE", cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(pixels)),
+            ("CLAHE", apply_clahe(pixels, clip_limit=2.0, tile=8)),
             ("top 85 %", pixels[: round(pixels.shape[0] * 0.85)])]
 
 
