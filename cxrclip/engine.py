@@ -367,23 +367,35 @@ class Engine:
             raise ValueError(f"view pixels must be a non-empty H x W (or H x W x 3) array, got shape {array.shape}")
         return preprocess_array(array, self.config.preprocess)
 
-    def _forward_images(self, batch: list[np.ndarray]) -> np.ndarray:
-        outputs = []
+    def _forward_images(self, batch: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        embeddings, mean_maps = [], []
         for start in range(0, len(batch), self.batch_size):
             pixels = np.stack([self._preprocess(p) for p in batch[start:start + self.batch_size]])
             with self._model_lock:
-                outputs.append(np.asarray(self.towers.encode_image(pixels), dtype=np.float32))
-        return np.concatenate(outputs)
+                embedding, mean_map = self.towers.encode_image_and_mean_map(pixels)
+            embeddings.append(np.asarray(embedding, dtype=np.float32))
+            mean_maps.append(np.asarray(mean_map, dtype=np.float32))
+        return np.concatenate(embeddings), np.concatenate(mean_maps)
 
     def embed_images(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
         """L2-normalised image embeddings (N, D) without touching the cache (evaluation, calibration)."""
+        return self.image_vectors(pixels)[0]
+
+    def image_vectors(self, pixels: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(L2-normalised embeddings, spatial means of the projected feature maps), each (N, D),
+        from one image-tower pass, without touching the cache; the mean map is what the
+        out-of-distribution guard scores (`cxrclip.ood`)."""
         if not len(pixels):
-            return np.zeros((0, self.embed_dim), dtype=np.float32)
+            return np.zeros((0, self.embed_dim), np.float32), np.zeros((0, self.embed_dim), np.float32)
         return self._forward_images(list(pixels))
 
     def encode_views(self, views: Sequence[ViewInput]) -> np.ndarray:
         """L2-normalised image embeddings (N, D), cached by (model_id, view_id)."""
-        found: dict[str, np.ndarray] = {}
+        return self.view_vectors(views)[0]
+
+    def view_vectors(self, views: Sequence[ViewInput]) -> tuple[np.ndarray, np.ndarray]:
+        """`image_vectors` of the views, cached together by (model_id, view_id)."""
+        found: dict[str, np.ndarray] = {}  # view id -> (2, D): embedding, mean map
         with self._cache_lock:
             for view in views:
                 if view.view_id not in found:
@@ -392,14 +404,15 @@ class Engine:
                         found[view.view_id] = cached
         todo = list({v.view_id: v for v in views if v.view_id not in found}.values())
         if todo:
-            embeddings = self._forward_images([v.pixels for v in todo])
+            embeddings, mean_maps = self._forward_images([v.pixels for v in todo])
             with self._cache_lock:
-                for view, emb in zip(todo, embeddings):
-                    self._image_cache.put((self.model_id, view.view_id), emb)
-                    found[view.view_id] = emb
+                for view, pair in zip(todo, np.stack([embeddings, mean_maps], axis=1)):
+                    self._image_cache.put((self.model_id, view.view_id), pair)
+                    found[view.view_id] = pair
         if not views:
-            return np.zeros((0, self.embed_dim), dtype=np.float32)
-        return np.stack([found[v.view_id] for v in views])
+            return np.zeros((0, self.embed_dim), np.float32), np.zeros((0, self.embed_dim), np.float32)
+        pairs = np.stack([found[v.view_id] for v in views])
+        return pairs[:, 0], pairs[:, 1]
 
     # ----- text -------------------------------------------------------------------
     def embed_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
@@ -530,8 +543,8 @@ class Engine:
         """
         self._check_study(study, aggregate)
         classifier = self.zero_shot_classifier(findings, max_prompts)
-        view_emb = self.encode_views(study.views)
-        ood = self._verdicts(study.views, view_emb)
+        view_emb, mean_maps = self.view_vectors(study.views)
+        ood = self._verdicts(study.views, view_emb, mean_maps)
         return classifier.score_study([v.view_id for v in study.views], [v.label for v in study.views],
                                       view_emb, aggregate, ood)
 
@@ -543,12 +556,13 @@ class Engine:
 
     def out_of_distribution(self, views: Sequence[ViewInput]) -> list[ViewOOD]:
         """Each view's OOD verdict (empty when the model folder has no OOD statistics)."""
-        return self._verdicts(views, self.encode_views(views))
+        return self._verdicts(views, *self.view_vectors(views))
 
-    def _verdicts(self, views: Sequence[ViewInput], view_emb: np.ndarray) -> list[ViewOOD]:
+    def _verdicts(self, views: Sequence[ViewInput], view_emb: np.ndarray, mean_maps: np.ndarray
+                  ) -> list[ViewOOD]:
         if self.ood_guard is None or not views:
             return []
-        return self.ood_guard.verdicts([v.view_id for v in views], view_emb)
+        return self.ood_guard.verdicts([v.view_id for v in views], self.ood_guard.pick(view_emb, mean_maps))
 
     # ----- maps -------------------------------------------------------------------
     def similarity_map(self, view: ViewInput, prompt: str, negative: str | None = None,

@@ -3,12 +3,19 @@
 Stored in a model folder by ``cxrclip calibrate`` as ``ood.json`` (method, thresholds,
 what they were computed from) and ``ood.npz`` (arrays; read with ``allow_pickle=False``):
 
-- **Images.** The Mahalanobis distance of a view's L2-normalised image embedding to the
-  in-distribution embeddings (mean and Ledoit-Wolf-style shrunk covariance, from one set
-  of studies); the threshold is a high percentile of the distances of *other* held-out
-  in-distribution views (default the 99.5th), so about 0.5 % of in-distribution views
-  are flagged by construction. A view above the threshold is "outside this model's
-  experience".
+- **Images.** The Mahalanobis distance of a view's image vector to the in-distribution
+  vectors (mean and Ledoit-Wolf-style shrunk covariance, from one set of studies); the
+  threshold is a high percentile of the distances of *other* held-out in-distribution
+  views (default the 99.5th), so about 0.5 % of in-distribution views are flagged by
+  construction. A view above the threshold is "outside this model's experience".
+  The vector (``representation`` in ``ood.json``) is the spatial mean of the projected
+  feature map, *before* L2 normalisation (``mean_feature_map``; with the ResNet tower
+  and a linear projection this is the un-normalised image embedding). The normalised
+  embedding (``unit_embedding``, the only choice of format version 1, still read)
+  discards the vector's length, which is much of what tells a real radiograph from a
+  phantom: on the demo models the real CR chest radiograph and its mild variants sit
+  1.5-1.6x the threshold away in the mean feature map, against 0.9-1.0x with the unit
+  embedding (benchmarks/RESULTS.md, 2026-12-03).
 - **Prompts.** A prompt gets a hint that the model has not seen such wording when one
   of its words never occurs in the reference text (the report sentences of the
   in-distribution studies and the class prompts), or when the highest cosine between
@@ -34,7 +41,10 @@ from cxrclip.zero_shot import ViewOOD, unit
 OOD_JSON = "ood.json"
 OOD_ARRAYS = "ood.npz"
 FORMAT = "cxrclip-ood"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+MEAN_FEATURE_MAP = "mean_feature_map"
+UNIT_EMBEDDING = "unit_embedding"
+REPRESENTATIONS = (MEAN_FEATURE_MAP, UNIT_EMBEDDING)
 _WORD = re.compile(r"[a-z]+")
 
 
@@ -45,6 +55,18 @@ def words(text: str) -> list[str]:
 
 class OODError(ValueError):
     """Unusable OOD statistics; the message names the file and the fix."""
+
+
+def check_representation(representation: str) -> str:
+    if representation not in REPRESENTATIONS:
+        raise OODError(f"OOD representation must be one of {list(REPRESENTATIONS)}, got {representation!r}")
+    return representation
+
+
+def _as_representation(vectors: np.ndarray, representation: str) -> np.ndarray:
+    """float64 rows; re-normalised for ``unit_embedding`` (as the embedding was fitted)."""
+    x = np.asarray(vectors, np.float64)
+    return unit(x) if representation == UNIT_EMBEDDING else x
 
 
 def shrunk_covariance(x: np.ndarray) -> tuple[np.ndarray, float]:
@@ -71,21 +93,31 @@ class OODGuard:
     prompt_threshold: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     vocabulary: frozenset[str] = frozenset()
+    representation: str = MEAN_FEATURE_MAP
+
+    def __post_init__(self) -> None:
+        check_representation(self.representation)
 
     @classmethod
-    def fit(cls, embeddings: np.ndarray, meta: dict[str, Any] | None = None) -> OODGuard:
-        """Mean and shrunk precision of in-distribution image embeddings (threshold set later)."""
-        emb = unit(np.asarray(embeddings, np.float64))
-        if emb.ndim != 2 or emb.shape[0] < 2:
-            raise OODError(f"OOD statistics need at least 2 embeddings, got shape {emb.shape}")
-        cov, shrink = shrunk_covariance(emb)
-        info = {"method": "mahalanobis", "shrinkage": round(shrink, 6), "n_statistics": int(emb.shape[0]),
+    def fit(cls, vectors: np.ndarray, meta: dict[str, Any] | None = None,
+            representation: str = MEAN_FEATURE_MAP) -> OODGuard:
+        """Mean and shrunk precision of in-distribution image vectors of ``representation``
+        (threshold set later)."""
+        x = _as_representation(vectors, check_representation(representation))
+        if x.ndim != 2 or x.shape[0] < 2:
+            raise OODError(f"OOD statistics need at least 2 image vectors, got shape {x.shape}")
+        cov, shrink = shrunk_covariance(x)
+        info = {"method": "mahalanobis", "shrinkage": round(shrink, 6), "n_statistics": int(x.shape[0]),
                 **(meta or {})}
-        return cls(emb.mean(axis=0), np.linalg.inv(cov), float("inf"), meta=info)
+        return cls(x.mean(axis=0), np.linalg.inv(cov), float("inf"), meta=info, representation=representation)
 
-    def scores(self, embeddings: np.ndarray) -> np.ndarray:
-        """Mahalanobis distance of each (re-normalised) embedding row to the statistics."""
-        diff = unit(np.atleast_2d(np.asarray(embeddings, np.float64))) - self.mean
+    def pick(self, embeddings: np.ndarray, mean_maps: np.ndarray) -> np.ndarray:
+        """Of a view's two image vectors, the one this guard was fitted on."""
+        return mean_maps if self.representation == MEAN_FEATURE_MAP else embeddings
+
+    def scores(self, vectors: np.ndarray) -> np.ndarray:
+        """Mahalanobis distance of each row (of the guard's representation) to the statistics."""
+        diff = _as_representation(np.atleast_2d(vectors), self.representation) - self.mean
         return np.sqrt(np.maximum(np.einsum("nd,de,ne->n", diff, self.precision, diff), 0.0))
 
     def set_threshold(self, heldout_embeddings: np.ndarray, percentile: float = 99.5) -> float:
@@ -135,8 +167,8 @@ class OODGuard:
         if self.text_reference is not None:
             arrays["text_reference"] = self.text_reference.astype(np.float16)
         np.savez_compressed(folder / OOD_ARRAYS, **arrays)
-        info = {"format": FORMAT, "format_version": FORMAT_VERSION, "threshold": self.threshold,
-                "prompt_threshold": self.prompt_threshold, **self.meta, "vocabulary": sorted(self.vocabulary)}
+        info = {"format": FORMAT, "format_version": FORMAT_VERSION, "representation": self.representation,
+                "threshold": self.threshold, "prompt_threshold": self.prompt_threshold, **self.meta, "vocabulary": sorted(self.vocabulary)}
         (folder / OOD_JSON).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         return [folder / OOD_JSON, folder / OOD_ARRAYS]
 
@@ -163,9 +195,14 @@ class OODGuard:
             logging.getLogger(__name__).warning("%s was computed for model %s, not %s: ignored",
                                                 folder / OOD_JSON, info.get("model_id"), model_id)
             return None
+        # Format version 1 had no "representation": it always used the unit embedding.
+        representation = info.get("representation", UNIT_EMBEDDING)
+        if representation not in REPRESENTATIONS:
+            raise OODError(f"{folder / OOD_JSON}: \"representation\" must be one of {list(REPRESENTATIONS)}, "
+                           f"got {representation!r}; re-run `cxrclip calibrate`")
         meta = {k: v for k, v in info.items() if k not in ("format", "format_version", "threshold",
-                                                          "prompt_threshold", "vocabulary")}
+                                                          "prompt_threshold", "vocabulary", "representation")}
         text = arrays.get("text_reference")
         return cls(arrays["mean"].astype(np.float64), arrays["precision"].astype(np.float64),
                    float(info["threshold"]), None if text is None else text.astype(np.float32),
-                   info.get("prompt_threshold"), meta, frozenset(info.get("vocabulary") or ()))
+                   info.get("prompt_threshold"), meta, frozenset(info.get("vocabulary") or ()), representation)

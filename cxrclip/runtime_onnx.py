@@ -214,6 +214,11 @@ class OnnxTowers:
     def image_feature_map(self, pixels: np.ndarray) -> np.ndarray:
         return self.image_session.run(["feature_map"], {"pixels": np.asarray(pixels, np.float32)})[0]
 
+    def encode_image_and_mean_map(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        embedding, fmap = self.image_session.run(["image_embedding", "feature_map"],
+                                                 {"pixels": np.asarray(pixels, np.float32)})
+        return embedding, fmap.mean(axis=(2, 3), dtype=np.float64).astype(np.float32)
+
 
 def load_towers(model_dir: str | Path, device: Any = "auto", num_threads: int | None = None,
                 optimization: str = "all") -> tuple[OnnxTowers, Any, str]:

@@ -10,6 +10,9 @@ zero-shot, similarity maps) and calls a ``Towers`` object for the network work:
   preprocessed pixels (B, 3, S, S) float32 (`cxrclip.preprocess.preprocess_array`);
 - ``image_feature_map(pixels)`` -> projected, un-normalised per-location embeddings
   (B, D, h, w) float32 (what `Engine.similarity_map` needs);
+- ``encode_image_and_mean_map(pixels)`` -> (the ``encode_image`` embeddings, the spatial
+  mean of the ``image_feature_map``), both (B, D) float32, from one image-tower pass
+  (the mean map is what the out-of-distribution guard scores, `cxrclip.ood`);
 - ``logit_scale``: the multiplier exp(logit_scale), clamped at 100;
 - ``runtime`` ("torch" or "onnx"), ``device`` and ``dtype`` for reports.
 
@@ -42,6 +45,8 @@ class Towers(Protocol):
     def encode_image(self, pixels: np.ndarray) -> np.ndarray: ...
 
     def image_feature_map(self, pixels: np.ndarray) -> np.ndarray: ...
+
+    def encode_image_and_mean_map(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class TorchTowers:
@@ -90,3 +95,10 @@ class TorchTowers:
 
         with torch.inference_mode():
             return self.model.image_feature_map(self._pixels(pixels)).float().cpu().numpy()
+
+    def encode_image_and_mean_map(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            embedding, fmap = self.model.encode_image_and_map(self._pixels(pixels))
+            return embedding.float().cpu().numpy(), fmap.float().mean(dim=(2, 3)).cpu().numpy()

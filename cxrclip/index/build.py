@@ -138,11 +138,12 @@ def _new_views(engine: Engine, classifier: ZeroShotClassifier, views: list[Decod
     """Embed a batch and score each view with the zero-shot recipe and the OOD guard."""
     if not views:
         return []
-    embeddings = engine.embed_images([v.pixels for v in views])
+    embeddings, mean_maps = engine.image_vectors([v.pixels for v in views])
     probs = classifier.probabilities(embeddings)
     columns = [classifier.names.index(n) for n in classifier.requested]
     guard = engine.ood_guard
-    ood = guard.verdicts([v.meta.view_id for v in views], embeddings) if guard is not None else None
+    ood = None if guard is None else guard.verdicts([v.meta.view_id for v in views],
+                                                    guard.pick(embeddings, mean_maps))
     out = []
     for i, view in enumerate(views):
         src = view.source

@@ -34,13 +34,13 @@ def test_lru_cache_eviction_order_and_counters() -> None:
 
 def test_encode_views_caches_and_batches(engine: Engine, monkeypatch) -> None:
     calls: list[int] = []
-    original = engine.model.encode_image
+    original = engine.model.encode_image_and_map
 
-    def counting(pixels: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    def counting(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         calls.append(pixels.shape[0])
-        return original(pixels, normalize=normalize)
+        return original(pixels)
 
-    monkeypatch.setattr(engine.model, "encode_image", counting)
+    monkeypatch.setattr(engine.model, "encode_image_and_map", counting)
     views = _study().views
     first = engine.encode_views(views)
     assert calls == [3] and first.shape == (3, 32)
@@ -51,6 +51,22 @@ def test_encode_views_caches_and_batches(engine: Engine, monkeypatch) -> None:
     engine.encode_views(views + [ViewInput("new", _image(9))])
     assert calls == [3, 1], "only the uncached view is encoded"
     assert engine.cache_info()["image"].hits == 3 + 3
+
+
+def test_view_vectors_mean_map_is_the_embedding_before_normalisation(engine: Engine) -> None:
+    """The OOD guard's vector: the spatial mean of the projected feature map, which for the
+    ResNet tower with a linear projection is the image embedding before L2 normalisation."""
+    views = _study().views
+    embeddings, mean_maps = engine.view_vectors(views)
+    for view, mean_map in zip(views, mean_maps):
+        np.testing.assert_allclose(mean_map, engine.feature_map(view).mean(axis=(1, 2)), rtol=1e-4, atol=1e-5)
+    lengths = np.linalg.norm(mean_maps, axis=1, keepdims=True)
+    assert np.all(np.abs(lengths - 1.0) > 1e-3), "the mean map keeps its length"
+    np.testing.assert_allclose(mean_maps / lengths, embeddings, atol=1e-5)
+    cached, _ = engine.view_vectors(views)
+    np.testing.assert_array_equal(cached, embeddings)
+    batch_embeddings, batch_maps = engine.image_vectors([v.pixels for v in views])
+    np.testing.assert_allclose(batch_maps, mean_maps, rtol=1e-5, atol=1e-6)
 
 
 def test_encode_text_lru_hits_and_eviction(tiny_model_dir) -> None:

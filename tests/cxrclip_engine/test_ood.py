@@ -1,6 +1,8 @@
 """The out-of-distribution guard on synthetic embeddings: fit, threshold, verdicts, files."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -60,3 +62,47 @@ def test_save_load_round_trip(tmp_path) -> None:
     (tmp_path / "ood.npz").write_bytes(b"not numpy")
     with pytest.raises(OODError, match="re-run `cxrclip calibrate`"):
         OODGuard.load(tmp_path)
+
+
+def test_mean_feature_map_keeps_the_length_the_unit_embedding_discards() -> None:
+    """Same direction, three times the length: the unit-embedding guard cannot tell, the
+    mean-feature-map guard (the default) flags it."""
+    stats, heldout = 2.0 * _cluster(400, 1), 2.0 * _cluster(400, 2)
+    longer = 3.0 * heldout[:20]
+    for representation, flagged in (("mean_feature_map", True), ("unit_embedding", False)):
+        guard = OODGuard.fit(stats, representation=representation)
+        guard.set_threshold(heldout)
+        assert guard.representation == representation
+        assert all(v.flag == flagged for v in guard.verdicts([f"v{i}" for i in range(20)], longer)), representation
+    guard = OODGuard.fit(stats)
+    embeddings, mean_maps = np.zeros((1, 32)), np.ones((1, 32))
+    assert guard.pick(embeddings, mean_maps) is mean_maps
+    guard.representation = "unit_embedding"
+    assert guard.pick(embeddings, mean_maps) is embeddings
+
+
+def test_representation_round_trips_and_version_1_files_read_as_unit_embedding(tmp_path) -> None:
+    guard = OODGuard.fit(2.0 * _cluster(100, 1), {"model_id": "m1"})
+    guard.set_threshold(2.0 * _cluster(100, 2))
+    guard.save(tmp_path)
+    info = json.loads((tmp_path / "ood.json").read_text())
+    assert info["format_version"] == 2 and info["representation"] == "mean_feature_map"
+    assert OODGuard.load(tmp_path).representation == "mean_feature_map"
+    # A format-1 file (written before the representation existed) scored the unit embedding.
+    old = OODGuard.fit(_cluster(100, 1), representation="unit_embedding")
+    old.set_threshold(_cluster(100, 2))
+    old.save(tmp_path)
+    info = json.loads((tmp_path / "ood.json").read_text())
+    info.pop("representation")
+    info["format_version"] = 1
+    (tmp_path / "ood.json").write_text(json.dumps(info))
+    loaded = OODGuard.load(tmp_path)
+    assert loaded.representation == "unit_embedding"
+    probe = 5.0 * _cluster(3, 9)
+    np.testing.assert_allclose(loaded.scores(probe), old.scores(probe / 5.0), rtol=1e-4)
+    info["representation"] = "pixels"
+    (tmp_path / "ood.json").write_text(json.dumps(info))
+    with pytest.raises(OODError, match=r"representation.*mean_feature_map.*unit_embedding.*'pixels'"):
+        OODGuard.load(tmp_path)
+    with pytest.raises(OODError, match="must be one of"):
+        OODGuard.fit(_cluster(10, 1), representation="backbone")

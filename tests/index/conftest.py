@@ -50,13 +50,13 @@ def shared_engine(index_loaded):
     from cxrclip.engine import Engine
 
     engine = Engine(index_loaded.model, index_loaded.tokenizer, index_loaded.model_id, "cpu")
-    embed = engine.embed_images
+    embed = engine.image_vectors  # embed_images goes through it too
 
     def counting(pixels):
         engine.embedded += len(pixels)
         return embed(pixels)
 
-    engine.embed_images = counting
+    engine.image_vectors = counting
     return engine
 
 

@@ -41,11 +41,15 @@ def test_calibrate_writes_files_card_and_manifest_then_eval_reports_reliability(
     card = json.loads((tiny_model / "model_card.json").read_text())
     assert card["extra"]["operating_points"] == cal.operating_points()
     assert card["extra"]["ood"]["threshold"] == pytest.approx(summary["ood"]["threshold"])
-    assert "## Calibration and operating points" in (tiny_model / "MODEL_CARD.md").read_text()
+    assert card["extra"]["ood"]["representation"] == "mean_feature_map"
+    card_text = (tiny_model / "MODEL_CARD.md").read_text()
+    assert "## Calibration and operating points" in card_text
+    assert "spatial mean of the projected feature map (not normalised)" in card_text
     assert check_manifest(tiny_model) is None  # the new files are in MANIFEST.sha256
 
     engine = Engine.load(tiny_model, device="cpu", runtime="torch")
     assert engine.calibration == cal and engine.ood_guard is not None
+    assert engine.ood_guard.representation == "mean_feature_map"
     assert summary["ood"]["n_statistics"] == 45 and summary["ood"]["n_threshold"] == 90  # views
     # no --ood-data study is labelled No Finding = 1: no heatmap reference, and the summary says why
     assert "No Finding" in summary["ood"]["heatmap_reference"]["skipped"] and engine.heatmap_reference is None

@@ -149,17 +149,21 @@ def test_the_stage_two_config_trains_the_balanced_label_term():
     assert tune["steps"] >= 1 and 0 < tune["lr"] < 1
     assert tune["oversample"] == {"Fracture": 4.0} and tune["augmented"] is False
     assert _stage_two_text(tune) == ("the label term (weight 1, balanced, along the unit contrast: each finding's "
-                                     "zero-shot contrast trained on the report's labels), studies with Fracture "
-                                     "drawn 4 times as often, no augmentation")
+                                     "zero-shot contrast trained on the report's labels), a linear label head on "
+                                     "the image embeddings (weight 3) on Fracture, each study scored on its "
+                                     "frontal view, studies with Fracture drawn 4 times as often, no augmentation")
 
 
 def test_the_stage_two_card_names_a_label_head_when_the_config_has_one(tmp_path):
+    from cxrclip.prompts import CHEXPERT_14
     from training.demo_model import FINETUNE_CONFIG, _stage_two_text, finetune_summary
 
+    CHEXPERT_13 = [name for name in CHEXPERT_14 if name != "No Finding"]
     others = ["Cardiomegaly", "Edema", "Pneumothorax"]
     config = tmp_path / "head.yaml"
+    weights = {name: 0.0 if name in others else 1.0 for name in CHEXPERT_13}
     config.write_text(f"base: {FINETUNE_CONFIG}\nloss:\n  head_label_weight: 3.0\n  head_views: frontal\n"
-                      "  head_finding_weights: {" + ", ".join(f"{name}: 0.0" for name in others) + "}\n")
+                      "  head_finding_weights: {" + ", ".join(f"{k}: {v}" for k, v in weights.items()) + "}\n")
     tune = finetune_summary(config)
     assert tune["head_weight"] == 3.0 and tune["head_views"] == "frontal"
     assert "Fracture" in tune["head_findings"] and not set(others) & set(tune["head_findings"])
@@ -167,13 +171,12 @@ def test_the_stage_two_card_names_a_label_head_when_the_config_has_one(tmp_path)
         _stage_two_text(tune)
     assert _stage_two_text(tune).endswith("Fracture, Support Devices, each study scored on its frontal view, "
                                           "studies with Fracture drawn 4 times as often, no augmentation")
-    assert "label head" not in _stage_two_text(finetune_summary())  # the shipped stage 2 has none
 
 
-def test_the_joint_experiment_config_holds_the_head_on_fracture_for_2000_steps():
-    from training.demo_model import REPO, _stage_two_text, finetune_summary
+def test_the_shipped_stage_two_holds_the_head_on_fracture_for_2000_steps():
+    from training.demo_model import _stage_two_text, finetune_summary
 
-    tune = finetune_summary(REPO / "training" / "configs" / "demo_joint.yaml")
+    tune = finetune_summary()
     assert tune["steps"] == 2000 and tune["head_weight"] == 3.0
     assert tune["head_findings"] == ["Fracture"] and tune["head_views"] == "frontal"
     assert "a linear label head on the image embeddings (weight 3) on Fracture, each study scored on its frontal " \

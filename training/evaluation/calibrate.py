@@ -26,7 +26,7 @@ import numpy as np
 
 from cxrclip.calibration import Calibration, fit_finding, reliability
 from cxrclip.heatmap_reference import HeatmapReference, HeatmapReferenceError
-from cxrclip.ood import OODGuard
+from cxrclip.ood import MEAN_FEATURE_MAP, OODGuard
 from cxrclip.zero_shot import ZeroShotClassifier
 
 OOD_PERCENTILE = 99.5
@@ -118,12 +118,12 @@ def fit_ood(engine: Any, ood_manifests: list, data_manifests: list, split: str, 
     prompt reference from the OOD set's report sentences, threshold = (1st percentile of the class
     prompts' familiarity) - margin."""
     from cxrclip.prompts import CHEXPERT_14, class_prompts
-    from training.evaluation.embedding import all_view_embeddings
+    from training.evaluation.embedding import all_view_vectors
 
-    guard = OODGuard.fit(all_view_embeddings(engine, ood_manifests),
-                         {"model_id": engine.model_id, "statistics_data": data_names,
-                          "threshold_data": f"{', '.join(split_name)}"})
-    guard.set_threshold(all_view_embeddings(engine, data_manifests, split), percentile)
+    _, statistics = all_view_vectors(engine, ood_manifests)
+    guard = OODGuard.fit(statistics, {"model_id": engine.model_id, "statistics_data": data_names,
+                                      "threshold_data": f"{', '.join(split_name)}"}, MEAN_FEATURE_MAP)
+    guard.set_threshold(guard.pick(*all_view_vectors(engine, data_manifests, split)), percentile)
     sentences = _report_sentences(ood_manifests)
     prompts = [p for f in CHEXPERT_14 for p in class_prompts(f)]
     from cxrclip.ood import words
@@ -188,7 +188,7 @@ def run_calibrate(req: CalibrateRequest) -> dict[str, Any]:
                         list(req.ood_data), [f"{d} ({req.split})" for d in req.data])
         written += guard.save(req.model_dir)
         summary["ood"] = {"threshold": guard.threshold, "prompt_threshold": guard.prompt_threshold,
-                          **guard.meta}
+                          "representation": guard.representation, **guard.meta}
         try:
             reference = fit_heatmap_reference(engine, ood_manifests, list(req.ood_data))
             written += reference.save(req.model_dir)

@@ -18,6 +18,10 @@ START = "<!-- calibration:start (written by cxrclip calibrate) -->"
 END = "<!-- calibration:end -->"
 
 
+_REPRESENTATION_TEXT = {"mean_feature_map": "spatial mean of the projected feature map (not normalised)",
+                        "unit_embedding": "L2-normalised image embedding"}
+
+
 def card_extra(calibration: Calibration, ood: dict[str, Any] | None) -> dict[str, Any]:
     """The ``extra`` keys this module owns."""
     out: dict[str, Any] = {
@@ -31,7 +35,8 @@ def card_extra(calibration: Calibration, ood: dict[str, Any] | None) -> dict[str
         out["ood"] = {"files": ["ood.json", "ood.npz"], "threshold": ood["threshold"],
                       "prompt_threshold": ood.get("prompt_threshold"),
                       "statistics_data": ood.get("statistics_data"),
-                      "threshold_percentile": ood.get("threshold_percentile")}
+                      "threshold_percentile": ood.get("threshold_percentile"),
+                      "representation": ood.get("representation")}
         if ood.get("heatmap_reference"):
             out["heatmap_reference"] = {"files": ["heatmap_reference.json", "heatmap_reference.npz"],
                                         **ood["heatmap_reference"]}
@@ -56,7 +61,8 @@ def markdown_section(calibration: Calibration, ood: dict[str, Any] | None) -> st
     lines += ["", "ECE/Brier here are on the fitting data; held-out figures are in the section above."]
     if ood is not None:
         lines += ["", "## Out-of-distribution guard", "",
-                  f"`ood.json` + `ood.npz`: Mahalanobis distance of each view's embedding to "
+                  f"`ood.json` + `ood.npz`: Mahalanobis distance of each view's "
+                  f"{_REPRESENTATION_TEXT.get(ood.get('representation'), 'image vector')} to "
                   f"{ood.get('n_statistics')} views of {', '.join(ood.get('statistics_data') or [])} "
                   f"(shrinkage {ood.get('shrinkage')}); threshold {ood['threshold']:.3f} = "
                   f"{ood.get('threshold_percentile')}th percentile of {ood.get('n_threshold')} held-out "

@@ -75,13 +75,15 @@ def study_embeddings(engine: Engine, manifests: Sequence[Manifest], split: str) 
     return SplitEmbeddings(_embed(engine, views), records, unreadable)
 
 
-def all_view_embeddings(engine: Engine, manifests: Sequence[Manifest], split: str | None = None
-                        ) -> np.ndarray:
-    """Every readable view (frontal and lateral) of ``split`` (all splits when None)."""
+def all_view_vectors(engine: Engine, manifests: Sequence[Manifest], split: str | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """`Engine.image_vectors` (embeddings, mean feature maps) of every readable view (frontal
+    and lateral) of ``split`` (all splits when None), for the out-of-distribution guard."""
     views = []
     for manifest in manifests:
         for record in manifest.records if split is None else manifest.split(split):
             views += [v for v in (_read(manifest, record, rel) for rel in record.images) if v is not None]
     if not views:
         raise ValueError(f"no readable images (split {split!r}) in {[str(m.root) for m in manifests]}")
-    return _embed(engine, views)
+    chunks = [engine.image_vectors([v.pixels for v in views[i:i + CHUNK]]) for i in range(0, len(views), CHUNK)]
+    return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])

@@ -19,7 +19,7 @@ from cxrclip.engine import Engine
 from cxrclip.zero_shot import ZeroShotClassifier, unit
 from training.data.manifest import Manifest, read_manifest
 from training.evaluation import metrics
-from training.evaluation.embedding import all_view_embeddings, study_embeddings
+from training.evaluation.embedding import all_view_vectors, study_embeddings
 
 log = logging.getLogger(__name__)
 TASKS = ("zeroshot", "binary", "retrieval", "linear_probe", "ood")
@@ -160,7 +160,8 @@ def out_of_distribution(engine: Engine, manifests: list[Manifest], split: str) -
     data should give about the guard's percentile (e.g. 0.5 %)."""
     if engine.ood_guard is None:
         return {"skipped": "the model folder has no ood.json/ood.npz (run `cxrclip calibrate`)"}
-    scores = engine.ood_guard.scores(all_view_embeddings(engine, manifests, split))
+    guard = engine.ood_guard
+    scores = guard.scores(guard.pick(*all_view_vectors(engine, manifests, split)))
     return {"flagged": int((scores > engine.ood_guard.threshold).sum()), "n_views": int(len(scores)),
             "false_ood_rate": float((scores > engine.ood_guard.threshold).mean()),
             "threshold": engine.ood_guard.threshold, "score_p50": float(np.median(scores)),
