@@ -73,8 +73,13 @@ def _assert_engines_agree(onnx_engine, torch_engine) -> None:
     from cxrclip.engine import StudyInput
 
     study = StudyInput("s", _views())
-    img_o, img_t = onnx_engine.encode_views(study.views), torch_engine.encode_views(study.views)
+    (img_o, mean_o), (img_t, mean_t) = onnx_engine.view_vectors(study.views), torch_engine.view_vectors(study.views)
     assert _cosines(img_o, img_t).min() >= COS_MIN
+    assert np.abs(mean_o - mean_t).max() <= MAP_TOL * np.abs(mean_t).max()  # the OOD guard's vector
+    if torch_engine.ood_guard is not None:
+        ood_o, ood_t = onnx_engine.out_of_distribution(study.views), torch_engine.out_of_distribution(study.views)
+        assert len(ood_t) == 3 and [v.flag for v in ood_o] == [v.flag for v in ood_t]
+        assert max(abs(a.score - b.score) for a, b in zip(ood_o, ood_t)) <= 1e-3 * max(v.score for v in ood_t)
     prompts = ["small left pleural effusion", "cardiomegaly", "no acute cardiopulmonary process"]
     txt_o, txt_t = onnx_engine.encode_text(prompts), torch_engine.encode_text(prompts)
     assert _cosines(txt_o, txt_t).min() >= COS_MIN
