@@ -17,7 +17,8 @@ Steps (each skipped when its output already exists, so an interrupted build resu
    quotes the held-out metrics, the data, the run and the hardware, plus its ONNX exports
    (`cxrclip export-onnx`; a failure warns and the build goes on);
 7. a sentence bank built from the held-out reports plus `assets/sentence_bank/sentences.txt`;
-8. `cxrclip calibrate` on a validation set (seed 3) with OOD statistics from another (seed 4):
+8. `cxrclip calibrate` on a validation set (seed 3) with OOD statistics from another (seed 4)
+   and from phantoms drawn at 1024 px (seed 6; threshold views also from seed 7 at 1024 px):
    calibration, operating points and the out-of-distribution guard (docs/trust.md).
 """
 from __future__ import annotations
@@ -53,6 +54,14 @@ class DemoBuild:
     val_seed: int = 3
     ood_studies: int = 400
     ood_seed: int = 4
+    # The OOD guard also learns phantoms drawn large and shrunk by the preprocessing, as
+    # `cxrclip phantom` DICOMs (1024 px) and the sample studies reach the viewer: statistics
+    # from seed 6, threshold views from seed 7 (docs/trust.md).
+    large_size: int = 1024
+    ood_large_studies: int = 300
+    ood_large_seed: int = 6
+    val_large_studies: int = 150
+    val_large_seed: int = 7
     finetune_studies: int = 8000
     finetune_seed: int = 11
     config: Path = CONFIG
@@ -75,6 +84,14 @@ class DemoBuild:
     @property
     def ood_dir(self) -> Path:
         return self.work / "ood"
+
+    @property
+    def ood_large_dir(self) -> Path:
+        return self.work / f"ood-{self.large_size}"
+
+    @property
+    def val_large_dir(self) -> Path:
+        return self.work / f"val-{self.large_size}"
 
     @property
     def finetune_dir(self) -> Path:
@@ -111,18 +128,21 @@ def _cxrclip(*args: str) -> None:
 
 def generate_data(build: DemoBuild, train_stage1: bool = True, train_stage2: bool = True) -> None:
     """The phantom sets the build needs (training sets only for the stages that train)."""
-    sets = [(build.heldout_dir, build.heldout_studies, build.heldout_seed, "test"),
-            (build.val_dir, build.val_studies, build.val_seed, "validate"),
-            (build.ood_dir, build.ood_studies, build.ood_seed, "validate")]
+    size, large = build.image_size, build.large_size
+    sets = [(build.heldout_dir, build.heldout_studies, build.heldout_seed, "test", size),
+            (build.val_dir, build.val_studies, build.val_seed, "validate", size),
+            (build.ood_dir, build.ood_studies, build.ood_seed, "validate", size),
+            (build.ood_large_dir, build.ood_large_studies, build.ood_large_seed, "validate", large),
+            (build.val_large_dir, build.val_large_studies, build.val_large_seed, "validate", large)]
     if train_stage1:
-        sets.append((build.train_dir, build.train_studies, build.train_seed, "hash"))
+        sets.append((build.train_dir, build.train_studies, build.train_seed, "hash", size))
     if train_stage2:
-        sets.append((build.finetune_dir, build.finetune_studies, build.finetune_seed, "hash"))
-    for out, studies, seed, split in sets:
+        sets.append((build.finetune_dir, build.finetune_studies, build.finetune_seed, "hash", size))
+    for out, studies, seed, split, side in sets:
         if (out / "manifest.json").is_file():
             continue
         _cxrclip("phantom", "generate", "--out", _shown(out), "--studies", str(studies), "--seed", str(seed),
-                 "--png", "--no-dicom", "--size", str(build.image_size), "--workers", "2", "--split", split)
+                 "--png", "--no-dicom", "--size", str(side), "--workers", "2", "--split", split)
 
 
 class TrainingStopped(RuntimeError):
@@ -404,9 +424,11 @@ def _float16():
 
 
 def calibrate(build: DemoBuild) -> None:
-    """Calibration + operating points (seed 3) and the OOD guard (statistics seed 4) into the model folder."""
+    """Calibration + operating points (seed 3) and the OOD guard (statistics seeds 4 and 6,
+    threshold views seeds 3 and 7) into the model folder."""
     _cxrclip("calibrate", _shown(build.out), "--data", _shown(build.val_dir), "--split", "validate",
-             "--ood-data", _shown(build.ood_dir), "--blank-as-negative")
+             "--ood-data", _shown(build.ood_dir), "--ood-data", _shown(build.ood_large_dir),
+             "--ood-threshold-data", _shown(build.val_large_dir), "--blank-as-negative")
 
 
 def build_bank(build: DemoBuild) -> None:

@@ -108,3 +108,22 @@ def test_view_kind_of_positions() -> None:
 
     assert [view_kind(p) for p in ("PA", "ap", "LATERAL", "LL", "", None, "OBLIQUE")] == [
         "frontal", "frontal", "lateral", "lateral", None, None, None]
+
+
+def test_ood_threshold_data_joins_the_threshold_views(tiny_model, manifest_factory, tmp_path, capsys) -> None:
+    """--ood-threshold-data adds every view of its studies to the --data split's views for the
+    threshold (the demo build adds phantoms drawn at 1024 px); without --ood-data it is refused."""
+    from training.data.manifest import read_manifest
+
+    val = manifest_factory(tmp_path / "val", n=20, seed=3, splits=("validate",), labels_only=20)
+    ood = manifest_factory(tmp_path / "ood", n=30, seed=4, splits=("validate",), labels_only=30)
+    extra = manifest_factory(tmp_path / "extra", n=6, seed=5, splits=("test",), labels_only=6)
+    extra_views = sum(len(r.images) for r in read_manifest(extra).records)
+    val_views = sum(len(r.images) for r in read_manifest(val).records)
+    assert main(["calibrate", str(tiny_model), "--data", str(val), "--ood-data", str(ood),
+                 "--ood-threshold-data", str(extra), "--blank-as-negative", "--device", "cpu"]) == 0
+    summary = json.loads(capsys.readouterr().out)["ood"]
+    assert summary["n_threshold"] == val_views + extra_views
+    assert str(extra) in summary["threshold_data"] and "(validate)" in summary["threshold_data"]
+    with pytest.raises(SystemExit, match="--ood-threshold-data needs --ood-data"):
+        main(["calibrate", str(tiny_model), "--data", str(val), "--ood-threshold-data", str(extra)])

@@ -1,5 +1,6 @@
 """The demo-model build script's pure parts: metric summary and checkpoint choice."""
 import re
+from pathlib import Path
 
 import pytest
 
@@ -181,3 +182,24 @@ def test_the_shipped_stage_two_holds_the_head_on_fracture_for_2000_steps():
     assert tune["head_findings"] == ["Fracture"] and tune["head_views"] == "frontal"
     assert "a linear label head on the image embeddings (weight 3) on Fracture, each study scored on its frontal " \
            "view, studies with Fracture drawn 4 times as often" in _stage_two_text(tune)
+
+
+def test_the_ood_guard_sets_include_phantoms_drawn_at_1024_px(tmp_path, monkeypatch):
+    """Phantom DICOMs and the sample studies are drawn at 1024 px: the guard's statistics and
+    threshold views include such renders (seeds 6 and 7), the rest stays at the model's size."""
+    from training import demo_model
+
+    calls = []
+    monkeypatch.setattr(demo_model, "_cxrclip", lambda *args: calls.append(args))
+    build, _, _ = demo_model.parse_args(["--work", str(tmp_path), "--out", str(tmp_path / "out")])
+    demo_model.generate_data(build, train_stage1=False, train_stage2=False)
+    made = {Path(c[c.index("--out") + 1]).name: (c[c.index("--seed") + 1], c[c.index("--size") + 1])
+            for c in calls}
+    assert made == {"heldout": ("2", "224"), "val": ("3", "224"), "ood": ("4", "224"),
+                    "ood-1024": ("6", "1024"), "val-1024": ("7", "1024")}
+    calls.clear()
+    demo_model.calibrate(build)
+    (call,) = calls
+    ood_data = [call[i + 1] for i, a in enumerate(call) if a == "--ood-data"]
+    assert [Path(p).name for p in ood_data] == ["ood", "ood-1024"]
+    assert Path(call[call.index("--ood-threshold-data") + 1]).name == "val-1024"

@@ -73,7 +73,7 @@ def calibrated_model(_few_class_prompts, tmp_path_factory, tiny_text_dir) -> tup
 def _run(model: Path, bank: Path, out: Path, *extra: str) -> int:
     return trust_figures.main(["--model", str(model), "--out", str(out), "--studies", "6",
                                "--size", str(SIZE), "--occlusion-cases", "2", "--bank", str(bank),
-                               *extra])
+                               "--large-studies", "2", "--large-size", str(2 * SIZE), *extra])
 
 
 def _unit(value: float) -> bool:
@@ -88,7 +88,9 @@ def test_trust_figures_json_markdown_and_card(calibrated_model, tmp_path: Path) 
     assert _run(model, bank, out, "--card") == 0
     figures = json.loads((out / "trust_figures.json").read_text())
     assert set(figures) == {"model", "seeds", "studies_per_seed", "phantom_size", "binary",
-                            "robustness", "ood_examples", "pointing", "sentences"}
+                            "robustness", "ood_examples", "large_phantoms_ood", "pointing", "sentences"}
+    large = figures["large_phantoms_ood"]
+    assert (large["size"], large["studies"], large["n_views"]) == (2 * SIZE, 2, 4) and _unit(large["false_ood_rate"])
     assert figures["phantom_size"] == SIZE
     seeds = [str(s) for s in trust_figures.SEEDS]
     assert list(figures["binary"]) == seeds and figures["studies_per_seed"] == 6
@@ -121,6 +123,7 @@ def test_trust_figures_json_markdown_and_card(calibrated_model, tmp_path: Path) 
     assert "| finding | AUROC seed 8 | AUROC seed 9 |" in text and "| Cardiomegaly |" in text
     assert "| blank black 512x512 | blank image |" in text and "Pointing game" in text
     assert "macro AUROC over 13 findings" in text and "nan" not in text.lower()
+    assert f"phantoms drawn at {2 * SIZE} px and shrunk to the model's input" in text
 
     card = (model / "MODEL_CARD.md").read_text()
     assert card.count(trust_figures.CARD_START) == 1 and "## Trust figures" in card

@@ -4,7 +4,8 @@ Fits per-finding calibration and operating points (`cxrclip.calibration`) on the
 labelled studies of ``--data`` (frontal view, the evaluation's pick) and, with
 ``--ood-data``, the out-of-distribution guard (`cxrclip.ood`): statistics from
 every view of the ``--ood-data`` studies, the threshold from every view of the
-``--data`` split (other studies, so the threshold is held out from the statistics),
+``--data`` split (other studies, so the threshold is held out from the statistics) and of
+any ``--ood-threshold-data`` studies,
 the prompt reference from the ``--ood-data`` report sentences; and the heatmaps' normal
 reference (`cxrclip.heatmap_reference`) from the ``--ood-data`` studies labelled No
 Finding. Writes ``calibration.json`` (and ``ood.json`` + ``ood.npz``,
@@ -42,6 +43,7 @@ class CalibrateRequest:
     data: list[str]
     split: str = "validate"
     ood_data: list[str] | None = None
+    ood_threshold_data: list[str] | None = None  # more held-out views for the OOD threshold
     blank_as_negative: bool = False
     device: str = "auto"
     batch_size: int = 64
@@ -58,6 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="validate", help="split of --data to fit on (default: validate)")
     p.add_argument("--ood-data", action="append", default=None,
                    help="in-distribution manifest (other studies) for the OOD statistics (repeatable)")
+    p.add_argument("--ood-threshold-data", action="append", default=None,
+                   help="in-distribution manifest whose views (all splits) join the --data split's views for "
+                        "the OOD threshold, e.g. the same kind of images rendered at another size (repeatable)")
     p.add_argument("--blank-as-negative", action="store_true",
                    help="count findings a study's labels do not mention as absent (complete ground truth)")
     p.add_argument("--ood-percentile", type=float, default=OOD_PERCENTILE,
@@ -68,8 +73,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    req = CalibrateRequest(args.model_dir, args.data, args.split, args.ood_data, args.blank_as_negative,
-                           args.device, args.batch_size, args.ood_percentile,
+    if args.ood_threshold_data and not args.ood_data:
+        raise SystemExit("cxrclip calibrate: --ood-threshold-data needs --ood-data (the OOD statistics)")
+    req = CalibrateRequest(args.model_dir, args.data, args.split, args.ood_data, args.ood_threshold_data,
+                           args.blank_as_negative, args.device, args.batch_size, args.ood_percentile,
                            "cxrclip " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     summary = run_calibrate(req)
     print(json.dumps(summary, indent=2))
@@ -113,17 +120,20 @@ def _report_sentences(manifests: list) -> list[str]:
 
 
 def fit_ood(engine: Any, ood_manifests: list, data_manifests: list, split: str, percentile: float,
-            data_names: list[str], split_name: str) -> OODGuard:
-    """Statistics from every view of ``ood_manifests``; threshold from every view of the data split;
-    prompt reference from the OOD set's report sentences, threshold = (1st percentile of the class
-    prompts' familiarity) - margin."""
+            data_names: list[str], split_name: list[str], threshold_manifests: list = ()) -> OODGuard:
+    """Statistics from every view of ``ood_manifests``; threshold from every view of the data split
+    and of ``threshold_manifests`` (all splits); prompt reference from the OOD set's report
+    sentences, threshold = (1st percentile of the class prompts' familiarity) - margin."""
     from cxrclip.prompts import CHEXPERT_14, class_prompts
     from training.evaluation.embedding import all_view_vectors
 
     _, statistics = all_view_vectors(engine, ood_manifests)
+    threshold_names = split_name + [str(m.root) for m in threshold_manifests]
     guard = OODGuard.fit(statistics, {"model_id": engine.model_id, "statistics_data": data_names,
-                                      "threshold_data": f"{', '.join(split_name)}"}, MEAN_FEATURE_MAP)
-    guard.set_threshold(guard.pick(*all_view_vectors(engine, data_manifests, split)), percentile)
+                                      "threshold_data": ", ".join(threshold_names)}, MEAN_FEATURE_MAP)
+    held_out = [guard.pick(*all_view_vectors(engine, data_manifests, split))]
+    held_out += [guard.pick(*all_view_vectors(engine, [m])) for m in threshold_manifests]
+    guard.set_threshold(np.concatenate(held_out), percentile)
     sentences = _report_sentences(ood_manifests)
     prompts = [p for f in CHEXPERT_14 for p in class_prompts(f)]
     from cxrclip.ood import words
@@ -184,8 +194,9 @@ def run_calibrate(req: CalibrateRequest) -> dict[str, Any]:
                                "reliability": calibration.reliability}
     if req.ood_data:
         ood_manifests = [read_manifest(resolve_data(d)) for d in req.ood_data]
+        threshold_manifests = [read_manifest(resolve_data(d)) for d in req.ood_threshold_data or ()]
         guard = fit_ood(engine, ood_manifests, manifests, req.split, req.ood_percentile,
-                        list(req.ood_data), [f"{d} ({req.split})" for d in req.data])
+                        list(req.ood_data), [f"{d} ({req.split})" for d in req.data], threshold_manifests)
         written += guard.save(req.model_dir)
         summary["ood"] = {"threshold": guard.threshold, "prompt_threshold": guard.prompt_threshold,
                           "representation": guard.representation, **guard.meta}

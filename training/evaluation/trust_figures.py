@@ -27,6 +27,7 @@ import numpy as np
 SEEDS = (8, 9)
 STUDIES = 300
 IMAGE_SIZE = 160   # the smallest phantom side; a model with a larger input gets phantoms of its own size
+LARGE_SEED, LARGE_STUDIES, LARGE_SIZE = 10, 100, 1024   # phantoms as DICOM phantoms and the samples are drawn
 POINTING_KINDS = ("similarity", "raw_contribution", "contribution", "occlusion", "agreement")
 OCCLUSION_KINDS = ("occlusion", "agreement")   # one set of occluded image forwards per view (~0.15 s)
 
@@ -46,6 +47,8 @@ class TrustRun:
     size: int | None = None   # default: the model's input size, at least IMAGE_SIZE
     occlusion_cases: int | None = None   # cases that get the occlusion kinds (None: all)
     bank: Path | None = None   # default: the project's bank built with this model
+    large_studies: int = LARGE_STUDIES   # phantoms drawn at large_size for a false-OOD rate (0: none)
+    large_size: int = LARGE_SIZE
 
 
 def ensure_phantoms(out: Path, seed: int, studies: int, size: int = IMAGE_SIZE) -> Path:
@@ -57,6 +60,19 @@ def ensure_phantoms(out: Path, seed: int, studies: int, size: int = IMAGE_SIZE) 
         generate_dataset(GenerateOptions(out=folder, seed=seed, size=size, dicom=False,
                                          split="test"), studies=studies, workers=1)
     return folder
+
+
+def large_phantom_ood(engine: Any, run: TrustRun) -> dict[str, Any] | None:
+    """False-OOD rate on phantoms drawn at ``run.large_size`` px and shrunk by the model's
+    preprocessing, as `cxrclip phantom` DICOMs (1024 px) and the sample studies reach the viewer."""
+    from training.data.manifest import read_manifest
+    from training.evaluation.runner import out_of_distribution
+
+    if run.large_studies <= 0:
+        return None
+    folder = ensure_phantoms(run.out / f"large{run.large_size}", LARGE_SEED, run.large_studies, run.large_size)
+    return {"seed": LARGE_SEED, "studies": run.large_studies, "size": run.large_size,
+            **out_of_distribution(engine, [read_manifest(folder)], "test")}
 
 
 def phantom_size(model_input: int) -> int:
@@ -103,6 +119,7 @@ def measure(run: TrustRun) -> dict[str, Any]:
         "binary": {str(s): binary_figures(run.model, f) for s, f in zip(SEEDS, folders)},
         "robustness": {str(s): robustness_auroc(engine, [str(f)]) for s, f in zip(SEEDS, folders)},
         "ood_examples": ood_examples(engine),
+        "large_phantoms_ood": large_phantom_ood(engine, run),
         "pointing": pointing_figures(engine, folders, run.occlusion_cases),
         "sentences": {str(s): sentence_agreement(engine, bank, f) for s, f in zip(SEEDS, folders)},
     }
@@ -171,6 +188,16 @@ def _seed_line(seed: str, s: dict[str, Any]) -> str:
             f"{_fmt(s['sentences_agreeing_normal'])}).")
 
 
+def _large_line(large: dict[str, Any] | None) -> list[str]:
+    if not large:
+        return []
+    if "skipped" in large:
+        return [f"- phantoms drawn at {large['size']} px: false-OOD rate not measured ({large['skipped']})."]
+    return [f"- phantoms drawn at {large['size']} px and shrunk to the model's input (as `cxrclip phantom` "
+            f"DICOMs and the sample studies reach the viewer; {large['studies']} studies, seed {large['seed']}): "
+            f"false-OOD rate {large['false_ood_rate']:.4f} ({large['flagged']} of {large['n_views']} views)."]
+
+
 def _pointing_lines(point: dict[str, Any]) -> list[str]:
     from training.evaluation.pointing import markdown_table
 
@@ -195,6 +222,7 @@ def markdown(figures: dict[str, Any]) -> str:
              "as absent). ECE and operating points on the first seed.", ""]
     lines += _binary_rows(figures) + [""]
     lines += [_seed_line(s, seed_summary(figures, s)) for s in seeds]
+    lines += _large_line(figures.get("large_phantoms_ood"))
     lines += ["", "OOD guard on images unlike the training data (8-bit display rendering as "
               "`cxrclip score` reads them; all must be flagged):", ""]
     lines += markdown_rows(figures["ood_examples"]) + [""]
@@ -208,6 +236,7 @@ def card_summary(figures: dict[str, Any]) -> dict[str, Any]:
     return {"command": COMMAND, "seeds": figures["seeds"], "studies_per_seed": figures["studies_per_seed"],
             "per_seed": {s: seed_summary(figures, s) for s in figures["binary"]},
             "ood_examples": figures["ood_examples"],
+            "large_phantoms_ood": figures.get("large_phantoms_ood"),
             "pointing_all_frontal_cases": all_cases["findings"]["all"],
             "pointing_occlusion_subset": (subset or {}).get("findings", {}).get("all")}
 
@@ -245,6 +274,11 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"phantom image side in pixels (default: the model's input size, at least {IMAGE_SIZE})")
     parser.add_argument("--occlusion-cases", type=int, default=None,
                         help="pointing cases that also get the occlusion and agreement maps (default: all)")
+    parser.add_argument("--large-studies", type=int, default=LARGE_STUDIES,
+                        help=f"phantom studies drawn at --large-size for a false-OOD rate (default {LARGE_STUDIES}; "
+                             "0: none)")
+    parser.add_argument("--large-size", type=int, default=LARGE_SIZE,
+                        help=f"their image side in pixels (default {LARGE_SIZE}, as `cxrclip phantom` DICOMs)")
     parser.add_argument("--bank", default=None, help="sentence bank folder (default: assets/sentence_bank)")
     parser.add_argument("--card", action="store_true",
                         help="also write the figures into the model folder's card and MANIFEST.sha256")
@@ -255,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: measure, write ``trust_figures.json`` and ``trust_figures.md`` (and the card)."""
     args = _parser().parse_args(argv)
     run = TrustRun(args.model, Path(args.out), args.studies, args.size, args.occlusion_cases,
-                   Path(args.bank) if args.bank else None)
+                   Path(args.bank) if args.bank else None, args.large_studies, args.large_size)
     run.out.mkdir(parents=True, exist_ok=True)
     try:
         figures = measure(run)
