@@ -168,7 +168,8 @@ class OODGuard:
             arrays["text_reference"] = self.text_reference.astype(np.float16)
         np.savez_compressed(folder / OOD_ARRAYS, **arrays)
         info = {"format": FORMAT, "format_version": FORMAT_VERSION, "representation": self.representation,
-                "threshold": self.threshold, "prompt_threshold": self.prompt_threshold, **self.meta, "vocabulary": sorted(self.vocabulary)}
+                "threshold": self.threshold, "prompt_threshold": self.prompt_threshold, **self.meta,
+                "vocabulary": sorted(self.vocabulary)}
         (folder / OOD_JSON).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         return [folder / OOD_JSON, folder / OOD_ARRAYS]
 
