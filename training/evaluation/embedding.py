@@ -30,11 +30,12 @@ class SplitEmbeddings:
     unreadable: int
 
 
-def _embed(engine: Engine, views: list[ViewInput]) -> np.ndarray:
-    """Embeddings of ``views`` in chunks, without filling the engine's LRU cache with them."""
-    out = [engine.embed_images([v.pixels for v in views[i:i + CHUNK]])
-           for i in range(0, len(views), CHUNK)]
-    return np.concatenate(out) if out else np.zeros((0, engine.embed_dim), np.float32)
+def _vectors(engine: Engine, views: list[ViewInput]) -> tuple[np.ndarray, np.ndarray]:
+    """`Engine.image_vectors` of ``views`` in chunks, without filling the engine's LRU cache with them."""
+    chunks = [engine.image_vectors([v.pixels for v in views[i:i + CHUNK]]) for i in range(0, len(views), CHUNK)]
+    if not chunks:
+        return engine.image_vectors([])
+    return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
 
 
 def _read(manifest: Manifest, record: StudyRecord, relative: str) -> ViewInput | None:
@@ -72,7 +73,7 @@ def study_embeddings(engine: Engine, manifests: Sequence[Manifest], split: str) 
             records.append(record)
     if not views and not unreadable:
         raise ValueError(f"no studies with split {split!r} in {[str(m.root) for m in manifests]}")
-    return SplitEmbeddings(_embed(engine, views), records, unreadable)
+    return SplitEmbeddings(_vectors(engine, views)[0], records, unreadable)
 
 
 def all_view_vectors(engine: Engine, manifests: Sequence[Manifest], split: str | None = None
@@ -85,5 +86,4 @@ def all_view_vectors(engine: Engine, manifests: Sequence[Manifest], split: str |
             views += [v for v in (_read(manifest, record, rel) for rel in record.images) if v is not None]
     if not views:
         raise ValueError(f"no readable images (split {split!r}) in {[str(m.root) for m in manifests]}")
-    chunks = [engine.image_vectors([v.pixels for v in views[i:i + CHUNK]]) for i in range(0, len(views), CHUNK)]
-    return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+    return _vectors(engine, views)

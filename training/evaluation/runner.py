@@ -158,13 +158,13 @@ def zeroshot_binary(engine: Engine, image_emb: np.ndarray, records: list,
 def out_of_distribution(engine: Engine, manifests: list[Manifest], split: str) -> dict[str, Any]:
     """Share of the split's views (all of them) the model's OOD guard flags: in-distribution
     data should give about the guard's percentile (e.g. 0.5 %)."""
-    if engine.ood_guard is None:
-        return {"skipped": "the model folder has no ood.json/ood.npz (run `cxrclip calibrate`)"}
     guard = engine.ood_guard
+    if guard is None:
+        return {"skipped": "the model folder has no ood.json/ood.npz (run `cxrclip calibrate`)"}
     scores = guard.scores(guard.pick(*all_view_vectors(engine, manifests, split)))
-    return {"flagged": int((scores > engine.ood_guard.threshold).sum()), "n_views": int(len(scores)),
-            "false_ood_rate": float((scores > engine.ood_guard.threshold).mean()),
-            "threshold": engine.ood_guard.threshold, "score_p50": float(np.median(scores)),
+    flagged = scores > guard.threshold
+    return {"flagged": int(flagged.sum()), "n_views": int(len(scores)), "false_ood_rate": float(flagged.mean()),
+            "threshold": guard.threshold, "score_p50": float(np.median(scores)),
             "score_max": float(scores.max())}
 
 
