@@ -64,6 +64,11 @@ class DataConfig:
     # fracture 4 times as likely to be drawn (a study's weight is the largest of its findings'
     # multipliers, 1 without any). Epochs keep their length; {} draws every study once per epoch.
     oversample: dict[str, float] = field(default_factory=dict)
+    # Keep twins together: a training study whose id is another's plus this suffix (a phantom's
+    # intact twin, `cxrclip phantom generate --fracture-twins`: "-intact") is drawn right after
+    # it, and it right after the twin, so both land in one batch and the contrastive terms can
+    # only tell their reports apart by what the two images differ in. "" (default): off.
+    twin_suffix: str = ""
 
     def __post_init__(self) -> None:
         _at_least("data.num_workers", self.num_workers, 0)

@@ -82,3 +82,26 @@ def test_every_finding_is_visible_in_the_frontal_view(name: str) -> None:
     if name != "Fracture":
         changed = (np.abs(with_f["lateral"] - base["lateral"]) > 0.04).sum()
         assert changed >= 15, f"{name} barely changes the lateral view ({changed} pixels)"
+
+
+def test_intact_twin_differs_from_its_study_only_at_the_broken_rib() -> None:
+    from training.phantoms.study import TWIN_SUFFIX, intact_twin
+
+    rng = np.random.default_rng(3)
+    fracture = make_finding(rng, "Fracture")
+    edema = make_finding(rng, "Edema")
+    study = generate_study(SEED, INDEX, SIZE, findings=[fracture, edema])
+    twin = intact_twin(study, SIZE)
+    assert twin is not None and twin.study_id == study.study_id + TWIN_SUFFIX and twin.twin_of == study.study_id
+    assert [f.name for f in twin.findings] == ["Edema"]
+    assert twin.report.labels.get("Fracture") in (None, 0) and twin.report.labels["Edema"] == 1
+    assert np.array_equal(twin.images["lateral"], study.images["lateral"])    # the fracture is frontal only
+    changed = np.abs(twin.images["frontal"] - study.images["frontal"]) > 0.02
+    assert changed.sum() >= 15                                                # the rib is whole again
+    ys, xs = np.nonzero(changed)
+    boxes = np.array(study.regions["Fracture"]["frontal"]) * SIZE           # the broken rib's pieces
+    x0, y0 = boxes[:, :2].min(axis=0) - 2
+    x1, y1 = boxes[:, 2:].max(axis=0) + 2
+    assert ((xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)).all(), "the twin differs away from the rib"
+    assert "Fracture" not in twin.regions and "Edema" in twin.regions
+    assert intact_twin(generate_study(SEED, INDEX, SIZE, findings=[edema]), SIZE) is None

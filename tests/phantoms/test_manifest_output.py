@@ -48,3 +48,25 @@ def test_split_modes() -> None:
     for i in range(2000):
         counts[split_of(f"phantom-0-{i:06d}")] += 1
     assert 1700 < counts["train"] < 1900 and counts["validate"] > 50 and counts["test"] > 50
+
+
+def test_fracture_twins_follow_their_studies_in_the_same_split(tmp_path: Path) -> None:
+    import pytest
+
+    from training.phantoms.dataset import GenerateOptions, generate_dataset
+    from training.phantoms.findings import Finding
+    from training.phantoms.study import TWIN_SUFFIX
+
+    fracture = [Finding("Fracture", side="left", zone="mid", severity="moderate", kind="rib", params={"rib": 6})]
+    opts = GenerateOptions(out=tmp_path, seed=5, size=64, dicom=False, fracture_twins=True)
+    rows = generate_dataset(opts, studies=3, forced={0: [], 1: fracture, 2: []})
+    ids = [r["record"]["study_id"] for r in rows]
+    assert ids == ["phantom-5-000000", "phantom-5-000001", "phantom-5-000001" + TWIN_SUFFIX, "phantom-5-000002"]
+    records = {r.study_id: r for r in read_manifest(tmp_path).records}
+    study, twin = records["phantom-5-000001"], records["phantom-5-000001" + TWIN_SUFFIX]
+    assert study.labels["Fracture"] == 1 and twin.labels.get("Fracture") in (None, 0)
+    assert twin.split == study.split
+    truth = {json.loads(line)["study_id"]: json.loads(line) for line in (tmp_path / "ground_truth.jsonl").open()}
+    assert truth[twin.study_id]["twin_of"] == study.study_id and "twin_of" not in truth[study.study_id]
+    with pytest.raises(ValueError, match="--no-dicom"):
+        generate_dataset(GenerateOptions(out=tmp_path / "d", seed=5, size=64, fracture_twins=True), studies=1)

@@ -193,3 +193,36 @@ def test_balancing_weights_are_negatives_over_positives_capped():
     np.testing.assert_allclose(balancing_weights(vectors), [20, 20, 1, 20])
     np.testing.assert_allclose(balancing_weights(vectors, cap=100), [99, 99, 1, 48.5])
     np.testing.assert_allclose(balancing_weights(np.array([[1, 1], [0, 1], [0, 0]], np.float32)), [2, 1])
+
+
+def test_twin_partners_pair_ids_by_suffix():
+    from training.data.dataset import twin_partners
+
+    ids = ["a", "b-intact", "c", "a-intact", "b-intact-intact"]
+    assert twin_partners(ids, "-intact").tolist() == [3, 4, -1, 0, 1]
+    with pytest.raises(ValueError, match="suffix"):
+        twin_partners(ids, "")
+
+
+def test_sampler_draws_each_twin_right_after_its_study_and_keeps_the_epoch_length(toy_manifest):
+    ds = _dataset(toy_manifest)
+    n = len(ds)
+    partners = np.full(n, -1)
+    partners[0], partners[1] = 1, 0                     # studies 0 and 1 are twins
+    weights = np.ones(n)
+    weights[0] = 20.0
+    plain = EpochTaggedSampler(ds, num_replicas=1, rank=0, seed=2, weights=weights)
+    twins = EpochTaggedSampler(ds, num_replicas=1, rank=0, seed=2, weights=weights, partners=partners)
+    plain.set_epoch(1)
+    twins.set_epoch(1)
+    drawn, paired = [i for i, _ in plain], [i for i, _ in twins]
+    assert len(paired) == len(drawn)
+    expected = []
+    for i in drawn:                                     # the same draw with each twin inserted after
+        expected += [i, int(partners[i])] if partners[i] >= 0 else [i]
+    assert paired == expected[:len(drawn)]
+    assert any(paired[k:k + 2] == [0, 1] for k in range(len(paired) - 1))
+    twins.set_start(3)
+    assert [i for i, _ in twins] == paired[3:]          # resume mid-epoch
+    with pytest.raises(ValueError, match="partners"):
+        EpochTaggedSampler(ds, num_replicas=1, rank=0, seed=0, partners=np.array([-1]))

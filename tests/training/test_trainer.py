@@ -378,3 +378,16 @@ def test_stop_signal_checkpoints_at_the_step_and_resume_matches_uninterrupted(ov
     second.close()
     for key in ref:
         torch.testing.assert_close(got[key], ref[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_twin_suffix_gives_the_sampler_each_studys_twin(overrides_for, toy_manifest, tmp_path):
+    trainer = Trainer(load_config(None, overrides_for(toy_manifest, tmp_path / "run", **{"data.twin_suffix": "1"})))
+    ids = [record.study_id for _, record in trainer.train_loader.dataset.items]
+    partners = trainer.sampler.partners
+    for i, sid in enumerate(ids):        # toy ids: "train001" is the twin of "train00" when both exist
+        twin = ids.index(sid + "1") if sid + "1" in ids else (ids.index(sid[:-1]) if sid[:-1] in ids else -1)
+        assert partners[i] == twin
+    trainer.close()
+    plain = Trainer(load_config(None, overrides_for(toy_manifest, tmp_path / "plain")))
+    assert plain.sampler.partners is None
+    plain.close()

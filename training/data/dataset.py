@@ -217,16 +217,23 @@ class EpochTaggedSampler(DistributedSampler):
     replacement, with probability proportional to the weights, from a generator seeded by
     (seed, epoch): every rank draws the same list and takes its own stride of it, and an epoch
     keeps its length, so steps per epoch and resume are as without weights.
+    With ``partners`` (one per study: the index of its twin, or -1; ``data.twin_suffix``) each
+    drawn study with a twin is followed by that twin in the rank's list, which is then cut to
+    its usual length.
     """
 
     def __init__(self, dataset: Dataset, num_replicas: int, rank: int, seed: int,
-                 shuffle: bool = True, weights: np.ndarray | None = None) -> None:
+                 shuffle: bool = True, weights: np.ndarray | None = None,
+                 partners: np.ndarray | None = None) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle,
                          seed=seed, drop_last=True)
         self.start = 0
         if weights is not None and (len(weights) != len(dataset) or not np.all(np.asarray(weights) > 0)):
             raise ValueError(f"sampling weights: need {len(dataset)} positive weights, got {len(weights)}")
+        if partners is not None and len(partners) != len(dataset):
+            raise ValueError(f"twin partners: need {len(dataset)} entries, got {len(partners)}")
         self.probabilities = None if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
+        self.partners = partners
 
     def set_start(self, start: int) -> None:
         """Skip the first ``start`` samples of the next iteration only."""
@@ -234,14 +241,41 @@ class EpochTaggedSampler(DistributedSampler):
 
     def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
         indices = list(super().__iter__()) if self.probabilities is None else self._weighted_draw()
+        if self.partners is not None:
+            indices = self._with_twins(indices)
         indices = indices[self.start:]
         self.start = 0
         return iter([(i, self.epoch) for i in indices])
+
+    def _with_twins(self, indices: list[int]) -> list[int]:
+        """Each index followed by its twin's, cut to the original length."""
+        out: list[int] = []
+        for i in indices:
+            out.append(i)
+            if self.partners[i] >= 0:
+                out.append(int(self.partners[i]))
+            if len(out) >= len(indices):
+                break
+        return out[:len(indices)]
 
     def _weighted_draw(self) -> list[int]:
         rng = np.random.default_rng([self.seed, self.epoch])
         drawn = rng.choice(len(self.probabilities), size=self.total_size, replace=True, p=self.probabilities)
         return [int(i) for i in drawn[self.rank:self.total_size:self.num_replicas]]
+
+
+def twin_partners(study_ids: Sequence[str], suffix: str) -> np.ndarray:
+    """For each study, the index of its twin (the study whose id is its id plus ``suffix``, or
+    the one whose id it is minus ``suffix``), or -1 when it has none."""
+    if not suffix:
+        raise ValueError("twin suffix must not be empty")
+    position = {sid: i for i, sid in enumerate(study_ids)}
+    partners = np.full(len(study_ids), -1, dtype=np.int64)
+    for i, sid in enumerate(study_ids):
+        if sid.endswith(suffix) and sid[:-len(suffix)] in position:
+            j = position[sid[:-len(suffix)]]
+            partners[i], partners[j] = j, i
+    return partners
 
 
 class TrainCollate:

@@ -19,7 +19,8 @@ def run_generate(args: argparse.Namespace) -> int:
     """Handler of ``phantom generate``."""
     opts = GenerateOptions(out=Path(args.out), seed=args.seed, size=args.size,
                            dicom_size=args.dicom_size, png=args.png or args.no_dicom,
-                           dicom=not args.no_dicom, split=args.split)
+                           dicom=not args.no_dicom, split=args.split,
+                           fracture_twins=args.fracture_twins)
     start = time.perf_counter()
     generate_dataset(opts, args.studies, workers=args.workers, progress=_progress)
     took = time.perf_counter() - start
@@ -73,6 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     gen.add_argument("--workers", type=int, default=2, help="worker processes")
     gen.add_argument("--split", choices=SPLIT_CHOICES, default="hash",
                      help="'hash' = 90/5/5 by study id, or put every study in one split")
+    gen.add_argument("--fracture-twins", action="store_true",
+                     help="also write each study with a rib fracture without it (id + '-intact', same "
+                          "split; PNG only), for training with data.twin_suffix")
     gen.set_defaults(func=run_generate)
     smp = sub.add_parser("samples", help="regenerate the bundled assets/sample_studies")
     smp.add_argument("--out", default="assets/sample_studies")

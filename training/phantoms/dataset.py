@@ -26,7 +26,7 @@ import numpy as np
 from training.phantoms.dicom_io import build_dataset, study_tags, to_stored, write_dicom
 from training.phantoms.findings import Finding, chexpert_14
 from training.phantoms.regions import pixel_boxes
-from training.phantoms.study import GENERATOR_VERSION, PhantomStudy, generate_study
+from training.phantoms.study import GENERATOR_VERSION, PhantomStudy, generate_study, intact_twin
 
 SPLIT_CHOICES = ("hash", "train", "validate", "test")
 
@@ -42,6 +42,7 @@ class GenerateOptions:
     png: bool = True
     dicom: bool = True
     split: str = "hash"
+    fracture_twins: bool = False   # also write each fractured study's intact twin (PNG training sets)
 
 
 def split_of(study_id: str, mode: str = "hash") -> str:
@@ -86,9 +87,10 @@ def write_study(study: PhantomStudy, opts: GenerateOptions) -> dict[str, Any]:
     record = {"study_id": study.study_id, "images": images,
               "view_positions": [names["frontal"], "LATERAL"],
               "findings": study.report.findings, "impression": study.report.impression,
-              "labels": study.report.labels, "split": split_of(study.study_id, opts.split),
+              "labels": study.report.labels, "split": split_of(study.twin_of or study.study_id, opts.split),
               "dataset": "phantom"}
     truth = {"study_id": study.study_id, "seed": study.seed, "index": study.index,
+             **({"twin_of": study.twin_of} if study.twin_of else {}),
              "patient_id": tags.patient_id, "study_uid": tags.study_uid,
              "generator_version": GENERATOR_VERSION, "dicom_files": files,
              "findings": finding_rows(study, names, opts.size), "labels": study.report.labels,
@@ -108,11 +110,13 @@ def finding_rows(study: PhantomStudy, names: dict[str, str], size: int) -> list[
     return rows
 
 
-def _work(args: tuple[GenerateOptions, int, list[Finding] | None]) -> dict[str, Any]:
+def _work(args: tuple[GenerateOptions, int, list[Finding] | None]) -> list[dict[str, Any]]:
+    """One study's rows: the study, then its intact twin when asked for and it has a fracture."""
     opts, index, findings = args
     render = max(opts.size, opts.dicom_size or 0) if opts.dicom else opts.size
     study = generate_study(opts.seed, index, render, findings=findings)
-    return write_study(study, opts)
+    twin = intact_twin(study, render) if opts.fracture_twins else None
+    return [write_study(s, opts) for s in (study, twin) if s is not None]
 
 
 def _write_tables(out: Path, rows: list[dict[str, Any]], opts: GenerateOptions) -> None:
@@ -138,7 +142,8 @@ def _write_tables(out: Path, rows: list[dict[str, Any]], opts: GenerateOptions) 
 def generate_dataset(opts: GenerateOptions, studies: int, workers: int = 1,
                      forced: dict[int, list[Finding]] | None = None,
                      progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
-    """Generate ``studies`` studies into ``opts.out``; returns the per-study rows in order.
+    """Generate ``studies`` studies into ``opts.out``; returns the per-study rows in order
+    (with ``opts.fracture_twins`` an intact twin's row follows its study's, in the same split).
 
     With ``workers > 1`` studies are rendered in spawned processes (safe next to torch);
     scripts that call this must do so under ``if __name__ == "__main__":``. The output is
@@ -148,20 +153,23 @@ def generate_dataset(opts: GenerateOptions, studies: int, workers: int = 1,
         raise ValueError(f"--studies must be at least 1, got {studies}")
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
+    if opts.fracture_twins and opts.dicom:
+        raise ValueError("--fracture-twins writes training PNGs only (a twin would repeat its "
+                         "study's DICOM identifiers): add --no-dicom")
     opts.out.mkdir(parents=True, exist_ok=True)
     jobs = [(opts, i, (forced or {}).get(i)) for i in range(studies)]
     rows: list[dict[str, Any]] = []
     if workers == 1:
-        iterator = map(_work, jobs)
-        for row in iterator:
-            rows.append(row)
+        for done, study_rows in enumerate(map(_work, jobs), start=1):
+            rows.extend(study_rows)
             if progress:
-                progress(len(rows), studies)
+                progress(done, studies)
     else:
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            for row in pool.imap(_work, jobs, chunksize=max(1, min(16, studies // (4 * workers)))):
-                rows.append(row)
+            chunks = max(1, min(16, studies // (4 * workers)))
+            for done, study_rows in enumerate(pool.imap(_work, jobs, chunksize=chunks), start=1):
+                rows.extend(study_rows)
                 if progress:
-                    progress(len(rows), studies)
+                    progress(done, studies)
     _write_tables(opts.out, rows, opts)
     return rows

@@ -22,6 +22,8 @@ from training.phantoms.report import Report, write_report
 
 GENERATOR_VERSION = "1.3"
 VIEWS = ("frontal", "lateral")
+# Id suffix of a study's intact twin: the same study with its rib fracture left out (``intact_twin``).
+TWIN_SUFFIX = "-intact"
 
 
 @dataclass
@@ -37,11 +39,12 @@ class PhantomStudy:
     visit: int = 0               # 0 = the study of (seed, index); k > 0 = its k-th prior
     base_anatomy: Anatomy | None = None   # the patient's anatomy before findings adapt it
     regions: ViewRegions = field(default_factory=dict)   # finding -> view -> normalised boxes
+    twin_of: str | None = None   # the study this one is the fracture-free twin of (``intact_twin``)
 
     @property
     def study_id(self) -> str:
-        """``phantom-<seed>-<index>``, unique per seed and index."""
-        return f"phantom-{self.seed}-{self.index:06d}"
+        """``phantom-<seed>-<index>``, unique per seed and index; a twin adds ``TWIN_SUFFIX``."""
+        return f"phantom-{self.seed}-{self.index:06d}" + (TWIN_SUFFIX if self.twin_of else "")
 
     @property
     def frontal_position(self) -> str:
@@ -80,12 +83,14 @@ def _record_anatomy(recorder: RegionRecorder, layers: Layers, anat: Anatomy,
 
 def render_views(anat: Anatomy, findings: list[Finding], size: int, seed: int,
                  index: int, visit: int = 0,
-                 recorder: RegionRecorder | None = None) -> dict[str, np.ndarray]:
+                 recorder: RegionRecorder | None = None,
+                 break_rib: bool = True) -> dict[str, np.ndarray]:
     """Render the frontal and lateral views (float32 in [0, 1], 1 = white); with a
-    ``recorder``, also note each finding's region per view (the pixels are the same)."""
+    ``recorder``, also note each finding's region per view (the pixels are the same).
+    ``break_rib=False`` draws a Fracture finding's rib whole (the intact twin)."""
     fracture = None
     for f in findings:
-        if f.name == "Fracture":
+        if f.name == "Fracture" and break_rib:
             fracture = {"side": f.side, "rib": f.params.get("rib", 6), "at": 0.45,
                         "step": 0.012 + 0.006 * f.level, "angle": 5.0 + 3.0 * f.level}
     out = {}
@@ -131,3 +136,26 @@ def generate_study(seed: int, index: int, size: int = 512,
     return PhantomStudy(seed=seed, index=index, anatomy=anat, findings=gt, report=report,
                         images=images, visit=visit, base_anatomy=base,
                         regions=recorder.regions if recorder else {})
+
+
+def intact_twin(study: PhantomStudy, size: int) -> PhantomStudy | None:
+    """The study without its rib fracture, or None when it has none.
+
+    Every other pixel source is kept (anatomy, the other findings' shapes, noise), so the two
+    frontal views differ only at the broken rib; the report and labels are written for the
+    findings without the fracture. Training draws a study and its twin into one batch
+    (``data.twin_suffix``), so telling their reports apart needs the fracture.
+    """
+    if not any(f.name == "Fracture" for f in study.findings):
+        return None
+    if study.visit:
+        raise ValueError("an intact twin is made from a current study (visit 0)")
+    kept = [f for f in study.findings if f.name != "Fracture"]
+    report = write_report(kept, _rng(study.seed, study.index, 9))
+    recorder = RegionRecorder()
+    images = render_views(study.anatomy, study.findings, size, study.seed, study.index,
+                          recorder=recorder, break_rib=False)
+    regions = {name: boxes for name, boxes in recorder.regions.items() if name != "Fracture"}
+    return PhantomStudy(seed=study.seed, index=study.index, anatomy=study.anatomy, findings=kept,
+                        report=report, images=images, base_anatomy=study.base_anatomy,
+                        regions=regions, twin_of=study.study_id)

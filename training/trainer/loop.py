@@ -20,7 +20,7 @@ from cxrclip.losses import CXRClipLoss, LossOutput, dense_label_loss, head_label
 from cxrclip.model import CXRClip
 from training.config import ExperimentConfig
 from training.data.augment import TrainAugment
-from training.data.dataset import EpochTaggedSampler, StudyPairDataset, TrainCollate
+from training.data.dataset import EpochTaggedSampler, StudyPairDataset, TrainCollate, twin_partners
 from training.data.manifest import read_manifest
 from training.data.text import (LABEL_LOSS_FINDINGS, balancing_weights, label_prompt_pairs, label_vector,
                                 oversampling_weights)
@@ -217,7 +217,7 @@ class Trainer:
                                     if needs_labels else None)
         weights = self._oversampling(self.train_label_vectors)
         self.sampler = EpochTaggedSampler(dataset, self.rt.world_size, self.rt.rank, cfg.train.seed,
-                                          weights=weights)
+                                          weights=weights, partners=self._twins(dataset))
         workers = cfg.data.num_workers
         generator = torch.Generator().manual_seed(cfg.train.seed)
         return DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=self.sampler,
@@ -226,6 +226,15 @@ class Trainer:
                           pin_memory=self.rt.device.type == "cuda",
                           persistent_workers=workers > 0, worker_init_fn=worker_init,
                           prefetch_factor=4 if workers > 0 else None)
+
+    def _twins(self, dataset: StudyPairDataset) -> np.ndarray | None:
+        """``data.twin_suffix``: each training study's twin index (-1: none), or None when off."""
+        if not self.cfg.data.twin_suffix:
+            return None
+        partners = twin_partners([record.study_id for _, record in dataset.items], self.cfg.data.twin_suffix)
+        log.info("twins (suffix %r): %d pairs among %d training studies", self.cfg.data.twin_suffix,
+                 int((partners >= 0).sum()) // 2, len(partners))
+        return partners
 
     def _oversampling(self, vectors: np.ndarray | None) -> np.ndarray | None:
         """``data.oversample`` as one sampling weight per training study (None: uniform)."""
