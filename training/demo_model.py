@@ -95,7 +95,13 @@ class DemoBuild:
 
     @property
     def finetune_dir(self) -> Path:
-        return self.work / "finetune"
+        """The stage-2 set; ``finetune-twins`` when the stage-2 config draws fracture twins together."""
+        return self.work / ("finetune-twins" if self.finetune_twins else "finetune")
+
+    @property
+    def finetune_twins(self) -> bool:
+        """Whether stage 2 trains with fracture twins (its config sets ``data.twin_suffix``)."""
+        return finetune_summary(self.finetune_config)["twins"]
 
     @property
     def run_dir(self) -> Path:
@@ -129,20 +135,22 @@ def _cxrclip(*args: str) -> None:
 def generate_data(build: DemoBuild, train_stage1: bool = True, train_stage2: bool = True) -> None:
     """The phantom sets the build needs (training sets only for the stages that train)."""
     size, large = build.image_size, build.large_size
-    sets = [(build.heldout_dir, build.heldout_studies, build.heldout_seed, "test", size),
-            (build.val_dir, build.val_studies, build.val_seed, "validate", size),
-            (build.ood_dir, build.ood_studies, build.ood_seed, "validate", size),
-            (build.ood_large_dir, build.ood_large_studies, build.ood_large_seed, "validate", large),
-            (build.val_large_dir, build.val_large_studies, build.val_large_seed, "validate", large)]
+    sets = [(build.heldout_dir, build.heldout_studies, build.heldout_seed, "test", size, False),
+            (build.val_dir, build.val_studies, build.val_seed, "validate", size, False),
+            (build.ood_dir, build.ood_studies, build.ood_seed, "validate", size, False),
+            (build.ood_large_dir, build.ood_large_studies, build.ood_large_seed, "validate", large, False),
+            (build.val_large_dir, build.val_large_studies, build.val_large_seed, "validate", large, False)]
     if train_stage1:
-        sets.append((build.train_dir, build.train_studies, build.train_seed, "hash", size))
+        sets.append((build.train_dir, build.train_studies, build.train_seed, "hash", size, False))
     if train_stage2:
-        sets.append((build.finetune_dir, build.finetune_studies, build.finetune_seed, "hash", size))
-    for out, studies, seed, split, side in sets:
+        sets.append((build.finetune_dir, build.finetune_studies, build.finetune_seed, "hash", size,
+                     build.finetune_twins))
+    for out, studies, seed, split, side, twins in sets:
         if (out / "manifest.json").is_file():
             continue
         _cxrclip("phantom", "generate", "--out", _shown(out), "--studies", str(studies), "--seed", str(seed),
-                 "--png", "--no-dicom", "--size", str(side), "--workers", "2", "--split", split)
+                 "--png", "--no-dicom", "--size", str(side), "--workers", "2", "--split", split,
+                 *(["--fracture-twins"] if twins else []))
 
 
 class TrainingStopped(RuntimeError):
@@ -338,7 +346,7 @@ def finetune_summary(config: Path = FINETUNE_CONFIG) -> dict:
     return {"steps": cfg.train.max_steps, "lr": float(cfg.optim.lr),
             "label_weight": float(cfg.loss.label_weight), "label_balance": bool(cfg.loss.label_balance),
             "unit_contrast": bool(cfg.loss.label_unit_contrast), "oversample": dict(cfg.data.oversample),
-            "augmented": bool(augmented), **_head_summary(cfg.loss)}
+            "augmented": bool(augmented), "twins": bool(cfg.data.twin_suffix), **_head_summary(cfg.loss)}
 
 
 def _head_summary(loss) -> dict:
@@ -397,6 +405,9 @@ def _stage_two_text(tune: dict) -> str:
         extras.append(f"a linear label head on the image embeddings (weight {tune['head_weight']:g}) on "
                       f"{', '.join(tune['head_findings'])}{_VIEWS_TEXT.get(tune['head_views'], '')}")
     extras += [f"studies with {name} drawn {factor:g} times as often" for name, factor in tune["oversample"].items()]
+    if tune.get("twins"):
+        extras.append("each study with a rib fracture drawn into one batch with its intact twin (the same "
+                      "phantom without the fracture)")
     if not tune["augmented"]:
         extras.append("no augmentation")
     return label + "".join(f", {e}" for e in extras)

@@ -203,3 +203,23 @@ def test_the_ood_guard_sets_include_phantoms_drawn_at_1024_px(tmp_path, monkeypa
     ood_data = [call[i + 1] for i, a in enumerate(call) if a == "--ood-data"]
     assert [Path(p).name for p in ood_data] == ["ood", "ood-1024"]
     assert Path(call[call.index("--ood-threshold-data") + 1]).name == "val-1024"
+
+
+def test_the_stage_two_set_has_fracture_twins_when_its_config_draws_them(tmp_path, monkeypatch):
+    import dataclasses
+
+    from training import demo_model
+
+    calls = []
+    monkeypatch.setattr(demo_model, "_cxrclip", lambda *args: calls.append(args))
+    build, _, _ = demo_model.parse_args(["--work", str(tmp_path), "--out", str(tmp_path / "out")])
+    for suffix, folder in (("-intact", "finetune-twins"), ("", "finetune")):
+        config = tmp_path / f"stage2{suffix}.yaml"
+        config.write_text(f"base: {demo_model.FINETUNE_CONFIG}\ndata: {{twin_suffix: '{suffix}'}}\n")
+        calls.clear()
+        demo_model.generate_data(dataclasses.replace(build, finetune_config=config), train_stage1=False)
+        (call,) = [c for c in calls if c[c.index("--seed") + 1] == str(build.finetune_seed)]
+        assert Path(call[call.index("--out") + 1]).name == folder
+        assert ("--fracture-twins" in call) == bool(suffix)
+        text = demo_model._stage_two_text(demo_model.finetune_summary(config))
+        assert ("intact twin" in text) == bool(suffix)

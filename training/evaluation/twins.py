@@ -1,0 +1,113 @@
+"""Paired fracture test: does the model see the rib break when nothing else changes?
+
+A phantom set written with ``cxrclip phantom generate --fracture-twins`` holds, beside each
+study with a rib fracture, its intact twin: the same pixels but the rib drawn whole
+(docs/phantoms.md). Scoring both frontal views with the viewer's zero-shot recipe
+(`Engine.zero_shot_classifier`, raw probabilities) gives two figures:
+
+- **paired win rate**: the share of pairs in which the fractured view scores higher than its
+  twin (0.5 = the model does not see the break; ties count half);
+- **across patients**: the usual AUROC of the same score over the set's own studies (twins
+  left out), where the break must stand out against everything else that differs.
+
+A high win rate with a low AUROC says the image feature is there but small next to what
+varies between patients. To say what varies, the command also lists, over the studies
+labelled without a fracture, the mean score of those with each other finding against those
+without it (**confounders**, largest gap first; findings with at least 5 such studies).
+
+    python -m training.evaluation.twins --model DIR --data DIR [--split validate] [--out FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from cxrclip.engine import Engine
+from training.data.manifest import read_manifest
+from training.evaluation import metrics
+from training.evaluation.embedding import study_embeddings
+from training.phantoms.study import TWIN_SUFFIX
+
+FINDING = "Fracture"
+MIN_CONFOUNDER_STUDIES = 5
+
+
+def twin_pairs(study_ids: Sequence[str], suffix: str = TWIN_SUFFIX) -> list[tuple[int, int]]:
+    """(study index, twin index) for every study whose twin is also in ``study_ids``."""
+    position = {sid: i for i, sid in enumerate(study_ids)}
+    return [(i, position[sid + suffix]) for i, sid in enumerate(study_ids) if sid + suffix in position]
+
+
+def paired_win_rate(scores: np.ndarray, pairs: Sequence[tuple[int, int]]) -> float:
+    """Share of pairs whose first member scores above the second (ties count half)."""
+    if not pairs:
+        raise ValueError("no study-twin pairs: write the set with `cxrclip phantom generate --fracture-twins`")
+    first, second = (np.asarray(scores)[list(idx)] for idx in zip(*pairs))
+    return float(np.mean((first > second) + 0.5 * (first == second)))
+
+
+def confounders(scores: np.ndarray, labels: Sequence[dict[str, int]], finding: str = FINDING,
+                minimum: int = MIN_CONFOUNDER_STUDIES) -> list[dict[str, Any]]:
+    """Over studies labelled 0 for ``finding``: for each other finding present (label 1) in at
+    least ``minimum`` and absent in at least ``minimum`` of them, the mean score with and without
+    it; largest gap first."""
+    negatives = [i for i, row in enumerate(labels) if row.get(finding) == 0]
+    others = sorted({name for i in negatives for name in labels[i] if name not in (finding, "No Finding")})
+    rows = []
+    for name in others:
+        present = np.array([labels[i].get(name) == 1 for i in negatives])
+        if present.sum() < minimum or (~present).sum() < minimum:
+            continue
+        with_it, without = scores[negatives][present], scores[negatives][~present]
+        rows.append({"finding": name, "studies": int(present.sum()), "mean_with": float(with_it.mean()),
+                     "mean_without": float(without.mean()), "gap": float(with_it.mean() - without.mean())})
+    return sorted(rows, key=lambda r: -r["gap"])
+
+
+def paired_test(engine: Engine, data: Path, split: str) -> dict[str, Any]:
+    """The two figures of the module docstring for one model and one set."""
+    split_emb = study_embeddings(engine, [read_manifest(data)], split)
+    classifier = engine.zero_shot_classifier([FINDING])
+    scores = classifier.probabilities(split_emb.embeddings, calibrated=False)[:, classifier.names.index(FINDING)]
+    ids = [r.study_id for r in split_emb.records]
+    pairs = twin_pairs(ids)
+    originals = [i for i, sid in enumerate(ids) if not sid.endswith(TWIN_SUFFIX)]
+    labels = np.array([(split_emb.records[i].labels or {}).get(FINDING) for i in originals], dtype=object)
+    known = np.isin(labels, (0, 1))
+    across = metrics.binary_metrics(scores[originals][known], labels[known].astype(int))["auroc"]
+    gaps = np.array([scores[a] - scores[b] for a, b in pairs])
+    return {"finding": FINDING, "pairs": len(pairs), "paired_win_rate": paired_win_rate(scores, pairs),
+            "mean_score_gap": float(gaps.mean()), "auroc_across_patients": across,
+            "studies_across_patients": int(known.sum()), "unreadable": split_emb.unreadable,
+            "confounders": confounders(scores[originals], [split_emb.records[i].labels or {} for i in originals])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.evaluation.twins", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="model folder or training checkpoint")
+    parser.add_argument("--data", required=True, help="phantom set written with --fracture-twins")
+    parser.add_argument("--split", default="validate", help="manifest split (default: validate)")
+    parser.add_argument("--out", help="also write the figures as JSON here")
+    args = parser.parse_args(argv)
+    try:
+        result = paired_test(Engine.load(args.model, device="cpu"), Path(args.data), args.split)
+    except (OSError, ValueError) as exc:
+        parser.exit(2, f"twins: {exc}\n")
+    print(f"{result['finding']}: paired win rate {result['paired_win_rate']:.3f} over {result['pairs']} pairs "
+          f"(mean score gap {result['mean_score_gap']:+.4f}); AUROC across patients "
+          f"{result['auroc_across_patients']:.3f} over {result['studies_across_patients']} studies")
+    print("score of studies without a fracture, with / without each other finding (largest gap first):")
+    for row in result["confounders"]:
+        print(f"  {row['finding']:<28} {row['mean_with']:.3f} / {row['mean_without']:.3f}  "
+              f"(gap {row['gap']:+.3f}, {row['studies']} studies)")
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
