@@ -69,8 +69,9 @@ def label_prompt_loss(image_emb: torch.Tensor, positive_emb: torch.Tensor, negat
     0 (absent) or NaN (unknown: left out of the mean). 0 when no label is known.
     ``positive_weight`` (F) multiplies the terms of present labels, finding by finding (e.g.
     negatives / positives of the training labels, so that a rare finding counts as much as
-    its absence); ``finding_weight`` (F) multiplies every term of a finding, present or
-    absent (a finding that needs more of the gradient). The mean is weighted the same way.
+    its absence); ``finding_weight`` (F, or B x F per study: `hard_negative_weights`) multiplies
+    every term of a finding, present or absent (a finding that needs more of the gradient).
+    The mean is weighted the same way.
     ``unit_contrast`` scores along the unit vector of ``P_f - N_f``: ``s * I @ (P_f - N_f) /
     |P_f - N_f|``. Same ranking of views as the recipe's logit, but the image side's gradient
     no longer shrinks with the distance between the prompts, which collapses for a finding the
@@ -144,6 +145,18 @@ def _contrast(positive_emb: torch.Tensor, negative_emb: torch.Tensor, unit: bool
     """``P - N`` per finding (F x D), or its unit vector."""
     contrast = positive_emb - negative_emb
     return contrast / contrast.norm(dim=-1, keepdim=True).clamp_min(1e-6) if unit else contrast
+
+
+def hard_negative_weights(labels: torch.Tensor, rules: list[tuple[int, int, float]]) -> torch.Tensor:
+    """B x F multipliers of the label terms (``loss.hard_negatives``): for each rule (finding f,
+    finding g, factor), a study labelled 0 for f and 1 for g weighs ``factor`` in f's entry
+    (a negative of f that looks like it: a pleural plaque for a rib fracture). 1 elsewhere;
+    factors of several rules that meet multiply."""
+    weight = torch.ones_like(labels, dtype=torch.float32)
+    for f, g, factor in rules:
+        hit = (labels[:, f] == 0) & (labels[:, g] == 1)
+        weight[:, f] = torch.where(hit, weight[:, f] * factor, weight[:, f])
+    return weight
 
 
 def _weighted_bce(logits: torch.Tensor, labels: torch.Tensor, positive_weight: torch.Tensor | None,

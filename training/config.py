@@ -138,6 +138,11 @@ class LossConfig:
     # trains all 13.
     head_finding_weights: dict[str, float] = field(default_factory=dict)
     head_views: str = "each"
+    # Hard negatives of the label terms (label term, head, dense term): {Fracture: {Pleural Other:
+    # 5.0}} makes a study labelled without a fracture but with a pleural finding weigh 5 times in
+    # fracture's entries (`cxrclip.losses.hard_negative_weights`): the negatives a finding is
+    # confused with (`python -m training.evaluation.twins` lists them). Factors >= 1.
+    hard_negatives: dict[str, dict[str, float]] = field(default_factory=dict)
     # Weight of `cxrclip.losses.dense_label_loss` (0: off): the label term scored at every
     # feature-map location and pooled by a smooth maximum, so a finding's evidence sits where
     # the finding is (heatmaps). Shares the label sentences and the weights above.
@@ -157,6 +162,9 @@ class LossConfig:
         _choice("loss.label_views", self.label_views, LABEL_VIEWS)
         _check_findings("loss.head_finding_weights", self.head_finding_weights, 0.0)
         _choice("loss.head_views", self.head_views, LABEL_VIEWS)
+        _check_findings("loss.hard_negatives", {name: 1.0 for name in self.hard_negatives}, 0.0)
+        for name, lookalikes in self.hard_negatives.items():
+            _check_findings(f"loss.hard_negatives.{name}", lookalikes, 1.0)
 
 
 @dataclass

@@ -337,3 +337,24 @@ def test_dense_label_loss_weights_and_refuses_bad_input_like_the_pooled_term():
         dense_label_loss(fmap, pos, neg, labels, 3.0, sharpness=0.0)
     with pytest.raises(ValueError, match="expected B x D"):
         dense_label_loss(fmap, pos, neg, labels[:2], 3.0)
+
+
+def test_hard_negative_weights_raise_a_findings_negatives_that_carry_its_look_alike():
+    from cxrclip.losses import _weighted_bce, hard_negative_weights
+
+    nan = float("nan")
+    # findings: 0 = fracture, 1 = pleural other, 2 = edema
+    labels = torch.tensor([[0.0, 1.0, 0.0],     # no fracture, a plaque: a hard negative of fracture
+                           [1.0, 1.0, 0.0],     # fracture and plaque: a positive, unchanged
+                           [0.0, 0.0, 1.0],     # no fracture, no plaque
+                           [nan, 1.0, 1.0]])    # fracture unknown
+    weight = hard_negative_weights(labels, [(0, 1, 5.0), (0, 2, 2.0)])
+    assert weight.tolist() == [[5.0, 1.0, 1.0], [1.0, 1.0, 1.0], [2.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+    assert hard_negative_weights(labels, [(0, 1, 5.0), (0, 1, 3.0)])[0, 0] == 15.0   # rules that meet multiply
+    logits = torch.zeros(4, 3)
+    logits[0, 0] = 3.0                           # the hard negative is scored confidently positive
+    plain, hard = _weighted_bce(logits, labels, None, None), _weighted_bce(logits, labels, None, weight)
+    terms = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.nan_to_num(0.0), reduction="none")
+    known = ~torch.isnan(labels)
+    assert float(hard) == pytest.approx(float((terms * weight)[known].sum() / weight[known].sum()))
+    assert float(hard) > float(plain)

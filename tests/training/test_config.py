@@ -40,6 +40,10 @@ def test_demo_config_resolves_minilm_package(repo_root, minilm_dir):
     ("loss.head_finding_weights.Fractures=1", r"loss.head_finding_weights: unknown finding 'Fractures'"),
     ("optim.head_lr=0", r"optim.head_lr=0.0 must be > 0 \(or null: optim.lr\)"),
     ("loss.head_views=lateral", r"loss.head_views='lateral' is not allowed; choose one of \['each', 'max', 'frontal'\]"),
+    ("loss.hard_negatives.Fractur.Edema=2", r"loss.hard_negatives: unknown finding 'Fractur'; allowed: .*Fracture"),
+    ("loss.hard_negatives.Fracture.Edemas=2", r"loss.hard_negatives.Fracture: unknown finding 'Edemas'"),
+    ("loss.hard_negatives.Fracture.Edema=0.5", r"loss.hard_negatives.Fracture.Edema=0.5 must be >= 1.0"),
+    ("loss.hard_negatives.Fracture=2", r"'loss.hard_negatives.Fracture': Value 2 \(int\) is incompatible"),
     ("loss.clip_weight=0 loss.i2i_weight=0 loss.t2t_weight=0", r"loss: every term has weight 0 \(clip_weight"),
 ])
 def test_bad_keys_and_values_are_named(override, message):

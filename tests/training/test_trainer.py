@@ -391,3 +391,26 @@ def test_twin_suffix_gives_the_sampler_each_studys_twin(overrides_for, toy_manif
     plain = Trainer(load_config(None, overrides_for(toy_manifest, tmp_path / "plain")))
     assert plain.sampler.partners is None
     plain.close()
+
+
+def test_hard_negatives_weigh_a_findings_look_alike_negatives_in_the_label_terms(overrides_for, toy_manifest,
+                                                                                   tmp_path):
+    from training.data.text import LABEL_LOSS_FINDINGS
+
+    overrides = overrides_for(toy_manifest, tmp_path / "run", **{"loss.label_weight": 1.0,
+                                                                 "loss.hard_negatives.Fracture.Pleural Other": 4.0})
+    trainer = Trainer(load_config(None, overrides))
+    f, g = LABEL_LOSS_FINDINGS.index("Fracture"), LABEL_LOSS_FINDINGS.index("Pleural Other")
+    assert trainer.hard_negative_rules == [(f, g, 4.0)]
+    labels = torch.zeros(2, len(LABEL_LOSS_FINDINGS))
+    labels[0, g] = 1.0                                   # study 0: no fracture, a pleural plaque
+    per_study = trainer._per_study(torch.full((len(LABEL_LOSS_FINDINGS),), 2.0), labels)
+    assert per_study[0, f] == 8.0 and per_study[1, f] == 2.0 and per_study[0, g] == 2.0
+    batch = next(iter(trainer.train_loader))
+    batch.pop("skipped"), batch.pop("study_ids")
+    trainer.model.eval()
+    batch["labels"][:, f], batch["labels"][:, g] = 0.0, 1.0    # every study a hard negative of fracture
+    hard = float(trainer.compute_loss(batch).label)
+    trainer.hard_negative_rules = []
+    assert hard != pytest.approx(float(trainer.compute_loss(batch).label), rel=1e-4)
+    trainer.close()

@@ -16,7 +16,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from cxrclip.losses import CXRClipLoss, LossOutput, dense_label_loss, head_label_loss, label_prompt_loss
+from cxrclip.losses import (CXRClipLoss, LossOutput, dense_label_loss, hard_negative_weights, head_label_loss,
+                            label_prompt_loss)
 from cxrclip.model import CXRClip
 from training.config import ExperimentConfig
 from training.data.augment import TrainAugment
@@ -104,6 +105,7 @@ class Trainer:
         loss = config.loss
         self.label_finding_weight = self._finding_weight("loss.label_finding_weights", loss.label_finding_weights)
         self.head_finding_weight = self._finding_weight("loss.head_finding_weights", loss.head_finding_weights)
+        self.hard_negative_rules = self._hard_negative_rules(loss.hard_negatives)
         self.val_dataset = self._build_val_dataset()
         self.micro_per_epoch = len(self.train_loader)
         if self.micro_per_epoch < config.train.grad_accum_steps:
@@ -208,6 +210,23 @@ class Trainer:
         log.info("%s: %s", key, weight)
         return torch.tensor(weight, device=self.rt.device)
 
+    @staticmethod
+    def _hard_negative_rules(named: dict[str, dict[str, float]]) -> list[tuple[int, int, float]]:
+        """``loss.hard_negatives`` as (finding index, look-alike index, factor) rules."""
+        index = {name: i for i, name in enumerate(LABEL_LOSS_FINDINGS)}
+        rules = [(index[f], index[g], float(factor)) for f, lookalikes in named.items()
+                 for g, factor in lookalikes.items()]
+        if rules:
+            log.info("hard negatives: %s", named)
+        return rules
+
+    def _per_study(self, finding_weight: torch.Tensor | None, labels: torch.Tensor) -> torch.Tensor | None:
+        """A finding-weight vector times this batch's hard-negative multipliers (B x F), if any."""
+        if not self.hard_negative_rules:
+            return finding_weight
+        hard = hard_negative_weights(labels, self.hard_negative_rules)
+        return hard if finding_weight is None else hard * finding_weight
+
     def _build_loader(self) -> DataLoader:
         cfg = self.cfg
         augment = TrainAugment(cfg.augment, self.model.config.preprocess.image_size)
@@ -303,7 +322,8 @@ class Trainer:
         labels, scale = labels.to(self.rt.device), emb["logit_scale"].detach()
         if self.cfg.loss.label_weight > 0 or self.cfg.loss.dense_label_weight > 0:
             pos, neg = self._label_sentence_embeddings()
-        weights = {"positive_weight": self.label_positive_weight, "finding_weight": self.label_finding_weight,
+        weights = {"positive_weight": self.label_positive_weight,
+                   "finding_weight": self._per_study(self.label_finding_weight, labels),
                    "unit_contrast": self.cfg.loss.label_unit_contrast}
         if self.cfg.loss.label_weight > 0:
             label = self._views_label_loss(emb, lambda views: label_prompt_loss(views, pos, neg, labels, scale,
@@ -314,7 +334,8 @@ class Trainer:
         if self.label_head is not None:
             head = self._views_label_loss(emb, lambda views: head_label_loss(
                 views, self.label_head.weight, self.label_head.bias, labels,
-                self.label_positive_weight, self.head_finding_weight), frontal, self.cfg.loss.head_views)
+                self.label_positive_weight, self._per_study(self.head_finding_weight, labels)), frontal,
+                self.cfg.loss.head_views)
             losses.total = losses.total + self.cfg.loss.head_label_weight * head
             losses.head_label = head
         if self.cfg.loss.dense_label_weight > 0:
