@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from cxrclip.engine import Engine
+from training.data.dataset import twin_partners
 from training.data.manifest import read_manifest
 from training.evaluation import metrics
 from training.evaluation.embedding import study_embeddings
@@ -37,9 +38,10 @@ MIN_CONFOUNDER_STUDIES = 5
 
 
 def twin_pairs(study_ids: Sequence[str], suffix: str = TWIN_SUFFIX) -> list[tuple[int, int]]:
-    """(study index, twin index) for every study whose twin is also in ``study_ids``."""
-    position = {sid: i for i, sid in enumerate(study_ids)}
-    return [(i, position[sid + suffix]) for i, sid in enumerate(study_ids) if sid + suffix in position]
+    """(study index, twin index) for every study whose twin is also in ``study_ids`` (the
+    trainer's `twin_partners`, each pair once, from the study's side)."""
+    partners = twin_partners(study_ids, suffix)
+    return [(i, int(j)) for i, j in enumerate(partners) if j >= 0 and study_ids[j] == study_ids[i] + suffix]
 
 
 def paired_win_rate(scores: np.ndarray, pairs: Sequence[tuple[int, int]]) -> float:
@@ -76,14 +78,15 @@ def paired_test(engine: Engine, data: Path, split: str) -> dict[str, Any]:
     ids = [r.study_id for r in split_emb.records]
     pairs = twin_pairs(ids)
     originals = [i for i, sid in enumerate(ids) if not sid.endswith(TWIN_SUFFIX)]
-    labels = np.array([(split_emb.records[i].labels or {}).get(FINDING) for i in originals], dtype=object)
+    study_labels = [split_emb.records[i].labels or {} for i in originals]
+    labels = np.array([row.get(FINDING) for row in study_labels], dtype=object)
     known = np.isin(labels, (0, 1))
     across = metrics.binary_metrics(scores[originals][known], labels[known].astype(int))["auroc"]
     gaps = np.array([scores[a] - scores[b] for a, b in pairs])
     return {"finding": FINDING, "pairs": len(pairs), "paired_win_rate": paired_win_rate(scores, pairs),
             "mean_score_gap": float(gaps.mean()), "auroc_across_patients": across,
             "studies_across_patients": int(known.sum()), "unreadable": split_emb.unreadable,
-            "confounders": confounders(scores[originals], [split_emb.records[i].labels or {} for i in originals])}
+            "confounders": confounders(scores[originals], study_labels)}
 
 
 def main(argv: list[str] | None = None) -> int:
