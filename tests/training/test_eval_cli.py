@@ -29,7 +29,15 @@ def test_train_then_eval(overrides_for, toy_manifest, tmp_path, capsys):
     r = res["retrieval"]["image_to_text"]
     assert r["R@1"] <= r["R@5"] <= r["R@10"] == 1.0  # only 6 texts: R@10 must be 1
     assert set(res["binary"]) == {"Edema", "Pleural Effusion"}
-    assert "retrieval.image_to_text.R@1" in capsys.readouterr().out
+    macro = res["binary_macro"]
+    scored = [f for f in ("Edema", "Pleural Effusion") if "auroc" in res["binary"][f]]
+    assert scored and macro["findings"] == scored and macro["n_findings"] == len(scored)
+    assert macro["auroc"] == np.mean([res["binary"][f]["auroc"] for f in macro["findings"]])
+    for entry in [macro] + [res["binary"][f] for f in macro["findings"]]:
+        lo, hi = entry["ci95"] if entry is macro else entry["auroc_ci95"]
+        assert 0.0 <= lo <= hi <= 1.0
+    printed = capsys.readouterr().out
+    assert "retrieval.image_to_text.R@1" in printed and "binary_macro.ci95" in printed
 
 
 class _HashEngine:

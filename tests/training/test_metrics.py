@@ -71,3 +71,51 @@ def test_blank_as_negative_fills_unmentioned_findings_only():
     assert done[0].labels == {"Edema": 1, "Fracture": -1, "Pneumothorax": 0}
     assert done[1].labels == {"Edema": 0, "Fracture": 0, "Pneumothorax": 0}
     assert records[0].labels == {"Edema": 1, "Fracture": -1}  # inputs untouched
+
+
+def test_rank_auroc_matches_sklearn_with_ties_and_leaves_unlabelled_out():
+    rng = np.random.default_rng(4)
+    labels = (rng.random(200) < 0.2).astype(float)
+    scores = np.round(rng.normal(size=200) + labels, 1)  # rounded: many ties
+    assert metrics.rank_auroc(scores, labels) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    # NaN and -1 (uncertain) rows count as neither class, whatever their score.
+    with_unlabelled = np.concatenate([labels, [np.nan, -1, np.nan]])
+    assert metrics.rank_auroc(np.concatenate([scores, [99.0, -99.0, 0.0]]), with_unlabelled) == pytest.approx(
+        roc_auc_score(labels, scores), abs=1e-12)
+    # One row per resample (last axis): 1.0 for a perfect ranking, 0.0 for a reversed one, NaN without positives.
+    out = metrics.rank_auroc(np.array([[1, 2, 3, 4.0], [4, 3, 2, 1.0], [1, 2, 3, 4.0]]),
+                             np.array([[0, 0, 1, 1.0], [0, 0, 1, 1.0], [0, 0, 0, 0.0]]))
+    assert out[0] == 1.0 and out[1] == 0.0 and np.isnan(out[2])
+
+
+def test_bootstrap_auroc_intervals():
+    rng = np.random.default_rng(0)
+    n = 300
+    perfect = (np.arange(n) % 10 == 0).astype(float)  # 30 positives, scored above every negative
+    noisy = (rng.random(n) < 0.2).astype(float)
+    scores = np.stack([perfect + rng.random(n) * 0.5, rng.normal(size=n) + noisy], axis=1)
+    labels = np.stack([perfect, noisy], axis=1)
+    boot = metrics.bootstrap_auroc(scores, labels, ["A", "B"], resamples=400, seed=1)
+    assert boot["findings"]["A"]["ci95"] == [1.0, 1.0]
+    point = roc_auc_score(noisy, scores[:, 1])
+    lo, hi = boot["findings"]["B"]["ci95"]
+    assert lo < point < hi and 0.05 < hi - lo < 0.3  # about ±2 standard errors of an AUROC near 0.76
+    m_lo, m_hi = boot["macro"]["ci95"]
+    assert m_lo < (1 + point) / 2 < m_hi and m_hi - m_lo < hi - lo  # the perfect finding does not vary
+    assert metrics.bootstrap_auroc(scores, labels, ["A", "B"], macro_over=["A"], resamples=50)["macro"]["ci95"] == [1.0, 1.0]
+    # Same seed, same intervals; fewer studies, a wider interval.
+    assert metrics.bootstrap_auroc(scores, labels, ["A", "B"], resamples=400, seed=1) == boot
+    small = metrics.bootstrap_auroc(scores[:60], labels[:60], ["A", "B"], resamples=400, seed=1)
+    assert np.diff(small["findings"]["B"]["ci95"])[0] > hi - lo
+
+
+def test_bootstrap_auroc_drops_resamples_without_a_class():
+    labels = np.zeros((100, 1))
+    labels[0, 0] = 1  # one positive: about (1 - 1/100)^100 = 37 % of resamples miss it
+    boot = metrics.bootstrap_auroc(np.linspace(0, 1, 100)[:, None], labels, ["A"], resamples=2000, seed=0)
+    assert boot["findings"]["A"]["dropped"] == pytest.approx(0.366, abs=0.04)
+    assert boot["macro"]["dropped"] == boot["findings"]["A"]["dropped"]
+    with pytest.raises(ValueError, match="do not match"):
+        metrics.bootstrap_auroc(np.zeros((5, 2)), np.zeros((5, 3)), ["A", "B"])
+    with pytest.raises(ValueError, match="macro_over"):
+        metrics.bootstrap_auroc(np.zeros((5, 1)), labels[:5], ["A"], macro_over=["B"])

@@ -104,6 +104,8 @@ def test_trust_figures_json_markdown_and_card(calibrated_model, tmp_path: Path) 
     for seed in seeds:
         summary = trust_figures.seed_summary(figures, seed)
         assert _unit(summary["macro_auroc_13"]) and _unit(summary["robustness_macro_auroc"])
+        lo, hi = summary["macro_auroc_13_ci95"]
+        assert 0.0 <= lo <= hi <= 1.0  # 6 studies: the percentile interval need not hold the point
         assert _unit(summary["sentences_nearest"]) and _unit(summary["sentences_agreeing"])
         assert summary["mean_ece_calibrated"] is not None   # Cardiomegaly is calibrated
         assert summary["ood_views"] == 12 and _unit(summary["false_ood_rate"])
@@ -123,6 +125,7 @@ def test_trust_figures_json_markdown_and_card(calibrated_model, tmp_path: Path) 
     assert "| finding | AUROC seed 8 | AUROC seed 9 |" in text and "| Cardiomegaly |" in text
     assert "| blank black 512x512 | blank image |" in text and "Pointing game" in text
     assert "macro AUROC over 13 findings" in text and "nan" not in text.lower()
+    assert "(95 % interval " in text and "bootstrap resamples of the studies" in text
     assert f"phantoms drawn at {2 * SIZE} px and shrunk to the model's input" in text
 
     card = (model / "MODEL_CARD.md").read_text()

@@ -7,6 +7,8 @@ Definitions follow the CXR-CLIP evaluation code:
   (softmax over the clamped, scaled similarities to the negative and positive text,
   calibrated when the model folder has a calibration); F1/accuracy at a threshold
   (the operating point when calibrated, else 0.5).
+- intervals: percentile bootstrap over studies (1,000 resamples, fixed seed), the same
+  resample for every finding so the macro AUROC's interval keeps their correlation.
 - retrieval: recall@k = share of queries whose paired item is among the k most
   similar (ties count against the query: rank = number of other items scoring >= it).
 """
@@ -64,3 +66,59 @@ def linear_probe_auroc(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndar
     probs = clf.predict_proba(test_x)[:, 1]
     return {"auroc": float(roc_auc_score(test_y, probs)),
             "accuracy": float(accuracy_score(test_y, (probs >= 0.5).astype(int))), "n": int(len(test_y))}
+
+
+
+def rank_auroc(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """AUROC along the last axis of ``scores`` against ``labels`` of the same shape (1 positive,
+    0 negative, anything else such as NaN or -1 left out), by the Mann-Whitney U statistic with
+    average ranks for ties (as `roc_auc_score`); NaN where a row lacks either class."""
+    from scipy.stats import rankdata
+
+    scores, labels = np.asarray(scores, np.float64), np.asarray(labels, np.float64)
+    pos, neg = labels == 1, labels == 0
+    ranks = rankdata(np.where(pos | neg, scores, np.nan), axis=-1, nan_policy="omit")
+    n_pos, n_neg = pos.sum(axis=-1), neg.sum(axis=-1)
+    u = np.where(pos, ranks, 0.0).sum(axis=-1) - n_pos * (n_pos + 1) / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
+
+
+def _interval(values: np.ndarray, level: float) -> list[float] | None:
+    """Central percentile interval of ``values`` (None when there are none)."""
+    if not len(values):
+        return None
+    tail = (1 - level) / 2 * 100
+    return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
+
+
+def bootstrap_auroc(scores: np.ndarray, labels: np.ndarray, findings: Sequence[str],
+                    macro_over: Sequence[str] | None = None, resamples: int = 1000, seed: int = 0,
+                    level: float = 0.95) -> dict:
+    """Percentile intervals of each finding's AUROC and of their macro mean (over ``macro_over``,
+    default all), by resampling the studies (rows) with replacement; every finding uses the same
+    resample, so the macro's interval keeps the findings' correlation.
+
+    ``scores`` (N, F); ``labels`` (N, F) of 1/0, anything else (NaN, -1) where a study has no
+    label for a finding. A resample that misses a finding's positives or negatives is left out
+    of that finding's interval and of the macro's (their share is ``dropped``, usually 0).
+    """
+    scores, labels = np.asarray(scores, np.float64), np.asarray(labels, np.float64)
+    if scores.shape != labels.shape or scores.ndim != 2 or len(findings) != scores.shape[1]:
+        raise ValueError(f"bootstrap_auroc: scores {scores.shape}, labels {labels.shape} and "
+                         f"{len(findings)} findings do not match")
+    if not 0 < level < 1 or resamples < 1:
+        raise ValueError(f"bootstrap_auroc: need 0 < level < 1 and resamples >= 1, got {level}, {resamples}")
+    rows = np.random.default_rng(seed).integers(0, scores.shape[0], size=(resamples, scores.shape[0]))
+    draws = np.stack([rank_auroc(scores[rows, j], labels[rows, j]) for j in range(len(findings))], axis=1)
+    unknown = sorted(set(macro_over or ()) - set(findings))
+    if unknown:
+        raise ValueError(f"bootstrap_auroc: macro_over names {unknown}, not among the findings")
+    macro = draws[:, [j for j, f in enumerate(findings) if macro_over is None or f in macro_over]]
+    complete = ~np.isnan(macro).any(axis=1)
+    per_finding = {name: {"ci95": _interval(draws[~np.isnan(draws[:, j]), j], level),
+                          "dropped": float(np.isnan(draws[:, j]).mean())}
+                   for j, name in enumerate(findings)}
+    return {"findings": per_finding,
+            "macro": {"ci95": _interval(macro[complete].mean(axis=1), level), "dropped": float(1 - complete.mean())},
+            "resamples": int(resamples), "seed": int(seed), "level": float(level)}

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from cxrclip.engine import Engine
-from cxrclip.zero_shot import ZeroShotClassifier, unit
+from cxrclip.zero_shot import NO_FINDING, ZeroShotClassifier, unit
 from training.data.manifest import Manifest, read_manifest
 from training.evaluation import metrics
 from training.evaluation.embedding import all_view_vectors, study_embeddings
@@ -136,9 +136,11 @@ def _binary_entry(probs: np.ndarray, raw: np.ndarray, targets: np.ndarray,
     return out
 
 
-def zeroshot_binary(engine: Engine, image_emb: np.ndarray, records: list,
-                    findings: list[str], rsna: bool = False, prompts: str = "pair") -> dict[str, Any]:
-    """Per finding: the zero-shot probability on studies labelled 0 or 1 for it (see `_binary_entry`)."""
+def zeroshot_binary(engine: Engine, image_emb: np.ndarray, records: list, findings: list[str],
+                    rsna: bool = False, prompts: str = "pair") -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Per finding: the zero-shot probability on studies labelled 0 or 1 for it (see `_binary_entry`),
+    with a study-bootstrap 95 % interval of its AUROC (``auroc_ci95``); and the macro AUROC over the
+    scored findings except No Finding with its interval (`macro_entry`; None when none is scored)."""
     classifier = binary_classifier(engine, findings, prompts, rsna)
     calibration = classifier.calibration
     probs, raw = classifier.probabilities(image_emb), classifier.probabilities(image_emb, calibrated=False)
@@ -152,7 +154,29 @@ def zeroshot_binary(engine: Engine, image_emb: np.ndarray, records: list,
         col = classifier.names.index(finding)
         point = calibration.operating_point(finding) if calibration is not None else None
         out[finding] = _binary_entry(probs[rows, col], raw[rows, col], labels[rows, j].astype(int), point)
-    return out
+    scored = [f for f in findings if "auroc" in out[f]]
+    if not scored:
+        return out, None
+    columns = [classifier.names.index(f) for f in scored]
+    labelled = labels[:, [findings.index(f) for f in scored]]
+    boot = metrics.bootstrap_auroc(probs[:, columns], labelled, scored, macro_over=_macro_findings(scored))
+    for f in scored:
+        out[f]["auroc_ci95"] = boot["findings"][f]["ci95"]
+    return out, macro_entry(out, boot)
+
+
+def _macro_findings(scored: list[str]) -> list[str]:
+    """What the headline macro AUROC averages: every scored finding but No Finding (the 13
+    CheXpert findings), or all of them when No Finding is the only one."""
+    return [f for f in scored if f != NO_FINDING] or scored
+
+
+def macro_entry(per_finding: dict[str, Any], boot: dict[str, Any]) -> dict[str, Any]:
+    """Macro AUROC (mean of the findings' AUROCs) with its study-bootstrap interval."""
+    over = _macro_findings([f for f, v in per_finding.items() if "auroc" in v])
+    return {"auroc": float(np.mean([per_finding[f]["auroc"] for f in over])), "ci95": boot["macro"]["ci95"],
+            "n_findings": len(over), "findings": over, "bootstrap_resamples": boot["resamples"],
+            "bootstrap_dropped": boot["macro"]["dropped"]}
 
 
 def out_of_distribution(engine: Engine, manifests: list[Manifest], split: str) -> dict[str, Any]:
@@ -230,8 +254,8 @@ def run_evaluation(req: EvalRequest) -> dict[str, Any]:
         results["zeroshot"] = zeroshot_multiclass(engine, torch.from_numpy(image_emb), records, classes)
     if "binary" in tasks:
         rsna = any(m.header.dataset == "rsna" for m in manifests)
-        results["binary"] = zeroshot_binary(engine, image_emb, records, findings, rsna=rsna,
-                                            prompts=req.binary_prompts)
+        results["binary"], results["binary_macro"] = zeroshot_binary(engine, image_emb, records, findings,
+                                                                     rsna=rsna, prompts=req.binary_prompts)
         results["binary_prompts"] = req.binary_prompts
     if "retrieval" in tasks:
         results["retrieval"] = retrieval(engine, torch.from_numpy(image_emb), records)
@@ -254,6 +278,8 @@ def _flatten(prefix: str, value: Any, rows: list[tuple[str, str]]) -> None:
             _flatten(f"{prefix}.{k}" if prefix else k, v, rows)
     elif isinstance(value, float):
         rows.append((prefix, f"{value:.4f}"))
+    elif isinstance(value, list) and len(value) == 2 and all(isinstance(v, float) for v in value):
+        rows.append((prefix, f"{value[0]:.4f} – {value[1]:.4f}"))  # an interval
     elif not isinstance(value, list):
         rows.append((prefix, str(value)))
 

@@ -137,12 +137,18 @@ def _binary_rows(figures: dict[str, Any]) -> list[str]:
              "|---|" + "---|" * (len(seeds) + 2)]
     first = _scored(figures["binary"][seeds[0]])
     for name in sorted(first):
-        aucs = [_fmt(_scored(figures["binary"][s]).get(name, {}).get("auroc")) for s in seeds]
+        aucs = [_auroc_cell(_scored(figures["binary"][s]).get(name, {})) for s in seeds]
         e = first[name]
         ece = f"{e['ece_raw']:.3f} → {e['ece']:.3f}" if "ece" in e else f"{e['ece_raw']:.3f} → –"
         op = f"{e['sensitivity']:.2f} / {e['specificity']:.2f}" if "sensitivity" in e else "–"
         lines.append(f"| {name} | " + " | ".join(aucs) + f" | {ece} | {op} |")
     return lines
+
+
+def _auroc_cell(entry: dict[str, Any]) -> str:
+    """"0.948 (0.93–0.96)": an AUROC with its study-bootstrap 95 % interval when there is one."""
+    ci = entry.get("auroc_ci95")
+    return _fmt(entry.get("auroc")) + (f" ({ci[0]:.2f}–{ci[1]:.2f})" if ci else "")
 
 
 def _macro(binary: dict[str, Any]) -> float:
@@ -164,7 +170,8 @@ def seed_summary(figures: dict[str, Any], seed: str) -> dict[str, Any]:
     """The headline numbers of one seed (also stored in the model card's JSON)."""
     b, r, a = figures["binary"][seed], figures["robustness"][seed], figures["sentences"][seed]
     ood = b.get("ood", {})
-    return {"macro_auroc_13": _macro(b), "no_finding_auroc": _scored(b).get("No Finding", {}).get("auroc"),
+    return {"macro_auroc_13": _macro(b), "macro_auroc_13_ci95": (b.get("binary_macro") or {}).get("ci95"),
+            "no_finding_auroc": _scored(b).get("No Finding", {}).get("auroc"),
             "robustness_macro_auroc": r["macro_robust"], "ensemble_macro_auroc": r["macro_ensemble"],
             "mean_ece_raw": _mean(b, "ece_raw"), "mean_ece_calibrated": _mean(b, "ece"),
             "mean_sensitivity_at_point": _mean(b, "sensitivity"),
@@ -176,7 +183,9 @@ def seed_summary(figures: dict[str, Any], seed: str) -> dict[str, Any]:
 
 
 def _seed_line(seed: str, s: dict[str, Any]) -> str:
-    return (f"- seed {seed}: macro AUROC over 13 findings {s['macro_auroc_13']:.3f}, No Finding "
+    ci = s.get("macro_auroc_13_ci95")
+    interval = f" (95 % interval {ci[0]:.3f}–{ci[1]:.3f})" if ci else ""
+    return (f"- seed {seed}: macro AUROC over 13 findings {s['macro_auroc_13']:.3f}{interval}, No Finding "
             f"{_fmt(s['no_finding_auroc'])}; robustness prompts {s['robustness_macro_auroc']:.3f} (same "
             f"studies, the viewer's ensembles {s['ensemble_macro_auroc']:.3f}); mean ECE "
             f"{_fmt(s['mean_ece_raw'])} → {_fmt(s['mean_ece_calibrated'])}; at the operating points mean "
@@ -219,7 +228,8 @@ def markdown(figures: dict[str, Any]) -> str:
     size = f" at {figures['phantom_size']} px" if "phantom_size" in figures else ""
     lines = [f"Held-out phantoms: {figures['studies_per_seed']} studies per seed{size}, seeds "
              f"{', '.join(seeds)} (frontal view for AUROC; findings a report does not mention count "
-             "as absent). ECE and operating points on the first seed.", ""]
+             "as absent). ECE and operating points on the first seed. In brackets: 95 % intervals from "
+             "1,000 bootstrap resamples of the studies (`training.evaluation.metrics.bootstrap_auroc`).", ""]
     lines += _binary_rows(figures) + [""]
     lines += [_seed_line(s, seed_summary(figures, s)) for s in seeds]
     lines += _large_line(figures.get("large_phantoms_ood"))
