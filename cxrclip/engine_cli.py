@@ -98,13 +98,26 @@ def score_payload(path: Path, prompts: list[str], negatives: list[str] | None, m
 def score_payloads(paths: list[Path], prompts: list[str] | None, negatives: list[str] | None, model_dir: Path,
                    aggregate: str = "mean", device: str = "auto", num_threads: int | None = None,
                    dtype: str = "float32", findings: bool = False) -> list[dict[str, Any]]:
-    """One `cxrclip score` result per path (every path is read before the model loads)."""
-    from cxrclip.image_io import read_study
+    """One `cxrclip score` result per path (every path is read before the model loads).
 
-    folders = [read_study(p) for p in paths]
+    With one path an unreadable study raises `ImageReadError`; with several, it becomes
+    ``{"path", "error"}`` in its place and the others are scored."""
+    from cxrclip.image_io import ImageReadError, read_study
+
+    studies: list[Any] = []
+    for path in paths:
+        try:
+            studies.append(read_study(path))
+        except ImageReadError as exc:
+            if len(paths) == 1:
+                raise
+            studies.append({"path": str(path), "error": str(exc)})
+    if all(isinstance(s, dict) for s in studies):
+        return studies
     engine = _load_engine(model_dir, device, num_threads, dtype)
-    return [_study_payload(engine, folder, path, prompts or [], negatives, aggregate, findings)
-            for folder, path in zip(folders, paths)]
+    return [s if isinstance(s, dict) else _study_payload(engine, s, path, prompts or [], negatives, aggregate,
+                                                          findings)
+            for s, path in zip(studies, paths)]
 
 
 def _study_payload(engine: Any, folder: Any, path: Path, prompts: list[str], negatives: list[str] | None,
@@ -184,8 +197,11 @@ def _cmd_score(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(payloads[0] if len(payloads) == 1 else payloads, indent=2))
     else:
-        print("\n\n".join(format_table(p) for p in payloads))
-    return 0
+        print("\n\n".join(format_table(p) for p in payloads if "error" not in p))
+    failed = [p for p in payloads if "error" in p]
+    for payload in failed:
+        print(f"cxrclip score: error: {payload['error']}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _cmd_bank_build(args: argparse.Namespace) -> int:

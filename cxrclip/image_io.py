@@ -43,16 +43,75 @@ class ImageFolder:
 
 
 def is_dicom(path: Path) -> bool:
-    """True for a DICOM file: 'DICM' at byte 128, or a DICOM suffix."""
+    """True for a DICOM file: 'DICM' at byte 128, a data element at byte 0 (a file written
+    without preamble, as older archives do), or a DICOM suffix."""
     path = Path(path)
     if path.suffix.lower() in DICOM_SUFFIXES:
         return True
     try:
         with path.open("rb") as handle:
-            handle.seek(128)
-            return handle.read(4) == b"DICM"
+            head = handle.read(132)
     except OSError:
         return False
+    return head[128:132] == b"DICM" or _starts_with_data_element(head)
+
+
+# Groups a DICOM file without preamble starts with (file meta, identifying, patient).
+_FIRST_GROUPS = (0x0002, 0x0008, 0x0010)
+_VRS = frozenset(b"AE AS AT CS DA DS DT FL FD IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL "
+                 b"UN UR US UT UV".split())
+
+
+def _starts_with_data_element(head: bytes) -> bool:
+    """The first bytes parse as a little-endian data element of group 0002/0008/0010, with an
+    explicit VR or an implicit length under 64 KiB (so pydicom's forced read is meaningful)."""
+    if len(head) < 8 or int.from_bytes(head[:2], "little") not in _FIRST_GROUPS:
+        return False
+    return head[4:6] in _VRS or int.from_bytes(head[4:8], "little") < 1 << 16
+
+
+def read_dataset(path: Path, stop_before_pixels: bool = False):
+    """The pydicom Dataset of a DICOM file. A file without preamble and 'DICM' marker is
+    parsed with ``force=True`` when its first bytes are a data element, and given the
+    Transfer Syntax its encoding implies, so its pixels decode; raises `ImageReadError`."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+    except InvalidDicomError as exc:
+        refused: Exception = exc
+    except (OSError, EOFError, ValueError) as exc:
+        raise ImageReadError(f"{path}: not a readable DICOM file ({exc})") from exc
+    with Path(path).open("rb") as handle:
+        raw = _starts_with_data_element(handle.read(8))
+    try:
+        ds = pydicom.dcmread(path, force=True, stop_before_pixels=stop_before_pixels) if raw else None
+    except Exception:  # noqa: BLE001 - a forced parse of an odd file may fail in any way
+        ds = None
+    if ds is None or not any(k in ds for k in ("SOPClassUID", "SOPInstanceUID", "Modality", "PixelData")):
+        raise ImageReadError(f"{path}: not a readable DICOM file ({refused})") from refused
+    _add_transfer_syntax(ds)
+    return ds
+
+
+def _add_transfer_syntax(ds) -> None:
+    """A dataset read without File Meta gets the Transfer Syntax UID of its own encoding.
+
+    The viewer does the same in `viewer.io.dicom` (the import rules keep cxrclip and the
+    viewer apart, so each has its reader)."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        return
+    implicit, little = ds.original_encoding
+    syntax = (ImplicitVRLittleEndian if implicit in (True, None)
+              else ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+    if meta is None:
+        ds.file_meta = meta = FileMetaDataset()
+    meta.TransferSyntaxUID = syntax
 
 
 def to_uint8(values: np.ndarray, low: float | None = None, high: float | None = None) -> np.ndarray:
@@ -116,14 +175,8 @@ def _dicom_display(ds) -> np.ndarray:
 
 def read_dicom(path: Path) -> ImageFile:
     """Read a DICOM file into 8-bit display pixels (first frame of multi-frame files)."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
     path = Path(path)
-    try:
-        ds = pydicom.dcmread(path)
-    except (InvalidDicomError, OSError, EOFError) as exc:
-        raise ImageReadError(f"{path}: not a readable DICOM file ({exc})") from exc
+    ds = read_dataset(path)
     if "PixelData" not in ds and "FloatPixelData" not in ds:
         raise ImageReadError(f"{path}: DICOM file has no pixel data (SOP class {ds.get('SOPClassUID', '?')})")
     try:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cxrclip.image_io import IMAGE_SUFFIXES, ImageReadError, is_dicom, read_dicom, read_image
+from cxrclip.image_io import IMAGE_SUFFIXES, ImageReadError, is_dicom, read_dataset, read_dicom, read_image
 from cxrclip.index.store import ViewMeta
 from cxrclip.index.walk import SourceFile, mimic_study, study_key
 
@@ -54,13 +54,7 @@ def _check_chest(ds, path: Path) -> None:
 
 def dicom_meta(path: Path) -> ViewMeta:
     """Identifiers from a DICOM header (pixels not read); raises ImageReadError when not a chest radiograph."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except (InvalidDicomError, OSError, EOFError, ValueError) as exc:
-        raise ImageReadError(f"{path}: not a readable DICOM file ({exc})") from exc
+    ds = read_dataset(path, stop_before_pixels=True)
     _check_chest(ds, path)
     study_uid = _text(ds, "StudyInstanceUID")
     key = study_key("dicom", study_uid) if study_uid else study_key("folder", str(path.parent))

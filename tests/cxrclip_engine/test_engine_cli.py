@@ -55,6 +55,27 @@ def test_score_errors_are_one_line(tmp_path, tiny_model_dir, capsys) -> None:
     assert "model directory" in capsys.readouterr().err
 
 
+def test_score_several_paths_keeps_going_past_an_unreadable_one(tmp_path, tiny_model_dir, pydicom_data_dir,
+                                                                capsys) -> None:
+    good = tmp_path / "a.png"
+    Image.fromarray(np.full((32, 32), 90, np.uint8)).save(good)
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(b"not a dicom file")
+    raw = pydicom_data_dir / "OT-PAL-8-face.dcm"  # real DICOM without preamble: read, not refused
+    argv = ["score", str(good), str(broken), str(raw), "--findings", "--json", "--model", str(tiny_model_dir),
+            "--device", "cpu"]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    first, failed, third = json.loads(captured.out)
+    assert failed == {"path": str(broken), "error": failed["error"]} and "broken.dcm: not a readable DICOM" in failed["error"]
+    assert first["path"] == str(good) and third["path"] == str(raw)
+    assert first["findings"] and third["findings"] and len(third["files"]) == 1
+    assert captured.err.strip().splitlines() == [f"cxrclip score: error: {failed['error']}"]
+    # Only unreadable paths: no model is loaded (the model folder does not even exist), exit status 1.
+    assert main(["score", str(broken), str(broken), "--prompt", "x", "--model", str(tmp_path / "nomodel")]) == 1
+    assert capsys.readouterr().err.count("broken.dcm: not a readable DICOM") == 2
+
+
 def _write_source(tmp_path, kind: str):
     """The same two reports as CSV, TXT or an OpenI XML folder."""
     if kind == "csv":

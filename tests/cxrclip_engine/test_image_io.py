@@ -77,3 +77,43 @@ def test_errors_name_the_file(tmp_path) -> None:
     empty.mkdir()
     with pytest.raises(ImageReadError, match="no readable"):
         read_study(empty)
+
+
+def _raw_cr(path) -> np.ndarray:
+    """A CR written as older archives do: no preamble, no 'DICM', no File Meta (implicit VR)."""
+    from pydicom.dataset import Dataset
+
+    stored = (np.arange(32 * 48, dtype=np.uint16).reshape(32, 48) % 1000)
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.1", "1.2.3.4.5"
+    ds.StudyInstanceUID, ds.Modality, ds.BodyPartExamined, ds.ViewPosition = "1.2.3", "CR", "CHEST", "PA"
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 32, 48, 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = stored.tobytes()
+    pydicom.dcmwrite(path, ds, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    head = path.read_bytes()[:132]
+    assert head[128:132] != b"DICM" and head[:2] == b"\x08\x00"  # really written without preamble
+    return to_uint8(stored)
+
+
+def test_dicom_without_preamble_reads_like_the_viewer(tmp_path, pydicom_data_dir) -> None:
+    from cxrclip.index.decode import dicom_meta
+
+    for name in ("old.dcm", "IM000001"):  # with a DICOM suffix and with none (found by its first bytes)
+        expected = _raw_cr(tmp_path / name)
+        image = read_file(tmp_path / name)
+        assert image.view_id == "1.2.3.4.5" and image.label == "PA"
+        np.testing.assert_array_equal(image.pixels, expected)
+        assert dicom_meta(tmp_path / name).view_position == "PA"  # the archive index reads it too
+    face = read_file(pydicom_data_dir / "OT-PAL-8-face.dcm")  # real: palette colour, no preamble
+    assert face.pixels.shape == (480, 640) and face.pixels.std() > 10
+
+
+def test_junk_is_not_forced_into_a_dataset(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    (tmp_path / "noise.dcm").write_bytes(rng.integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    # Starts like a group-0008 element with an implicit length, then garbage.
+    (tmp_path / "lookalike").write_bytes(b"\x08\x00\x05\x00\x0a\x00\x00\x00" + rng.integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    for name in ("noise.dcm", "lookalike"):
+        with pytest.raises(ImageReadError, match=f"{name}: "):
+            read_file(tmp_path / name)
