@@ -133,6 +133,12 @@ class Ensemble:
     negatives: tuple[str, ...]
 
 
+def study_embedding(view_emb: np.ndarray) -> np.ndarray:
+    """A study's embedding for ``aggregate="mean"``: the re-normalised mean of its (unit) view
+    embeddings (V, D) -> (D,). Evaluation (`cxrclip eval --views study`) uses the same."""
+    return unit(np.asarray(view_emb, np.float64).mean(axis=0))
+
+
 def finding_ensembles(findings: Sequence[str], max_prompts: int | None = None) -> list[Ensemble]:
     """Prompt ensembles of ``findings`` (canonical names) from `cxrclip.prompts.zero_shot_prompts`."""
     from cxrclip.prompts import canonical_finding, zero_shot_prompts
@@ -212,7 +218,7 @@ class ZeroShotClassifier:
         if view_emb.ndim != 2 or view_emb.shape[0] == 0:
             raise ValueError(f"view embeddings must be (V >= 1, D), got shape {view_emb.shape}")
         sims, neg = view_emb @ self.positive.T, view_emb @ self.negative.T
-        study = unit(view_emb.mean(axis=0))
+        study = study_embedding(view_emb)
         s_sims, s_neg = study @ self.positive.T, study @ self.negative.T
         return StudyLogits(sims, neg, self.logit_scale * (sims - neg), s_sims,
                            self.logit_scale * (s_sims - s_neg))

@@ -93,6 +93,9 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
                         "ensemble against 'No X'")
     p.add_argument("--blank-as-negative", action="store_true",
                    help="count findings a study's labels do not mention as absent (complete ground truth)")
+    p.add_argument("--views", choices=["frontal", "study"], default="frontal",
+                   help="what a study's score comes from: its frontal view (default, the paper's evaluation) "
+                        "or all its views as the viewer scores a study (mean embedding)")
     p.set_defaults(func=run_eval)
     from training.evaluation.calibrate import register as register_calibrate
 
@@ -109,7 +112,8 @@ def run_eval(args: argparse.Namespace) -> int:
                           tasks=[t.strip() for t in args.tasks.split(",") if t.strip()],
                           findings=[f.strip() for f in args.findings.split(",")] if args.findings else None,
                           batch_size=args.batch_size, device=args.device, out=args.out,
-                          blank_as_negative=args.blank_as_negative, binary_prompts=args.binary_prompts)
+                          blank_as_negative=args.blank_as_negative, binary_prompts=args.binary_prompts,
+                          views=args.views)
     run_evaluation(request)
     return 0
 

@@ -32,8 +32,10 @@ def engine() -> Engine:
     return Engine.load(DEMO, device="cpu")
 
 
-def _runner_probabilities(tmp_path: Path, pixels: np.ndarray, findings: list[str]) -> dict[str, float]:
-    """The evaluation runner's scoring of a one-image study written as a manifest."""
+def _runner_probabilities(tmp_path: Path, views: list[np.ndarray], findings: list[str],
+                          scoring: str = "frontal") -> dict[str, float]:
+    """The evaluation runner's scoring of a study (first view PA, the rest lateral) written as a
+    manifest, from its frontal view or (``scoring="study"``) from all its views."""
     from PIL import Image
 
     from training.data.manifest import ManifestHeader, StudyRecord, read_manifest, write_manifest
@@ -41,11 +43,14 @@ def _runner_probabilities(tmp_path: Path, pixels: np.ndarray, findings: list[str
     from training.evaluation.runner import binary_classifier, load_engine
 
     (tmp_path / "images" / "s1").mkdir(parents=True)
-    Image.fromarray(pixels).save(tmp_path / "images" / "s1" / "pa.png")
-    record = StudyRecord("s1", ["s1/pa.png"], ["PA"], "Cardiomegaly.", None, {"Cardiomegaly": 1}, "test", "t")
-    write_manifest(tmp_path, ManifestHeader("t", int(max(pixels.shape))), [record])
+    names = [f"s1/view{i}.png" for i in range(len(views))]
+    for name, pixels in zip(names, views):
+        Image.fromarray(pixels).save(tmp_path / "images" / name)
+    positions = ["PA"] + ["LL"] * (len(views) - 1)
+    record = StudyRecord("s1", names, positions, "Cardiomegaly.", None, {"Cardiomegaly": 1}, "test", "t")
+    write_manifest(tmp_path, ManifestHeader("t", int(max(views[0].shape))), [record])
     runner_engine = load_engine(str(DEMO), "cpu")
-    split = study_embeddings(runner_engine, [read_manifest(tmp_path)], "test")
+    split = study_embeddings(runner_engine, [read_manifest(tmp_path)], "test", scoring)
     classifier = binary_classifier(runner_engine, findings, "ensemble", rsna=False)
     probs = classifier.probabilities(split.embeddings)[0]
     return {name: float(probs[classifier.names.index(name)]) for name in findings}
@@ -58,7 +63,7 @@ def test_engine_runner_and_plugin_give_the_same_findings(engine, tmp_path, helpe
     folder = read_study(CARDIO)
     frontal = next(im for im in folder.images if im.label.upper().startswith("PA"))
     by_engine = {f.finding: f for f in engine.zero_shot(StudyInput("s", [ViewInput("pa", frontal.pixels)]))}
-    by_runner = _runner_probabilities(tmp_path / "m", frontal.pixels, list(CHEXPERT_14))
+    by_runner = _runner_probabilities(tmp_path / "m", [frontal.pixels], list(CHEXPERT_14))
 
     FindingsService.load(DEMO, device="cpu").warm_up()  # prompt embeddings saved to the disk cache
     service = FindingsService.load(DEMO, device="cpu")  # ... and read back from it, as the app does
@@ -70,6 +75,9 @@ def test_engine_runner_and_plugin_give_the_same_findings(engine, tmp_path, helpe
     views = [ViewInput(v.view_id, handle_pixels, v.meta.display_label)
              for v, handle_pixels in ((v, v.display_uint8()) for v in handle.views)]
     engine_both = {f.finding: f for f in engine.zero_shot(StudyInput("s2", views))}
+    # `cxrclip eval --views study` scores a two-view study as the viewer does (mean view embedding).
+    runner_both = _runner_probabilities(tmp_path / "m2", [v.pixels for v in views], list(CHEXPERT_14), "study")
+    assert len(views) == 2
 
     assert set(by_engine) == set(by_plugin) == set(by_runner) == set(CHEXPERT_14)
     for name in CHEXPERT_14:
@@ -77,6 +85,7 @@ def test_engine_runner_and_plugin_give_the_same_findings(engine, tmp_path, helpe
         assert by_engine[name].probability == pytest.approx(by_runner[name], abs=1e-6)
         assert by_plugin[name].probability == pytest.approx(by_engine[name].probability, abs=1e-6)
         assert both[name].probability == pytest.approx(engine_both[name].probability, abs=1e-6)
+        assert runner_both[name] == pytest.approx(engine_both[name].probability, abs=1e-6)
     no_finding = by_engine["No Finding"]
     assert 0.0 <= no_finding.probability <= 1.0 and no_finding.positive is (
         no_finding.probability >= no_finding.operating_point)

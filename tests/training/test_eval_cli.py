@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from training.cli import main
 from training.config import load_config
@@ -38,6 +39,41 @@ def test_train_then_eval(overrides_for, toy_manifest, tmp_path, capsys):
         assert 0.0 <= lo <= hi <= 1.0
     printed = capsys.readouterr().out
     assert "retrieval.image_to_text.R@1" in printed and "binary_macro.ci95" in printed
+    # Every view of each study, as the viewer scores a study: same studies, other numbers.
+    assert main(["eval", str(model_dir), "--data", str(toy_manifest), "--split", "test", "--tasks", "binary",
+                 "--views", "study", "--device", "cpu", "--out", str(tmp_path / "study.json")]) == 0
+    study = json.loads((tmp_path / "study.json").read_text())
+    assert res["views"] == "frontal" and study["views"] == "study" and study["n_studies"] == 8
+
+
+class _PixelEngine:
+    """image_vectors: a unit vector made from each image's mean and first pixel (the API the
+    embedding helper uses)."""
+
+    def image_vectors(self, pixels):
+        vecs = np.array([[float(p.mean()), float(p.flat[0]) + 1.0, 1.0] for p in pixels])
+        return vecs / np.linalg.norm(vecs, axis=1, keepdims=True), np.zeros_like(vecs)
+
+
+def test_study_embeddings_frontal_or_all_views(toy_manifest):
+    from PIL import Image
+
+    from training.data.manifest import read_manifest
+    from training.evaluation.embedding import study_embeddings
+
+    manifest = read_manifest(toy_manifest)
+    engine = _PixelEngine()
+    frontal = study_embeddings(engine, [manifest], "test")
+    study = study_embeddings(engine, [manifest], "test", views="study")
+    assert [r.study_id for r in frontal.records] == [r.study_id for r in study.records]
+    for i, record in enumerate(study.records):
+        own = engine.image_vectors([np.asarray(Image.open(manifest.image_path(p))) for p in record.images])[0]
+        expected = own.mean(axis=0) / np.linalg.norm(own.mean(axis=0))
+        np.testing.assert_allclose(study.embeddings[i], expected, atol=1e-6)
+        np.testing.assert_allclose(frontal.embeddings[i], own[0], atol=1e-6)  # the PA view comes first
+    assert any(len(r.images) == 2 for r in study.records)
+    with pytest.raises(ValueError, match="views must be one of"):
+        study_embeddings(engine, [manifest], "test", views="lateral")
 
 
 class _HashEngine:

@@ -106,6 +106,7 @@ def test_trust_figures_json_markdown_and_card(calibrated_model, tmp_path: Path) 
         assert _unit(summary["macro_auroc_13"]) and _unit(summary["robustness_macro_auroc"])
         lo, hi = summary["macro_auroc_13_ci95"]
         assert 0.0 <= lo <= hi <= 1.0  # 6 studies: the percentile interval need not hold the point
+        assert _unit(summary["macro_auroc_13_frontal"])  # the paper's frontal-view scoring beside the viewer's
         assert _unit(summary["sentences_nearest"]) and _unit(summary["sentences_agreeing"])
         assert summary["mean_ece_calibrated"] is not None   # Cardiomegaly is calibrated
         assert summary["ood_views"] == 12 and _unit(summary["false_ood_rate"])
@@ -126,6 +127,8 @@ def test_trust_figures_json_markdown_and_card(calibrated_model, tmp_path: Path) 
     assert "| blank black 512x512 | blank image |" in text and "Pointing game" in text
     assert "macro AUROC over 13 findings" in text and "nan" not in text.lower()
     assert "(95 % interval " in text and "bootstrap resamples of the studies" in text
+    assert "frontal view alone, the paper's evaluation: " in text and "scored from both its views" in text
+    assert figures["binary"][seeds[0]]["views"] == "study" and figures["robustness"][seeds[0]]["views"] == "study"
     assert f"phantoms drawn at {2 * SIZE} px and shrunk to the model's input" in text
 
     card = (model / "MODEL_CARD.md").read_text()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cxrclip.engine import Engine, ViewInput
+from cxrclip.zero_shot import study_embedding
 from training.data.dataset import LOAD_ERRORS, EvalDataset
 from training.data.image_cache import read_gray_uint8
 from training.data.manifest import Manifest, StudyRecord
@@ -21,9 +22,14 @@ log = logging.getLogger(__name__)
 CHUNK = 64
 
 
+VIEWS = ("frontal", "study")
+"""What one study's embedding is: its frontal view (the paper's evaluation), or all its views
+as the viewer scores them (`cxrclip.zero_shot.study_embedding`, ``aggregate="mean"``)."""
+
+
 @dataclass
 class SplitEmbeddings:
-    """One embedding per readable study (its frontal view) and the matching records."""
+    """One embedding per readable study (see `VIEWS`) and the matching records."""
 
     embeddings: np.ndarray
     records: list[StudyRecord]
@@ -60,20 +66,28 @@ def positioned_views(manifests: Sequence[Manifest], keep: Callable[[StudyRecord]
                     yield position, view
 
 
-def study_embeddings(engine: Engine, manifests: Sequence[Manifest], split: str) -> SplitEmbeddings:
-    """The frontal view of every study of ``split`` (as `EvalDataset.pick_image` picks it)."""
-    views, records, unreadable = [], [], 0
+def study_embeddings(engine: Engine, manifests: Sequence[Manifest], split: str,
+                     views: str = "frontal") -> SplitEmbeddings:
+    """One embedding per study of ``split``: its frontal view (as `EvalDataset.pick_image` picks
+    it) or, with ``views="study"``, the viewer's study embedding of every readable view."""
+    if views not in VIEWS:
+        raise ValueError(f"views must be one of {list(VIEWS)}, got {views!r}")
+    study_views, records, unreadable = [], [], 0
     for manifest in manifests:
         for record in manifest.split(split):
-            view = _read(manifest, record, EvalDataset.pick_image(record))
-            if view is None:
-                unreadable += 1
-                continue
-            views.append(view)
-            records.append(record)
-    if not views and not unreadable:
+            chosen = [EvalDataset.pick_image(record)] if views == "frontal" else list(record.images)
+            read = [v for v in (_read(manifest, record, rel) for rel in chosen) if v is not None]
+            unreadable += len(chosen) - len(read)
+            if read:
+                study_views.append(read)
+                records.append(record)
+    if not study_views and not unreadable:
         raise ValueError(f"no studies with split {split!r} in {[str(m.root) for m in manifests]}")
-    return SplitEmbeddings(_vectors(engine, views)[0], records, unreadable)
+    flat = _vectors(engine, [v for group in study_views for v in group])[0]
+    bounds = np.cumsum([0] + [len(group) for group in study_views])
+    if views == "study" and study_views:
+        flat = np.stack([study_embedding(flat[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]).astype(np.float32)
+    return SplitEmbeddings(flat, records, unreadable)
 
 
 def all_view_vectors(engine: Engine, manifests: Sequence[Manifest], split: str | None = None

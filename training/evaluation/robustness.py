@@ -55,8 +55,9 @@ def robust_classifier(engine: Engine, prompts: dict[str, dict[str, list[str]]]) 
 
 
 def robustness_auroc(engine: Engine, data: list[str], split: str = "test",
-                     prompts_file: Path = PROMPTS_FILE) -> dict[str, Any]:
-    """AUROC per finding and macro, with the held-out prompts and with the viewer's ensembles."""
+                     prompts_file: Path = PROMPTS_FILE, views: str = "frontal") -> dict[str, Any]:
+    """AUROC per finding and macro, with the held-out prompts and with the viewer's ensembles;
+    ``views`` as `training.evaluation.embedding.study_embeddings`."""
     from sklearn.metrics import roc_auc_score
 
     from training.data.manifest import read_manifest
@@ -65,12 +66,12 @@ def robustness_auroc(engine: Engine, data: list[str], split: str = "test",
 
     prompts = load_prompts(prompts_file)
     names = list(prompts)
-    split_emb = study_embeddings(engine, [read_manifest(d) for d in data], split)
+    split_emb = study_embeddings(engine, [read_manifest(d) for d in data], split, views)
     labels = label_matrix(complete_labels(split_emb.records, names), names)
     emb = np.asarray(split_emb.embeddings, np.float64)
     held_out = robust_classifier(engine, prompts)
     usual = engine.zero_shot_classifier(names)
-    out: dict[str, Any] = {"studies": len(split_emb.records), "findings": {}}
+    out: dict[str, Any] = {"studies": len(split_emb.records), "views": views, "findings": {}}
     for j, name in enumerate(names):
         known = labels[:, j] >= 0   # uncertain (-1) left out
         targets = labels[known, j]
@@ -94,12 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, action="append", help="manifest folder (repeatable)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--prompts", default=str(PROMPTS_FILE), help="robustness prompt file")
+    parser.add_argument("--views", choices=["frontal", "study"], default="frontal",
+                        help="a study's frontal view, or all its views as the viewer scores it")
     parser.add_argument("--out", default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
     from training.evaluation.cli_report import run_and_report
 
     return run_and_report(lambda: robustness_auroc(Engine.load(args.model), args.data, args.split,
-                                                   Path(args.prompts)), args.out)
+                                                   Path(args.prompts), args.views), args.out)
 
 
 if __name__ == "__main__":

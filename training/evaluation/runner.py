@@ -41,6 +41,7 @@ class EvalRequest:
     out: str | None = None
     blank_as_negative: bool = False
     binary_prompts: str = "pair"
+    views: str = "frontal"
 
 
 def resolve_data(name_or_path: str) -> Path:
@@ -239,7 +240,7 @@ def run_evaluation(req: EvalRequest) -> dict[str, Any]:
     engine = load_engine(req.model_dir, req.device)
     engine.batch_size = req.batch_size
     manifests = [read_manifest(resolve_data(d)) for d in req.data]
-    split = study_embeddings(engine, manifests, req.split)
+    split = study_embeddings(engine, manifests, req.split, req.views)
     image_emb, records = split.embeddings, split.records
     findings = _findings(records, req.findings)
     if req.blank_as_negative:
@@ -247,7 +248,7 @@ def run_evaluation(req: EvalRequest) -> dict[str, Any]:
     results: dict[str, Any] = {"model": str(req.model_dir), "model_id": engine.model_id,
                                "data": req.data, "split": req.split, "n_studies": len(records),
                                "unreadable_images": split.unreadable,
-                               "blank_as_negative": req.blank_as_negative,
+                               "blank_as_negative": req.blank_as_negative, "views": req.views,
                                "calibrated": engine.calibration is not None}
     if "zeroshot" in tasks:
         classes = req.findings or [f for f in CHEXPERT_5 if f in findings] or findings
@@ -260,7 +261,7 @@ def run_evaluation(req: EvalRequest) -> dict[str, Any]:
     if "retrieval" in tasks:
         results["retrieval"] = retrieval(engine, torch.from_numpy(image_emb), records)
     if "linear_probe" in tasks:
-        train = study_embeddings(engine, manifests, req.train_split)
+        train = study_embeddings(engine, manifests, req.train_split, req.views)
         results["linear_probe"] = linear_probe((torch.from_numpy(train.embeddings), train.records),
                                                (torch.from_numpy(image_emb), records), findings)
     if "ood" in tasks:
