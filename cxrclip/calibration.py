@@ -97,6 +97,9 @@ class Calibration:
     no_finding: str = "complement"
     data: list[str] = field(default_factory=list)
     split: str = ""
+    views: str = "frontal"
+    """What a fitting study's score came from: its frontal view, or all its views ("study",
+    as the viewer scores a study); files written before this field say nothing: frontal."""
     created: str = ""
     command: str = ""
     method_rule: str = METHOD_RULE
@@ -140,7 +143,7 @@ class Calibration:
             findings = {str(n): FindingCalibration(**{**e, "knots_x": tuple(e.get("knots_x", ())),
                                                        "knots_y": tuple(e.get("knots_y", ()))})
                         for n, e in data["findings"].items()}
-            keys = {k: data[k] for k in ("no_finding", "data", "split", "created", "command", "method_rule",
+            keys = {k: data[k] for k in ("no_finding", "data", "split", "views", "created", "command", "method_rule",
                                          "operating_point_rule", "reliability") if k in data}
             return cls(model_id=str(data["model_id"]), findings=findings, **keys)
         except (KeyError, TypeError) as exc:

@@ -17,7 +17,7 @@ Steps (each skipped when its output already exists, so an interrupted build resu
    quotes the held-out metrics, the data, the run and the hardware, plus its ONNX exports
    (`cxrclip export-onnx`; a failure warns and the build goes on);
 7. a sentence bank built from the held-out reports plus `assets/sentence_bank/sentences.txt`;
-8. `cxrclip calibrate` on a validation set (seed 3) with OOD statistics from another (seed 4)
+8. `cxrclip calibrate --views study` on a validation set (seed 3) with OOD statistics from another (seed 4)
    and from phantoms drawn at 1024 px (seed 6; threshold views also from seed 7 at 1024 px):
    calibration, operating points and the out-of-distribution guard (docs/trust.md).
 """
@@ -435,11 +435,12 @@ def _float16():
 
 
 def calibrate(build: DemoBuild) -> None:
-    """Calibration + operating points (seed 3) and the OOD guard (statistics seeds 4 and 6,
-    threshold views seeds 3 and 7) into the model folder."""
+    """Calibration + operating points (seed 3, each study from both its views as the findings
+    panel scores it) and the OOD guard (statistics seeds 4 and 6, threshold views seeds 3 and 7)
+    into the model folder."""
     _cxrclip("calibrate", _shown(build.out), "--data", _shown(build.val_dir), "--split", "validate",
              "--ood-data", _shown(build.ood_dir), "--ood-data", _shown(build.ood_large_dir),
-             "--ood-threshold-data", _shown(build.val_large_dir), "--blank-as-negative")
+             "--ood-threshold-data", _shown(build.val_large_dir), "--blank-as-negative", "--views", "study")
 
 
 def build_bank(build: DemoBuild) -> None:

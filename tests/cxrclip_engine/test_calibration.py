@@ -123,6 +123,11 @@ def test_save_load_round_trip(tmp_path) -> None:
     assert loaded.operating_points() == {"Edema": 0.31, "Pneumothorax": 0.5}
     assert Calibration.load(tmp_path, "another-model") is None  # fitted for other weights: ignored
     data = json.loads((tmp_path / "calibration.json").read_text())
+    assert data["views"] == "frontal"
+    study = Calibration.from_dict({**data, "views": "study"})
+    assert study.views == "study" and Calibration.from_dict(study.to_dict()) == study
+    legacy = {k: v for k, v in data.items() if k != "views"}  # written before the field existed
+    assert Calibration.from_dict(legacy).views == "frontal"
     data["format_version"] = 99
     (tmp_path / "calibration.json").write_text(json.dumps(data))
     with pytest.raises(CalibrationError, match="re-run `cxrclip calibrate`"):

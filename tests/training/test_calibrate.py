@@ -37,6 +37,8 @@ def test_calibrate_writes_files_card_and_manifest_then_eval_reports_reliability(
     assert 0.0 <= edema.operating_point <= 1.0
     assert "Pleural Effusion" not in cal.findings  # positive in every study: nothing to fit
     assert summary["operating_points"] == cal.operating_points() and cal.split == "validate"
+    assert cal.views == "frontal" and "(split `validate`, each study's frontal view)" in (
+        tiny_model / "MODEL_CARD.md").read_text()
     assert set(cal.reliability["Edema"]) == {"ece_before", "brier_before", "ece_after", "brier_after"}
     card = json.loads((tiny_model / "model_card.json").read_text())
     assert card["extra"]["operating_points"] == cal.operating_points()
@@ -66,6 +68,29 @@ def test_calibrate_writes_files_card_and_manifest_then_eval_reports_reliability(
     assert min(abs(row["auroc"] - row["auroc_raw"]), abs(row["auroc"] + row["auroc_raw"] - 1)) < 1e-9
     assert res["ood"]["n_views"] == 90
     assert res["ood"]["flagged"] <= 1  # the threshold is their own 99.5th percentile
+
+
+def test_calibrate_on_the_viewer_study_scores_matches_eval_views_study(tiny_model, manifest_factory, tmp_path,
+                                                                      capsys):
+    from cxrclip.calibration import Calibration
+
+    val = manifest_factory(tmp_path / "val", n=60, seed=3, splits=("validate",), labels_only=60)
+    assert main(["calibrate", str(tiny_model), "--data", str(val), "--views", "study", "--blank-as-negative",
+                 "--device", "cpu"]) == 0
+    capsys.readouterr()
+    cal = Calibration.load(tiny_model)
+    assert cal.views == "study" and json.loads((tiny_model / "model_card.json").read_text())[
+        "extra"]["calibration"]["views"] == "study"
+    out = tmp_path / "eval.json"
+    for views in ("study", "frontal"):
+        assert main(["eval", str(tiny_model), "--data", str(val), "--split", "validate", "--tasks", "binary",
+                     "--blank-as-negative", "--binary-prompts", "ensemble", "--views", views, "--device", "cpu",
+                     "--out", str(out)]) == 0
+        ece = json.loads(out.read_text())["binary"]["Edema"]["ece"]
+        if views == "study":  # the fitting data, scored the way it was fitted: calibrate's own figure
+            assert ece == pytest.approx(cal.reliability["Edema"]["ece_after"], abs=1e-12)
+        else:  # half the studies have a second view, so the frontal scores differ
+            assert ece != pytest.approx(cal.reliability["Edema"]["ece_after"], abs=1e-12)
 
 
 def test_calibrate_writes_the_heatmap_reference_from_the_normal_studies(

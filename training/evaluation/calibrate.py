@@ -1,7 +1,8 @@
 """``cxrclip calibrate MODEL --data MANIFEST… [--split validate] [--ood-data MANIFEST…]``.
 
 Fits per-finding calibration and operating points (`cxrclip.calibration`) on the
-labelled studies of ``--data`` (frontal view, the evaluation's pick) and, with
+labelled studies of ``--data`` (frontal view, the evaluation's pick; ``--views study``: all
+of a study's views, as the viewer scores it) and, with
 ``--ood-data``, the out-of-distribution guard (`cxrclip.ood`): statistics from
 every view of the ``--ood-data`` studies, the threshold from every view of the
 ``--data`` split (other studies, so the threshold is held out from the statistics) and of
@@ -49,6 +50,7 @@ class CalibrateRequest:
     batch_size: int = 64
     ood_percentile: float = OOD_PERCENTILE
     command: str = ""
+    views: str = "frontal"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -67,6 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="count findings a study's labels do not mention as absent (complete ground truth)")
     p.add_argument("--ood-percentile", type=float, default=OOD_PERCENTILE,
                    help=f"OOD threshold percentile of held-out in-distribution views (default {OOD_PERCENTILE})")
+    p.add_argument("--views", choices=["frontal", "study"], default="frontal",
+                   help="fit on each study's frontal view (default) or on all its views as the viewer scores "
+                        "a study (mean embedding)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_run)
@@ -77,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SystemExit("cxrclip calibrate: --ood-threshold-data needs --ood-data (the OOD statistics)")
     req = CalibrateRequest(args.model_dir, args.data, args.split, args.ood_data, args.ood_threshold_data,
                            args.blank_as_negative, args.device, args.batch_size, args.ood_percentile,
-                           "cxrclip " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+                           "cxrclip " + " ".join(shlex.quote(a) for a in sys.argv[1:]), args.views)
     summary = run_calibrate(req)
     print(json.dumps(summary, indent=2))
     return 0
@@ -180,12 +185,12 @@ def run_calibrate(req: CalibrateRequest) -> dict[str, Any]:
     engine = Engine.load(req.model_dir, device=req.device)
     engine.batch_size = req.batch_size
     manifests = [read_manifest(resolve_data(d)) for d in req.data]
-    split = study_embeddings(engine, manifests, req.split)
+    split = study_embeddings(engine, manifests, req.split, req.views)
     classifier = ZeroShotClassifier.build(engine.encode_text, engine.logit_scale)
     records = complete_labels(split.records, classifier.names) if req.blank_as_negative else split.records
     calibration = fit_calibration(classifier, split.embeddings, label_matrix(records, classifier.names),
                                   engine.model_id)
-    calibration.data, calibration.split = list(req.data), req.split
+    calibration.data, calibration.split, calibration.views = list(req.data), req.split, req.views
     calibration.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     calibration.command = req.command
     written = [calibration.save(req.model_dir)]

@@ -22,11 +22,16 @@ _REPRESENTATION_TEXT = {"mean_feature_map": "spatial mean of the projected featu
                         "unit_embedding": "L2-normalised image embedding"}
 
 
+_VIEWS_TEXT = {"frontal": "each study's frontal view",
+               "study": "each study from all its views, as the viewer scores it"}
+
+
 def card_extra(calibration: Calibration, ood: dict[str, Any] | None) -> dict[str, Any]:
     """The ``extra`` keys this module owns."""
     out: dict[str, Any] = {
         "operating_points": calibration.operating_points(),
         "calibration": {"file": "calibration.json", "data": calibration.data, "split": calibration.split,
+                        "views": calibration.views,
                         "command": calibration.command, "no_finding": calibration.no_finding,
                         "methods": {n: c.method for n, c in calibration.findings.items()},
                         "method_rule": calibration.method_rule,
@@ -47,7 +52,8 @@ def markdown_section(calibration: Calibration, ood: dict[str, Any] | None) -> st
     """The Markdown section (with its markers)."""
     lines = [START, "## Calibration and operating points", "",
              f"Fitted by `{calibration.command or 'cxrclip calibrate'}` on {', '.join(calibration.data)} "
-             f"(split `{calibration.split}`), stored in `calibration.json`. No Finding = 1 - max over the other "
+             f"(split `{calibration.split}`, {_VIEWS_TEXT.get(calibration.views, calibration.views)}), stored in "
+             "`calibration.json`. No Finding = 1 - max over the other "
              f"findings (Support Devices excluded), then calibrated. Method rule: {calibration.method_rule}. "
              f"Operating point rule: {calibration.operating_point_rule}.", "",
              "| finding | method | positives | negatives | operating point | ECE before | ECE after "
