@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from training.evaluation import metrics
 from training.evaluation.twins import main, paired_win_rate, twin_pairs
 from training.phantoms.dataset import GenerateOptions, generate_dataset
 from training.phantoms.findings import Finding
@@ -26,6 +27,14 @@ def test_pairs_and_win_rate_on_known_scores() -> None:
     assert paired_win_rate(scores, pairs) == pytest.approx(0.75)    # a beats its twin, b ties
     with pytest.raises(ValueError, match="--fracture-twins"):
         paired_win_rate(scores, [])
+
+
+def test_wilson_interval_known_values() -> None:
+    assert metrics.wilson_interval(16, 16) == pytest.approx([0.8064, 1.0], abs=1e-4)  # all pairs won
+    assert metrics.wilson_interval(8, 16) == pytest.approx([0.2800, 0.7200], abs=1e-4)
+    assert metrics.wilson_interval(0, 10) == pytest.approx([0.0, 0.2775], abs=1e-4)
+    with pytest.raises(ValueError, match="wilson_interval"):
+        metrics.wilson_interval(3, 2)
 
 
 def test_confounders_compare_fracture_negatives_with_and_without_each_finding() -> None:
@@ -53,7 +62,9 @@ def test_the_command_reports_both_figures_on_a_twin_set(tmp_path: Path, capsys) 
                 if not r.study_id.endswith("-intact") and r.labels.get("Fracture") in (0, 1)]
     assert result["pairs"] == 2 and result["studies_across_patients"] == len(labelled) >= 2
     assert result["paired_win_rate"] in (0.0, 0.5, 1.0) and 0.0 <= result["auroc_across_patients"] <= 1.0
-    assert "paired win rate" in capsys.readouterr().out
+    assert result["paired_win_rate_ci95"] == metrics.wilson_interval(2 * result["paired_win_rate"], 2)
+    out = capsys.readouterr().out
+    assert "paired win rate" in out and "95 % intervals: Wilson, study bootstrap" in out
     generate_dataset(GenerateOptions(out=tmp_path / "plain", seed=4, size=160, dicom=False, split="validate"),
                      studies=2, forced={0: _fracture("left", 6), 1: []})
     with pytest.raises(SystemExit, match="2"):

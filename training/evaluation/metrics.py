@@ -92,6 +92,17 @@ def _interval(values: np.ndarray, level: float) -> list[float] | None:
     return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
 
 
+def wilson_interval(successes: float, n: int, z: float = 1.959963984540054) -> list[float]:
+    """Wilson score interval (95 % by default) of a proportion ``successes / n``; unlike a
+    percentile bootstrap it stays informative at 0 % and 100 % (16 of 16: 0.806–1)."""
+    if n <= 0 or not 0 <= successes <= n:
+        raise ValueError(f"wilson_interval: need 0 <= successes <= n and n > 0, got {successes} of {n}")
+    p, z2 = successes / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+
+
 def bootstrap_auroc(scores: np.ndarray, labels: np.ndarray, findings: Sequence[str],
                     macro_over: Sequence[str] | None = None, resamples: int = 1000, seed: int = 0,
                     level: float = 0.95) -> dict:

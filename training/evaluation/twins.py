@@ -83,10 +83,19 @@ def paired_test(engine: Engine, data: Path, split: str) -> dict[str, Any]:
     known = np.isin(labels, (0, 1))
     across = metrics.binary_metrics(scores[originals][known], labels[known].astype(int))["auroc"]
     gaps = np.array([scores[a] - scores[b] for a, b in pairs])
-    return {"finding": FINDING, "pairs": len(pairs), "paired_win_rate": paired_win_rate(scores, pairs),
+    win_rate = paired_win_rate(scores, pairs)
+    across_scores, across_labels = scores[originals][known], labels[known].astype(float)
+    boot = metrics.bootstrap_auroc(across_scores[:, None], across_labels[:, None], [FINDING])
+    return {"finding": FINDING, "pairs": len(pairs), "paired_win_rate": win_rate,
+            "paired_win_rate_ci95": metrics.wilson_interval(win_rate * len(pairs), len(pairs)),
             "mean_score_gap": float(gaps.mean()), "auroc_across_patients": across,
+            "auroc_across_patients_ci95": boot["findings"][FINDING]["ci95"],
             "studies_across_patients": int(known.sum()), "unreadable": split_emb.unreadable,
             "confounders": confounders(scores[originals], study_labels)}
+
+
+def _interval(ci: list[float] | None) -> str:
+    return "–" if ci is None else f"{ci[0]:.3f}–{ci[1]:.3f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,9 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         result = paired_test(Engine.load(args.model, device="cpu"), Path(args.data), args.split)
     except (OSError, ValueError) as exc:
         parser.exit(2, f"twins: {exc}\n")
-    print(f"{result['finding']}: paired win rate {result['paired_win_rate']:.3f} over {result['pairs']} pairs "
-          f"(mean score gap {result['mean_score_gap']:+.4f}); AUROC across patients "
-          f"{result['auroc_across_patients']:.3f} over {result['studies_across_patients']} studies")
+    print(f"{result['finding']}: paired win rate {result['paired_win_rate']:.3f} ({_interval(result['paired_win_rate_ci95'])}) "
+          f"over {result['pairs']} pairs (mean score gap {result['mean_score_gap']:+.4f}); AUROC across patients "
+          f"{result['auroc_across_patients']:.3f} ({_interval(result['auroc_across_patients_ci95'])}) over "
+          f"{result['studies_across_patients']} studies; 95 % intervals: Wilson, study bootstrap")
     print("score of studies without a fracture, with / without each other finding (largest gap first):")
     for row in result["confounders"]:
         print(f"  {row['finding']:<28} {row['mean_with']:.3f} / {row['mean_without']:.3f}  "
