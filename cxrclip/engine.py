@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from cxrclip.towers import MAX_LOGIT_SCALE, Towers
-from cxrclip.zero_shot import FindingScore, ViewOOD, ViewScore, ZeroShotClassifier, binary_probability
+from cxrclip.zero_shot import (FindingScore, ViewOOD, ViewScore, ZeroShotClassifier, binary_probability,
+                               study_embedding)
 from cxrclip.zero_shot import unit as _unit
 
 __all__ = ["MAX_LOGIT_SCALE", "CacheInfo", "Engine", "FindingScore", "LRUCache", "PromptScore", "ScoreResult",
@@ -462,7 +463,7 @@ class Engine:
 
     # ----- scoring ----------------------------------------------------------------
     def _study_embedding(self, view_emb: np.ndarray) -> np.ndarray:
-        return _unit(view_emb.mean(axis=0))
+        return study_embedding(view_emb).astype(np.float32)
 
     def study_embedding(self, study: StudyInput) -> np.ndarray:
         """Re-normalised mean of the study's view embeddings (D,): the query for `SentenceBank.nearest`."""

@@ -28,7 +28,7 @@ from cxrclip.index.ann import VectorSearch
 from cxrclip.index.filters import Filter, study_passes, view_passes
 from cxrclip.index.records import StudyHit, ViewRecord
 from cxrclip.index.store import Store, StudyRow
-from cxrclip.zero_shot import binary_probability, unit
+from cxrclip.zero_shot import binary_probability, study_embedding, unit
 
 LikeRule = Literal["max_pair", "mean"]
 LIKE_RULES = ("max_pair", "mean")
@@ -71,8 +71,8 @@ def like_query(views: np.ndarray, rule: LikeRule) -> Query:
     views = np.atleast_2d(np.asarray(views, np.float32))
     if rule == "max_pair":
         return Query(views, lambda e: (e @ views.T).max(axis=1))
-    centre = unit(views.mean(axis=0))
-    return Query(centre[None], lambda e: e @ centre, lambda e, _per_view: float(unit(e.mean(axis=0)) @ centre))
+    centre = study_embedding(views).astype(np.float32)
+    return Query(centre[None], lambda e: e @ centre, lambda e, _per_view: float(study_embedding(e) @ centre))
 
 
 def candidate_studies(vectors: VectorSearch, store: Store, queries: np.ndarray, n: int,
