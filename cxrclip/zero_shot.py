@@ -24,7 +24,9 @@ Recipe for a finding X (CheXpert names, see `cxrclip.prompts`):
    because low-prevalence findings with weak separation dominate the max). Mode
    ``"text"`` keeps the old text pair (for comparison only).
 4. **Views.** ``aggregate="mean"`` scores the re-normalised mean of the view
-   embeddings; ``"max"`` takes the largest view logit per finding.
+   embeddings (`study_embedding`: the viewer's study score, also what ``cxrclip eval
+   --views study`` and ``cxrclip calibrate --views study`` score); ``"max"`` takes the
+   largest view logit per finding.
 5. **Calibration** (`cxrclip.calibration`): a per-finding map of the raw logit
    (Platt or isotonic), fitted by ``cxrclip calibrate``; ``probability`` is the
    calibrated value when the model has a calibration, ``positive`` compares it
