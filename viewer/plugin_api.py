@@ -88,11 +88,19 @@ class PluginManifest:
             return "the study has no views"
         if any(self.applies_to_view(v) for v in views):
             return None
-        found = sorted({f"{effective_modality(v) or '?'}/{v.view_position or '?'}" for v in views})
+        found = sorted({self._described(v) for v in views})
         wanted = ", ".join(self.modalities) or "any modality"
         if self.view_positions:
             wanted += " with view position " + ", ".join(self.view_positions)
         return f"{self.name} handles {wanted}; this study has {', '.join(found)}"
+
+    def _described(self, view: View) -> str:
+        """A view as `why_not_applicable` names it: its modality, and its view position only
+        when this plugin asks for one (e.g. "US", "CR (view position LL)")."""
+        modality = effective_modality(view) or "no modality"
+        if not self.view_positions:
+            return modality
+        return f"{modality} (view position {view.view_position or 'not recorded'})"
 
 
 @dataclass(frozen=True)

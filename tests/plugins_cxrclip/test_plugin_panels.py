@@ -146,7 +146,7 @@ def test_broken_model_shows_error_and_keeps_going(qtbot, make_plugin, fake_host,
 def test_not_applicable_study_says_why(qtbot, make_plugin, tmp_path, helpers):
     plugin = make_plugin()
     handle = helpers.study_handle(helpers.make_study(tmp_path / "s"))
-    plugin.study_not_applicable(handle, "CXR-CLIP findings handles CR, DX, OT; this study has CT/?")
+    plugin.study_not_applicable(handle, "CXR-CLIP findings handles CR, DX, OT; this study has CT")
     for panel in (plugin.findings_panel, plugin.prompt_panel, plugin.report_panel):
         assert "Idle: CXR-CLIP findings handles CR, DX, OT" in panel.status.label.text()
 

@@ -48,7 +48,12 @@ def test_manifest_applicability():
     assert m.applies_to_view(pa) and not m.applies_to_view(lat) and not m.applies_to_view(mr)
     assert m.why_not_applicable([pa, lat]) is None
     reason = m.why_not_applicable([mr])
-    assert "CR, DX" in reason and "MR" in reason
+    assert reason.endswith("handles CR, DX with view position PA, AP; this study has MR (view position not recorded)")
+    assert m.why_not_applicable([lat]).endswith("this study has CR (view position LL)")
+    # A plugin that asks for no view position names the modalities alone (no "US/?").
+    us = View("4", Path("d"), modality="US", view_position="")
+    assert _manifest(modalities=("CR", "DX", "OT")).why_not_applicable([us, mr]).endswith(
+        "handles CR, DX, OT; this study has MR, US")
     assert _manifest().why_not_applicable([mr]) is None  # () = all modalities
     png = View("file:/x.png", Path("/x.png"), source="image")
     assert _manifest(modalities=("CR", "DX", "OT")).applies_to_view(png)
