@@ -395,6 +395,7 @@ def test_twin_suffix_gives_the_sampler_each_studys_twin(overrides_for, toy_manif
 
 def test_hard_negatives_weigh_a_findings_look_alike_negatives_in_the_label_terms(overrides_for, toy_manifest,
                                                                                    tmp_path):
+    from cxrclip.losses import hard_negative_weights
     from training.data.text import LABEL_LOSS_FINDINGS
 
     overrides = overrides_for(toy_manifest, tmp_path / "run", **{"loss.label_weight": 1.0,
@@ -404,7 +405,8 @@ def test_hard_negatives_weigh_a_findings_look_alike_negatives_in_the_label_terms
     assert trainer.hard_negative_rules == [(f, g, 4.0)]
     labels = torch.zeros(2, len(LABEL_LOSS_FINDINGS))
     labels[0, g] = 1.0                                   # study 0: no fracture, a pleural plaque
-    per_study = trainer._per_study(torch.full((len(LABEL_LOSS_FINDINGS),), 2.0), labels)
+    multipliers = hard_negative_weights(labels, trainer.hard_negative_rules)
+    per_study = trainer._per_study(torch.full((len(LABEL_LOSS_FINDINGS),), 2.0), multipliers)
     assert per_study[0, f] == 8.0 and per_study[1, f] == 2.0 and per_study[0, g] == 2.0
     batch = next(iter(trainer.train_loader))
     batch.pop("skipped"), batch.pop("study_ids")

@@ -81,10 +81,10 @@ def paired_test(engine: Engine, data: Path, split: str) -> dict[str, Any]:
     study_labels = [split_emb.records[i].labels or {} for i in originals]
     labels = np.array([row.get(FINDING) for row in study_labels], dtype=object)
     known = np.isin(labels, (0, 1))
-    across = metrics.binary_metrics(scores[originals][known], labels[known].astype(int))["auroc"]
+    across_scores, across_labels = scores[originals][known], labels[known].astype(int)
+    across = metrics.binary_metrics(across_scores, across_labels)["auroc"]
     gaps = np.array([scores[a] - scores[b] for a, b in pairs])
     win_rate = paired_win_rate(scores, pairs)
-    across_scores, across_labels = scores[originals][known], labels[known].astype(float)
     boot = metrics.bootstrap_auroc(across_scores[:, None], across_labels[:, None], [FINDING])
     return {"finding": FINDING, "pairs": len(pairs), "paired_win_rate": win_rate,
             "paired_win_rate_ci95": metrics.wilson_interval(win_rate * len(pairs), len(pairs)),

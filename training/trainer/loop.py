@@ -220,14 +220,12 @@ class Trainer:
             log.info("hard negatives: %s", named)
         return rules
 
-    def _per_study(self, finding_weight: torch.Tensor | None, labels: torch.Tensor,
-                   hard: torch.Tensor | None = None) -> torch.Tensor | None:
-        """A finding-weight vector times this batch's hard-negative multipliers (B x F), if any
-        (``hard``: those multipliers when the caller already has them)."""
-        if not self.hard_negative_rules:
-            return finding_weight
+    @staticmethod
+    def _per_study(finding_weight: torch.Tensor | None, hard: torch.Tensor | None) -> torch.Tensor | None:
+        """A finding-weight vector times this batch's hard-negative multipliers ``hard`` (B x F,
+        `hard_negative_weights`; None without ``loss.hard_negatives``)."""
         if hard is None:
-            hard = hard_negative_weights(labels, self.hard_negative_rules)
+            return finding_weight
         return hard if finding_weight is None else hard * finding_weight
 
     def _build_loader(self) -> DataLoader:
@@ -327,7 +325,7 @@ class Trainer:
         if self.cfg.loss.label_weight > 0 or self.cfg.loss.dense_label_weight > 0:
             pos, neg = self._label_sentence_embeddings()
         weights = {"positive_weight": self.label_positive_weight,
-                   "finding_weight": self._per_study(self.label_finding_weight, labels, hard),
+                   "finding_weight": self._per_study(self.label_finding_weight, hard),
                    "unit_contrast": self.cfg.loss.label_unit_contrast}
         if self.cfg.loss.label_weight > 0:
             label = self._views_label_loss(emb, lambda views: label_prompt_loss(views, pos, neg, labels, scale,
@@ -338,7 +336,7 @@ class Trainer:
         if self.label_head is not None:
             head = self._views_label_loss(emb, lambda views: head_label_loss(
                 views, self.label_head.weight, self.label_head.bias, labels,
-                self.label_positive_weight, self._per_study(self.head_finding_weight, labels, hard)), frontal,
+                self.label_positive_weight, self._per_study(self.head_finding_weight, hard)), frontal,
                 self.cfg.loss.head_views)
             losses.total = losses.total + self.cfg.loss.head_label_weight * head
             losses.head_label = head
